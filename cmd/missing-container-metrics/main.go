@@ -1,0 +1,165 @@
+// Command missing-container-metrics exports to Prometheus the container
+// metrics that cAdvisor and kube-state-metrics miss: every OOM kill in every
+// container, restarts, and the last exit code.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/collector"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/docker"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+	mcmweb "github.com/missing-container-metrics/missing-container-metrics/internal/web"
+)
+
+const program = "missing-container-metrics"
+
+// envPrefix prefixes the environment variable of every flag that has no
+// older name of its own (kingpin's DefaultEnvars).
+const envPrefix = "MISSING_CONTAINER_METRICS_"
+
+type config struct {
+	web         *web.FlagConfig
+	metricsPath string
+	docker      bool
+	dockerHost  string
+	retention   time.Duration
+	legacyNames bool
+	log         promslog.Config
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := parseFlags(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	logger := promslog.New(&cfg.log)
+	logger.Info("starting", "program", program, "version", version.Info(), "build", version.BuildContext())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st := store.New(cfg.retention)
+	if cfg.docker {
+		src, err := docker.New(cfg.dockerHost, st, logger)
+		if err != nil {
+			logger.Error("cannot set up the Docker source", "err", err)
+			return 1
+		}
+		go src.Run(ctx)
+	}
+	go sweep(ctx, st, cfg.retention)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collector.New(st, collector.Options{LegacyNames: cfg.legacyNames}),
+		versioncollector.NewCollector(collector.Namespace),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+
+	mux := http.NewServeMux()
+	mux.Handle(cfg.metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 10,
+		Timeout:             30 * time.Second,
+	}))
+	mux.Handle("/healthz", mcmweb.Healthz())
+	mux.Handle("/", mcmweb.Landing(st, version.Version, cfg.metricsPath))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- web.ListenAndServe(srv, cfg.web, logger) }()
+	select {
+	case err := <-errc:
+		logger.Error("HTTP server failed", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("shutdown", "err", err)
+	}
+	return 0
+}
+
+// sweep drops removed containers once their retention has passed.
+func sweep(ctx context.Context, st *store.Store, retention time.Duration) {
+	t := time.NewTicker(min(max(retention/10, time.Second), time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			st.Sweep(now)
+		}
+	}
+}
+
+func parseFlags(args []string) (*config, error) {
+	app := kingpin.New(program, "Exports OOM kills, restarts and last exit codes of every container to Prometheus.").
+		DefaultEnvars()
+	app.Version(version.Print(program))
+	app.HelpFlag.Short('h').NoEnvar()
+	app.VersionFlag.NoEnvar()
+	cfg := &config{}
+	cfg.web = kingpinflag.AddFlags(app, ":3001")
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").
+		Default("/metrics").StringVar(&cfg.metricsPath)
+	app.Flag("docker", "Follow the containers of Docker.").
+		Envar("DOCKER").Default("true").BoolVar(&cfg.docker)
+	app.Flag("docker.host", "Address of the Docker daemon.").
+		Envar("DOCKER_HOST").Default("unix:///var/run/docker.sock").StringVar(&cfg.dockerHost)
+	app.Flag("retention", "How long the series of a removed container stay exported.").
+		Default("5m").DurationVar(&cfg.retention)
+	app.Flag("compat.legacy-metric-names", "Export the earlier tool's metric names (container_ooms, container_restarts) instead of container_ooms_total and container_restarts_total.").
+		Default("false").BoolVar(&cfg.legacyNames)
+	promslogflag.AddFlags(app, &cfg.log)
+
+	// The earlier tool's BIND_ADDRESS keeps working where the new variable is not set.
+	if addr := os.Getenv("BIND_ADDRESS"); addr != "" && os.Getenv(envPrefix+"WEB_LISTEN_ADDRESS") == "" {
+		if f := app.GetFlag("web.listen-address"); f != nil {
+			f.Default(addr)
+		}
+	}
+	if _, err := app.Parse(args); err != nil {
+		return nil, err
+	}
+	if cfg.retention < 0 {
+		return nil, fmt.Errorf("--retention must not be negative, got %s", cfg.retention)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,149 @@
+// Package collector turns a store snapshot into Prometheus metrics at scrape
+// time. It only reads: every value is decided by the store.
+package collector
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// Namespace prefixes the exporter's own metrics.
+const Namespace = "missing_container_metrics"
+
+// ContainerLabels are the labels of every per-container series, in order.
+var ContainerLabels = []string{
+	"container_id", "container_short_id", "docker_container_id",
+	"name", "container", "image_id", "pod", "namespace",
+}
+
+// family is one per-container metric: its names, help, type and a pure
+// function from a container to its value (ok false: no sample).
+type family struct {
+	name, legacy, help string
+	typ                prometheus.ValueType
+	value              func(c *store.Container) (v float64, ok bool)
+}
+
+var families = []family{
+	{
+		name: "container_ooms_total", legacy: "container_ooms",
+		help: "OOM kills of any process in the container, also those that did not end it.",
+		typ:  prometheus.CounterValue,
+		value: func(c *store.Container) (float64, bool) {
+			return float64(c.OOMs), true
+		},
+	},
+	{
+		name: "container_restarts_total", legacy: "container_restarts",
+		help: "Restarts of the container: every start but the first (for Kubernetes, the kubelet's restart count).",
+		typ:  prometheus.CounterValue,
+		value: func(c *store.Container) (float64, bool) {
+			return float64(c.Restarts), true
+		},
+	},
+	{
+		name: "container_last_exit_code", legacy: "container_last_exit_code",
+		help: "Exit code of the container's main process at its last exit; absent until it exited once.",
+		typ:  prometheus.GaugeValue,
+		value: func(c *store.Container) (float64, bool) {
+			return float64(c.ExitCode), c.Exited
+		},
+	},
+}
+
+// Options change what the collector exports.
+type Options struct {
+	// LegacyNames exports the earlier tool's metric names
+	// (container_ooms, container_restarts) instead of the _total ones.
+	LegacyNames bool
+}
+
+// Collector exports the store's containers and sources.
+type Collector struct {
+	store *store.Store
+	descs []*prometheus.Desc // one per family, in order
+
+	up, events, malformed, reconnects, tracked *prometheus.Desc
+}
+
+// New returns a collector that reads s at every scrape.
+func New(s *store.Store, opts Options) *Collector {
+	c := &Collector{store: s}
+	for _, f := range families {
+		name := f.name
+		if opts.LegacyNames {
+			name = f.legacy
+		}
+		c.descs = append(c.descs, prometheus.NewDesc(name, f.help, ContainerLabels, nil))
+	}
+	own := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, []string{"source"}, nil)
+	}
+	c.up = own("source_up", "Whether the exporter is connected to the runtime source (1) or not (0).")
+	c.events = own("events_total", "Events received from the runtime source.")
+	c.malformed = own("malformed_events_total", "Events from the runtime source that could not be understood and were skipped.")
+	c.reconnects = own("reconnects_total", "Times the exporter connected again to the runtime source after losing it.")
+	c.tracked = own("containers", "Containers of the runtime source currently tracked (removed ones not included).")
+	return c
+}
+
+// Describe sends the descriptors of every metric the collector can export.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.tracked} {
+		ch <- d
+	}
+}
+
+// Collect sends the metrics of one store snapshot.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	snap := c.store.Snapshot()
+	values := make([]string, len(ContainerLabels))
+	for i := range snap.Containers {
+		ct := &snap.Containers[i]
+		labelValues(ct.Meta, values)
+		for j, f := range families {
+			if v, ok := f.value(ct); ok {
+				ch <- prometheus.MustNewConstMetric(c.descs[j], f.typ, v, values...)
+			}
+		}
+	}
+	for _, src := range snap.Sources {
+		up := 0.0
+		if src.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, src.Name)
+		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(src.Events), src.Name)
+		ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.CounterValue, float64(src.Malformed), src.Name)
+		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(src.Reconnects), src.Name)
+		ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(src.Containers), src.Name)
+	}
+}
+
+// labelValues fills v with m's label values in the order of ContainerLabels.
+// Values come from container names and labels that anyone can set: invalid
+// UTF-8 is replaced so that the exposition stays valid (client_golang escapes
+// quotes, backslashes and newlines itself).
+func labelValues(m store.Meta, v []string) {
+	short := m.ID
+	if len(short) > 12 {
+		short = short[:12]
+	}
+	v[0] = m.Key()
+	v[1] = short
+	v[2] = m.ID
+	v[3] = m.Name
+	v[4] = m.Container
+	v[5] = m.ImageID
+	v[6] = m.Pod
+	v[7] = m.Namespace
+	for i, s := range v {
+		v[i] = strings.ToValidUTF8(s, "\uFFFD")
+	}
+}

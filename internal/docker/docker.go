@@ -1,0 +1,239 @@
+// Package docker is the Docker source: it lists and inspects the containers
+// of a dockerd, follows its event stream, and sends what it sees to the store
+// as typed events. It only ever reads from dockerd.
+package docker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/source"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// Name is the source's name in the exporter's own metrics.
+const Name = "docker"
+
+// requestTimeout bounds one list or inspect call, so that a hung dockerd
+// cannot hang the source.
+const requestTimeout = 30 * time.Second
+
+// Source follows one dockerd.
+type Source struct {
+	cli   *client.Client
+	store *store.Store
+	log   *slog.Logger
+
+	// lastEvent is the dockerd time of the newest event applied; a new
+	// session asks dockerd to replay from it.
+	lastEvent time.Time
+
+	mu      sync.Mutex
+	pending map[string]map[string]string // ids to inspect -> attributes of their last event
+	wake    chan struct{}
+}
+
+// New returns a source for the dockerd at host (e.g. unix:///var/run/docker.sock).
+// It does not connect yet.
+func New(host string, st *store.Store, log *slog.Logger) (*Source, error) {
+	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client for %q: %w", host, err)
+	}
+	return &Source{
+		cli:     cli,
+		store:   st,
+		log:     log.With("source", Name),
+		pending: map[string]map[string]string{},
+		wake:    make(chan struct{}, 1),
+	}, nil
+}
+
+// Run follows dockerd until ctx ends, reconnecting whenever it is lost.
+func (s *Source) Run(ctx context.Context) {
+	go s.inspector(ctx)
+	source.Run(ctx, Name, s.store, s.log, source.DefaultBackoff, s.session)
+}
+
+type item struct {
+	msg events.Message
+	at  time.Time
+}
+
+// session lists every container and follows the event stream. The stream is
+// opened first (replaying from the last event seen, after a break), so that
+// nothing that happens during the listing is missed; timestamps in the store
+// make what both report count once.
+func (s *Source) session(ctx context.Context, up func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if _, err := s.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	opts := client.EventsListOptions{Filters: make(client.Filters).Add("type", string(events.ContainerEventType))}
+	if !s.lastEvent.IsZero() {
+		opts.Since = fmt.Sprintf("%d.%09d", s.lastEvent.Unix(), s.lastEvent.Nanosecond())
+	}
+	stream := s.cli.Events(ctx, opts)
+	q := source.NewQueue[item]()
+	go func() {
+		for {
+			select {
+			case m := <-stream.Messages:
+				q.Push(item{msg: m, at: eventTime(m)})
+			case err := <-stream.Err:
+				q.Close(fmt.Errorf("event stream: %w", err))
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	listedAt := time.Now()
+	obs, err := s.list(ctx)
+	if err != nil {
+		return err
+	}
+	// Replayed events of containers already known happened before the
+	// listing: apply them first, so that the listing only adds what they miss.
+	queued := q.TakeAll()
+	var later []item
+	for _, it := range queued {
+		if it.at.Before(listedAt) && s.store.Known(Runtime+"://"+it.msg.Actor.ID) {
+			s.handle(it)
+		} else {
+			later = append(later, it)
+		}
+	}
+	present := make(map[string]bool, len(obs))
+	for _, o := range obs {
+		s.store.Apply(o)
+		present[o.Meta.Key()] = true
+	}
+	s.store.MarkGone(Runtime, present, time.Now())
+	up()
+	for _, it := range later {
+		s.handle(it)
+	}
+	for {
+		items, err := q.Next(ctx)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			s.handle(it)
+		}
+	}
+}
+
+// list inspects every container, running or not, except pod sandboxes.
+func (s *Source) list(ctx context.Context) ([]store.Observed, error) {
+	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	res, err := s.cli.ContainerList(lctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []store.Observed
+	for _, c := range res.Items {
+		if isSandbox(c.Labels) {
+			continue
+		}
+		o, err := s.inspect(ctx, c.ID)
+		if cerrdefs.IsNotFound(err) {
+			continue // removed since the listing; its destroy event follows
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func (s *Source) inspect(ctx context.Context, id string) (store.Observed, error) {
+	ictx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	res, err := s.cli.ContainerInspect(ictx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return store.Observed{}, fmt.Errorf("inspect container %s: %w", id, err)
+	}
+	return observed(res.Container)
+}
+
+// handle applies one event. It never calls dockerd: containers it does not
+// know yet are inspected by the inspector goroutine.
+func (s *Source) handle(it item) {
+	m := it.msg
+	if it.at.After(s.lastEvent) {
+		s.lastEvent = it.at
+	}
+	if isSandbox(m.Actor.Attributes) {
+		s.store.CountEvent(Name, false)
+		return
+	}
+	t, err := translate(m)
+	s.store.CountEvent(Name, err != nil)
+	if err != nil {
+		s.log.Warn("skipping malformed event", "err", err)
+		return
+	}
+	if t.event != nil {
+		s.store.Apply(t.event)
+	}
+	if t.refresh || (t.inspect && !s.store.Known(Runtime+"://"+m.Actor.ID)) {
+		s.requestInspect(m.Actor.ID, m.Actor.Attributes)
+	}
+}
+
+func (s *Source) requestInspect(id string, attrs map[string]string) {
+	s.mu.Lock()
+	s.pending[id] = attrs
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// inspector inspects the containers the event handler asked for. When a
+// container is gone before it could be inspected, the attributes of its last
+// event (name, labels) still give its series, so that its counts are exported.
+func (s *Source) inspector(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		var id string
+		var attrs map[string]string
+		for id, attrs = range s.pending {
+			delete(s.pending, id)
+			break
+		}
+		s.mu.Unlock()
+		if id == "" {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+				continue
+			}
+		}
+		o, err := s.inspect(ctx, id)
+		switch {
+		case err == nil:
+			s.store.Apply(o)
+		case cerrdefs.IsNotFound(err):
+			s.store.Apply(store.Observed{Meta: meta(id, attrs["name"], "", attrs)})
+		default:
+			// dockerd is away: the next session lists this container again.
+			s.log.Debug("inspect failed", "id", id, "err", err)
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package docker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+const id = "4c6f2a7e9d0b1c3e5f7a9b1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a3b5c7d9e1f"
+
+func msg(action events.Action, attrs map[string]string) events.Message {
+	return events.Message{
+		Type: events.ContainerEventType, Action: action,
+		Actor:    events.Actor{ID: id, Attributes: attrs},
+		TimeNano: time.Date(2026, 1, 1, 0, 0, 0, 5, time.UTC).UnixNano(),
+	}
+}
+
+func TestTranslate(t *testing.T) {
+	when := time.Date(2026, 1, 1, 0, 0, 0, 5, time.UTC)
+	key := "docker://" + id
+	for _, tc := range []struct {
+		name string
+		m    events.Message
+		want translation
+	}{
+		{"create", msg(events.ActionCreate, nil), translation{inspect: true}},
+		{"start", msg(events.ActionStart, nil), translation{event: store.Started{Key: key, At: when}, inspect: true}},
+		{"die", msg(events.ActionDie, map[string]string{"exitCode": "3"}), translation{event: store.Exited{Key: key, At: when, Code: 3}, inspect: true}},
+		{"oom", msg(events.ActionOOM, nil), translation{event: store.OOMKilled{Key: key, At: when}, inspect: true}},
+		{"destroy", msg(events.ActionDestroy, nil), translation{event: store.Removed{Key: key, At: when}}},
+		{"rename", msg(events.ActionRename, nil), translation{refresh: true}},
+		{"exec_die never touches the exit code", msg(events.ActionExecDie, map[string]string{"exitCode": "7"}), translation{}},
+		{"image events are ignored", events.Message{Type: events.ImageEventType, Action: events.ActionDie, TimeNano: 1}, translation{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := translate(tc.m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTranslateRejectsMalformedEvents(t *testing.T) {
+	noID := msg(events.ActionDie, map[string]string{"exitCode": "1"})
+	noID.Actor.ID = ""
+	noTime := msg(events.ActionOOM, nil)
+	noTime.TimeNano = 0
+	for name, m := range map[string]events.Message{
+		"die without exit code":   msg(events.ActionDie, nil),
+		"die with text exit code": msg(events.ActionDie, map[string]string{"exitCode": "boom"}),
+		"no id":                   noID,
+		"no time":                 noTime,
+	} {
+		if _, err := translate(m); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestObservedFromInspect(t *testing.T) {
+	c := container.InspectResponse{
+		ID: id, Name: "/k8s_app_web-1_shop_uid_0", Image: "sha256:bb", RestartCount: 2,
+		State: &container.State{Running: true, OOMKilled: true, ExitCode: 137,
+			StartedAt: "2026-01-01T00:00:02.5Z", FinishedAt: "2026-01-01T00:00:01Z"},
+		Config: &container.Config{Labels: map[string]string{
+			labelK8sContainer: "app", labelK8sPod: "web-1", labelK8sNamespace: "shop"}},
+	}
+	o, err := observed(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMeta := store.Meta{Runtime: "docker", ID: id, Name: "app", Container: "app", Pod: "web-1", Namespace: "shop", ImageID: "sha256:bb"}
+	if o.Meta != wantMeta {
+		t.Fatalf("meta %+v, want %+v", o.Meta, wantMeta)
+	}
+	if !o.State.OOMKilled || o.State.Restarts != 2 || o.State.ExitCode != 137 ||
+		!o.State.StartedAt.Equal(time.Date(2026, 1, 1, 0, 0, 2, 5e8, time.UTC)) {
+		t.Fatalf("state %+v", o.State)
+	}
+
+	never := container.InspectResponse{ID: id, Name: "/plain", State: &container.State{
+		StartedAt: "0001-01-01T00:00:00Z", FinishedAt: "0001-01-01T00:00:00Z"}}
+	o, err = observed(never)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Meta.Name != "plain" || !o.State.StartedAt.IsZero() || !o.State.FinishedAt.IsZero() {
+		t.Fatalf("never started: %+v", o)
+	}
+	if _, err := observed(container.InspectResponse{ID: id, State: &container.State{StartedAt: "yesterday"}}); err == nil {
+		t.Fatal("bad time accepted")
+	}
+}

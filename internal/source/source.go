@@ -1,0 +1,159 @@
+// Package source holds what every runtime source shares: the loop that keeps
+// a source connected, with back-off, and the queue that lets a source read
+// its runtime's event stream without ever stalling it.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// Backoff bounds the wait between two attempts to connect to a runtime.
+type Backoff struct{ Min, Max time.Duration }
+
+// DefaultBackoff is the back-off of every source: retry soon, but never
+// hammer a runtime that is down.
+var DefaultBackoff = Backoff{Min: 250 * time.Millisecond, Max: 10 * time.Second}
+
+// Session connects to a runtime, lists its containers, and follows its
+// events until the connection breaks or ctx ends. It calls up once it is
+// connected and has listed. It returns why it ended.
+type Session func(ctx context.Context, up func()) error
+
+// Run keeps a source connected until ctx ends: it runs session again and
+// again, waiting with exponential back-off between failed attempts, and keeps
+// the source's up gauge, reconnect count and last error in st. A panic in a
+// session is recovered, logged and counted as a failure, so one bad event
+// never takes the exporter down.
+func Run(ctx context.Context, name string, st *store.Store, log *slog.Logger, b Backoff, session Session) {
+	st.AddSource(name)
+	wait := b.Min
+	connectedBefore := false
+	for ctx.Err() == nil {
+		wasUp := false
+		err := runSafely(ctx, session, func() {
+			wasUp = true
+			st.SetUp(name, true, nil)
+			if connectedBefore {
+				st.CountReconnect(name)
+				log.Info("connected again", "source", name)
+			} else {
+				log.Info("connected", "source", name)
+			}
+			connectedBefore = true
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		st.SetUp(name, false, err)
+		var p *PanicError
+		if errors.As(err, &p) {
+			log.Error("source panicked; recovered", "source", name, "panic", p.Value, "stack", p.Stack)
+		}
+		if wasUp {
+			wait = b.Min
+		}
+		log.Warn("runtime unreachable, retrying", "source", name, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, b.Max)
+	}
+}
+
+func runSafely(ctx context.Context, session Session, up func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: string(debug.Stack())}
+		}
+	}()
+	return session(ctx, up)
+}
+
+// PanicError is a recovered panic of a session.
+type PanicError struct {
+	Value any
+	Stack string
+}
+
+func (e *PanicError) Error() string { return fmt.Sprint("panic in source: ", e.Value) }
+
+// Queue is an unbounded FIFO between the goroutine that reads a runtime's
+// event stream and the one that applies the events: the reader never waits,
+// so the runtime never drops the subscription for being slow.
+type Queue[T any] struct {
+	mu     sync.Mutex
+	items  []T
+	err    error
+	notify chan struct{}
+}
+
+// NewQueue returns an empty queue.
+func NewQueue[T any]() *Queue[T] {
+	return &Queue[T]{notify: make(chan struct{}, 1)}
+}
+
+// Push appends an item.
+func (q *Queue[T]) Push(v T) {
+	q.mu.Lock()
+	q.items = append(q.items, v)
+	q.mu.Unlock()
+	q.signal()
+}
+
+// Close ends the queue with err once the items before it are taken.
+func (q *Queue[T]) Close(err error) {
+	q.mu.Lock()
+	if q.err == nil {
+		q.err = err
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *Queue[T]) signal() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// TakeAll returns every item queued now, without waiting.
+func (q *Queue[T]) TakeAll() []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := q.items
+	q.items = nil
+	return items
+}
+
+// Next waits for items and returns all of them, or the error the queue was
+// closed with once it is empty, or ctx's error.
+func (q *Queue[T]) Next(ctx context.Context) ([]T, error) {
+	for {
+		q.mu.Lock()
+		items, err := q.items, q.err
+		q.items = nil
+		q.mu.Unlock()
+		if len(items) > 0 {
+			return items, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-q.notify:
+		}
+	}
+}

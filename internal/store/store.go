@@ -1,0 +1,374 @@
+// Package store is the one owner of container state. Runtime sources send it
+// typed events; it alone decides what counts as an OOM kill, a restart or an
+// exit, and it hands the collector consistent snapshots.
+//
+// Every event carries the runtime's own timestamp. The store uses those
+// timestamps to make applying an event idempotent: an event replayed after a
+// reconnect, or a change seen both in a listing and in the event stream, is
+// counted once. The rules are written down in docs/design.md.
+package store
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// SameChange is how close two runtime timestamps of one container must be to
+// describe the same start or the same exit. A runtime logs the event for a
+// change a little after it records the change in the container's state; the
+// next real change of the same kind is at least a restart back-off (100 ms for
+// Docker) later.
+const SameChange = 50 * time.Millisecond
+
+// Meta is what identifies and describes a container: the labels of its series.
+type Meta struct {
+	Runtime   string // "docker", "containerd"
+	ID        string // the runtime's full container id
+	Name      string // pod-spec container name for Kubernetes, else the runtime's name
+	Container string // io.kubernetes.container.name, else empty
+	Pod       string
+	Namespace string
+	ImageID   string
+}
+
+// Key is the container's id as kube-state-metrics writes it: "<runtime>://<id>".
+func (m Meta) Key() string { return m.Runtime + "://" + m.ID }
+
+// State is a runtime's view of a container at one moment (a listing or an
+// inspect), used to initialise a container and to catch up on missed events.
+type State struct {
+	Running bool
+	// StartedAt and FinishedAt are the runtime's times of the last start and
+	// the last exit; zero if the container never started or never exited.
+	StartedAt  time.Time
+	FinishedAt time.Time
+	ExitCode   int
+	// OOMKilled says an OOM kill happened in the container (Docker keeps it
+	// set once a kill was seen, until the next start).
+	OOMKilled bool
+	// Restarts is the runtime's own restart count, taken as the starting
+	// value when the exporter first sees the container.
+	Restarts int
+}
+
+// Event is something a source saw. The concrete types are below.
+type Event interface{ key() string }
+
+// Observed reports a container's metadata and state from a listing or an inspect.
+type Observed struct {
+	Meta  Meta
+	State State
+}
+
+// Started reports that the container's main process started at At.
+type Started struct {
+	Key string
+	At  time.Time
+}
+
+// Exited reports that the container's main process exited at At with Code.
+type Exited struct {
+	Key  string
+	At   time.Time
+	Code int
+}
+
+// OOMKilled reports an OOM kill of some process in the container at At.
+type OOMKilled struct {
+	Key string
+	At  time.Time
+}
+
+// Removed reports that the container is gone; its series stay for the retention.
+type Removed struct {
+	Key string
+	At  time.Time
+}
+
+func (e Observed) key() string  { return e.Meta.Key() }
+func (e Started) key() string   { return e.Key }
+func (e Exited) key() string    { return e.Key }
+func (e OOMKilled) key() string { return e.Key }
+func (e Removed) key() string   { return e.Key }
+
+// Container is one container's exported values, as the collector sees them.
+type Container struct {
+	Meta     Meta
+	OOMs     uint64
+	Restarts uint64
+	// Exited is false until the main process exited once; ExitCode is
+	// meaningful only when it is true.
+	Exited   bool
+	ExitCode int
+}
+
+type entry struct {
+	Container
+	observed  bool // metadata known: exported only from then on
+	applied   int  // events applied before the first observation
+	startedAt time.Time
+	finished  time.Time
+	lastOOM   time.Time
+	removedAt time.Time
+}
+
+// SourceStatus is the health of one runtime source.
+type SourceStatus struct {
+	Name       string
+	Up         bool
+	LastError  string
+	Events     uint64
+	Malformed  uint64
+	Reconnects uint64
+	Containers int // containers of this source currently tracked
+}
+
+// Snapshot is a consistent copy of everything the collector exports.
+type Snapshot struct {
+	Containers []Container
+	Sources    []SourceStatus
+}
+
+// Store holds the state of all containers of all sources.
+type Store struct {
+	mu         sync.Mutex
+	retention  time.Duration
+	containers map[string]*entry
+	sources    map[string]*SourceStatus
+}
+
+// New returns an empty store that keeps removed containers for retention.
+func New(retention time.Duration) *Store {
+	return &Store{
+		retention:  retention,
+		containers: map[string]*entry{},
+		sources:    map[string]*SourceStatus{},
+	}
+}
+
+// Apply applies one event. It is safe to apply the same event twice.
+func (s *Store) Apply(ev Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := ev.key()
+	e := s.containers[k]
+	if e == nil {
+		e = &entry{}
+		s.containers[k] = e
+	}
+	switch ev := ev.(type) {
+	case Observed:
+		e.observe(ev)
+	case Started:
+		e.start(ev.At)
+	case Exited:
+		e.exit(ev.At, ev.Code)
+	case OOMKilled:
+		e.oom(ev.At)
+	case Removed:
+		if e.removedAt.IsZero() {
+			e.removedAt = ev.At
+		}
+	}
+	if _, ok := ev.(Observed); !ok && !e.observed {
+		e.applied++
+	}
+}
+
+func (e *entry) observe(ev Observed) {
+	st := ev.State
+	e.Meta = ev.Meta
+	if !e.observed && e.applied == 0 {
+		// First sight of a container: start from what the runtime knows.
+		e.observed = true
+		e.startedAt, e.finished = st.StartedAt, st.FinishedAt
+		e.Restarts = uint64(max(st.Restarts, 0))
+		if !st.FinishedAt.IsZero() {
+			e.Exited, e.ExitCode = true, st.ExitCode
+		}
+		if st.OOMKilled {
+			// A kill before the exporter started: counted once, and any
+			// event of it that arrives later is taken as already counted.
+			e.OOMs = 1
+			e.lastOOM = latest(st.FinishedAt, st.StartedAt)
+		}
+		return
+	}
+	// Seen before: take from the state only what the events missed.
+	e.observed = true
+	if after(st.StartedAt, e.startedAt) {
+		if !e.startedAt.IsZero() || e.Exited {
+			e.Restarts++
+		}
+		e.startedAt = st.StartedAt
+	}
+	if after(st.FinishedAt, e.finished) {
+		e.Exited, e.ExitCode, e.finished = true, st.ExitCode, st.FinishedAt
+		if st.OOMKilled && st.FinishedAt.Sub(e.lastOOM) > SameChange {
+			e.OOMs++
+			e.lastOOM = st.FinishedAt
+		}
+	}
+}
+
+func (e *entry) start(at time.Time) {
+	if !after(at, e.startedAt) {
+		return // this start is known already
+	}
+	if !e.startedAt.IsZero() || e.Exited {
+		e.Restarts++ // every start but the first is a restart
+	}
+	e.startedAt = at
+}
+
+func (e *entry) exit(at time.Time, code int) {
+	if !after(at, e.finished) {
+		return
+	}
+	e.Exited, e.ExitCode, e.finished = true, code, at
+}
+
+func (e *entry) oom(at time.Time) {
+	if !at.After(e.lastOOM) {
+		return // a replay of a kill already counted
+	}
+	e.OOMs++
+	e.lastOOM = at
+}
+
+// after reports whether t is a later change than known, not the same one.
+func after(t, known time.Time) bool {
+	if t.IsZero() {
+		return false
+	}
+	return known.IsZero() || t.Sub(known) > SameChange
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// MarkGone marks as removed, at time at, every container of runtime that is
+// not in present: a fresh listing no longer has it.
+func (s *Store) MarkGone(runtime string, present map[string]bool, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.containers {
+		if e.observed && e.Meta.Runtime == runtime && !present[k] && e.removedAt.IsZero() {
+			e.removedAt = at
+		}
+	}
+}
+
+// Sweep forgets containers removed longer ago than the retention.
+func (s *Store) Sweep(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.containers {
+		if !e.removedAt.IsZero() && now.Sub(e.removedAt) >= s.retention {
+			delete(s.containers, k)
+		}
+	}
+}
+
+// Known reports whether the store has metadata of the container with key k.
+func (s *Store) Known(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.containers[k]
+	return e != nil && e.observed
+}
+
+// Snapshot returns a copy of everything exported. Containers come in no
+// particular order; sources are sorted by name.
+func (s *Store) Snapshot() Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap := Snapshot{Containers: make([]Container, 0, len(s.containers))}
+	count := map[string]int{}
+	for _, e := range s.containers {
+		if !e.observed {
+			continue
+		}
+		snap.Containers = append(snap.Containers, e.Container)
+		if e.removedAt.IsZero() {
+			count[e.Meta.Runtime]++
+		}
+	}
+	snap.Sources = s.sourcesLocked(count)
+	return snap
+}
+
+// Sources returns the state of every source, sorted by name.
+func (s *Store) Sources() []SourceStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	count := map[string]int{}
+	for _, e := range s.containers {
+		if e.observed && e.removedAt.IsZero() {
+			count[e.Meta.Runtime]++
+		}
+	}
+	return s.sourcesLocked(count)
+}
+
+func (s *Store) sourcesLocked(count map[string]int) []SourceStatus {
+	out := make([]SourceStatus, 0, len(s.sources))
+	for _, src := range s.sources {
+		st := *src
+		st.Containers = count[src.Name]
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (s *Store) source(name string) *SourceStatus {
+	src := s.sources[name]
+	if src == nil {
+		src = &SourceStatus{Name: name}
+		s.sources[name] = src
+	}
+	return src
+}
+
+// AddSource registers a source so that it is reported (down) before it first connects.
+func (s *Store) AddSource(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.source(name)
+}
+
+// SetUp records whether a source is connected; err says why not.
+func (s *Store) SetUp(name string, up bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src := s.source(name)
+	src.Up = up
+	src.LastError = ""
+	if err != nil {
+		src.LastError = err.Error()
+	}
+}
+
+// CountEvent counts an event a source received; malformed ones also count apart.
+func (s *Store) CountEvent(name string, malformed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src := s.source(name)
+	src.Events++
+	if malformed {
+		src.Malformed++
+	}
+}
+
+// CountReconnect counts a source's attempt to connect again after a failure.
+func (s *Store) CountReconnect(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.source(name).Reconnects++
+}

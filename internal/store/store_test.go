@@ -1,0 +1,160 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+const key = "docker://abc"
+
+func meta() Meta { return Meta{Runtime: "docker", ID: "abc", Name: "web"} }
+
+func get(t *testing.T, s *Store, k string) Container {
+	t.Helper()
+	for _, c := range s.Snapshot().Containers {
+		if c.Meta.Key() == k {
+			return c
+		}
+	}
+	t.Fatalf("container %s not exported", k)
+	return Container{}
+}
+
+func want(t *testing.T, c Container, ooms, restarts uint64, exited bool, code int) {
+	t.Helper()
+	if c.OOMs != ooms || c.Restarts != restarts || c.Exited != exited || (exited && c.ExitCode != code) {
+		t.Fatalf("got ooms=%d restarts=%d exited=%v code=%d; want ooms=%d restarts=%d exited=%v code=%d",
+			c.OOMs, c.Restarts, c.Exited, c.ExitCode, ooms, restarts, exited, code)
+	}
+}
+
+func TestFirstSightTakesWhatTheRuntimeKnows(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(1000), FinishedAt: at(500), ExitCode: 137, OOMKilled: true, Restarts: 2, Running: true}})
+	want(t, get(t, s, key), 1, 2, true, 137)
+}
+
+func TestNeverExitedHasNoExitCode(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true}})
+	want(t, get(t, s, key), 0, 0, false, 0)
+}
+
+func TestFirstStartIsNoRestart(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta()}) // created, never started
+	s.Apply(Started{Key: key, At: at(100)})
+	want(t, get(t, s, key), 0, 0, false, 0)
+	s.Apply(Exited{Key: key, At: at(200), Code: 3})
+	want(t, get(t, s, key), 0, 0, true, 3)
+	s.Apply(Started{Key: key, At: at(400)})
+	want(t, get(t, s, key), 0, 1, true, 3)
+}
+
+func TestWorkerOOMsWhileContainerLivesOn(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true}})
+	for i := 1; i <= 3; i++ {
+		s.Apply(OOMKilled{Key: key, At: at(1000 * i)})
+	}
+	want(t, get(t, s, key), 3, 0, false, 0)
+}
+
+func TestReplayedEventsCountOnce(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true}})
+	evs := []Event{
+		OOMKilled{Key: key, At: at(1000)},
+		Exited{Key: key, At: at(1001), Code: 137},
+		Started{Key: key, At: at(1200)},
+		OOMKilled{Key: key, At: at(2000)},
+	}
+	for range 3 {
+		for _, ev := range evs {
+			s.Apply(ev)
+		}
+	}
+	want(t, get(t, s, key), 2, 1, true, 137)
+}
+
+func TestListingAndEventOfOneChangeCountOnce(t *testing.T) {
+	s := New(time.Minute)
+	// The listing saw the restart at 1000 and the OOM exit at 900; the
+	// stream then delivers the events of the same changes, logged a few
+	// milliseconds after the runtime recorded them.
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(1000), FinishedAt: at(900), ExitCode: 137, OOMKilled: true, Restarts: 1, Running: true}})
+	s.Apply(OOMKilled{Key: key, At: at(899)})
+	s.Apply(Exited{Key: key, At: at(902), Code: 137})
+	s.Apply(Started{Key: key, At: at(1003)})
+	want(t, get(t, s, key), 1, 1, true, 137)
+	// A later real restart still counts.
+	s.Apply(Exited{Key: key, At: at(2000), Code: 1})
+	s.Apply(Started{Key: key, At: at(2100)})
+	want(t, get(t, s, key), 1, 2, true, 1)
+}
+
+func TestListingCatchesUpOnMissedChanges(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true}})
+	// The exporter lost the stream; meanwhile the container was OOM-killed
+	// and started again. A fresh listing shows it.
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(5000), FinishedAt: at(4000), ExitCode: 137, OOMKilled: true, Running: true}})
+	want(t, get(t, s, key), 1, 1, true, 137)
+	// The same listing again changes nothing.
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(5000), FinishedAt: at(4000), ExitCode: 137, OOMKilled: true, Running: true}})
+	want(t, get(t, s, key), 1, 1, true, 137)
+}
+
+func TestEventsBeforeMetadataAreKept(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Started{Key: key, At: at(100)})
+	s.Apply(OOMKilled{Key: key, At: at(200)})
+	if n := len(s.Snapshot().Containers); n != 0 {
+		t.Fatalf("a container without metadata was exported (%d)", n)
+	}
+	// The inspect that follows saw the same start: no restart, one OOM.
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(99), Running: true, OOMKilled: true}})
+	want(t, get(t, s, key), 1, 0, false, 0)
+}
+
+func TestRemovedContainersGoAfterRetention(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta()})
+	other := Meta{Runtime: "docker", ID: "def"}
+	s.Apply(Observed{Meta: other})
+	s.Apply(Removed{Key: key, At: at(0)})
+	s.Sweep(at(59_000))
+	if n := len(s.Snapshot().Containers); n != 2 {
+		t.Fatalf("removed container dropped before its retention: %d left", n)
+	}
+	s.Sweep(at(60_000))
+	snap := s.Snapshot()
+	if len(snap.Containers) != 1 || snap.Containers[0].Meta.ID != "def" {
+		t.Fatalf("after retention: %+v", snap.Containers)
+	}
+	// A container a fresh listing no longer has is removed too.
+	s.MarkGone("docker", map[string]bool{}, at(60_000))
+	s.Sweep(at(120_000))
+	if n := len(s.Snapshot().Containers); n != 0 {
+		t.Fatalf("gone container kept: %d", n)
+	}
+}
+
+func TestSourcesCountTrackedContainers(t *testing.T) {
+	s := New(time.Minute)
+	s.AddSource("docker")
+	s.Apply(Observed{Meta: meta()})
+	s.Apply(Observed{Meta: Meta{Runtime: "docker", ID: "def"}})
+	s.Apply(Removed{Key: "docker://def", At: at(0)})
+	s.CountEvent("docker", false)
+	s.CountEvent("docker", true)
+	s.SetUp("docker", true, nil)
+	src := s.Sources()
+	if len(src) != 1 || src[0].Containers != 1 || src[0].Events != 2 || src[0].Malformed != 1 || !src[0].Up {
+		t.Fatalf("sources: %+v", src)
+	}
+}
