@@ -21,7 +21,7 @@ func msg(action events.Action, attrs map[string]string) events.Message {
 }
 
 func TestTranslate(t *testing.T) {
-	when := time.Date(2026, 1, 1, 0, 0, 0, 5, time.UTC)
+	when := time.Unix(0, msg(events.ActionStart, nil).TimeNano)
 	key := "docker://" + id
 	for _, tc := range []struct {
 		name string
