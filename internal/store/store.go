@@ -203,12 +203,11 @@ func (e *entry) observe(ev Observed) {
 		}
 		e.startedAt = st.StartedAt
 	}
+	// OOMKilled is not taken here: Docker keeps it set after a worker's kill
+	// until the next start, so it cannot tell whether this exit was a new
+	// kill. Kills come from events (and the kernel's counters).
 	if after(st.FinishedAt, e.finished) {
 		e.Exited, e.ExitCode, e.finished = true, st.ExitCode, st.FinishedAt
-		if st.OOMKilled && st.FinishedAt.Sub(e.lastOOM) > SameChange {
-			e.OOMs++
-			e.lastOOM = st.FinishedAt
-		}
 	}
 }
 

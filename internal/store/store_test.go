@@ -100,8 +100,10 @@ func TestListingAndEventOfOneChangeCountOnce(t *testing.T) {
 func TestListingCatchesUpOnMissedChanges(t *testing.T) {
 	s := New(time.Minute)
 	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true}})
-	// The exporter lost the stream; meanwhile the container was OOM-killed
-	// and started again. A fresh listing shows it.
+	// The exporter lost the stream; meanwhile the container exited and was
+	// started again. A fresh listing shows both. Its sticky OOMKilled flag
+	// is no new kill: a worker's kill before the listing may have set it.
+	s.Apply(OOMKilled{Key: key, At: at(1000)})
 	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(5000), FinishedAt: at(4000), ExitCode: 137, OOMKilled: true, Running: true}})
 	want(t, get(t, s, key), 1, 1, true, 137)
 	// The same listing again changes nothing.
