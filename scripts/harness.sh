@@ -331,13 +331,20 @@ remove_cgroups() {
 # ---------------------------------------------------------------- images
 
 build_rootfs() {
-	local r=$D/rootfs bb a
+	local r=$D/rootfs bb a applets
 	bb=$(command -v busybox)
+	if ldd "$bb" >/dev/null 2>&1; then die "$bb is not static (install busybox-static)"; fi
 	mkdir -p "$r"/{bin,etc,tmp,proc,sys,dev,root,var/tmp}
 	chmod 1777 "$r/tmp" "$r/var/tmp"
 	cp "$bb" "$r/bin/busybox"
-	for a in $("$r/bin/busybox" --list) sh sleep dd cat echo true false kill ps; do
-		[[ -e "$r/bin/$a" || "$a" == busybox ]] || ln -s busybox "$r/bin/$a"
+	applets=" $("$r/bin/busybox" --list | tr '\n' ' ') "
+	# A handful of applets (linking all ~400 takes seconds); `busybox APPLET` reaches the rest.
+	for a in sh ash sleep usleep dd cat echo printf true false kill killall pkill pidof ps top \
+		ls mkdir rmdir rm cp mv ln touch head tail grep egrep sed awk wc tr cut sort uniq tee \
+		env id date hostname uname whoami yes seq test '[' '[[' stat find xargs timeout nproc \
+		free uptime mount umount chmod chown du df basename dirname readlink realpath sync \
+		od hexdump md5sum sha256sum base64 tar gzip gunzip vi less more which nc wget ip; do
+		if [[ "$applets" == *" $a "* ]]; then ln -s busybox "$r/bin/$a"; fi
 	done
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$r/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
@@ -380,8 +387,11 @@ cmd_start() {
 	D=$(mktemp -d /tmp/mcm-harness.XXXXXX)
 	chmod 0711 "$D"
 	: >"$D/.mcm-harness"
-	# If anything below fails, clean up what was started.
+	log "harness dir: $D"
+	# If anything below fails or start is interrupted, clean up what was started.
 	trap 'start_failed $?' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 
 	self=$(self_memory_cgroup)
 	rnd=$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
@@ -414,7 +424,7 @@ EOF
 	import_images
 
 	write_env >"$D/env"
-	trap - EXIT
+	trap - EXIT INT TERM
 	log "started in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s: $D"
 	write_env
 }
@@ -441,18 +451,19 @@ remove_containerd_containers() {
 	containerd_answers || return 0
 	for ns in $(timeout 5 ctr --address "$D/containerd.sock" namespaces ls -q 2>/dev/null || true); do
 		for id in $(timeout 5 ctr --address "$D/containerd.sock" -n "$ns" containers ls -q 2>/dev/null || true); do
-			best_effort 10 ct -n "$ns" tasks kill -a -s SIGKILL "$id"
-			best_effort 10 ct -n "$ns" tasks delete -f "$id"
-			best_effort 10 ct -n "$ns" containers delete "$id"
+			best_effort 10 ctr --address "$D/containerd.sock" -n "$ns" tasks kill -a -s SIGKILL "$id"
+			best_effort 10 ctr --address "$D/containerd.sock" -n "$ns" tasks delete -f "$id"
+			best_effort 10 ctr --address "$D/containerd.sock" -n "$ns" containers delete "$id"
 		done
 	done
 }
 
 kill_leftover_shims() {
-	local p pid
+	local p pid c
 	for p in /proc/[0-9]*; do
 		pid=${p#/proc/}
-		[[ "$(cat "$p/comm" 2>/dev/null || true)" == containerd-shim* ]] || continue
+		{ read -r c <"$p/comm"; } 2>/dev/null || continue
+		[[ "$c" == containerd-shim* ]] || continue
 		ours "$pid" || continue
 		log "killing leftover shim $pid"
 		kill -KILL "$pid" 2>/dev/null || true
@@ -476,11 +487,12 @@ record_run_dirs() {
 	done
 }
 
+# any_proc_named PREFIX: some live (not zombie) process's name starts with PREFIX.
 any_proc_named() {
 	local p c
 	for p in /proc/[0-9]*; do
-		c=$(cat "$p/comm" 2>/dev/null || true)
-		[[ "$c" == "$1"* ]] && return 0
+		{ read -r c <"$p/comm"; } 2>/dev/null || continue
+		[[ "$c" == "$1"* ]] && alive "${p#/proc/}" && return 0
 	done
 	return 1
 }

@@ -56,6 +56,7 @@ fi
 
 log "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+export NEEDRESTART_SUSPEND=1 # needrestart, where installed, would offer to restart services
 apt-get update -q >&2
 apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 

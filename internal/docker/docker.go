@@ -43,7 +43,7 @@ type Source struct {
 // New returns a source for the dockerd at host (e.g. unix:///var/run/docker.sock).
 // It does not connect yet.
 func New(host string, st *store.Store, log *slog.Logger) (*Source, error) {
-	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.WithHost(host)) // negotiates the API version with dockerd
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %q: %w", host, err)
 	}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The project's one test command (run it as root on Debian):
+#   installs what the tests need (Debian packages), checks formatting, vet and
+#   staticcheck, starts a private containerd and dockerd (scripts/harness.sh),
+#   runs every Go test with the race detector — unit and end-to-end against those
+#   real runtimes and real kernel OOM kills — and stops the runtimes again.
+# Under CI=true a missing prerequisite fails the run instead of skipping tests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/install-deps.sh
+
+echo "== gofmt"
+unformatted=$(gofmt -l cmd internal test)
+if [[ -n "$unformatted" ]]; then
+	printf 'gofmt would change:\n%s\n' "$unformatted"
+	exit 1
+fi
+echo "== go vet"
+go vet ./...
+echo "== staticcheck"
+go tool staticcheck ./...
+
+echo "== starting the private runtimes"
+eval "$(scripts/harness.sh start)"
+trap 'scripts/harness.sh stop "$MCM_TEST_HARNESS_DIR"' EXIT
+
+echo "== go test"
+go test -race -count=1 -timeout 20m "$@" ./...

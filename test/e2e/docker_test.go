@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// oomOnce is a shell command that is OOM-killed at once under a 32 MiB limit.
+const oomOnce = "dd if=/dev/zero of=/dev/null bs=64M count=1"
+
+// The fluentd story: a worker is OOM-killed three times while the
+// container's main process lives on. No restart, no exit code shows it.
+func TestWorkerOOMKilledWhileContainerLivesOn(t *testing.T) {
+	t.Parallel()
+	e := sharedExporter(t)
+	id := run(t, nil, fmt.Sprintf("for i in 1 2 3; do %s; done; echo done; sleep 100000", oomOnce))
+	waitLog(t, id, "done")
+	e.waitCounts(t, id, counts{OOMs: 3})
+	if got := inspect(t, id, "{{.State.Running}}"); got != "true" {
+		t.Fatalf("the container's main process died: running=%s", got)
+	}
+}
+
+func TestMainProcessOOMKilled(t *testing.T) {
+	t.Parallel()
+	e := sharedExporter(t)
+	id := run(t, nil, "exec "+oomOnce)
+	waitInspect(t, id, "{{.State.Status}}", "exited")
+	e.waitCounts(t, id, counts{OOMs: 1, Exited: true, ExitCode: 137})
+}
+
+func TestExitCode(t *testing.T) {
+	t.Parallel()
+	e := sharedExporter(t)
+	id := run(t, nil, "exit 3")
+	waitInspect(t, id, "{{.State.Status}}", "exited")
+	e.waitCounts(t, id, counts{Exited: true, ExitCode: 3})
+}
+
+func TestRestartPolicy(t *testing.T) {
+	t.Parallel()
+	e := sharedExporter(t)
+	id := run(t, []string{"--restart", "on-failure:2"}, "exit 1")
+	waitInspect(t, id, "{{.State.Status}} {{.RestartCount}}", "exited 2")
+	e.waitCounts(t, id, counts{Restarts: 2, Exited: true, ExitCode: 1})
+}
+
+// A docker start after an exit is a restart; the first start is not.
+func TestStartAfterExitIsARestart(t *testing.T) {
+	t.Parallel()
+	e := sharedExporter(t)
+	id := run(t, nil, "exit 4")
+	waitInspect(t, id, "{{.State.Status}}", "exited")
+	e.waitCounts(t, id, counts{Exited: true, ExitCode: 4})
+	docker(t, "start", id)
+	waitInspect(t, id, "{{.State.Status}}", "exited")
+	e.waitCounts(t, id, counts{Restarts: 1, Exited: true, ExitCode: 4})
+}
+
+func TestKubernetesLabels(t *testing.T) {
+	t.Parallel()
+	e := sharedExporter(t)
+	id := run(t, []string{
+		"--name", "k8s_app_web-1_shop_0f7e9a1c_0",
+		"--label", "io.kubernetes.container.name=app",
+		"--label", "io.kubernetes.pod.name=web-1",
+		"--label", "io.kubernetes.pod.namespace=shop",
+	}, "sleep 100000")
+	imageID := inspect(t, id, "{{.Image}}")
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		labels, v, ok := s.series("container_ooms_total", map[string]string{"container_id": "docker://" + id})
+		if !ok {
+			return fmt.Errorf("not exported yet")
+		}
+		want := map[string]string{
+			"container_id": "docker://" + id, "container_short_id": id[:12], "docker_container_id": id,
+			"name": "app", "container": "app", "pod": "web-1", "namespace": "shop", "image_id": imageID,
+		}
+		for k, w := range want {
+			if labels[k] != w {
+				return errStop{fmt.Errorf("label %s=%q, want %q (all: %v)", k, labels[k], w, labels)}
+			}
+		}
+		if len(labels) != len(want) || v != 0 {
+			return errStop{fmt.Errorf("labels %v value %v", labels, v)}
+		}
+		return nil
+	})
+}
+
+// An exec that exits non-zero never changes the container's exit code.
+func TestExecDoesNotChangeExitCode(t *testing.T) {
+	t.Parallel()
+	e := sharedExporter(t)
+	id := run(t, nil, "sleep 100000")
+	e.waitCounts(t, id, counts{})
+	if _, err := dockerErr("exec", id, "sh", "-c", "exit 5"); err == nil {
+		t.Fatal("exec exited 0")
+	}
+	// Events are applied in order: once a container created after the
+	// exec is exported, the exec's exit has been handled.
+	sentinel := docker(t, "create", "--network", "none", env.image, "true")
+	t.Cleanup(func() { _, _ = dockerErr("rm", "-f", sentinel) })
+	e.waitCounts(t, sentinel, counts{})
+	e.waitCounts(t, id, counts{})
+	docker(t, "kill", id)
+	e.waitCounts(t, id, counts{Exited: true, ExitCode: 137})
+}
+
+// Label values with quotes, backslashes, newlines and any Unicode still give
+// exposition text that promtool accepts.
+func TestHostileLabelsGiveValidExposition(t *testing.T) {
+	t.Parallel()
+	e := sharedExporter(t)
+	hostile := "we\"ird\\pod\nname ✓ " + strings.Repeat("x", 2048)
+	id := run(t, []string{
+		"--label", "io.kubernetes.pod.name=" + hostile,
+		"--label", "io.kubernetes.pod.namespace={}=,\"",
+		"--label", "io.kubernetes.container.name=c\\\"",
+	}, "sleep 100000")
+	var text []byte
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		labels, _, ok := s.series("container_ooms_total", map[string]string{"container_id": "docker://" + id})
+		if !ok {
+			return fmt.Errorf("not exported yet")
+		}
+		if labels["pod"] != hostile {
+			return errStop{fmt.Errorf("pod label %q", labels["pod"])}
+		}
+		text = s.text
+		return nil
+	})
+	promtoolCheckMetrics(t, text)
+}
+
+// promtoolCheckMetrics runs promtool check metrics over an exposition.
+func promtoolCheckMetrics(t *testing.T, text []byte) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool (Debian package prometheus) is needed: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(text)
+	// Exit 1: the text does not parse; exit 3: it parses but breaks the
+	// naming conventions. Both fail.
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// OOM kills and restarts that happened before the exporter started are counted.
+func TestCountsFromBeforeExporterStart(t *testing.T) {
+	t.Parallel()
+	id := run(t, []string{"--restart", "on-failure:2"}, "exec "+oomOnce)
+	waitInspect(t, id, "{{.State.Status}} {{.RestartCount}} {{.State.OOMKilled}}", "exited 2 true")
+	e := startExporter(t)
+	e.waitCounts(t, id, counts{OOMs: 1, Restarts: 2, Exited: true, ExitCode: 137})
+}
+
+// dockerd stopped and started again while the exporter runs: the exporter
+// keeps serving with the source down, keeps the counts it had, counts the
+// kills after dockerd is back, and counts nothing twice.
+// Not parallel: it takes dockerd away from every other test.
+func TestDockerdRestart(t *testing.T) {
+	e := startExporter(t)
+	before := run(t, nil, oomOnce+"; echo done; sleep 100000")
+	waitLog(t, before, "done")
+	e.waitCounts(t, before, counts{OOMs: 1})
+
+	harness(t, "stop-dockerd")
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		if _, up, _ := s.series("missing_container_metrics_source_up", map[string]string{"source": "docker"}); up != 0 {
+			return fmt.Errorf("docker source still up")
+		}
+		if c, ok := s.containerCounts(before); !ok || c.OOMs != 1 {
+			return errStop{fmt.Errorf("counts lost while dockerd is away: %v (exported: %v)", c, ok)}
+		}
+		return nil
+	})
+
+	harness(t, "start-dockerd")
+	eventually(t, 60*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		_, up, _ := s.series("missing_container_metrics_source_up", map[string]string{"source": "docker"})
+		_, reconnects, _ := s.series("missing_container_metrics_reconnects_total", map[string]string{"source": "docker"})
+		if up != 1 || reconnects < 1 {
+			return fmt.Errorf("docker source up=%v reconnects=%v", up, reconnects)
+		}
+		return nil
+	})
+	after := run(t, nil, oomOnce+"; echo done; sleep 100000")
+	waitLog(t, after, "done")
+	e.waitCounts(t, after, counts{OOMs: 1})
+	s, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.containerCounts(before); c.OOMs != 1 {
+		t.Fatalf("the container from before dockerd's restart: %v, want ooms=1", c)
+	}
+}

@@ -1,0 +1,420 @@
+// Package e2e runs the real exporter binary against the real runtimes of the
+// test harness (scripts/harness.sh) and checks what /metrics shows.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// env holds the harness's settings (scripts/harness.sh start prints them).
+var env struct {
+	dockerHost   string
+	cgroupParent string
+	image        string
+	harness      string
+}
+
+var binary string // the exporter, built once
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	env.dockerHost = os.Getenv("MCM_TEST_DOCKER_HOST")
+	env.cgroupParent = os.Getenv("MCM_TEST_CGROUP_PARENT")
+	env.image = os.Getenv("MCM_TEST_IMAGE")
+	env.harness = os.Getenv("MCM_TEST_HARNESS")
+	if env.dockerHost == "" {
+		msg := "e2e: MCM_TEST_DOCKER_HOST is not set: run the tests through scripts/test.sh, which starts the private runtimes"
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, msg+" (a missing prerequisite is a failure under CI)")
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, msg+"; skipping")
+		return 0
+	}
+	dir, err := os.MkdirTemp("", "mcm-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "missing-container-metrics")
+	build := exec.Command("go", "build", "-race", "-o", binary, "./cmd/missing-container-metrics")
+	build.Dir = "../.."
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building the exporter:", err)
+		return 1
+	}
+	code := m.Run()
+	stopShared()
+	return code
+}
+
+// exporter is one running exporter process.
+type exporter struct {
+	addr string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan struct{}
+	mu   sync.Mutex
+}
+
+type lockedWriter struct {
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// startExporter starts the exporter against the harness's dockerd and waits
+// until it serves. Extra args are appended.
+func startExporter(t testing.TB, args ...string) *exporter {
+	t.Helper()
+	e, err := newExporter(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.stop()
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", e.logs())
+		}
+	})
+	return e
+}
+
+func newExporter(args ...string) (*exporter, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	e := &exporter{addr: addr, log: &bytes.Buffer{}, done: make(chan struct{})}
+	e.cmd = exec.Command(binary, append([]string{
+		"--web.listen-address=" + addr,
+		"--docker.host=" + env.dockerHost,
+		"--log.level=debug",
+	}, args...)...)
+	w := lockedWriter{&e.mu, e.log}
+	e.cmd.Stdout, e.cmd.Stderr = w, w
+	if err := e.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start exporter: %w", err)
+	}
+	go func() { _ = e.cmd.Wait(); close(e.done) }()
+	err = waitFor(30*time.Second, func() error {
+		select {
+		case <-e.done:
+			return errStop{fmt.Errorf("exporter exited:\n%s", e.logs())}
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("healthz: %s", resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		e.stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *exporter) logs() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.log.String()
+}
+
+func (e *exporter) stop() {
+	select {
+	case <-e.done:
+		return
+	default:
+	}
+	_ = e.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-e.done:
+	case <-time.After(10 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.done
+	}
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *exporter
+	sharedErr  error
+)
+
+// sharedExporter is one exporter for the tests that only add containers of their own.
+func sharedExporter(t *testing.T) *exporter {
+	t.Helper()
+	sharedOnce.Do(func() { shared, sharedErr = newExporter() })
+	if sharedErr != nil {
+		t.Fatalf("shared exporter: %v", sharedErr)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("shared exporter log:\n%s", shared.logs())
+		}
+	})
+	return shared
+}
+
+func stopShared() {
+	if shared != nil {
+		shared.stop()
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// errStop ends eventually at once.
+type errStop struct{ error }
+
+// eventually calls f until it returns nil, and fails the test if the
+// deadline passes first.
+func eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	if err := waitFor(timeout, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls f until it returns nil, an errStop, or the deadline passes.
+func waitFor(timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		var stop errStop
+		if errors.As(err, &stop) || time.Now().After(deadline) {
+			return fmt.Errorf("not within %s: %w", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// scrape is one parsed /metrics.
+type scrape struct {
+	text     []byte
+	families map[string]*dto.MetricFamily
+}
+
+func (e *exporter) scrape() (*scrape, error) {
+	resp, err := http.Get("http://" + e.addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("parse /metrics: %w", err)
+	}
+	return &scrape{text: body, families: fams}, nil
+}
+
+// series returns the labels and value of the series of family name whose
+// labels include match; ok is false if there is none.
+func (s *scrape) series(name string, match map[string]string) (map[string]string, float64, bool) {
+	mf := s.families[name]
+	if mf == nil {
+		return nil, 0, false
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		labels := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			labels[lp.GetName()] = lp.GetValue()
+		}
+		for k, v := range match {
+			if labels[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return labels, m.GetCounter().GetValue(), true
+		case m.Gauge != nil:
+			return labels, m.GetGauge().GetValue(), true
+		}
+		return labels, m.GetUntyped().GetValue(), true
+	}
+	return nil, 0, false
+}
+
+// counts is what the exporter shows for one container.
+type counts struct {
+	OOMs, Restarts float64
+	ExitCode       float64
+	Exited         bool // container_last_exit_code present
+}
+
+func (c counts) String() string {
+	code := "none"
+	if c.Exited {
+		code = fmt.Sprint(c.ExitCode)
+	}
+	return fmt.Sprintf("ooms=%v restarts=%v exit_code=%s", c.OOMs, c.Restarts, code)
+}
+
+// containerCounts reads one container's values; ok is false until the
+// container is exported.
+func (s *scrape) containerCounts(id string) (counts, bool) {
+	match := map[string]string{"container_id": "docker://" + id}
+	var c counts
+	_, ooms, ok1 := s.series("container_ooms_total", match)
+	_, restarts, ok2 := s.series("container_restarts_total", match)
+	_, code, exited := s.series("container_last_exit_code", match)
+	c.OOMs, c.Restarts, c.ExitCode, c.Exited = ooms, restarts, code, exited
+	return c, ok1 && ok2
+}
+
+// waitCounts waits until the exporter shows want for the container.
+func (e *exporter) waitCounts(t testing.TB, id string, want counts) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		got, ok := s.containerCounts(id)
+		if !ok {
+			return fmt.Errorf("container %.12s not exported yet", id)
+		}
+		if got != want {
+			return fmt.Errorf("container %.12s: got %v, want %v", id, got, want)
+		}
+		return nil
+	})
+}
+
+// docker runs the docker CLI against the harness's dockerd.
+func docker(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := dockerErr(args...)
+	if err != nil {
+		t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func dockerErr(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+env.dockerHost)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%w: %s", err, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// run starts a detached container in the harness's cgroup parent with a
+// 32 MiB memory limit (no swap), and removes it when the test ends.
+func run(t testing.TB, flags []string, script string) string {
+	t.Helper()
+	args := append([]string{"run", "-d", "--network", "none", "--cgroup-parent", env.cgroupParent,
+		"--memory", "32m", "--memory-swap", "32m"}, flags...)
+	args = append(args, env.image, "sh", "-c", script)
+	id := docker(t, args...)
+	t.Cleanup(func() { _, _ = dockerErr("rm", "-f", id) })
+	return id
+}
+
+// inspect returns one field of docker inspect, by Go template.
+func inspect(t testing.TB, id, format string) string {
+	t.Helper()
+	return docker(t, "inspect", "--format", format, id)
+}
+
+// waitInspect waits until the container's inspect field has the value want.
+func waitInspect(t testing.TB, id, format, want string) {
+	t.Helper()
+	eventually(t, 60*time.Second, func() error {
+		got, err := dockerErr("inspect", "--format", format, id)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%s of %.12s is %q, want %q", format, id, got, want)
+		}
+		return nil
+	})
+}
+
+// waitLog waits until the container printed line.
+func waitLog(t testing.TB, id, line string) {
+	t.Helper()
+	eventually(t, 60*time.Second, func() error {
+		out, err := dockerErr("logs", id)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, line) {
+			return fmt.Errorf("container %.12s has not printed %q yet (log: %q)", id, line, out)
+		}
+		return nil
+	})
+}
+
+// harness runs a subcommand of scripts/harness.sh (stop-dockerd, start-dockerd, ...).
+func harness(t testing.TB, sub string) {
+	t.Helper()
+	if env.harness == "" {
+		t.Fatal("MCM_TEST_HARNESS is not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, env.harness, sub).CombinedOutput()
+	if err != nil {
+		t.Fatalf("harness %s: %v\n%s", sub, err, out)
+	}
+}
