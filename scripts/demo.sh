@@ -11,7 +11,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ADDR=${DEMO_ADDR:-127.0.0.1:3001}
 
 scripts/install-deps.sh curl
-eval "$(scripts/harness.sh start)"
+exports=$(scripts/harness.sh start) # fails the script if start fails
+eval "$exports"
 pid=""
 cleanup() {
 	[[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null

@@ -22,7 +22,8 @@ echo "== staticcheck"
 go tool staticcheck ./...
 
 echo "== starting the private runtimes"
-eval "$(scripts/harness.sh start)"
+exports=$(scripts/harness.sh start) # fails the script if start fails
+eval "$exports"
 trap 'scripts/harness.sh stop "$MCM_TEST_HARNESS_DIR"' EXIT
 
 echo "== go test"

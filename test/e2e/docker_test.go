@@ -222,3 +222,48 @@ func TestDockerdRestart(t *testing.T) {
 		t.Fatalf("the container from before dockerd's restart: %v, want ooms=1", c)
 	}
 }
+
+// A removed container's series stay for --retention, then go.
+func TestRetentionOfRemovedContainers(t *testing.T) {
+	t.Parallel()
+	e := startExporter(t, "--retention=3s")
+	id := run(t, nil, "exit 2")
+	waitInspect(t, id, "{{.State.Status}}", "exited")
+	e.waitCounts(t, id, counts{Exited: true, ExitCode: 2})
+	removed := time.Now()
+	docker(t, "rm", id)
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		if _, ok := s.containerCounts(id); ok {
+			return fmt.Errorf("series of the removed container still exported")
+		}
+		return nil
+	})
+	if gone := time.Since(removed); gone < 3*time.Second {
+		t.Fatalf("series dropped %s after removal, before the 3s retention", gone)
+	}
+}
+
+// A runtime socket that is not there: the exporter serves, says the source
+// is down, and logs why.
+func TestDeadSocketAtStart(t *testing.T) {
+	t.Parallel()
+	e := startExporter(t, "--docker.host=unix:///nonexistent/docker.sock")
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		_, up, ok := s.series("missing_container_metrics_source_up", map[string]string{"source": "docker"})
+		if !ok || up != 0 {
+			return fmt.Errorf("source_up present=%v value=%v, want 0", ok, up)
+		}
+		if !strings.Contains(e.logs(), "/nonexistent/docker.sock") {
+			return fmt.Errorf("no log line names the socket yet")
+		}
+		return nil
+	})
+}

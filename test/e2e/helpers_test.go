@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -90,8 +91,9 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-// startExporter starts the exporter against the harness's dockerd and waits
-// until it serves. Extra args are appended.
+// startExporter starts the exporter against the harness's dockerd (unless
+// args give another --docker.host) and waits until it serves. Extra args are
+// appended.
 func startExporter(t testing.TB, args ...string) *exporter {
 	t.Helper()
 	e, err := newExporter(args...)
@@ -113,11 +115,11 @@ func newExporter(args ...string) (*exporter, error) {
 		return nil, err
 	}
 	e := &exporter{addr: addr, log: &bytes.Buffer{}, done: make(chan struct{})}
-	e.cmd = exec.Command(binary, append([]string{
-		"--web.listen-address=" + addr,
-		"--docker.host=" + env.dockerHost,
-		"--log.level=debug",
-	}, args...)...)
+	base := []string{"--web.listen-address=" + addr, "--log.level=debug"}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--docker.host=") }) {
+		base = append(base, "--docker.host="+env.dockerHost)
+	}
+	e.cmd = exec.Command(binary, append(base, args...)...)
 	w := lockedWriter{&e.mu, e.log}
 	e.cmd.Stdout, e.cmd.Stderr = w, w
 	if err := e.cmd.Start(); err != nil {
