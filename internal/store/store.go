@@ -10,6 +10,7 @@ package store
 
 import (
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -256,8 +257,11 @@ func latest(a, b time.Time) time.Time {
 func (s *Store) MarkGone(runtime string, present map[string]bool, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	prefix := runtime + "://"
 	for k, e := range s.containers {
-		if e.observed && e.Meta.Runtime == runtime && !present[k] && e.removedAt.IsZero() {
+		// Entries never observed (events of a container that could not be
+		// inspected) go too, so that they cannot pile up.
+		if strings.HasPrefix(k, prefix) && !present[k] && e.removedAt.IsZero() {
 			e.removedAt = at
 		}
 	}

@@ -138,11 +138,16 @@ func TestRemovedContainersGoAfterRetention(t *testing.T) {
 	if len(snap.Containers) != 1 || snap.Containers[0].Meta.ID != "def" {
 		t.Fatalf("after retention: %+v", snap.Containers)
 	}
-	// A container a fresh listing no longer has is removed too.
+	// A container a fresh listing no longer has is removed too, and so are
+	// events of a container that was never observed.
+	s.Apply(Started{Key: "docker://ghost", At: at(1)})
 	s.MarkGone("docker", map[string]bool{}, at(60_000))
 	s.Sweep(at(120_000))
 	if n := len(s.Snapshot().Containers); n != 0 {
 		t.Fatalf("gone container kept: %d", n)
+	}
+	if n := len(s.containers); n != 0 {
+		t.Fatalf("%d entries left after every container is gone", n)
 	}
 }
 
