@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // oomOnce is a shell command that is OOM-killed at once under a 32 MiB limit.
@@ -266,4 +271,42 @@ func TestDeadSocketAtStart(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// --web.config.file (exporter-toolkit): basic auth guards /metrics.
+func TestBasicAuthFromWebConfig(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(cfg, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, "--web.config.file="+cfg)
+	for _, tc := range []struct {
+		user, pass string
+		want       int
+	}{
+		{"", "", http.StatusUnauthorized},
+		{"prometheus", "wrong", http.StatusUnauthorized},
+		{"prometheus", "s3cret", http.StatusOK},
+	} {
+		req, err := http.NewRequest("GET", "http://"+e.addr+"/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.user != "" {
+			req.SetBasicAuth(tc.user, tc.pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("user %q password %q: %d, want %d", tc.user, tc.pass, resp.StatusCode, tc.want)
+		}
+	}
 }

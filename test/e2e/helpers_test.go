@@ -137,7 +137,8 @@ func newExporter(args ...string) (*exporter, error) {
 			return err
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 200 {
+		// With basic auth in the web config every path, /healthz too, asks for it.
+		if resp.StatusCode != 200 && resp.StatusCode != http.StatusUnauthorized {
 			return fmt.Errorf("healthz: %s", resp.Status)
 		}
 		return nil
