@@ -90,7 +90,7 @@ func run(args []string) int {
 		Timeout:             30 * time.Second,
 	}))
 	mux.Handle("/healthz", mcmweb.Healthz())
-	mux.Handle("/", mcmweb.Landing(st, version.Version, cfg.metricsPath))
+	mux.Handle("/", mcmweb.Landing(st, version.Info(), cfg.metricsPath))
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -50,7 +50,7 @@ func New(host string, st *store.Store, log *slog.Logger) (*Source, error) {
 	return &Source{
 		cli:     cli,
 		store:   st,
-		log:     log.With("source", Name),
+		log:     log.With("runtime", Name),
 		pending: map[string]map[string]string{},
 		wake:    make(chan struct{}, 1),
 	}, nil

@@ -29,7 +29,8 @@ type Session func(ctx context.Context, up func()) error
 
 // Run keeps a source connected until ctx ends: it runs session again and
 // again, waiting with exponential back-off between failed attempts, and keeps
-// the source's up gauge, reconnect count and last error in st. A panic in a
+// the source's up gauge, reconnect count and last error in st. log should
+// already name the source (log.With("runtime", name)). A panic in a
 // session is recovered, logged and counted as a failure, so one bad event
 // never takes the exporter down.
 func Run(ctx context.Context, name string, st *store.Store, log *slog.Logger, b Backoff, session Session) {
@@ -43,9 +44,9 @@ func Run(ctx context.Context, name string, st *store.Store, log *slog.Logger, b 
 			st.SetUp(name, true, nil)
 			if connectedBefore {
 				st.CountReconnect(name)
-				log.Info("connected again", "source", name)
+				log.Info("connected again")
 			} else {
-				log.Info("connected", "source", name)
+				log.Info("connected")
 			}
 			connectedBefore = true
 		})
@@ -55,12 +56,12 @@ func Run(ctx context.Context, name string, st *store.Store, log *slog.Logger, b 
 		st.SetUp(name, false, err)
 		var p *PanicError
 		if errors.As(err, &p) {
-			log.Error("source panicked; recovered", "source", name, "panic", p.Value, "stack", p.Stack)
+			log.Error("source panicked; recovered", "panic", p.Value, "stack", p.Stack)
 		}
 		if wasUp {
 			wait = b.Min
 		}
-		log.Warn("runtime unreachable, retrying", "source", name, "err", err, "retry_in", wait)
+		log.Warn("runtime unreachable, retrying", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return
