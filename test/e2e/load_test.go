@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// churnContainers is how many containers the load test runs through their
+// whole life; MCM_TEST_CHURN changes it.
+func churnContainers(t *testing.T) int {
+	n := 200
+	if s := os.Getenv("MCM_TEST_CHURN"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			t.Fatalf("MCM_TEST_CHURN=%q", s)
+		}
+		n = v
+	}
+	return n
+}
+
+// Hundreds of containers are created, started, OOM-killed or exited, and
+// removed in a burst, while scrapes run concurrently. The exporter keeps up:
+// every container's exit code and OOM kill is exported exactly, counters
+// never go down in any scrape, and once the retention has passed, the
+// series are gone again.
+func TestChurn(t *testing.T) {
+	t.Parallel()
+	n := churnContainers(t)
+	const retention = 40 * time.Second
+	e := startExporter(t, "--retention="+retention.String())
+	base := seriesCount(t, e)
+
+	stop := make(chan struct{})
+	var scrapes sync.WaitGroup
+	scrapeErr := make(chan error, 4)
+	for range 2 {
+		scrapes.Add(1)
+		go func() {
+			defer scrapes.Done()
+			scrapeErr <- monotonicScrapes(e, stop)
+		}()
+	}
+
+	// Each worker runs containers through their whole life and checks,
+	// within the retention, that the exporter shows exactly their exit code
+	// and OOM kill.
+	var churned sync.WaitGroup
+	work := make(chan int)
+	started := time.Now()
+	for range 8 {
+		churned.Add(1)
+		go func() {
+			defer churned.Done()
+			for i := range work {
+				if err := churnOne(e, i); err != nil {
+					t.Errorf("container %d: %v", i, err)
+				}
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	churned.Wait()
+	took := time.Since(started)
+	close(stop)
+	scrapes.Wait()
+	close(scrapeErr)
+	for err := range scrapeErr {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	// And gone after the retention: memory does not grow with churn.
+	eventually(t, 2*retention, func() error {
+		if got := seriesCount(t, e); got != base {
+			return fmt.Errorf("%d container series, %d before the churn", got, base)
+		}
+		return nil
+	})
+	t.Logf("%d containers churned in %s (%.1f containers/s)", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+}
+
+// churnOne runs container i through its life: every tenth is OOM-killed,
+// the others exit with i%100. Then it is removed, and the exporter must
+// show exactly that within the retention.
+func churnOne(e *exporter, i int) error {
+	want := counts{Exited: true, ExitCode: float64(i % 100)}
+	script := fmt.Sprintf("exit %d", i%100)
+	if i%10 == 0 {
+		want = counts{OOMs: 1, Exited: true, ExitCode: 137}
+		script = "exec " + oomOnce
+	}
+	id, err := dockerErr("run", "-d", "--network", "none", "--cgroup-parent", env.cgroupParent,
+		"--memory", "32m", "--memory-swap", "32m", env.image, "sh", "-c", script)
+	if err != nil {
+		return err
+	}
+	if _, err := dockerErr("wait", id); err != nil {
+		return err
+	}
+	if _, err := dockerErr("rm", id); err != nil {
+		return err
+	}
+	return waitFor(30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		got, ok := s.containerCounts(id)
+		if !ok {
+			return fmt.Errorf("container %.12s not exported", id)
+		}
+		if got != want {
+			return fmt.Errorf("container %.12s: got %v, want %v", id, got, want)
+		}
+		return nil
+	})
+}
+
+// seriesCount is the number of container_restarts_total series: one per
+// container the exporter holds.
+func seriesCount(t *testing.T, e *exporter) int {
+	t.Helper()
+	s, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(s.families["container_restarts_total"].GetMetric())
+}
+
+// monotonicScrapes scrapes until stop, and reports a counter of a container
+// that went down between two scrapes.
+func monotonicScrapes(e *exporter, stop <-chan struct{}) error {
+	last := map[string]float64{}
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			if n < 2 {
+				return fmt.Errorf("only %d scrapes during the churn", n)
+			}
+			return nil
+		default:
+		}
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		for _, fam := range []string{"container_ooms_total", "container_restarts_total"} {
+			for _, m := range s.families[fam].GetMetric() {
+				var id string
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "container_id" {
+						id = l.GetValue()
+					}
+				}
+				k, v := fam+" "+id, m.GetCounter().GetValue()
+				if prev, ok := last[k]; ok && v < prev {
+					return fmt.Errorf("%s went down from %v to %v", k, prev, v)
+				}
+				last[k] = v
+			}
+		}
+	}
+}
