@@ -72,6 +72,7 @@ func observed(c container.InspectResponse) (store.Observed, error) {
 			ExitCode:   c.State.ExitCode,
 			OOMKilled:  c.State.OOMKilled,
 			Restarts:   c.RestartCount,
+			Pid:        c.State.Pid,
 		},
 	}, nil
 }

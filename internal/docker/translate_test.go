@@ -69,7 +69,7 @@ func TestTranslateRejectsMalformedEvents(t *testing.T) {
 func TestObservedFromInspect(t *testing.T) {
 	c := container.InspectResponse{
 		ID: id, Name: "/k8s_app_web-1_shop_uid_0", Image: "sha256:bb", RestartCount: 2,
-		State: &container.State{Running: true, OOMKilled: true, ExitCode: 137,
+		State: &container.State{Running: true, OOMKilled: true, ExitCode: 137, Pid: 4242,
 			StartedAt: "2026-01-01T00:00:02.5Z", FinishedAt: "2026-01-01T00:00:01Z"},
 		Config: &container.Config{Labels: map[string]string{
 			labelK8sContainer: "app", labelK8sPod: "web-1", labelK8sNamespace: "shop"}},
@@ -82,7 +82,7 @@ func TestObservedFromInspect(t *testing.T) {
 	if o.Meta != wantMeta {
 		t.Fatalf("meta %+v, want %+v", o.Meta, wantMeta)
 	}
-	if !o.State.OOMKilled || o.State.Restarts != 2 || o.State.ExitCode != 137 ||
+	if !o.State.OOMKilled || o.State.Restarts != 2 || o.State.ExitCode != 137 || o.State.Pid != 4242 ||
 		!o.State.StartedAt.Equal(time.Date(2026, 1, 1, 0, 0, 2, 5e8, time.UTC)) {
 		t.Fatalf("state %+v", o.State)
 	}

@@ -51,6 +51,9 @@ type State struct {
 	// Restarts is the runtime's own restart count, taken as the starting
 	// value when the exporter first sees the container.
 	Restarts int
+	// Pid is the main process's pid while Running (0 if not known): where
+	// the kernel reader finds a cgroup whose path it does not recognise.
+	Pid int
 }
 
 // Event is something a source saw. The concrete types are below.
@@ -102,16 +105,33 @@ type Container struct {
 	// meaningful only when it is true.
 	Exited   bool
 	ExitCode int
+	// KernelOnly is true for a container no runtime reported: only its
+	// cgroup path is known, so it has no restarts and no exit code.
+	KernelOnly bool
+	// ProcessKills counts the victims the kernel log named, by command name.
+	ProcessKills map[string]uint64
+	// LastOOM is the time of the newest OOM kill known; zero if none.
+	LastOOM time.Time
+	// GroupKills counts memory.oom.group kills, meaningful when HasGroupKills
+	// (cgroup v2).
+	GroupKills    uint64
+	HasGroupKills bool
 }
 
 type entry struct {
 	Container
 	observed  bool // metadata known: exported only from then on
-	applied   int  // events applied before the first observation
+	applied   int  // runtime events applied before the first observation
 	startedAt time.Time
 	finished  time.Time
-	lastOOM   time.Time
+	lastOOM   time.Time // the newest runtime OOM report taken
 	removedAt time.Time
+	pid       int
+
+	ooms          oomCount
+	byProcess     map[string]uint64
+	lastKill      time.Time
+	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
 }
 
 // SourceStatus is the health of one runtime source.
@@ -129,6 +149,9 @@ type SourceStatus struct {
 type Snapshot struct {
 	Containers []Container
 	Sources    []SourceStatus
+	// HostKills counts OOM kills of processes in no container, by command
+	// name (nil if there were none).
+	HostKills map[string]uint64
 }
 
 // Store holds the state of all containers of all sources.
@@ -136,7 +159,12 @@ type Store struct {
 	mu         sync.Mutex
 	retention  time.Duration
 	containers map[string]*entry
+	ids        map[string]string // container ID -> key
 	sources    map[string]*SourceStatus
+	hostKills  map[string]uint64
+	kmsgSeq    uint64 // newest kernel log record applied
+	kmsgSeen   bool
+	onOOM      func(key string)
 }
 
 // New returns an empty store that keeps removed containers for retention.
@@ -144,20 +172,46 @@ func New(retention time.Duration) *Store {
 	return &Store{
 		retention:  retention,
 		containers: map[string]*entry{},
+		ids:        map[string]string{},
 		sources:    map[string]*SourceStatus{},
 	}
 }
 
 // Apply applies one event. It is safe to apply the same event twice.
 func (s *Store) Apply(ev Event) {
+	if notify, k := s.apply(ev); notify != nil {
+		notify(k)
+	}
+}
+
+func (s *Store) apply(ev Event) (notify func(string), k string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := ev.key()
+	if h, ok := ev.(HostOOMKill); ok {
+		if s.newRecord(h.Seq) {
+			if s.hostKills == nil {
+				s.hostKills = map[string]uint64{}
+			}
+			s.hostKills[h.Process]++
+		}
+		return nil, ""
+	}
+	if ke, ok := ev.(kernelEvent); ok {
+		k = s.keyFor(ke.meta())
+	} else {
+		k = ev.key()
+		s.adopt(k)
+	}
 	e := s.containers[k]
 	if e == nil {
 		e = &entry{}
+		e.Meta.Runtime, e.Meta.ID = runtimeOf(k), idOf(k)
 		s.containers[k] = e
+		if _, ok := s.ids[e.Meta.ID]; !ok {
+			s.ids[e.Meta.ID] = k
+		}
 	}
+	oomsBefore := e.lastOOM
 	switch ev := ev.(type) {
 	case Observed:
 		e.observe(ev)
@@ -168,18 +222,44 @@ func (s *Store) Apply(ev Event) {
 	case OOMKilled:
 		e.oom(ev.At)
 	case Removed:
-		if e.removedAt.IsZero() {
-			e.removedAt = ev.At
+		if e.removedAt.IsZero() || e.kernelRemoved {
+			e.removedAt, e.kernelRemoved = ev.At, false
+		}
+	case KernelOOMCount, CgroupGone, OOMVictim:
+		s.applyKernel(e, ev)
+	}
+	if _, ok := ev.(kernelEvent); !ok {
+		if _, ok := ev.(Observed); !ok && !e.observed {
+			e.applied++
 		}
 	}
-	if _, ok := ev.(Observed); !ok && !e.observed {
-		e.applied++
+	e.refresh()
+	if _, ok := ev.(OOMKilled); ok && e.lastOOM != oomsBefore {
+		return s.onOOM, k
 	}
+	return nil, k
+}
+
+// refresh recomputes the exported values that the OOM accounting decides.
+func (e *entry) refresh() {
+	e.OOMs = e.ooms.total()
+	e.GroupKills, e.HasGroupKills = e.ooms.groupKills(), e.ooms.hasGroup
+	e.LastOOM = e.lastKill
+	e.KernelOnly = !e.observed
 }
 
 func (e *entry) observe(ev Observed) {
 	st := ev.State
 	e.Meta = ev.Meta
+	e.pid = 0
+	if st.Running {
+		e.pid = st.Pid
+	}
+	if e.kernelRemoved {
+		// The kernel saw the cgroup go; the runtime decides when the
+		// container is removed.
+		e.removedAt, e.kernelRemoved = time.Time{}, false
+	}
 	if !e.observed && e.applied == 0 {
 		// First sight of a container: start from what the runtime knows.
 		e.observed = true
@@ -191,8 +271,8 @@ func (e *entry) observe(ev Observed) {
 		if st.OOMKilled {
 			// A kill before the exporter started: counted once, and any
 			// event of it that arrives later is taken as already counted.
-			e.OOMs = 1
 			e.lastOOM = latest(st.FinishedAt, st.StartedAt)
+			e.report(e.lastOOM)
 		}
 		return
 	}
@@ -227,14 +307,24 @@ func (e *entry) exit(at time.Time, code int) {
 		return
 	}
 	e.Exited, e.ExitCode, e.finished = true, code, at
+	e.pid = 0
 }
 
 func (e *entry) oom(at time.Time) {
 	if !at.After(e.lastOOM) {
 		return // a replay of a kill already counted
 	}
-	e.OOMs++
 	e.lastOOM = at
+	e.report(at)
+}
+
+// report takes a runtime's report of an OOM kill at t.
+func (e *entry) report(t time.Time) {
+	before := e.ooms.total()
+	e.ooms.report(t)
+	if e.ooms.total() > before {
+		e.lastKill = latest(e.lastKill, t)
+	}
 }
 
 // after reports whether t is a later change than known, not the same one.
@@ -274,6 +364,9 @@ func (s *Store) Sweep(now time.Time) {
 	for k, e := range s.containers {
 		if !e.removedAt.IsZero() && now.Sub(e.removedAt) >= s.retention {
 			delete(s.containers, k)
+			if s.ids[e.Meta.ID] == k {
+				delete(s.ids, e.Meta.ID)
+			}
 		}
 	}
 }
@@ -292,34 +385,56 @@ func (s *Store) Snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap := Snapshot{Containers: make([]Container, 0, len(s.containers))}
-	count := map[string]int{}
 	for _, e := range s.containers {
-		if !e.observed {
+		if !s.exported(e) {
 			continue
 		}
-		snap.Containers = append(snap.Containers, e.Container)
-		if e.removedAt.IsZero() {
-			count[e.Meta.Runtime]++
+		c := e.Container
+		if len(e.byProcess) > 0 {
+			c.ProcessKills = make(map[string]uint64, len(e.byProcess))
+			for p, n := range e.byProcess {
+				c.ProcessKills[p] = n
+			}
+		}
+		snap.Containers = append(snap.Containers, c)
+	}
+	if len(s.hostKills) > 0 {
+		snap.HostKills = make(map[string]uint64, len(s.hostKills))
+		for p, n := range s.hostKills {
+			snap.HostKills[p] = n
 		}
 	}
-	snap.Sources = s.sourcesLocked(count)
+	snap.Sources = s.sourcesLocked()
 	return snap
+}
+
+// exported reports whether a container's series are exported: once a
+// runtime reported it, or, for a container only the kernel knows, while no
+// source of its runtime answers.
+func (s *Store) exported(e *entry) bool {
+	return e.observed || ((e.ooms.kernelSeen() || len(e.byProcess) > 0) && s.silent(e.Meta.Runtime))
 }
 
 // Sources returns the state of every source, sorted by name.
 func (s *Store) Sources() []SourceStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.sourcesLocked()
+}
+
+// sourcesLocked counts, for each runtime source, the containers it reported
+// that are not removed, and for the cgroup source those whose cgroup it
+// watches.
+func (s *Store) sourcesLocked() []SourceStatus {
 	count := map[string]int{}
 	for _, e := range s.containers {
 		if e.observed && e.removedAt.IsZero() {
 			count[e.Meta.Runtime]++
 		}
+		if s.exported(e) && e.ooms.live() {
+			count[CgroupSource]++
+		}
 	}
-	return s.sourcesLocked(count)
-}
-
-func (s *Store) sourcesLocked(count map[string]int) []SourceStatus {
 	out := make([]SourceStatus, 0, len(s.sources))
 	for _, src := range s.sources {
 		st := *src

@@ -1,0 +1,342 @@
+package store
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+func dockerMeta() Meta { return Meta{Runtime: "docker", ID: "abc"} }
+
+func count(ino uint64, kills uint64, ms int) KernelOOMCount {
+	return KernelOOMCount{Meta: dockerMeta(), Cgroup: ino, Kills: kills, At: at(ms), Born: at(0), BornExact: false}
+}
+
+func born(ino uint64, bornMs int, kills uint64, ms int) KernelOOMCount {
+	return KernelOOMCount{Meta: dockerMeta(), Cgroup: ino, Kills: kills, At: at(ms), Born: at(bornMs), BornExact: true}
+}
+
+func victim(ino uint64, process string, ms int, seq uint64) OOMVictim {
+	return OOMVictim{Meta: dockerMeta(), Cgroup: ino, Process: process, At: at(ms), Seq: seq, Live: true}
+}
+
+func ooms(t *testing.T, s *Store) uint64 {
+	t.Helper()
+	return get(t, s, key).OOMs
+}
+
+// Docker's "oom" event fires for every OOM of the cgroup, also those the
+// kernel resolves without a new kill: 36 events for 4 kills were measured.
+// Once the kernel counts for the cgroup, its counter decides.
+func TestKernelCounterIsTheTruthOverRuntimeEvents(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(100), Running: true}})
+	s.Apply(born(7, 90, 0, 95))
+	for i := 1; i <= 36; i++ {
+		s.Apply(OOMKilled{Key: key, At: at(1000 + i)})
+	}
+	s.Apply(count(7, 4, 1100))
+	if n := ooms(t, s); n != 4 {
+		t.Fatalf("ooms %d, want the kernel's 4", n)
+	}
+}
+
+// Reports counted before the kernel's counter was read stay counted: a
+// counter never goes down.
+func TestCountNeverGoesDownWhenTheKernelComesLate(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(100), Running: true}})
+	for i := 1; i <= 3; i++ {
+		s.Apply(OOMKilled{Key: key, At: at(1000 * i)})
+	}
+	s.Apply(count(7, 1, 5000)) // the cgroup existed before the kernel reader looked
+	if n := ooms(t, s); n != 3 {
+		t.Fatalf("ooms %d, want 3 (nothing taken back)", n)
+	}
+	s.Apply(count(7, 5, 6000))
+	if n := ooms(t, s); n != 5 {
+		t.Fatalf("ooms %d, want 5", n)
+	}
+}
+
+// After an exporter restart, a running container's count is the kernel's,
+// whichever reports first; Docker's OOMKilled flag is about the same kills.
+func TestExporterRestartTakesTheKernelsCount(t *testing.T) {
+	for _, kernelFirst := range []bool{true, false} {
+		s := New(time.Minute)
+		obs := Observed{Meta: meta(), State: State{StartedAt: at(100), Running: true, OOMKilled: true}}
+		if kernelFirst {
+			s.Apply(count(7, 5, 5000))
+			s.Apply(obs)
+		} else {
+			s.Apply(obs)
+			s.Apply(count(7, 5, 5000))
+		}
+		if n := ooms(t, s); n != 5 {
+			t.Fatalf("kernel first %v: ooms %d, want 5", kernelFirst, n)
+		}
+	}
+}
+
+// Each start makes a new cgroup whose counter starts at 0: the counts of
+// the instances add up, and a kill before the first instance counts apart.
+func TestInstancesAddUp(t *testing.T) {
+	s := New(time.Minute)
+	// Exited after an OOM kill before the exporter started.
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), FinishedAt: at(500), ExitCode: 137, OOMKilled: true}})
+	if n := ooms(t, s); n != 1 {
+		t.Fatalf("ooms %d, want 1", n)
+	}
+	s.Apply(born(10, 1000, 0, 1001))
+	s.Apply(Started{Key: key, At: at(1010)})
+	s.Apply(count(10, 2, 2000))
+	s.Apply(OOMKilled{Key: key, At: at(1990)})
+	s.Apply(OOMKilled{Key: key, At: at(1995)})
+	s.Apply(CgroupGone{Meta: dockerMeta(), Cgroup: 10, At: at(3000)})
+	s.Apply(born(11, 3100, 0, 3101))
+	s.Apply(count(11, 3, 4000))
+	if n := ooms(t, s); n != 6 {
+		t.Fatalf("ooms %d, want 1 + 2 + 3", n)
+	}
+	// A late read of the first instance changes nothing more.
+	s.Apply(count(10, 2, 4100))
+	if n := ooms(t, s); n != 6 {
+		t.Fatalf("ooms %d after a late read, want 6", n)
+	}
+}
+
+func TestVictimsAndCounterOfOneKillCountOnce(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(100), Running: true}})
+	s.Apply(born(7, 90, 0, 95))
+	s.Apply(victim(7, "worker", 1000, 50))
+	s.Apply(count(7, 1, 1001))
+	s.Apply(victim(7, "worker", 2000, 51))
+	s.Apply(victim(7, "ruby", 2001, 52))
+	s.Apply(count(7, 3, 2002))
+	c := get(t, s, key)
+	if c.OOMs != 3 || c.ProcessKills["worker"] != 2 || c.ProcessKills["ruby"] != 1 {
+		t.Fatalf("ooms %d by process %v", c.OOMs, c.ProcessKills)
+	}
+	if !c.LastOOM.Equal(at(2001)) {
+		t.Fatalf("last OOM %v, want the last victim's time %v", c.LastOOM, at(2001))
+	}
+	// The same records again (the log reread from its start) count once.
+	s.Apply(victim(7, "worker", 2000, 51))
+	if c := get(t, s, key); c.ProcessKills["worker"] != 2 || c.OOMs != 3 {
+		t.Fatalf("replayed record counted: %+v", c)
+	}
+}
+
+// With the counter unread (the cgroup gone first, on cgroup v1), the kernel
+// log's victims still count, in the instance of their time.
+func TestVictimsCountWhereTheCounterMissedThem(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(100), Running: true}})
+	s.Apply(born(7, 90, 0, 95))
+	s.Apply(CgroupGone{Meta: dockerMeta(), Cgroup: 7, At: at(1005)})
+	s.Apply(victim(0, "app", 1000, 1))
+	s.Apply(born(8, 1200, 0, 1201))
+	s.Apply(victim(0, "app", 1300, 2))
+	if c := get(t, s, key); c.OOMs != 2 || c.ProcessKills["app"] != 2 {
+		t.Fatalf("got %+v, want 2 kills of app", c)
+	}
+}
+
+// Records in the kernel's buffer from before the exporter started are
+// history: they count only inside a live cgroup, whose counter confirms
+// them, never for runs the exporter did not see.
+func TestHistoryCountsOnlyInsideACgroup(t *testing.T) {
+	s := New(time.Minute)
+	// Exited, killed three times before (restart policy), as Docker shows it.
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(900), FinishedAt: at(1000), ExitCode: 137, OOMKilled: true, Restarts: 2}})
+	for i, ms := range []int{300, 600, 999} {
+		ev := victim(0, "dd", ms, uint64(i+1))
+		ev.Live = false
+		s.Apply(ev)
+	}
+	if c := get(t, s, key); c.OOMs != 1 || len(c.ProcessKills) != 0 {
+		t.Fatalf("history of finished runs counted: %+v", c)
+	}
+
+	// A running container: history after its cgroup's birth counts.
+	s2 := New(time.Minute)
+	s2.Apply(count(7, 2, 5000)) // born at(0) (the directory's time), not seen
+	for i, ms := range []int{-500, 100, 200} {
+		ev := victim(0, "worker", ms, uint64(i+1))
+		ev.Live = false
+		s2.Apply(ev)
+	}
+	s2.Apply(Observed{Meta: meta(), State: State{StartedAt: at(10), Running: true, OOMKilled: true}})
+	if c := get(t, s2, key); c.OOMs != 2 || c.ProcessKills["worker"] != 2 {
+		t.Fatalf("got %+v, want 2 kills of worker", c)
+	}
+}
+
+func TestGroupKills(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(100), Running: true}})
+	if get(t, s, key).HasGroupKills {
+		t.Fatal("group kills known before any v2 reading")
+	}
+	ev := born(7, 90, 3, 1000)
+	ev.GroupKills, ev.HasGroup = 1, true
+	s.Apply(ev)
+	c := get(t, s, key)
+	if !c.HasGroupKills || c.GroupKills != 1 || c.OOMs != 3 {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestContainersOnlyTheKernelKnows(t *testing.T) {
+	s := New(time.Minute)
+	guess := Meta{Runtime: "containerd", ID: "abc"}
+	ev := KernelOOMCount{Meta: guess, Cgroup: 7, Kills: 2, At: at(100), Born: at(0)}
+	s.Apply(ev)
+	snap := s.Snapshot()
+	if len(snap.Containers) != 1 || !snap.Containers[0].KernelOnly || snap.Containers[0].Meta.Key() != "containerd://abc" || snap.Containers[0].OOMs != 2 {
+		t.Fatalf("no runtime at all: %+v", snap.Containers)
+	}
+	if src := snap.Sources; len(src) != 0 {
+		t.Fatalf("sources %+v", src)
+	}
+
+	// A configured runtime source that is still connecting, or up, holds it back.
+	s.AddSource("containerd")
+	if n := len(s.Snapshot().Containers); n != 0 {
+		t.Fatalf("exported while its runtime connects: %d", n)
+	}
+	s.SetUp("containerd", false, errors.New("no socket"))
+	if n := len(s.Snapshot().Containers); n != 1 {
+		t.Fatalf("not exported while its runtime is down: %d", n)
+	}
+
+	// The runtime that knows the id takes it over, with its counts, under its own key.
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(50), Running: true}})
+	snap = s.Snapshot()
+	if len(snap.Containers) != 1 || snap.Containers[0].Meta.Key() != key || snap.Containers[0].OOMs != 2 || snap.Containers[0].KernelOnly {
+		t.Fatalf("after the runtime reported it: %+v", snap.Containers)
+	}
+	s.Apply(KernelOOMCount{Meta: guess, Cgroup: 7, Kills: 3, At: at(200), Born: at(0)})
+	if n := ooms(t, s); n != 3 {
+		t.Fatalf("later kernel readings under the guessed runtime: ooms %d, want 3", n)
+	}
+}
+
+func TestKernelOnlyContainerGoesWithItsCgroup(t *testing.T) {
+	s := New(time.Minute)
+	m := Meta{Runtime: "cri-o", ID: "abc"}
+	s.Apply(KernelOOMCount{Meta: m, Cgroup: 7, At: at(0)})
+	s.Apply(CgroupGone{Meta: m, Cgroup: 7, At: at(1000)})
+	s.Sweep(at(59_000))
+	if n := len(s.Snapshot().Containers); n != 1 {
+		t.Fatalf("dropped before its retention: %d", n)
+	}
+	s.Sweep(at(61_000))
+	if n := len(s.Snapshot().Containers); n != 0 {
+		t.Fatalf("kept after its retention: %d", n)
+	}
+}
+
+func TestHostKills(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(HostOOMKill{Process: "java", At: at(0), Seq: 10})
+	s.Apply(HostOOMKill{Process: "java", At: at(0), Seq: 10})
+	s.Apply(HostOOMKill{Process: "sshd", At: at(1), Seq: 11})
+	snap := s.Snapshot()
+	if snap.HostKills["java"] != 1 || snap.HostKills["sshd"] != 1 || len(snap.Containers) != 0 {
+		t.Fatalf("host kills %v containers %d", snap.HostKills, len(snap.Containers))
+	}
+}
+
+func TestOldInstancesAreFoldedNotLost(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true}})
+	for i := range 3 * maxInstances {
+		ino := uint64(100 + i)
+		s.Apply(born(ino, 1000*i+1, 0, 1000*i+2))
+		s.Apply(count(ino, 1, 1000*i+500))
+		s.Apply(CgroupGone{Meta: dockerMeta(), Cgroup: ino, At: at(1000*i + 900)})
+	}
+	if n := ooms(t, s); n != 3*maxInstances {
+		t.Fatalf("ooms %d, want %d", n, 3*maxInstances)
+	}
+}
+
+func TestOOMReportHookAndUnwatched(t *testing.T) {
+	s := New(time.Minute)
+	var got []string
+	s.OnOOMReport(func(k string) { got = append(got, k) })
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true, Pid: 42}})
+	if u := s.Unwatched(); len(u) != 1 || u[0].Pid != 42 || u[0].Meta.Key() != key {
+		t.Fatalf("unwatched %+v", u)
+	}
+	s.Apply(OOMKilled{Key: key, At: at(100)})
+	s.Apply(OOMKilled{Key: key, At: at(100)}) // a replay: no new report
+	if len(got) != 1 || got[0] != key {
+		t.Fatalf("hook calls %v", got)
+	}
+	s.Apply(count(7, 1, 200))
+	if u := s.Unwatched(); len(u) != 0 {
+		t.Fatalf("a watched container is unwatched: %+v", u)
+	}
+}
+
+// Whatever order and mix of reports arrive, a container's count never goes
+// down, and the victims named never exceed it.
+func TestCountNeverGoesDown(t *testing.T) {
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		s := New(time.Minute)
+		s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true, OOMKilled: rng.IntN(2) == 0}})
+		kills := map[uint64]uint64{}
+		ino, ms, seq := uint64(1), 0, uint64(0)
+		var last uint64
+		var trace []string
+		for range 60 {
+			ms += rng.IntN(300)
+			switch rng.IntN(6) {
+			case 0:
+				s.Apply(OOMKilled{Key: key, At: at(ms)})
+				trace = append(trace, "report")
+			case 1:
+				kills[ino] += uint64(rng.IntN(3))
+				ev := count(ino, kills[ino], ms)
+				if rng.IntN(2) == 0 {
+					ev = born(ino, ms-rng.IntN(1000), kills[ino], ms)
+				}
+				s.Apply(ev)
+				trace = append(trace, "count")
+			case 2:
+				seq++
+				v := victim(ino*uint64(rng.IntN(2)), "p", ms-rng.IntN(500), seq)
+				v.Live = rng.IntN(3) != 0
+				s.Apply(v)
+				trace = append(trace, "victim")
+			case 3:
+				s.Apply(CgroupGone{Meta: dockerMeta(), Cgroup: ino, At: at(ms)})
+				ino++
+				trace = append(trace, "gone")
+			case 4:
+				s.Apply(Started{Key: key, At: at(ms)})
+				trace = append(trace, "start")
+			case 5:
+				s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(ms - 50), Running: true, OOMKilled: true}})
+				trace = append(trace, "observed")
+			}
+			c := get(t, s, key)
+			if c.OOMs < last {
+				t.Fatalf("seed %d: ooms went down from %d to %d after %v", seed, last, c.OOMs, trace)
+			}
+			var named uint64
+			for _, n := range c.ProcessKills {
+				named += n
+			}
+			if named > c.OOMs {
+				t.Fatalf("seed %d: %d victims named, ooms %d after %v", seed, named, c.OOMs, trace)
+			}
+			last = c.OOMs
+		}
+	}
+}
