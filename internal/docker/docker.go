@@ -36,7 +36,7 @@ type Source struct {
 	lastEvent time.Time
 
 	mu      sync.Mutex
-	pending map[string]map[string]string // ids to inspect -> attributes of their last event
+	pending map[string]inspectRequest // by container id
 	wake    chan struct{}
 }
 
@@ -51,14 +51,16 @@ func New(host string, st *store.Store, log *slog.Logger) (*Source, error) {
 		cli:     cli,
 		store:   st,
 		log:     log.With("runtime", Name),
-		pending: map[string]map[string]string{},
+		pending: map[string]inspectRequest{},
 		wake:    make(chan struct{}, 1),
 	}, nil
 }
 
 // Run follows dockerd until ctx ends, reconnecting whenever it is lost.
 func (s *Source) Run(ctx context.Context) {
-	go s.inspector(ctx)
+	for range inspectors {
+		go s.inspector(ctx)
+	}
 	source.Run(ctx, Name, s.store, s.log, source.DefaultBackoff, s.session)
 }
 
@@ -162,11 +164,14 @@ func (s *Source) list(ctx context.Context) ([]store.Observed, error) {
 func (s *Source) inspect(ctx context.Context, id string) (store.Observed, error) {
 	ictx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
+	asked := time.Now()
 	res, err := s.cli.ContainerInspect(ictx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return store.Observed{}, fmt.Errorf("inspect container %s: %w", id, err)
 	}
-	return observed(res.Container)
+	o, err := observed(res.Container)
+	o.At = asked
+	return o, err
 }
 
 // handle applies one event. It never calls dockerd: containers it does not
@@ -181,6 +186,7 @@ func (s *Source) handle(it item) {
 		return
 	}
 	t, err := translate(m)
+	s.log.Debug("event", "action", m.Action, "id", m.Actor.ID, "time", it.at)
 	s.store.CountEvent(Name, err != nil)
 	if err != nil {
 		s.log.Warn("skipping malformed event", "err", err)
@@ -190,34 +196,35 @@ func (s *Source) handle(it item) {
 		s.store.Apply(t.event)
 	}
 	if t.refresh || (t.inspect && !s.store.Known(Runtime+"://"+m.Actor.ID)) {
-		s.requestInspect(m.Actor.ID, m.Actor.Attributes)
+		s.requestInspect(m.Actor.ID, inspectRequest{attrs: m.Actor.Attributes, refresh: t.refresh})
 	}
 }
 
-func (s *Source) requestInspect(id string, attrs map[string]string) {
-	s.mu.Lock()
-	s.pending[id] = attrs
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+// inspectRequest asks the inspector for a container's metadata.
+type inspectRequest struct {
+	attrs   map[string]string // of the container's last event
+	refresh bool              // inspect even if the store knows the container by then
 }
+
+func (s *Source) requestInspect(id string, r inspectRequest) {
+	s.mu.Lock()
+	r.refresh = r.refresh || s.pending[id].refresh
+	s.pending[id] = r
+	s.mu.Unlock()
+	s.wakeOne()
+}
+
+// inspectors is how many containers are inspected at once, so that a burst
+// of new containers is tracked quickly even when dockerd is slow to answer.
+const inspectors = 4
 
 // inspector inspects the containers the event handler asked for. When a
 // container is gone before it could be inspected, the attributes of its last
 // event (name, labels) still give its series, so that its counts are exported.
 func (s *Source) inspector(ctx context.Context) {
 	for {
-		s.mu.Lock()
-		var id string
-		var attrs map[string]string
-		for id, attrs = range s.pending {
-			delete(s.pending, id)
-			break
-		}
-		s.mu.Unlock()
-		if id == "" {
+		id, r, ok := s.nextRequest()
+		if !ok {
 			select {
 			case <-ctx.Done():
 				return
@@ -225,15 +232,38 @@ func (s *Source) inspector(ctx context.Context) {
 				continue
 			}
 		}
+		if !r.refresh && s.store.Known(Runtime+"://"+id) {
+			continue // an earlier inspect or the listing got there first
+		}
 		o, err := s.inspect(ctx, id)
+		s.log.Debug("inspected", "id", id, "err", err)
 		switch {
 		case err == nil:
 			s.store.Apply(o)
 		case cerrdefs.IsNotFound(err):
-			s.store.Apply(store.Observed{Meta: meta(id, attrs["name"], "", attrs)})
+			s.store.Apply(store.Observed{Meta: meta(id, r.attrs["name"], "", r.attrs), Gone: true})
 		default:
 			// dockerd is away: the next session lists this container again.
-			s.log.Debug("inspect failed", "id", id, "err", err)
 		}
+	}
+}
+
+func (s *Source) nextRequest() (string, inspectRequest, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, r := range s.pending {
+		delete(s.pending, id)
+		if len(s.pending) > 0 {
+			s.wakeOne() // a burst: let another inspector help
+		}
+		return id, r, true
+	}
+	return "", inspectRequest{}, false
+}
+
+func (s *Source) wakeOne() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }

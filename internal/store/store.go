@@ -15,13 +15,6 @@ import (
 	"time"
 )
 
-// SameChange is how close two runtime timestamps of one container must be to
-// describe the same start or the same exit. A runtime logs the event for a
-// change a little after it records the change in the container's state; the
-// next real change of the same kind is at least a restart back-off (100 ms for
-// Docker) later.
-const SameChange = 50 * time.Millisecond
-
 // Meta is what identifies and describes a container: the labels of its series.
 type Meta struct {
 	Runtime   string // "docker", "containerd"
@@ -63,6 +56,14 @@ type Event interface{ key() string }
 type Observed struct {
 	Meta  Meta
 	State State
+	// At is when the source asked the runtime (just before the listing or
+	// inspect), on the runtime's clock (the same host's). Every start and
+	// exit event before it is reflected in State.
+	At time.Time
+	// Gone says the container no longer existed: Meta comes from its last
+	// event and State is empty. It only labels a container the store still
+	// holds; it never brings back one that was removed and swept.
+	Gone bool
 }
 
 // Started reports that the container's main process started at At.
@@ -122,8 +123,10 @@ type entry struct {
 	Container
 	observed  bool // metadata known: exported only from then on
 	applied   int  // runtime events applied before the first observation
-	startedAt time.Time
-	finished  time.Time
+	startedAt time.Time // the last start known (event or state time)
+	finished  time.Time // the last exit known (event or state time)
+	running   bool      // started, and no exit known since
+	syncedAt  time.Time // Observed.At of the newest observation
 	lastOOM   time.Time // the newest runtime OOM report taken
 	removedAt time.Time
 	pid       int
@@ -203,6 +206,9 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 		s.adopt(k)
 	}
 	e := s.containers[k]
+	if o, ok := ev.(Observed); ok && o.Gone && e == nil {
+		return nil, ""
+	}
 	if e == nil {
 		e = &entry{}
 		e.Meta.Runtime, e.Meta.ID = runtimeOf(k), idOf(k)
@@ -263,50 +269,57 @@ func (e *entry) observe(ev Observed) {
 	if !e.observed && e.applied == 0 {
 		// First sight of a container: start from what the runtime knows.
 		e.observed = true
-		e.startedAt, e.finished = st.StartedAt, st.FinishedAt
+		e.startedAt, e.finished, e.running, e.syncedAt = st.StartedAt, st.FinishedAt, st.Running, ev.At
 		e.Restarts = uint64(max(st.Restarts, 0))
 		if !st.FinishedAt.IsZero() {
 			e.Exited, e.ExitCode = true, st.ExitCode
 		}
 		if st.OOMKilled {
-			// A kill before the exporter started: counted once, and any
-			// event of it that arrives later is taken as already counted.
-			e.lastOOM = latest(st.FinishedAt, st.StartedAt)
+			// A kill before the exporter started: counted once; its event,
+			// if the stream still delivers it, is older than the observation.
+			e.lastOOM = latest(latest(st.FinishedAt, st.StartedAt), ev.At)
 			e.report(e.lastOOM)
 		}
 		return
 	}
-	// Seen before: take from the state only what the events missed.
+	// Seen before (a relisting after a reconnect, or an inspect after the
+	// container's first events): take from the state only what the events
+	// missed — an exit first, then a start after it.
 	e.observed = true
-	if after(st.StartedAt, e.startedAt) {
-		if !e.startedAt.IsZero() || e.Exited {
+	e.syncedAt = latest(e.syncedAt, ev.At)
+	if st.FinishedAt.After(e.finished) {
+		e.Exited, e.ExitCode, e.finished, e.running = true, st.ExitCode, st.FinishedAt, false
+	}
+	if st.Running && !e.running {
+		if e.Exited {
 			e.Restarts++
 		}
-		e.startedAt = st.StartedAt
+		e.startedAt, e.running = latest(e.startedAt, st.StartedAt), true
 	}
 	// OOMKilled is not taken here: Docker keeps it set after a worker's kill
 	// until the next start, so it cannot tell whether this exit was a new
 	// kill. Kills come from events (and the kernel's counters).
-	if after(st.FinishedAt, e.finished) {
-		e.Exited, e.ExitCode, e.finished = true, st.ExitCode, st.FinishedAt
-	}
 }
 
+// start applies a start event. A start is a restart when the container had
+// exited since its last start: this needs the events in the runtime's order,
+// never a comparison of an event's time with a state's time, which a
+// runtime records a little earlier (tens of milliseconds on a busy host).
 func (e *entry) start(at time.Time) {
-	if !after(at, e.startedAt) {
-		return // this start is known already
+	if at.Before(e.syncedAt) || !at.After(e.startedAt) {
+		return // reflected in an observation already, or a replay
 	}
-	if !e.startedAt.IsZero() || e.Exited {
-		e.Restarts++ // every start but the first is a restart
+	if !e.running && e.Exited {
+		e.Restarts++
 	}
-	e.startedAt = at
+	e.startedAt, e.running = at, true
 }
 
 func (e *entry) exit(at time.Time, code int) {
-	if !after(at, e.finished) {
-		return
+	if at.Before(e.syncedAt) || !at.After(e.finished) {
+		return // reflected in an observation already, or a replay
 	}
-	e.Exited, e.ExitCode, e.finished = true, code, at
+	e.Exited, e.ExitCode, e.finished, e.running = true, code, at, false
 	e.pid = 0
 }
 
@@ -325,14 +338,6 @@ func (e *entry) report(t time.Time) {
 	if e.ooms.total() > before {
 		e.lastKill = latest(e.lastKill, t)
 	}
-}
-
-// after reports whether t is a later change than known, not the same one.
-func after(t, known time.Time) bool {
-	if t.IsZero() {
-		return false
-	}
-	return known.IsZero() || t.Sub(known) > SameChange
 }
 
 func latest(a, b time.Time) time.Time {

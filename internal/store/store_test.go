@@ -86,7 +86,8 @@ func TestListingAndEventOfOneChangeCountOnce(t *testing.T) {
 	// The listing saw the restart at 1000 and the OOM exit at 900; the
 	// stream then delivers the events of the same changes, logged a few
 	// milliseconds after the runtime recorded them.
-	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(1000), FinishedAt: at(900), ExitCode: 137, OOMKilled: true, Restarts: 1, Running: true}})
+	// The listing was asked for at 1002, before the start event was logged.
+	s.Apply(Observed{Meta: meta(), At: at(1002), State: State{StartedAt: at(1000), FinishedAt: at(900), ExitCode: 137, OOMKilled: true, Restarts: 1, Running: true}})
 	s.Apply(OOMKilled{Key: key, At: at(899)})
 	s.Apply(Exited{Key: key, At: at(902), Code: 137})
 	s.Apply(Started{Key: key, At: at(1003)})
@@ -164,4 +165,44 @@ func TestSourcesCountTrackedContainers(t *testing.T) {
 	if len(src) != 1 || src[0].Containers != 1 || src[0].Events != 2 || src[0].Malformed != 1 || !src[0].Up {
 		t.Fatalf("sources: %+v", src)
 	}
+}
+
+// A late inspect of a container that is gone never brings back a container
+// whose retention has passed.
+func TestGoneObservationDoesNotResurrect(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Started{Key: key, At: at(0)})
+	s.Apply(Exited{Key: key, At: at(100), Code: 18})
+	s.Apply(Removed{Key: key, At: at(200)})
+	s.Apply(Observed{Meta: meta(), Gone: true})
+	want(t, get(t, s, key), 0, 0, true, 18) // labelled from the event, in its retention
+	s.Sweep(at(60_200))
+	s.Apply(Observed{Meta: meta(), Gone: true})
+	if n := len(s.Snapshot().Containers); n != 0 {
+		t.Fatalf("swept container came back: %+v", s.Snapshot().Containers)
+	}
+}
+
+// On a busy host Docker logs a start event well after the StartedAt it
+// records; an inspect between the two must not turn that start into a restart.
+func TestSlowStartEventIsNoRestart(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), At: at(800), State: State{StartedAt: at(750), Running: true}})
+	s.Apply(Started{Key: key, At: at(822)})
+	s.Apply(Exited{Key: key, At: at(900), Code: 3})
+	want(t, get(t, s, key), 0, 0, true, 3)
+	s.Apply(Started{Key: key, At: at(1400)})
+	want(t, get(t, s, key), 0, 1, true, 3)
+}
+
+// A relisting after a reconnect catches an exit and a start that the events
+// missed, once, and the events that arrive late change nothing.
+func TestRelistingCatchesMissedRestart(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), At: at(10), State: State{StartedAt: at(0), Running: true}})
+	s.Apply(Observed{Meta: meta(), At: at(5000), State: State{StartedAt: at(3000), FinishedAt: at(2000), ExitCode: 1, Running: true}})
+	want(t, get(t, s, key), 0, 1, true, 1)
+	s.Apply(Exited{Key: key, At: at(2010), Code: 1})
+	s.Apply(Started{Key: key, At: at(3010)})
+	want(t, get(t, s, key), 0, 1, true, 1)
 }
