@@ -1,0 +1,395 @@
+// Package containerd is the containerd source: it lists the containers of
+// containerd's namespaces with the state of their tasks, follows containerd's
+// event stream, and sends what it sees to the store as typed events.
+// Kubernetes containers, which containerd's CRI plugin runs for the kubelet,
+// get the kubelet's names and restart count, and their state from the CRI
+// plugin, which keeps it after it deleted their tasks. Pod sandboxes are not
+// exported. It only ever reads from containerd.
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	cerrdefs "github.com/containerd/errdefs"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	// Registers containerd's event types, so that events can be decoded.
+	_ "github.com/containerd/containerd/api/events"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/source"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// Name is the source's name in the exporter's own metrics.
+const Name = "containerd"
+
+// requestTimeout bounds one call to containerd, so that a hung containerd
+// cannot hang the source.
+const requestTimeout = 30 * time.Second
+
+// Namespaces with a meaning of their own.
+const (
+	// namespaceMoby holds the containers that Docker runs: the Docker source
+	// reports them.
+	namespaceMoby = "moby"
+	// namespaceCRI holds the containers and sandboxes of the CRI plugin.
+	namespaceCRI = "k8s.io"
+)
+
+// Source follows one containerd.
+type Source struct {
+	address    string
+	namespaces map[string]bool // the namespaces to follow; empty: all
+	skipMoby   bool
+	store      *store.Store
+	log        *slog.Logger
+}
+
+// New returns a source for the containerd at address (a socket path, with or
+// without unix://). It follows the containers of the given namespaces (each
+// may be a comma-separated list), or of all namespaces, present and future,
+// if there are none; skipMoby leaves out Docker's namespace "moby". It does
+// not connect yet.
+func New(address string, namespaces []string, skipMoby bool, st *store.Store, log *slog.Logger) (*Source, error) {
+	address = strings.TrimPrefix(address, "unix://")
+	if address == "" {
+		return nil, errors.New("containerd address is empty")
+	}
+	s := &Source{
+		address:    address,
+		namespaces: map[string]bool{},
+		skipMoby:   skipMoby,
+		store:      st,
+		log:        log.With("runtime", Name),
+	}
+	for _, list := range namespaces {
+		for _, ns := range strings.Split(list, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				s.namespaces[ns] = true
+			}
+		}
+	}
+	if skipMoby && s.namespaces[namespaceMoby] {
+		s.log.Warn("not following containerd namespace moby: the Docker source reports its containers")
+	}
+	return s, nil
+}
+
+// Run follows containerd until ctx ends, reconnecting whenever it is lost.
+func (s *Source) Run(ctx context.Context) {
+	source.Run(ctx, Name, s.store, s.log, source.DefaultBackoff, s.session)
+}
+
+// follows reports whether the source follows the containers of namespace ns.
+func (s *Source) follows(ns string) bool {
+	if s.skipMoby && ns == namespaceMoby {
+		return false
+	}
+	return len(s.namespaces) == 0 || s.namespaces[ns]
+}
+
+// ref names a container: ids are unique only within a namespace.
+type ref struct{ namespace, id string }
+
+// listed is what a session's listing showed of a container that the store
+// did not know before.
+type listed struct {
+	readAt    time.Time // just before its state was read
+	oomKilled bool      // the state said that a process was OOM-killed
+}
+
+// conn is one session's connection to containerd.
+type conn struct {
+	*Source
+	cli   *client.Client
+	cri   runtimeapi.RuntimeServiceClient
+	noCRI bool // the CRI plugin does not answer: use containerd's task state only
+
+	// sandboxes are the pod sandboxes seen, so that their events do not
+	// make the source read them again.
+	sandboxes map[ref]bool
+	// listed are the containers first seen in this session's listing.
+	listed map[string]listed
+}
+
+// session subscribes to containerd's events, lists every container, then
+// applies the events. containerd replays nothing, so the listing is what
+// catches up on what happened while the source was away; the stream is
+// opened first so that nothing after the listing is missed, and the store's
+// timestamps make what both report count once.
+func (s *Source) session(ctx context.Context, up func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cli, err := client.New(s.address)
+	if err != nil {
+		return fmt.Errorf("containerd client for %q: %w", s.address, err)
+	}
+	defer cli.Close()
+	vctx, vcancel := context.WithTimeout(ctx, requestTimeout)
+	_, err = cli.Version(vctx)
+	vcancel()
+	if err != nil {
+		return fmt.Errorf("version: %w", err)
+	}
+	grpcConn, ok := cli.Conn().(grpc.ClientConnInterface)
+	if !ok {
+		return fmt.Errorf("containerd client without a gRPC connection")
+	}
+	c := &conn{
+		Source:    s,
+		cli:       cli,
+		cri:       runtimeapi.NewRuntimeServiceClient(grpcConn),
+		sandboxes: map[ref]bool{},
+		listed:    map[string]listed{},
+	}
+
+	filters := make([]string, len(topics))
+	for i, t := range topics {
+		filters[i] = fmt.Sprintf("topic==%q", t)
+	}
+	stream, errs := cli.EventService().Subscribe(ctx, filters...)
+	q := source.NewQueue[*events.Envelope]()
+	go func() {
+		for {
+			select {
+			case env := <-stream:
+				q.Push(env)
+			case err := <-errs:
+				if err == nil {
+					err = errors.New("closed")
+				}
+				q.Close(fmt.Errorf("event stream: %w", err))
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	obs, err := c.list(ctx)
+	if err != nil {
+		return err
+	}
+	present := make(map[string]bool, len(obs))
+	for _, o := range obs {
+		present[o.Meta.Key()] = true
+		s.store.Apply(o)
+	}
+	s.store.MarkGone(Runtime, present, time.Now())
+	up()
+	for {
+		envs, err := q.Next(ctx)
+		if err != nil {
+			return err
+		}
+		for _, env := range envs {
+			if err := c.handle(ctx, env); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// list reads every container of the namespaces followed, except pod
+// sandboxes, with its state.
+func (c *conn) list(ctx context.Context) ([]store.Observed, error) {
+	nss, err := c.followed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Observed
+	for _, ns := range nss {
+		obs, err := c.listNamespace(namespaces.WithNamespace(ctx, ns), ns)
+		if err != nil {
+			return nil, fmt.Errorf("namespace %s: %w", ns, err)
+		}
+		out = append(out, obs...)
+	}
+	return out, nil
+}
+
+// followed lists the namespaces to follow now.
+func (c *conn) followed(ctx context.Context) ([]string, error) {
+	var nss []string
+	if len(c.namespaces) > 0 {
+		for ns := range c.namespaces {
+			nss = append(nss, ns)
+		}
+	} else {
+		lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		var err error
+		if nss, err = c.cli.NamespaceService().List(lctx); err != nil {
+			return nil, fmt.Errorf("list namespaces: %w", err)
+		}
+	}
+	nss = slices.DeleteFunc(nss, func(ns string) bool { return !c.follows(ns) })
+	slices.Sort(nss)
+	return nss, nil
+}
+
+func (c *conn) listNamespace(ctx context.Context, ns string) ([]store.Observed, error) {
+	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	cs, err := c.cli.ContainerService().List(lctx)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	readAt := time.Now()
+	ts, err := c.cli.TaskService().List(lctx, &tasksapi.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	tasks := make(map[string]*task.Process, len(ts.GetTasks()))
+	for _, t := range ts.GetTasks() {
+		tasks[t.GetID()] = t
+	}
+	var out []store.Observed
+	for _, ct := range cs {
+		if isSandbox(ct.Labels) {
+			c.sandboxes[ref{ns, ct.ID}] = true
+			continue
+		}
+		o := c.observed(ct)
+		st, at := taskState(tasks[ct.ID]), readAt
+		if ns == namespaceCRI && isCRI(ct.Labels) {
+			at = time.Now()
+			cst, err := c.criStatus(ctx, ct.ID)
+			if err != nil {
+				return nil, err
+			}
+			if cst != nil {
+				st = criState(cst)
+			}
+		}
+		st.Restarts = o.State.Restarts
+		o.State = st
+		if !c.store.Known(o.Meta.Key()) {
+			c.listed[o.Meta.Key()] = listed{readAt: at, oomKilled: st.OOMKilled}
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// criStatus asks the CRI plugin for a container's status. It returns nil when
+// the plugin does not know the container or does not answer at all (it may
+// be disabled); containerd's task state is all there is then.
+func (c *conn) criStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {
+	if c.noCRI {
+		return nil, nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	res, err := c.cri.ContainerStatus(sctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	switch status.Code(err) {
+	case codes.OK:
+		return res.GetStatus(), nil
+	case codes.NotFound:
+		return nil, nil
+	case codes.Unimplemented:
+		c.log.Warn("the CRI plugin does not answer: Kubernetes containers that exited show no exit code", "err", err)
+		c.noCRI = true
+		return nil, nil
+	}
+	return nil, fmt.Errorf("CRI status of container %s: %w", id, err)
+}
+
+// observed is a container's metadata and, for a Kubernetes container, the
+// kubelet's restart count; its state is left empty.
+func (c *conn) observed(ct containers.Container) store.Observed {
+	n, err := restartCount(ct)
+	if err != nil {
+		c.log.Warn("restart count unknown", "err", err)
+	}
+	return store.Observed{Meta: meta(ct), State: store.State{Restarts: n}}
+}
+
+// handle applies one event. A container that the store does not know yet is
+// read first, so that its labels and restart count come before its events.
+func (c *conn) handle(ctx context.Context, env *events.Envelope) error {
+	if env == nil || !c.follows(env.Namespace) {
+		return nil
+	}
+	t, err := translate(env)
+	c.store.CountEvent(Name, err != nil)
+	if err != nil {
+		c.log.Warn("skipping malformed event", "err", err)
+		return nil
+	}
+	if t.id == "" {
+		return nil
+	}
+	r := ref{t.namespace, t.id}
+	if c.sandboxes[r] {
+		if t.removed {
+			delete(c.sandboxes, r)
+		}
+		return nil
+	}
+	key := Runtime + "://" + t.id
+	if t.refresh || (!t.removed && !c.store.Known(key)) {
+		if err := c.read(ctx, r); err != nil {
+			return err
+		}
+	}
+	if t.event == nil || !c.store.Known(key) || c.coveredByListing(key, t.event) {
+		return nil
+	}
+	c.store.Apply(t.event)
+	return nil
+}
+
+// read reads a container's metadata and applies it. Nothing is applied for a
+// pod sandbox, or for a container that is gone already: without its labels
+// it cannot be told from a sandbox.
+func (c *conn) read(ctx context.Context, r ref) error {
+	gctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, r.namespace), requestTimeout)
+	defer cancel()
+	ct, err := c.cli.ContainerService().Get(gctx, r.id)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		c.log.Debug("container gone before it could be read", "namespace", r.namespace, "id", r.id)
+		return nil
+	case err != nil:
+		return fmt.Errorf("get container %s/%s: %w", r.namespace, r.id, err)
+	case isSandbox(ct.Labels):
+		c.sandboxes[r] = true
+		return nil
+	}
+	c.store.Apply(c.observed(ct))
+	return nil
+}
+
+// coveredByListing reports whether the listing that first showed a container
+// already showed what the event reports: a start before its state was read,
+// or an OOM kill before it when the state said there was one. Exits are not
+// covered: the store matches them by their exit time.
+func (c *conn) coveredByListing(key string, ev store.Event) bool {
+	l, ok := c.listed[key]
+	if !ok {
+		return false
+	}
+	switch ev := ev.(type) {
+	case store.Started:
+		return ev.At.Before(l.readAt)
+	case store.OOMKilled:
+		return l.oomKilled && ev.At.Before(l.readAt)
+	}
+	return false
+}

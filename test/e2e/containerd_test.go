@@ -1,0 +1,563 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/client"
+	cdevents "github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// containerdAddress is the socket of the harness's containerd. Without one the
+// test is skipped, and fails under CI.
+func containerdAddress(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("MCM_TEST_CONTAINERD_ADDRESS")
+	if addr == "" {
+		msg := "MCM_TEST_CONTAINERD_ADDRESS is not set: run the tests through scripts/test.sh, which starts the private runtimes"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (a missing prerequisite is a failure under CI)")
+		}
+		t.Skip(msg)
+	}
+	return addr
+}
+
+// startContainerdExporter starts an exporter that follows the harness's
+// containerd (and its dockerd, unless args say --no-docker). The kernel's
+// OOM counters are not read unless args say --kernel: every kill the tests
+// expect must come from the containerd source.
+func startContainerdExporter(t testing.TB, args ...string) *exporter {
+	t.Helper()
+	base := []string{"--containerd.address=" + containerdAddress(t)}
+	if !slices.Contains(args, "--kernel") {
+		base = append(base, "--no-kernel")
+	}
+	return startExporter(t, append(base, args...)...)
+}
+
+// containerdCounts reads the values of the containerd container id; ok is
+// false until the container is exported.
+func (s *scrape) containerdCounts(id string) (counts, bool) {
+	match := map[string]string{"container_id": "containerd://" + id}
+	var c counts
+	_, ooms, ok1 := s.series("container_ooms_total", match)
+	_, restarts, ok2 := s.series("container_restarts_total", match)
+	_, code, exited := s.series("container_last_exit_code", match)
+	c.OOMs, c.Restarts, c.ExitCode, c.Exited = ooms, restarts, code, exited
+	return c, ok1 && ok2
+}
+
+// waitContainerdCounts waits until the exporter shows want for the containerd container id.
+func (e *exporter) waitContainerdCounts(t testing.TB, id string, want counts) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		got, ok := s.containerdCounts(id)
+		if !ok {
+			return fmt.Errorf("containerd container %.12s not exported yet", id)
+		}
+		if got != want {
+			return fmt.Errorf("containerd container %.12s: got %v, want %v", id, got, want)
+		}
+		return nil
+	})
+}
+
+// notExported fails the test if any series of the exporter has container_id value key.
+func notExported(t testing.TB, e *exporter, key string) {
+	t.Helper()
+	s, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, mf := range s.families {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "container_id" && l.GetValue() == key {
+					t.Fatalf("%s is exported: %s", key, name)
+				}
+			}
+		}
+	}
+}
+
+// sourceState reads the exporter's own metrics of a source.
+func sourceState(s *scrape, name string) (up, reconnects float64) {
+	_, up, _ = s.series("missing_container_metrics_source_up", map[string]string{"source": name})
+	_, reconnects, _ = s.series("missing_container_metrics_reconnects_total", map[string]string{"source": name})
+	return up, reconnects
+}
+
+// ctrd is a containerd client of the harness's containerd, for containers
+// made without the CRI plugin, as ctr or nerdctl make them.
+type ctrd struct {
+	*client.Client
+}
+
+func containerdClient(t testing.TB) ctrd {
+	t.Helper()
+	cli, err := client.New(containerdAddress(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return ctrd{cli}
+}
+
+func nsContext(t testing.TB, ns string) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// run runs a container in containerd namespace ns with id, on the harness's
+// busybox root file system (read-only, with a tmpfs at /tmp), in its cgroup
+// parent with a 32 MiB memory limit, and removes it when the test ends.
+func (c ctrd) run(t testing.TB, ns, id, script string) client.Task {
+	t.Helper()
+	rootfs, runcRoot := os.Getenv("MCM_TEST_ROOTFS"), os.Getenv("MCM_TEST_RUNC_ROOT")
+	if rootfs == "" || runcRoot == "" {
+		t.Fatal("MCM_TEST_ROOTFS and MCM_TEST_RUNC_ROOT must be set (scripts/harness.sh start)")
+	}
+	ctx := nsContext(t, ns)
+	ct, err := c.NewContainer(ctx, id,
+		client.WithRuntime("io.containerd.runc.v2", &options.Options{Root: runcRoot}),
+		client.WithNewSpec(
+			oci.WithRootFSPath(rootfs), oci.WithRootFSReadonly(),
+			oci.WithMounts([]specs.Mount{{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev"}}}),
+			oci.WithProcessArgs("/bin/sh", "-c", script),
+			oci.WithCgroup(env.cgroupParent+"/"+ns+"-"+id),
+			oci.WithMemoryLimit(32<<20),
+		))
+	if err != nil {
+		t.Fatalf("create container %s/%s: %v", ns, id, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), time.Minute)
+		defer cancel()
+		if task, err := ct.Task(ctx, nil); err == nil {
+			if _, err := task.Delete(ctx, client.WithProcessKill); err != nil {
+				t.Logf("delete task %s/%s: %v", ns, id, err)
+			}
+		}
+		if err := ct.Delete(ctx); err != nil {
+			t.Logf("delete container %s/%s: %v", ns, id, err)
+		}
+	})
+	task, err := ct.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatalf("create task %s/%s: %v", ns, id, err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatalf("start task %s/%s: %v", ns, id, err)
+	}
+	return task
+}
+
+// waitTaskExit waits until the task exited with code.
+func waitTaskExit(t testing.TB, ns string, task client.Task, code uint32) {
+	t.Helper()
+	ctx := nsContext(t, ns)
+	eventually(t, 60*time.Second, func() error {
+		st, err := task.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Status != client.Stopped {
+			return fmt.Errorf("task %s is %s", task.ID(), st.Status)
+		}
+		if st.ExitStatus != code {
+			return errStop{fmt.Errorf("task %s exited with %d, want %d", task.ID(), st.ExitStatus, code)}
+		}
+		return nil
+	})
+}
+
+// touch creates a file in the root file system of a running process (a
+// container's), the signal that the test's container scripts wait for.
+func touch(t testing.TB, pid uint32, path string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(fmt.Sprintf("/proc/%d/root", pid), path), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pidOf is the pid of a container's main process.
+func (c ctrd) pidOf(t testing.TB, ns, id string) uint32 {
+	t.Helper()
+	ctx := nsContext(t, ns)
+	ct, err := c.LoadContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := ct.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task.Pid()
+}
+
+// waitScript is a container script that waits for /tmp/go, then runs then.
+func waitScript(then string) string {
+	return "while [ ! -e /tmp/go ]; do sleep 0.1; done; " + then
+}
+
+// The fluentd story on Kubernetes: a worker is OOM-killed twice while the
+// container's main process lives on. No restart, no exit code shows it.
+func TestContainerdWorkerOOMKilledTwice(t *testing.T) {
+	t.Parallel()
+	e := startContainerdExporter(t)
+	cri := criClient(t)
+	p := runPod(t, cri, "logging", "fluentd-0")
+	id := p.start(t, criContainer{name: "fluentd", script: fmt.Sprintf("for i in 1 2; do %s; done; sleep 100000", oomOnce)})
+	e.waitContainerdCounts(t, id, counts{OOMs: 2})
+	if st := p.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.Reason != "OOMKilled" {
+		t.Fatalf("the container's main process died, or its kill was not seen: %s %s", st.State, st.Reason)
+	}
+}
+
+// With the kernel's OOM counters read as well, a kill that both the kernel
+// and containerd report counts once.
+func TestContainerdAndKernelCountEachKillOnce(t *testing.T) {
+	t.Parallel()
+	e := startContainerdExporter(t, "--kernel")
+	cri := criClient(t)
+	p := runPod(t, cri, "logging", "fluentd-1")
+	worker := p.start(t, criContainer{name: "fluentd", script: fmt.Sprintf("for i in 1 2; do %s; done; sleep 100000", oomOnce)})
+	killed := p.start(t, criContainer{name: "app", script: "exec " + oomOnce})
+	p.waitExited(t, killed, 137)
+	e.waitContainerdCounts(t, worker, counts{OOMs: 2})
+	e.waitContainerdCounts(t, killed, counts{OOMs: 1, Exited: true, ExitCode: 137})
+}
+
+// The main process is OOM-killed: one kill and exit code 137. The container
+// is no Kubernetes container, and its id is shorter than 12 characters.
+func TestContainerdMainProcessOOMKilled(t *testing.T) {
+	t.Parallel()
+	e := startContainerdExporter(t)
+	c := containerdClient(t)
+	id := "oom" + randomID(2)
+	task := c.run(t, "e2e-oom", id, "exec "+oomOnce)
+	waitTaskExit(t, "e2e-oom", task, 137)
+	e.waitContainerdCounts(t, id, counts{OOMs: 1, Exited: true, ExitCode: 137})
+	s, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, _, _ := s.series("container_ooms_total", map[string]string{"container_id": "containerd://" + id})
+	want := map[string]string{
+		"container_id": "containerd://" + id, "container_short_id": id, "docker_container_id": id,
+		"name": id, "container": "", "pod": "", "namespace": "", "image_id": "",
+	}
+	for k, w := range want {
+		if labels[k] != w {
+			t.Errorf("label %s=%q, want %q (all: %v)", k, labels[k], w, labels)
+		}
+	}
+}
+
+// A probe's or kubectl exec's process that exits non-zero never changes the
+// container's exit code; the main process's exit does.
+func TestContainerdExecDoesNotChangeExitCode(t *testing.T) {
+	t.Parallel()
+	e := startContainerdExporter(t)
+	cri := criClient(t)
+	p := runPod(t, cri, "shop", "exec-0")
+	id := p.start(t, criContainer{name: "app", script: "sleep 100000"})
+	e.waitContainerdCounts(t, id, counts{})
+
+	// The exporter reads the same event stream: once the test has seen the
+	// exec's exit, the exporter has it queued before any later event.
+	c := containerdClient(t)
+	ctx := nsContext(t, "k8s.io")
+	evs, errs := c.EventService().Subscribe(ctx, `topic=="/tasks/exit"`)
+	res, err := cri.ExecSync(criContext(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "exit 5"}, Timeout: 30})
+	if err != nil || res.ExitCode != 5 {
+		t.Fatalf("exec: %v, %v", res, err)
+	}
+	waitEvent(t, evs, errs, func(v any) bool {
+		ex, ok := v.(*apievents.TaskExit)
+		return ok && ex.ContainerID == id && ex.ID != id && ex.ExitStatus == 5
+	})
+	// Events are applied in order: once a container created after the
+	// exec's exit is exported, the exit has been handled.
+	sentinel := c.run(t, "e2e-exec", "sentinel"+randomID(2), "sleep 100000")
+	e.waitContainerdCounts(t, sentinel.ID(), counts{})
+	e.waitContainerdCounts(t, id, counts{})
+
+	p.stop(t, id)
+	p.waitExited(t, id, 137)
+	e.waitContainerdCounts(t, id, counts{Exited: true, ExitCode: 137})
+}
+
+// waitEvent waits for an event of the stream that match accepts.
+func waitEvent(t testing.TB, evs <-chan *cdevents.Envelope, errs <-chan error, match func(any) bool) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case env := <-evs:
+			v, err := typeurl.UnmarshalAny(env.Event)
+			if err == nil && match(v) {
+				return
+			}
+		case err := <-errs:
+			t.Fatalf("event stream: %v", err)
+		case <-timeout:
+			t.Fatal("event not seen within 30s")
+		}
+	}
+}
+
+// A pod's sandbox ("pause") container is no workload: it is never exported,
+// while the pod's container is, with the kubelet's names.
+func TestContainerdSandboxNotExportedAndKubernetesLabels(t *testing.T) {
+	t.Parallel()
+	e := startContainerdExporter(t)
+	cri := criClient(t)
+	p := runPod(t, cri, "shop", "web-1")
+	id := p.start(t, criContainer{name: "app", script: "sleep 100000"})
+	e.waitContainerdCounts(t, id, counts{})
+	notExported(t, e, "containerd://"+p.id)
+
+	s, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, _, _ := s.series("container_restarts_total", map[string]string{"container_id": "containerd://" + id})
+	want := map[string]string{
+		"container_id": "containerd://" + id, "container_short_id": id[:12], "docker_container_id": id,
+		"name": "app", "container": "app", "pod": "web-1", "namespace": "shop",
+		"image_id": "docker.io/library/" + env.image,
+	}
+	for k, w := range want {
+		if labels[k] != w {
+			t.Errorf("label %s=%q, want %q (all: %v)", k, labels[k], w, labels)
+		}
+	}
+	if len(labels) != len(want) {
+		t.Errorf("labels %v, want %v", labels, want)
+	}
+}
+
+// The kubelet restarts a pod's container by making a new one. The new one's
+// restart count is the kubelet's, so that max by (namespace, pod, container)
+// equals kube_pod_container_status_restarts_total; the old one keeps its exit code.
+func TestContainerdKubernetesRestart(t *testing.T) {
+	t.Parallel()
+	e := startContainerdExporter(t)
+	cri := criClient(t)
+	p := runPod(t, cri, "shop", "crashy-0")
+	first := p.start(t, criContainer{name: "app", script: "exit 2"})
+	p.waitExited(t, first, 2)
+	e.waitContainerdCounts(t, first, counts{Exited: true, ExitCode: 2})
+
+	second := p.start(t, criContainer{name: "app", restartCount: 1, script: "sleep 100000"})
+	e.waitContainerdCounts(t, second, counts{Restarts: 1})
+	e.waitContainerdCounts(t, first, counts{Exited: true, ExitCode: 2})
+
+	kubelet := p.status(t, second).Metadata.Attempt
+	s, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maxRestarts float64
+	n := 0
+	for _, m := range s.families["container_restarts_total"].GetMetric() {
+		l := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			l[lp.GetName()] = lp.GetValue()
+		}
+		if l["namespace"] == "shop" && l["pod"] == "crashy-0" && l["container"] == "app" {
+			n++
+			maxRestarts = max(maxRestarts, m.GetCounter().GetValue())
+		}
+	}
+	if n != 2 || maxRestarts != float64(kubelet) || kubelet != 1 {
+		t.Fatalf("max of %d series by (namespace, pod, container) = %v, the kubelet's count is %d", n, maxRestarts, kubelet)
+	}
+}
+
+// OOM kills, exit codes and the kubelet's restart counts from before the
+// exporter started are counted, from containerd's and the CRI plugin's state.
+func TestContainerdCountsFromBeforeExporterStart(t *testing.T) {
+	t.Parallel()
+	cri := criClient(t)
+	p := runPod(t, cri, "shop", "before-0")
+	killed := p.start(t, criContainer{name: "app", restartCount: 3, script: "exec " + oomOnce})
+	worker := p.start(t, criContainer{name: "worker", script: oomOnce + "; sleep 100000"})
+	p.waitExited(t, killed, 137)
+	eventually(t, 60*time.Second, func() error {
+		if r := p.status(t, worker).Reason; r != "OOMKilled" {
+			return fmt.Errorf("worker: reason %q", r)
+		}
+		return nil
+	})
+	c := containerdClient(t)
+	plain := c.run(t, "e2e-before", "p"+randomID(2), "exit 3")
+	waitTaskExit(t, "e2e-before", plain, 3)
+
+	e := startContainerdExporter(t)
+	e.waitContainerdCounts(t, killed, counts{OOMs: 1, Restarts: 3, Exited: true, ExitCode: 137})
+	e.waitContainerdCounts(t, worker, counts{OOMs: 1})
+	e.waitContainerdCounts(t, plain.ID(), counts{Exited: true, ExitCode: 3})
+}
+
+// Docker's containers are in containerd too (namespace moby): with the Docker
+// source on they are reported once, by it; with it off, by the containerd source.
+func TestContainerdLeavesDockerContainersToDocker(t *testing.T) {
+	t.Parallel()
+	c := containerdClient(t)
+	both := startContainerdExporter(t)
+	onlyContainerd := startContainerdExporter(t, "--no-docker")
+	id := run(t, nil, "sleep 100000")
+	both.waitCounts(t, id, counts{})
+	onlyContainerd.waitContainerdCounts(t, id, counts{})
+	// Events are applied in order: once a container started after the
+	// Docker container is exported, the Docker container's events are handled.
+	sentinel := c.run(t, "e2e-moby", "sentinel"+randomID(2), "sleep 100000")
+	both.waitContainerdCounts(t, sentinel.ID(), counts{})
+	notExported(t, both, "containerd://"+id)
+}
+
+// --containerd.namespaces limits the source to the namespaces listed, in its
+// listing and in its events.
+func TestContainerdNamespacesFlag(t *testing.T) {
+	t.Parallel()
+	c := containerdClient(t)
+	before := c.run(t, "e2e-ns-other", "before"+randomID(2), "sleep 100000")
+	e := startContainerdExporter(t, "--containerd.namespaces=e2e-ns-a,e2e-ns-b")
+	other := c.run(t, "e2e-ns-other", "other"+randomID(2), "sleep 100000")
+	a := c.run(t, "e2e-ns-a", "a"+randomID(2), "sleep 100000")
+	e.waitContainerdCounts(t, a.ID(), counts{})
+	notExported(t, e, "containerd://"+before.ID())
+	notExported(t, e, "containerd://"+other.ID())
+}
+
+// Label values with quotes, backslashes, newlines and any Unicode still give
+// exposition text that promtool accepts.
+func TestContainerdHostileLabelsGiveValidExposition(t *testing.T) {
+	t.Parallel()
+	e := startContainerdExporter(t)
+	cri := criClient(t)
+	p := runPod(t, cri, "shop", "hostile-0")
+	hostile := "we\"ird\\pod\nname ✓ " + strings.Repeat("x", 2048)
+	id := p.start(t, criContainer{name: "app", script: "sleep 100000", labels: map[string]string{
+		"io.kubernetes.pod.name":       hostile,
+		"io.kubernetes.pod.namespace":  "{}=,\"",
+		"io.kubernetes.container.name": "c\\\"",
+	}})
+	var text []byte
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		labels, _, ok := s.series("container_ooms_total", map[string]string{"container_id": "containerd://" + id})
+		if !ok {
+			return fmt.Errorf("not exported yet")
+		}
+		if labels["pod"] != hostile || labels["namespace"] != "{}=,\"" || labels["name"] != "c\\\"" {
+			return errStop{fmt.Errorf("labels %q", labels)}
+		}
+		text = s.text
+		return nil
+	})
+	promtoolCheckMetrics(t, text)
+}
+
+// containerd stopped and started again while the exporter runs: the exporter
+// keeps serving with the source down and keeps its counts; once containerd is
+// back it catches up by listing (exits while containerd was away), follows
+// events again (a kill after), and counts nothing twice.
+// Not parallel: it takes containerd away from every other test.
+func TestContainerdRestart(t *testing.T) {
+	testContainerdAway(t, "stop-containerd")
+}
+
+// The same with containerd killed (SIGKILL) instead of stopped.
+func TestContainerdKilled(t *testing.T) {
+	testContainerdAway(t, "kill-containerd")
+}
+
+func testContainerdAway(t *testing.T, stop string) {
+	e := startContainerdExporter(t, "--no-docker")
+	cri := criClient(t)
+	c := containerdClient(t)
+	p := runPod(t, cri, "shop", "away-0")
+	worker := p.start(t, criContainer{name: "worker", script: oomOnce + "; " + waitScript(oomOnce+"; sleep 100000")})
+	away := p.start(t, criContainer{name: "away", script: waitScript("exit 7")})
+	plain := c.run(t, "e2e-away", "w"+randomID(2), waitScript("exit 9"))
+	e.waitContainerdCounts(t, worker, counts{OOMs: 1})
+	e.waitContainerdCounts(t, away, counts{})
+	e.waitContainerdCounts(t, plain.ID(), counts{})
+	awayPid, plainPid := c.pidOf(t, "k8s.io", away), plain.Pid()
+
+	harness(t, stop)
+	t.Cleanup(func() { harness(t, "start-containerd") }) // if the test fails before it starts it
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		if up, _ := sourceState(s, "containerd"); up != 0 {
+			return fmt.Errorf("containerd source still up")
+		}
+		if c, ok := s.containerdCounts(worker); !ok || c != (counts{OOMs: 1}) {
+			return errStop{fmt.Errorf("counts lost while containerd is away: %v (exported: %v)", c, ok)}
+		}
+		return nil
+	})
+	// Two containers exit while containerd is away: no event will tell.
+	touch(t, awayPid, "/tmp/go")
+	touch(t, plainPid, "/tmp/go")
+	for _, pid := range []uint32{awayPid, plainPid} {
+		eventually(t, 30*time.Second, func() error {
+			if err := syscall.Kill(int(pid), 0); err == nil {
+				return fmt.Errorf("process %d still runs", pid)
+			}
+			return nil
+		})
+	}
+
+	harness(t, "start-containerd")
+	eventually(t, 60*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		if up, reconnects := sourceState(s, "containerd"); up != 1 || reconnects < 1 {
+			return fmt.Errorf("containerd source up=%v reconnects=%v", up, reconnects)
+		}
+		return nil
+	})
+	e.waitContainerdCounts(t, away, counts{Exited: true, ExitCode: 7})
+	e.waitContainerdCounts(t, plain.ID(), counts{Exited: true, ExitCode: 9})
+	e.waitContainerdCounts(t, worker, counts{OOMs: 1})
+
+	touch(t, c.pidOf(t, "k8s.io", worker), "/tmp/go")
+	e.waitContainerdCounts(t, worker, counts{OOMs: 2})
+	after := p.start(t, criContainer{name: "after", restartCount: 2, script: "sleep 100000"})
+	e.waitContainerdCounts(t, after, counts{Restarts: 2})
+	e.waitContainerdCounts(t, away, counts{Exited: true, ExitCode: 7})
+}
