@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The image as the Makefile and the Dockerfile build it, with the harness's dockerd
+// (FROM scratch: no registry), run against that dockerd's socket in the two ways
+// docs/deploy.md gives, and scraped.
+func TestImage(t *testing.T) {
+	t.Parallel()
+	version := fmt.Sprintf("e2e-%d", os.Getpid())
+	image := "missing-container-metrics:" + version
+	socket := strings.TrimPrefix(env.dockerHost, "unix://")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	build := exec.CommandContext(ctx, "make", "image", "IMAGE="+image, "VERSION="+version)
+	build.Dir = "../.."
+	build.Env = append(os.Environ(), "DOCKER_HOST="+env.dockerHost)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = dockerErr("rmi", "-f", image) })
+	t.Logf("make image: %s", time.Since(start).Round(100*time.Millisecond))
+
+	size, err := strconv.ParseInt(inspect(t, image, "{{.Size}}"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("image size: %.1f MiB", float64(size)/(1<<20))
+	if size > 40<<20 {
+		t.Errorf("image is %d bytes; the static binary alone should be far less than 40 MiB", size)
+	}
+	if got := inspect(t, image, "{{.Config.User}} {{json .Config.Entrypoint}} {{len .RootFS.Layers}}"); got != `65534:65534 ["/bin/missing-container-metrics"] 1` {
+		t.Errorf("image config %s: want user nobody, the exporter as entrypoint, one layer", got)
+	}
+
+	gid := inspectSocketGroup(t, socket)
+	for _, tc := range []struct {
+		name  string
+		flags []string
+	}{
+		// docs/deploy.md, docker run: the image's user nobody, with the socket's group.
+		{"nobody with the socket's group", []string{"--group-add", gid}},
+		// The Kubernetes DaemonSet's securityContext: uid 0 with every capability dropped.
+		{"root without capabilities", []string{"--user", "0:0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, err := freeAddr()
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"run", "-d", "--network", "host", "--cgroup-parent", env.cgroupParent,
+				"--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+				"-v", socket + ":/var/run/docker.sock:ro"}, tc.flags...)
+			args = append(args, image, "--web.listen-address="+addr)
+			id := docker(t, args...)
+			t.Cleanup(func() {
+				if t.Failed() {
+					out, _ := dockerErr("logs", id)
+					t.Logf("exporter container log:\n%s", out)
+				}
+				_, _ = dockerErr("rm", "-f", id)
+			})
+			e := &exporter{addr: addr}
+
+			// A worker OOM-killed while its container lives on.
+			victim := run(t, nil, oomOnce+"; echo done; sleep 100000")
+			waitLog(t, victim, "done")
+			e.waitCounts(t, victim, counts{OOMs: 1})
+			s, err := e.scrape()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, up, _ := s.series("missing_container_metrics_source_up", map[string]string{"source": "docker"}); up != 1 {
+				t.Errorf("docker source not up")
+			}
+			if _, _, ok := s.series("missing_container_metrics_build_info", map[string]string{"version": version}); !ok {
+				t.Errorf("build_info has no version=%q: the Makefile's ldflags did not reach the binary", version)
+			}
+			if got := inspect(t, id, "{{.State.Running}} {{.Config.User}}"); !strings.HasPrefix(got, "true") {
+				t.Errorf("exporter container: %s", got)
+			}
+		})
+	}
+}
+
+// inspectSocketGroup returns the group id that owns the Docker socket.
+func inspectSocketGroup(t *testing.T, socket string) string {
+	t.Helper()
+	fi, err := os.Stat(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		t.Fatalf("no owner of %s", socket)
+	}
+	return strconv.FormatUint(uint64(st.Gid), 10)
+}
