@@ -5,7 +5,7 @@
 #   make image                    # the image from that binary (Dockerfile; no registry needed)
 #   make test                     # every test: scripts/test.sh
 #   make demo                     # a real OOM kill shown on /metrics: scripts/demo.sh
-#   make helm-lint                # helm lint --strict of the chart (helm from deploy/go.mod)
+#   make deploy-test              # only deploy/'s checks: chart (helm's linter), manifests, rules, dashboard
 
 GO         ?= go
 GOOS       ?= linux
@@ -31,7 +31,7 @@ LDFLAGS := -s -w \
 	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
 	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
-.PHONY: build image test demo helm-lint clean
+.PHONY: build image test demo deploy-test clean
 
 # Static (no cgo), so the image needs no libc; -trimpath keeps the build
 # machine's paths out of the binary.
@@ -53,8 +53,8 @@ test:
 demo:
 	scripts/demo.sh
 
-helm-lint:
-	cd deploy && $(GO) tool helm lint --strict helm/missing-container-metrics
+deploy-test:
+	cd deploy && $(GO) test -count=1 ./...
 
 clean:
 	rm -rf bin

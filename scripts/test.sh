@@ -28,3 +28,16 @@ trap 'scripts/harness.sh stop "$MCM_TEST_HARNESS_DIR"' EXIT
 
 echo "== go test"
 go test -race -count=1 -timeout 20m "$@" ./...
+
+# ---- deploy/: Helm chart, Kubernetes manifests, alert rules, dashboard, systemd unit.
+# A Go module of its own (Kubernetes' API types, Prometheus' PromQL parser and helm's
+# linter stay out of the exporter's go.mod); run while the harness's dockerd is up.
+# No -race: these tests check files, they share no state between goroutines.
+echo "== deploy: gofmt, vet, staticcheck, go test"
+unformatted=$(gofmt -l deploy)
+if [[ -n "$unformatted" ]]; then
+	printf 'gofmt would change:\n%s\n' "$unformatted"
+	exit 1
+fi
+staticcheck=$(go tool -n staticcheck) # the exporter module's pinned staticcheck
+(cd deploy && go vet ./... && "$staticcheck" ./... && go test -count=1 -timeout 10m "$@" ./...)

@@ -1,0 +1,363 @@
+package deploy_test
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/v2/lint"
+	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartv2util "helm.sh/helm/v4/pkg/chart/v2/util"
+	"helm.sh/helm/v4/pkg/engine"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+)
+
+// What the chart is checked with: helm's own linter, chart loader and template
+// engine (the code behind `helm lint --strict` and `helm template`), then a strict
+// decoding of every rendered object and checkObjects.
+
+// chartCase is one set of values, and what it must render.
+type chartCase struct {
+	name   string
+	values string
+	// kinds of the rendered objects, sorted
+	kinds []string
+	// args: the exporter's arguments must include these
+	args []string
+	// pending: the arguments may name flags of sources still being built
+	pending bool
+	// check: more checks of this case's objects
+	check func(t *testing.T, s objectSet)
+}
+
+var chartCases = []chartCase{
+	{
+		name:  "defaults",
+		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
+		args:  []string{"--docker", "--docker.host=unix:///var/run/docker.sock"},
+	},
+	{
+		name: "containerd and kernel, no kmsg, PodMonitor",
+		values: `
+sources:
+  docker: {enabled: false}
+  containerd: {enabled: true, socket: /run/k3s/containerd/containerd.sock, namespaces: [k8s.io, moby]}
+  kernel: {enabled: true}
+podMonitor: {enabled: true, labels: {release: kube-prometheus-stack}}
+service: {enabled: false}
+`,
+		kinds:   []string{"DaemonSet", "PodMonitor", "ServiceAccount"},
+		args:    []string{"--no-docker", "--containerd", "--containerd.address=/run/containerd/containerd.sock", "--containerd.namespaces=k8s.io,moby", "--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc"},
+		pending: true,
+		check: func(t *testing.T, s objectSet) {
+			spec := s.daemonSets[0].Spec.Template.Spec
+			paths := map[string]string{}
+			for _, v := range spec.Volumes {
+				paths[v.Name] = v.HostPath.Path
+			}
+			want := map[string]string{"containerd-socket": "/run/k3s/containerd/containerd.sock", "host-sys": "/sys", "host-proc": "/proc"}
+			if !reflect.DeepEqual(paths, want) {
+				t.Errorf("hostPath volumes %v, want %v", paths, want)
+			}
+			if spec.Containers[0].SecurityContext.Privileged != nil {
+				t.Errorf("privileged without kmsg")
+			}
+		},
+	},
+	{
+		name: "kernel with kmsg",
+		values: `
+sources:
+  kernel: {enabled: true, kmsg: {enabled: true}}
+`,
+		kinds:   []string{"DaemonSet", "Service", "ServiceAccount"},
+		args:    []string{"--docker", "--kernel", "--path.kmsg=/dev/kmsg"},
+		pending: true,
+		check: func(t *testing.T, s objectSet) {
+			sc := s.daemonSets[0].Spec.Template.Spec.Containers[0].SecurityContext
+			if sc.Privileged == nil || !*sc.Privileged || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
+				t.Errorf("reading /dev/kmsg needs a privileged container run as root: %+v", sc)
+			}
+		},
+	},
+	{
+		name: "Prometheus Operator, rules, dashboard, basic auth from values",
+		values: `
+serviceMonitor:
+  enabled: true
+  labels: {release: kube-prometheus-stack}
+  interval: 15s
+  basicAuth:
+    username: {name: mcm-scrape, key: username}
+    password: {name: mcm-scrape, key: password}
+prometheusRule: {enabled: true, labels: {release: kube-prometheus-stack}}
+grafanaDashboard: {enabled: true, namespace: grafana}
+webConfig:
+  config:
+    basic_auth_users:
+      prometheus: $2y$10$mDwo.lAisC94iLP6TgIN.OVHaZpPsa0pMn6hXq8YN8Jue4RvcwUN2
+`,
+		kinds: []string{"ConfigMap", "DaemonSet", "PrometheusRule", "Secret", "Service", "ServiceAccount", "ServiceMonitor"},
+		args:  []string{"--docker", "--web.config.file=/etc/missing-container-metrics/web/web-config.yml"},
+		check: func(t *testing.T, s objectSet) {
+			if got := s.configMaps[0].Data["missing-container-metrics.json"]; got != strings.TrimSuffix(string(readFile(t, dashboardFile)), "\n") {
+				t.Errorf("the dashboard ConfigMap does not hold %s", dashboardFile)
+			}
+			if s.configMaps[0].Namespace != "grafana" {
+				t.Errorf("dashboard in namespace %s, want grafana", s.configMaps[0].Namespace)
+			}
+			var want monitoringv1.PrometheusRuleSpec
+			if err := yaml.UnmarshalStrict(readFile(t, rulesFile), &want); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(s.rules[0].Spec, want) {
+				t.Errorf("the chart's PrometheusRule differs from %s", rulesFile)
+			}
+			var web map[string]any
+			if err := yaml.UnmarshalStrict([]byte(s.secrets[0].StringData["web-config.yml"]), &web); err != nil || web["basic_auth_users"] == nil {
+				t.Errorf("web config secret: %v %v", web, err)
+			}
+			c := s.daemonSets[0].Spec.Template.Spec.Containers[0]
+			if c.LivenessProbe.TCPSocket == nil {
+				t.Errorf("with basic auth, /healthz asks for credentials: the probes must only check the port")
+			}
+			if s.serviceMonitors[0].Spec.Endpoints[0].BasicAuth == nil {
+				t.Errorf("the ServiceMonitor lost its basicAuth")
+			}
+		},
+	},
+	{
+		name: "TLS from an existing Secret, pinned digest, scheduling",
+		values: `
+fullnameOverride: mcm
+image: {digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
+webConfig: {existingSecret: mcm-tls}
+serviceMonitor: {enabled: true, scheme: https, tlsConfig: {insecureSkipVerify: true}}
+priorityClassName: system-node-critical
+nodeSelector: {kubernetes.io/os: linux, node-role.kubernetes.io/worker: ""}
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms:
+        - matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [amd64, arm64]}]
+tolerations: [{operator: Exists}, {key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}]
+extraArgs: [--retention=10m, --compat.legacy-metric-names]
+extraEnv: [{name: GOMAXPROCS, value: "1"}]
+log: {level: debug, format: json}
+podAnnotations: {example.com/team: platform}
+serviceAccount: {create: false, name: monitoring}
+`,
+		kinds: []string{"DaemonSet", "Service", "ServiceMonitor"},
+		args:  []string{"--log.level=debug", "--log.format=json", "--retention=10m", "--compat.legacy-metric-names", "--web.config.file=/etc/missing-container-metrics/web/web-config.yml"},
+		check: func(t *testing.T, s objectSet) {
+			spec := s.daemonSets[0].Spec.Template.Spec
+			if img := spec.Containers[0].Image; !strings.HasSuffix(img, "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") {
+				t.Errorf("image %s is not pinned by digest", img)
+			}
+			if spec.PriorityClassName != "system-node-critical" || spec.Affinity == nil || len(spec.Tolerations) != 2 {
+				t.Errorf("scheduling values lost: %q %v %v", spec.PriorityClassName, spec.Affinity, spec.Tolerations)
+			}
+			if spec.ServiceAccountName != "monitoring" || s.daemonSets[0].Name != "mcm" {
+				t.Errorf("service account %q, name %q", spec.ServiceAccountName, s.daemonSets[0].Name)
+			}
+		},
+	},
+}
+
+func loadChart(t *testing.T) *chart.Chart {
+	t.Helper()
+	c, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatalf("loading the chart: %v", err)
+	}
+	return c
+}
+
+func parseValues(t *testing.T, s string) map[string]any {
+	t.Helper()
+	vals := map[string]any{}
+	if err := yaml.Unmarshal([]byte(s), &vals); err != nil {
+		t.Fatalf("values: %v", err)
+	}
+	return vals
+}
+
+// renderChart renders the chart as `helm template RELEASE --namespace NS` does,
+// values checked against values.schema.json, and decodes the objects strictly.
+func renderChart(c *chart.Chart, release, namespace string, vals map[string]any) ([]runtime.Object, map[string]string, error) {
+	caps := capabilities()
+	if c.Metadata.KubeVersion != "" && !chartv2util.IsCompatibleRange(c.Metadata.KubeVersion, caps.KubeVersion.String()) {
+		return nil, nil, fmt.Errorf("chart needs Kubernetes %s, helm renders for %s", c.Metadata.KubeVersion, caps.KubeVersion)
+	}
+	top, err := chartutil.ToRenderValuesWithSchemaValidation(c, vals,
+		common.ReleaseOptions{Name: release, Namespace: namespace, IsInstall: true, Revision: 1}, caps, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	files, err := engine.Render(c, top)
+	if err != nil {
+		return nil, nil, err
+	}
+	var objs []runtime.Object
+	names := sortedKeys(files)
+	for _, name := range names {
+		if path.Ext(name) != ".yaml" || strings.HasPrefix(path.Base(name), "_") {
+			continue
+		}
+		o, err := decodeManifests([]byte(files[name]))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		objs = append(objs, o...)
+	}
+	return objs, files, nil
+}
+
+// kubeVersion is the Kubernetes the chart is rendered for: the one of the API types
+// the objects are decoded into (k8s.io/api v0.37 is Kubernetes 1.37). In a test
+// binary helm's default would be 1.20; its CLI takes its client-go's version, too.
+const kubeVersion = "v1.37.0"
+
+func capabilities() *common.Capabilities {
+	kv, err := common.ParseKubeVersion(kubeVersion)
+	if err != nil {
+		panic(err)
+	}
+	caps := common.DefaultCapabilities.Copy()
+	caps.KubeVersion = *kv
+	return caps
+}
+
+func TestHelmLint(t *testing.T) {
+	kv, err := common.ParseKubeVersion(kubeVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range chartCases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := lint.RunAll(chartDir, parseValues(t, tc.values), "monitoring", lint.WithKubeVersion(kv))
+			for _, m := range l.Messages {
+				// --strict: warnings fail too. INFO (an icon is recommended) does not.
+				if m.Severity >= support.WarningSev {
+					t.Error(m.Error())
+				} else {
+					t.Log(m.Error())
+				}
+			}
+		})
+	}
+}
+
+func TestHelmTemplate(t *testing.T) {
+	c := loadChart(t)
+	total := 0
+	for _, tc := range chartCases {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, files, err := renderChart(c, "mcm-test", "monitoring", parseValues(t, tc.values))
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += len(objs)
+			var kinds []string
+			for _, o := range objs {
+				kinds = append(kinds, reflect.TypeOf(o).Elem().Name())
+			}
+			sort.Strings(kinds)
+			if !reflect.DeepEqual(kinds, tc.kinds) {
+				t.Errorf("rendered %v, want %v", kinds, tc.kinds)
+			}
+			s := checkObjects(t, tc.name, objs)
+			args, envs := podArgs(s)
+			for _, want := range tc.args {
+				found := false
+				for _, a := range args {
+					found = found || a == want
+				}
+				if !found {
+					t.Errorf("argument %s missing from %v", want, args)
+				}
+			}
+			checkArgs(t, tc.name, args, tc.pending)
+			checkEnv(t, tc.name, envs)
+			if tc.check != nil && !t.Failed() {
+				tc.check(t, s)
+			}
+			if notes := files["missing-container-metrics/templates/NOTES.txt"]; !strings.Contains(notes, "port-forward") {
+				t.Errorf("NOTES.txt does not render: %q", notes)
+			}
+		})
+	}
+	t.Logf("%d cases, %d objects rendered and decoded strictly", len(chartCases), total)
+}
+
+// Values the chart must refuse, with why.
+func TestHelmTemplateRefuses(t *testing.T) {
+	c := loadChart(t)
+	for _, tc := range []struct{ values, want string }{
+		{"sources: {dokcer: {enabled: true}}", "dokcer"},
+		{"serviceMonitor: {enabled: true, interval: 30}", "interval"},
+		{"sources: {docker: {enabled: false}}", "enable at least one"},
+		{"serviceMonitor: {enabled: true}\npodMonitor: {enabled: true}", "not both"},
+		{"serviceMonitor: {enabled: true}\nservice: {enabled: false}", "needs service.enabled"},
+		{"log: {level: verbose}", "level"},
+	} {
+		_, _, err := renderChart(c, "r", "monitoring", parseValues(t, tc.values))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("values %q: error %v, want one about %q", tc.values, err, tc.want)
+		}
+	}
+}
+
+// The static manifests are what the chart renders from its defaults (with the
+// Prometheus Operator objects on), apart from the labels Helm adds.
+func TestStaticManifestsMatchChart(t *testing.T) {
+	const name = "missing-container-metrics"
+	static := sortObjects(t, staticManifests(t))
+	objs, _, err := renderChart(loadChart(t), name, name, parseValues(t, "serviceMonitor: {enabled: true}\nprometheusRule: {enabled: true}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered := sortObjects(t, objs)
+	if len(static.daemonSets) != 1 || len(rendered.daemonSets) != 1 {
+		t.Fatalf("want one DaemonSet in each")
+	}
+	// The pods: everything but the labels, which differ by Helm's.
+	a, b := static.daemonSets[0].Spec.Template.Spec, rendered.daemonSets[0].Spec.Template.Spec
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("the static DaemonSet's pod spec differs from the chart's:\nstatic:   %s\nrendered: %s", toYAML(t, a), toYAML(t, b))
+	}
+	if !reflect.DeepEqual(static.daemonSets[0].Spec.UpdateStrategy, rendered.daemonSets[0].Spec.UpdateStrategy) {
+		t.Errorf("update strategies differ")
+	}
+	sa, sb := static.services[0].Spec, rendered.services[0].Spec
+	sa.Selector, sb.Selector = nil, nil
+	if !reflect.DeepEqual(sa, sb) {
+		t.Errorf("Service specs differ:\nstatic:   %s\nrendered: %s", toYAML(t, sa), toYAML(t, sb))
+	}
+	if !reflect.DeepEqual(static.serviceMonitors[0].Spec.Endpoints, rendered.serviceMonitors[0].Spec.Endpoints) {
+		t.Errorf("ServiceMonitor endpoints differ:\nstatic:   %s\nrendered: %s",
+			toYAML(t, static.serviceMonitors[0].Spec.Endpoints), toYAML(t, rendered.serviceMonitors[0].Spec.Endpoints))
+	}
+	if !reflect.DeepEqual(static.rules[0].Spec, rendered.rules[0].Spec) {
+		t.Errorf("PrometheusRule specs differ")
+	}
+}
+
+func toYAML(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSpace(b)
+}

@@ -1,0 +1,401 @@
+package deploy_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/validation"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+// strictDecoder decodes the kinds deploy/ ships into Kubernetes' and the Prometheus
+// Operator's API types, and fails on a field those types do not have, or a field given
+// twice: a misspelled field fails here instead of being dropped by the API server.
+var strictDecoder = func() runtime.Decoder {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, monitoringv1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer()
+}()
+
+// decodeManifests decodes every YAML document of a multi-document stream strictly.
+func decodeManifests(data []byte) ([]runtime.Object, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var objs []runtime.Object
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var probe map[string]any
+		if err := sigsyaml.Unmarshal(doc, &probe); err != nil {
+			return nil, fmt.Errorf("YAML: %w\n%s", err, doc)
+		}
+		if len(probe) == 0 {
+			continue // only comments
+		}
+		obj, gvk, err := strictDecoder.Decode(doc, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", gvk, err)
+		}
+		objs = append(objs, obj)
+	}
+}
+
+func decodeFile(t *testing.T, path string) []runtime.Object {
+	t.Helper()
+	objs, err := decodeManifests(readFile(t, path))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return objs
+}
+
+// staticManifests decodes deploy/kubernetes/ and its prometheus-operator/.
+func staticManifests(t *testing.T) []runtime.Object {
+	t.Helper()
+	var objs []runtime.Object
+	for _, dir := range []string{staticDir, staticDir + "/prometheus-operator"} {
+		files, err := filepath.Glob(dir + "/*.yaml")
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no manifests in %s (%v)", dir, err)
+		}
+		for _, f := range files {
+			objs = append(objs, decodeFile(t, f)...)
+		}
+	}
+	return objs
+}
+
+func TestStrictDecodingFindsMisspelledFields(t *testing.T) {
+	for _, doc := range []string{
+		"apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {clusterIp: None}\n",
+		"apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: a}\nspec: {template: {spec: {tolerations: [{operater: Exists}]}}}\n",
+		"apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: a}\nspec: {endpoints: [{honourLabels: true}]}\n",
+		"apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: ClusterIP, type: NodePort}\n",
+	} {
+		if _, err := decodeManifests([]byte(doc)); err == nil {
+			t.Errorf("no error for\n%s", doc)
+		}
+	}
+}
+
+// objectSet is a deployment's objects, by kind.
+type objectSet struct {
+	daemonSets      []*appsv1.DaemonSet
+	services        []*corev1.Service
+	serviceAccounts []*corev1.ServiceAccount
+	secrets         []*corev1.Secret
+	configMaps      []*corev1.ConfigMap
+	namespaces      []*corev1.Namespace
+	serviceMonitors []*monitoringv1.ServiceMonitor
+	podMonitors     []*monitoringv1.PodMonitor
+	rules           []*monitoringv1.PrometheusRule
+}
+
+func sortObjects(t *testing.T, objs []runtime.Object) objectSet {
+	t.Helper()
+	var s objectSet
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *appsv1.DaemonSet:
+			s.daemonSets = append(s.daemonSets, o)
+		case *corev1.Service:
+			s.services = append(s.services, o)
+		case *corev1.ServiceAccount:
+			s.serviceAccounts = append(s.serviceAccounts, o)
+		case *corev1.Secret:
+			s.secrets = append(s.secrets, o)
+		case *corev1.ConfigMap:
+			s.configMaps = append(s.configMaps, o)
+		case *corev1.Namespace:
+			s.namespaces = append(s.namespaces, o)
+		case *monitoringv1.ServiceMonitor:
+			s.serviceMonitors = append(s.serviceMonitors, o)
+		case *monitoringv1.PodMonitor:
+			s.podMonitors = append(s.podMonitors, o)
+		case *monitoringv1.PrometheusRule:
+			s.rules = append(s.rules, o)
+		default:
+			t.Errorf("unexpected object %T", o)
+		}
+	}
+	return s
+}
+
+// checkObjects checks what the API server's validation and the objects' meaning
+// need beyond their types: names, references between the objects, and the
+// least-privilege promises of docs/deploy.md.
+func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
+	t.Helper()
+	s := sortObjects(t, objs)
+	errorf := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(where+": "+format, args...)
+	}
+	for _, o := range objs {
+		m, err := metaOf(o)
+		if err != nil {
+			errorf("%v", err)
+			continue
+		}
+		kind := fmt.Sprintf("%T", o)
+		for _, e := range validation.IsDNS1123Subdomain(m.GetName()) {
+			errorf("%s name %q: %s", kind, m.GetName(), e)
+		}
+		if _, isNS := o.(*corev1.Namespace); !isNS && m.GetNamespace() == "" {
+			errorf("%s %s has no namespace: it would land in the kubectl context's", kind, m.GetName())
+		}
+		checkLabels(t, where+" "+kind+" "+m.GetName(), m.GetLabels())
+	}
+	if len(s.daemonSets) != 1 {
+		errorf("%d DaemonSets, want 1", len(s.daemonSets))
+		return s
+	}
+	ds := s.daemonSets[0]
+	pod := ds.Spec.Template
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
+		errorf("the DaemonSet's selector %v does not match its pods' labels %v (%v)", ds.Spec.Selector, pod.Labels, err)
+	}
+	checkLabels(t, where+" pod template", pod.Labels)
+	spec := pod.Spec
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		errorf("the pods mount a service account token; the exporter never uses the API")
+	}
+	if spec.HostNetwork || spec.HostPID || spec.HostIPC {
+		errorf("the pods share the node's network, PID or IPC namespace")
+	}
+	if !hasToleration(spec.Tolerations) {
+		errorf("the pods do not tolerate every taint: tainted nodes get no exporter")
+	}
+	if len(s.serviceAccounts) > 0 && !slices.ContainsFunc(s.serviceAccounts, func(sa *corev1.ServiceAccount) bool {
+		return sa.Name == spec.ServiceAccountName
+	}) {
+		errorf("serviceAccountName %q is not among the ServiceAccounts", spec.ServiceAccountName)
+	}
+	volumes := map[string]corev1.Volume{}
+	for _, v := range spec.Volumes {
+		volumes[v.Name] = v
+		if v.HostPath != nil && (v.HostPath.Type == nil || *v.HostPath.Type == "" || *v.HostPath.Type == corev1.HostPathDirectoryOrCreate || *v.HostPath.Type == corev1.HostPathFileOrCreate) {
+			errorf("hostPath %s: no type, or one that creates the path on the node", v.HostPath.Path)
+		}
+		if v.Secret != nil && !slices.ContainsFunc(s.secrets, func(sec *corev1.Secret) bool { return sec.Name == v.Secret.SecretName }) {
+			t.Logf("%s: volume %s uses Secret %s, which the user provides", where, v.Name, v.Secret.SecretName)
+		}
+	}
+	if len(spec.Containers) != 1 {
+		errorf("%d containers, want 1", len(spec.Containers))
+		return s
+	}
+	c := spec.Containers[0]
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+		for _, e := range validation.IsValidPortName(p.Name) {
+			errorf("port name %q: %s", p.Name, e)
+		}
+	}
+	mounted := map[string]bool{}
+	for _, vm := range c.VolumeMounts {
+		v, ok := volumes[vm.Name]
+		if !ok {
+			errorf("volumeMount %s: no such volume", vm.Name)
+			continue
+		}
+		mounted[vm.Name] = true
+		if !vm.ReadOnly {
+			errorf("volume %s is mounted writable; the exporter only reads", vm.Name)
+		}
+		if v.HostPath != nil && vm.MountPropagation != nil && *vm.MountPropagation == corev1.MountPropagationBidirectional {
+			errorf("volume %s: bidirectional mount propagation", vm.Name)
+		}
+	}
+	for name := range volumes {
+		if !mounted[name] {
+			errorf("volume %s is never mounted", name)
+		}
+	}
+	for _, probe := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		if probe == nil {
+			errorf("no liveness or readiness probe")
+			continue
+		}
+		var port string
+		switch {
+		case probe.HTTPGet != nil:
+			port = probe.HTTPGet.Port.String()
+		case probe.TCPSocket != nil:
+			port = probe.TCPSocket.Port.String()
+		}
+		if _, ok := ports[port]; !ok {
+			errorf("a probe uses port %q, which the container does not name", port)
+		}
+	}
+	if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Memory().IsZero() {
+		errorf("no memory request or limit")
+	}
+	checkSecurityContext(t, where, c, volumes)
+
+	for _, svc := range s.services {
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels)) || len(svc.Spec.Selector) == 0 {
+			errorf("Service %s selects %v, not the exporter's pods %v", svc.Name, svc.Spec.Selector, pod.Labels)
+		}
+		for _, p := range svc.Spec.Ports {
+			if _, ok := ports[p.TargetPort.String()]; !ok {
+				errorf("Service %s targets port %q, which the container does not name", svc.Name, p.TargetPort.String())
+			}
+		}
+	}
+	for _, sm := range s.serviceMonitors {
+		sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
+		matched := false
+		for _, svc := range s.services {
+			if err == nil && sel.Matches(labels.Set(svc.Labels)) && slices.Contains(sm.Spec.NamespaceSelector.MatchNames, svc.Namespace) {
+				matched = true
+				for _, ep := range sm.Spec.Endpoints {
+					if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port }) {
+						errorf("ServiceMonitor %s scrapes port %q, which Service %s does not name", sm.Name, ep.Port, svc.Name)
+					}
+				}
+			}
+		}
+		if !matched {
+			errorf("ServiceMonitor %s selects no Service of the set", sm.Name)
+		}
+		for _, ep := range sm.Spec.Endpoints {
+			if !ep.HonorLabels {
+				errorf("ServiceMonitor %s: honorLabels false renames the workload's namespace, pod and container labels", sm.Name)
+			}
+		}
+	}
+	for _, pm := range s.podMonitors {
+		sel, err := metav1.LabelSelectorAsSelector(&pm.Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(pod.Labels)) || !slices.Contains(pm.Spec.NamespaceSelector.MatchNames, ds.Namespace) {
+			errorf("PodMonitor %s does not select the exporter's pods", pm.Name)
+		}
+		for _, ep := range pm.Spec.PodMetricsEndpoints {
+			if ep.Port == nil || ports[*ep.Port] == 0 {
+				errorf("PodMonitor %s scrapes a port the container does not name", pm.Name)
+			}
+			if !ep.HonorLabels {
+				errorf("PodMonitor %s: honorLabels false renames the workload's namespace, pod and container labels", pm.Name)
+			}
+		}
+	}
+	return s
+}
+
+func metaOf(o runtime.Object) (metav1.Object, error) {
+	m, ok := o.(metav1.Object)
+	if !ok {
+		return nil, fmt.Errorf("%T has no metadata", o)
+	}
+	return m, nil
+}
+
+func checkLabels(t *testing.T, where string, ls map[string]string) {
+	t.Helper()
+	for k, v := range ls {
+		for _, e := range validation.IsQualifiedName(k) {
+			t.Errorf("%s: label key %q: %s", where, k, e)
+		}
+		for _, e := range validation.IsValidLabelValue(v) {
+			t.Errorf("%s: label %s value %q: %s", where, k, v, e)
+		}
+	}
+}
+
+func hasToleration(ts []corev1.Toleration) bool {
+	return slices.ContainsFunc(ts, func(t corev1.Toleration) bool {
+		return t.Operator == corev1.TolerationOpExists && t.Key == "" && t.Effect == ""
+	})
+}
+
+// checkSecurityContext holds the container to the privileges docs/deploy.md gives
+// it, and to the API server's rules on combining them.
+func checkSecurityContext(t *testing.T, where string, c corev1.Container, volumes map[string]corev1.Volume) {
+	t.Helper()
+	sc := c.SecurityContext
+	if sc == nil {
+		t.Errorf("%s: no securityContext", where)
+		return
+	}
+	privileged := sc.Privileged != nil && *sc.Privileged
+	usesKmsg := false
+	for _, v := range volumes {
+		if v.HostPath != nil && v.HostPath.Type != nil && *v.HostPath.Type == corev1.HostPathCharDev {
+			usesKmsg = true
+		}
+	}
+	if privileged != usesKmsg {
+		t.Errorf("%s: privileged=%v, but only reading /dev/kmsg needs it (mounted: %v)", where, privileged, usesKmsg)
+	}
+	// The API server rejects privileged with allowPrivilegeEscalation false, and
+	// runAsNonRoot true with runAsUser 0.
+	if privileged && sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
+		t.Errorf("%s: privileged and allowPrivilegeEscalation false: the API server refuses it", where)
+	}
+	if sc.RunAsNonRoot != nil && *sc.RunAsNonRoot && sc.RunAsUser != nil && *sc.RunAsUser == 0 {
+		t.Errorf("%s: runAsNonRoot with runAsUser 0: the API server refuses it", where)
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("%s: the root filesystem is writable", where)
+	}
+	if !privileged {
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: privilege escalation allowed", where)
+		}
+		if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0 {
+			t.Errorf("%s: capabilities %+v, want every one dropped and none added", where, sc.Capabilities)
+		}
+	}
+}
+
+// podArgs returns the exporter's arguments and environment variable names.
+func podArgs(s objectSet) ([]string, []string) {
+	if len(s.daemonSets) != 1 || len(s.daemonSets[0].Spec.Template.Spec.Containers) != 1 {
+		return nil, nil
+	}
+	c := s.daemonSets[0].Spec.Template.Spec.Containers[0]
+	var envs []string
+	for _, e := range c.Env {
+		envs = append(envs, e.Name)
+	}
+	return append(slices.Clone(c.Command), c.Args...), envs
+}
+
+func TestStaticManifests(t *testing.T) {
+	objs := staticManifests(t)
+	s := checkObjects(t, staticDir, objs)
+	if len(s.namespaces) != 1 || s.namespaces[0].Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
+		t.Errorf("want one Namespace that Pod Security Admission lets mount hostPath volumes")
+	}
+	if len(s.serviceMonitors) != 1 || len(s.rules) != 1 {
+		t.Errorf("want a ServiceMonitor and a PrometheusRule in %s/prometheus-operator", staticDir)
+	}
+	args, envs := podArgs(s)
+	checkArgs(t, staticDir+"/daemonset.yaml", args, false)
+	checkEnv(t, staticDir+"/daemonset.yaml", envs)
+	t.Logf("%d objects decoded strictly", len(objs))
+}
