@@ -121,8 +121,8 @@ type Container struct {
 
 type entry struct {
 	Container
-	observed  bool // metadata known: exported only from then on
-	applied   int  // runtime events applied before the first observation
+	observed  bool      // metadata known: exported only from then on
+	applied   int       // runtime events applied before the first observation
 	startedAt time.Time // the last start known (event or state time)
 	finished  time.Time // the last exit known (event or state time)
 	running   bool      // started, and no exit known since
