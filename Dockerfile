@@ -1,13 +1,12 @@
 # A minimal image: the static binary that `make build` wrote, and nothing else —
 # no shell, no package manager, no libc. Built without a registry (FROM scratch).
 #
-#   make image                                   # this machine's architecture
-#   make image GOARCH=arm64 IMAGE=mcm:arm64      # another one (no emulation needed)
+#   make image        # for this machine's architecture
 #
-# Multi-arch with buildx: see docs/deploy.md.
+# amd64 and arm64 in one multi-arch image, with buildx: docs/deploy.md.
 FROM scratch
 
-# Set by buildx for each --platform; set by `make image` for the classic builder.
+# Set by buildx for each --platform; by `make image` for the classic builder.
 ARG TARGETOS=linux
 ARG TARGETARCH=amd64
 

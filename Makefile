@@ -2,7 +2,8 @@
 #
 #   make build                    # static binary bin/linux-$(GOARCH)/missing-container-metrics
 #   make build GOARCH=arm64       # for another architecture
-#   make image                    # the image from that binary (Dockerfile; no registry needed)
+#   make image                    # the image from that binary (Dockerfile; no registry needed);
+#                                 # other architectures: docker buildx (docs/deploy.md)
 #   make test                     # every test: scripts/test.sh
 #   make demo                     # a real OOM kill shown on /metrics: scripts/demo.sh
 #   make deploy-test              # only deploy/'s checks: chart (helm's linter), manifests, rules, dashboard
