@@ -60,8 +60,11 @@ func TestImage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The sources this container has no mounts for are off, as in the docs
+			// and the DaemonSet (exporters without those sources ignore the variables).
 			args := append([]string{"run", "-d", "--network", "host", "--cgroup-parent", env.cgroupParent,
 				"--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+				"-e", "CONTAINERD=false", "-e", "MISSING_CONTAINER_METRICS_KERNEL=false",
 				"-v", socket + ":/var/run/docker.sock:ro"}, tc.flags...)
 			args = append(args, image, "--web.listen-address="+addr)
 			id := docker(t, args...)
@@ -82,8 +85,14 @@ func TestImage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Docker is up, and no source is down.
 			if _, up, _ := s.series("missing_container_metrics_source_up", map[string]string{"source": "docker"}); up != 1 {
 				t.Errorf("docker source not up")
+			}
+			for _, m := range s.families["missing_container_metrics_source_up"].GetMetric() {
+				if m.GetGauge().GetValue() != 1 {
+					t.Errorf("a source is down: %v", m.GetLabel())
+				}
 			}
 			if _, _, ok := s.series("missing_container_metrics_build_info", map[string]string{"version": version}); !ok {
 				t.Errorf("build_info has no version=%q: the Makefile's ldflags did not reach the binary", version)
