@@ -19,8 +19,9 @@ import (
 // deploy/prometheus/rules.yml: a worker OOM-killed three times under a living
 // shell fires ContainerOOMKilled and ContainerOOMKillLoop for that container, seen
 // through Prometheus' API, and a quiet container next to it fires nothing.
+// Not parallel: its containers would count in TestChurn's check of every
+// container series.
 func TestPrometheusFiresOOMAlerts(t *testing.T) {
-	t.Parallel()
 	e := sharedExporter(t)
 	quiet := run(t, nil, "sleep 100000")
 	e.waitCounts(t, quiet, counts{})
