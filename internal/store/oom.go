@@ -15,15 +15,15 @@ const CgroupSource = "cgroup"
 
 // KernelOOMCount reports the OOM counters the kernel keeps for one instance
 // of a container's memory cgroup. Each start of a container makes a new
-// cgroup (even at the same path), whose counters start at 0: the instance is
-// the cgroup directory's inode, which the kernel never gives to two live
-// cgroups.
+// cgroup (even at the same path), whose counters start at 0.
 type KernelOOMCount struct {
 	// Meta is the container as its cgroup path tells it: Runtime (perhaps a
 	// guess) and ID. A container a runtime already reported under the same
 	// ID is that container, whatever the Runtime here says.
-	Meta   Meta
-	Cgroup uint64 // the instance: inode of the cgroup directory
+	Meta Meta
+	// Cgroup names the instance, the directory from its mkdir to its
+	// rmdir: a number the reader never gives to another.
+	Cgroup uint64
 	// Born is when the cgroup was created. BornExact is true when the
 	// exporter saw the creation; else Born is the directory's change time,
 	// an estimate, and the cgroup existed before the exporter looked.
@@ -47,7 +47,7 @@ type CgroupGone struct {
 // killer in a container.
 type OOMVictim struct {
 	Meta    Meta
-	Cgroup  uint64 // the instance the victim was in; 0 if not known (the cgroup was gone when the record was read)
+	Cgroup  uint64 // the instance the victim was in (as in KernelOOMCount); 0 if not known (gone when the record was read)
 	Process string // the command name (comm)
 	At      time.Time
 	Seq     uint64 // the kernel log's sequence number: a record applied twice counts once
@@ -62,6 +62,7 @@ type HostOOMKill struct {
 	Process string
 	At      time.Time
 	Seq     uint64
+	Live    bool // as in OOMVictim: history is not counted
 }
 
 func (e KernelOOMCount) key() string { return e.Meta.Key() }
@@ -85,6 +86,13 @@ const maxInstances = 8
 // cgroup; older ones are kept as counts.
 const priorCap = 256
 
+// bornSlack is how much earlier a cgroup may have been made than the reader
+// says it saw it made: it handles inotify's events in turn, late under load.
+// A report that close to a birth is taken as the new cgroup's, whose counter
+// counts its kill: a kill never counts twice, at worst a report of an
+// earlier run within the slack counts in the new one's maximum.
+const bornSlack = 5 * time.Second
+
 // oomCount is everything that goes into a container's OOM count:
 //
 //	settled + max(reports, victims before any cgroup) + Σ over cgroup instances max(kills, victims, floor)
@@ -103,7 +111,7 @@ type stamp struct {
 }
 
 type instance struct {
-	ino       uint64
+	id        uint64
 	born      time.Time
 	bornExact bool
 	gone      time.Time // zero while the cgroup exists
@@ -179,7 +187,7 @@ func (c *oomCount) addPrior(s stamp) {
 func (c *oomCount) report(t time.Time) {
 	if len(c.instances) > 0 {
 		first := c.instances[0]
-		if c.settled > 0 || !first.bornExact || !t.Before(first.born) {
+		if c.settled > 0 || !first.bornExact || !t.Before(first.born.Add(-bornSlack)) {
 			return
 		}
 	}
@@ -189,10 +197,10 @@ func (c *oomCount) report(t time.Time) {
 // victim takes a victim the kernel log named. It reports whether the victim
 // counts: a record from before the exporter started counts only inside a
 // cgroup instance, whose counter confirms it.
-func (c *oomCount) victim(ino uint64, t time.Time, live bool) bool {
-	if ino != 0 {
+func (c *oomCount) victim(id uint64, t time.Time, live bool) bool {
+	if id != 0 {
 		for _, in := range c.instances {
-			if in.ino == ino {
+			if in.id == id {
 				in.victims++
 				return true
 			}
@@ -220,13 +228,13 @@ func (c *oomCount) counters(ev KernelOOMCount) {
 		c.hasGroup = true
 	}
 	for _, in := range c.instances {
-		if in.ino == ev.Cgroup {
+		if in.id == ev.Cgroup {
 			in.kills = max(in.kills, ev.Kills)
 			in.groupKill = max(in.groupKill, ev.GroupKills)
 			return
 		}
 	}
-	in := &instance{ino: ev.Cgroup, born: ev.Born, bornExact: ev.BornExact, kills: ev.Kills, groupKill: ev.GroupKills}
+	in := &instance{id: ev.Cgroup, born: ev.Born, bornExact: ev.BornExact, kills: ev.Kills, groupKill: ev.GroupKills}
 	if len(c.instances) == 0 && c.settled == 0 {
 		// The first cgroup the kernel counts for the container takes over
 		// what was counted before from its time on: all of it if the cgroup
@@ -235,7 +243,7 @@ func (c *oomCount) counters(ev KernelOOMCount) {
 		var r, v uint64
 		for _, s := range c.prior {
 			switch {
-			case in.bornExact && s.at.Before(in.born):
+			case in.bornExact && s.at.Before(in.born.Add(-bornSlack)):
 				kept = append(kept, s)
 			case s.victim:
 				v++
@@ -261,9 +269,9 @@ func (c *oomCount) counters(ev KernelOOMCount) {
 }
 
 // gone marks an instance removed; it reports whether none is left.
-func (c *oomCount) gone(ino uint64, t time.Time) bool {
+func (c *oomCount) gone(id uint64, t time.Time) bool {
 	for _, in := range c.instances {
-		if in.ino == ino && in.gone.IsZero() {
+		if in.id == id && in.gone.IsZero() {
 			in.gone = t
 		}
 	}

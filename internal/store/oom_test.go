@@ -88,21 +88,34 @@ func TestInstancesAddUp(t *testing.T) {
 	if n := ooms(t, s); n != 1 {
 		t.Fatalf("ooms %d, want 1", n)
 	}
-	s.Apply(born(10, 1000, 0, 1001))
-	s.Apply(Started{Key: key, At: at(1010)})
-	s.Apply(count(10, 2, 2000))
-	s.Apply(OOMKilled{Key: key, At: at(1990)})
-	s.Apply(OOMKilled{Key: key, At: at(1995)})
-	s.Apply(CgroupGone{Meta: dockerMeta(), Cgroup: 10, At: at(3000)})
-	s.Apply(born(11, 3100, 0, 3101))
-	s.Apply(count(11, 3, 4000))
+	s.Apply(born(10, 60_000, 0, 60_001))
+	s.Apply(Started{Key: key, At: at(60_010)})
+	s.Apply(count(10, 2, 61_000))
+	s.Apply(OOMKilled{Key: key, At: at(60_990)})
+	s.Apply(OOMKilled{Key: key, At: at(60_995)})
+	s.Apply(CgroupGone{Meta: dockerMeta(), Cgroup: 10, At: at(62_000)})
+	s.Apply(born(11, 62_100, 0, 62_101))
+	s.Apply(count(11, 3, 63_000))
 	if n := ooms(t, s); n != 6 {
 		t.Fatalf("ooms %d, want 1 + 2 + 3", n)
 	}
 	// A late read of the first instance changes nothing more.
-	s.Apply(count(10, 2, 4100))
+	s.Apply(count(10, 2, 64_000))
 	if n := ooms(t, s); n != 6 {
 		t.Fatalf("ooms %d after a late read, want 6", n)
+	}
+}
+
+// The reader handles inotify's events in turn: it may say it saw a cgroup
+// made after the runtime reported a kill in it. The kill counts once.
+func TestReportJustBeforeTheCgroupWasSeenCountsOnce(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true}})
+	s.Apply(OOMKilled{Key: key, At: at(100)}) // the main process, right at its start
+	s.Apply(born(10, 300, 1, 301))            // the reader saw the mkdir late
+	s.Apply(victim(10, "dd", 99, 1))          // and the kernel log's record
+	if c := get(t, s, key); c.OOMs != 1 || c.ProcessKills["dd"] != 1 {
+		t.Fatalf("got %+v, want one kill of dd", c)
 	}
 }
 
@@ -241,11 +254,12 @@ func TestKernelOnlyContainerGoesWithItsCgroup(t *testing.T) {
 
 func TestHostKills(t *testing.T) {
 	s := New(time.Minute)
-	s.Apply(HostOOMKill{Process: "java", At: at(0), Seq: 10})
-	s.Apply(HostOOMKill{Process: "java", At: at(0), Seq: 10})
-	s.Apply(HostOOMKill{Process: "sshd", At: at(1), Seq: 11})
+	s.Apply(HostOOMKill{Process: "cron", At: at(0), Seq: 9}) // history: not counted
+	s.Apply(HostOOMKill{Process: "java", At: at(0), Seq: 10, Live: true})
+	s.Apply(HostOOMKill{Process: "java", At: at(0), Seq: 10, Live: true})
+	s.Apply(HostOOMKill{Process: "sshd", At: at(1), Seq: 11, Live: true})
 	snap := s.Snapshot()
-	if snap.HostKills["java"] != 1 || snap.HostKills["sshd"] != 1 || len(snap.Containers) != 0 {
+	if snap.HostKills["java"] != 1 || snap.HostKills["sshd"] != 1 || len(snap.HostKills) != 2 || len(snap.Containers) != 0 {
 		t.Fatalf("host kills %v containers %d", snap.HostKills, len(snap.Containers))
 	}
 }

@@ -191,7 +191,7 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h, ok := ev.(HostOOMKill); ok {
-		if s.newRecord(h.Seq) {
+		if s.newRecord(h.Seq) && h.Live {
 			if s.hostKills == nil {
 				s.hostKills = map[string]uint64{}
 			}

@@ -1,0 +1,249 @@
+package kernel
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Runtimes as container_id prefixes ("<runtime>://<id>"), as kube-state-metrics writes them.
+const (
+	RuntimeDocker     = "docker"
+	RuntimeContainerd = "containerd"
+	RuntimeCRIO       = "cri-o"
+	RuntimePodman     = "podman"
+)
+
+// Container is a container as its cgroup path tells it.
+type Container struct {
+	Runtime string // a guess where the path does not say (a bare id); see guessRuntime
+	ID      string
+	// Dir is the container's own cgroup: the path up to the component that
+	// names it. Deeper cgroups (a container's own sub-cgroups, crun's
+	// "container" leaf) belong to it.
+	Dir string
+	// Sure is false when the runtime is only a guess: a bare id, which
+	// Docker with --cgroup-parent, dockershim and containerd with the
+	// cgroupfs driver all write.
+	Sure bool
+}
+
+// ParseContainerPath recognises a container from a cgroup path (from the
+// root of the hierarchy, as /proc/PID/cgroup and the kernel log write it):
+//
+//	/docker/ID, /system.slice/docker-ID.scope                         Docker
+//	/kubepods/burstable/podUID/ID                                     kubelet, cgroupfs driver (runtime guessed)
+//	/kubepods.slice/.../cri-containerd-ID.scope                       containerd (CRI)
+//	/kubepods.slice/.../crio-ID.scope, /kubepods/.../crio-ID          CRI-O
+//	/machine.slice/libpod-ID.scope[/container], /libpod_parent/libpod-ID  Podman
+//	/any/parent/ID                                                    a bare id (e.g. docker --cgroup-parent)
+//
+// ID is 64 lowercase hex digits. The innermost component that names a
+// container wins, so a container nested in another is itself. The
+// monitors' own cgroups (crio-conmon-ID.scope, libpod-conmon-ID.scope) are
+// no containers.
+func ParseContainerPath(path string) (Container, bool) {
+	if !strings.HasPrefix(path, "/") {
+		return Container{}, false
+	}
+	parts := strings.Split(path, "/")
+	for i := len(parts) - 1; i >= 1; i-- {
+		c, ok := parseComponent(parts[i], parts[:i])
+		if ok {
+			c.Dir = strings.Join(parts[:i+1], "/")
+			return c, true
+		}
+	}
+	return Container{}, false
+}
+
+func parseComponent(name string, parents []string) (Container, bool) {
+	base, scope := strings.CutSuffix(name, ".scope")
+	for _, p := range []struct{ prefix, runtime string }{
+		{"docker-", RuntimeDocker},
+		{"cri-containerd-", RuntimeContainerd},
+		{"crio-", RuntimeCRIO},
+		{"libpod-", RuntimePodman},
+	} {
+		if id, ok := strings.CutPrefix(base, p.prefix); ok && isID(id) {
+			if !scope && p.runtime != RuntimeCRIO && p.runtime != RuntimePodman {
+				return Container{}, false // only CRI-O and Podman write these without systemd
+			}
+			return Container{Runtime: p.runtime, ID: id, Sure: true}, true
+		}
+	}
+	if scope || !isID(name) {
+		return Container{}, false
+	}
+	parent := ""
+	if len(parents) > 0 {
+		parent = parents[len(parents)-1]
+	}
+	switch {
+	case parent == "docker":
+		return Container{Runtime: RuntimeDocker, ID: name, Sure: true}, true
+	case strings.HasPrefix(parent, "pod") && underKubepods(parents):
+		return Container{Runtime: RuntimeContainerd, ID: name}, true
+	}
+	return Container{Runtime: RuntimeDocker, ID: name}, true
+}
+
+func underKubepods(parents []string) bool {
+	for _, p := range parents {
+		if strings.HasPrefix(p, "kubepods") {
+			return true
+		}
+	}
+	return false
+}
+
+// isID reports whether s is a full container id: 64 lowercase hex digits.
+func isID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseProcCgroup returns the memory cgroup of a /proc/PID/cgroup file: the
+// path of the v1 hierarchy whose controllers include memory, else the v2
+// ("0::") path.
+func ParseProcCgroup(b []byte) (string, error) {
+	var v2 string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		id, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		ctrls, path, ok := strings.Cut(rest, ":")
+		if !ok || !strings.HasPrefix(path, "/") {
+			continue
+		}
+		if id == "0" && ctrls == "" {
+			v2 = path
+			continue
+		}
+		for _, c := range strings.Split(ctrls, ",") {
+			if c == "memory" {
+				return path, nil
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	if v2 == "" {
+		return "", errors.New("no memory cgroup in /proc/PID/cgroup")
+	}
+	return v2, nil
+}
+
+// Counters are a memory cgroup's OOM counters.
+type Counters struct {
+	Kills      uint64 // oom_kill: processes the OOM killer killed in the cgroup
+	GroupKills uint64 // oom_group_kill (cgroup v2): memory.oom.group kills
+	HasGroup   bool   // the kernel counts group kills (cgroup v2, a kernel with the field: 6.1 has it)
+}
+
+// ParseOOMControl reads cgroup v1's memory.oom_control.
+func ParseOOMControl(b []byte) (Counters, error) {
+	v, ok, err := field(b, "oom_kill")
+	if err != nil {
+		return Counters{}, fmt.Errorf("memory.oom_control: %w", err)
+	}
+	if !ok {
+		return Counters{}, errors.New("memory.oom_control has no oom_kill (Linux 4.13 and later)")
+	}
+	return Counters{Kills: v}, nil
+}
+
+// ParseMemoryEvents reads cgroup v2's memory.events.
+func ParseMemoryEvents(b []byte) (Counters, error) {
+	v, ok, err := field(b, "oom_kill")
+	if err != nil {
+		return Counters{}, fmt.Errorf("memory.events: %w", err)
+	}
+	if !ok {
+		return Counters{}, errors.New("memory.events has no oom_kill")
+	}
+	g, hasGroup, err := field(b, "oom_group_kill")
+	if err != nil {
+		return Counters{}, fmt.Errorf("memory.events: %w", err)
+	}
+	return Counters{Kills: v, GroupKills: g, HasGroup: hasGroup}, nil
+}
+
+// field finds "name value" in a flat keyed file.
+func field(b []byte, name string) (uint64, bool, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || k != name {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("%s: %w", name, err)
+		}
+		return n, true, nil
+	}
+	return 0, false, nil
+}
+
+// Hierarchy is the mounted memory cgroup hierarchy.
+type Hierarchy struct {
+	Root string // where its root cgroup is mounted
+	V2   bool
+}
+
+// counterFile is the file that holds the OOM counters of one cgroup.
+func (h Hierarchy) counterFile() string {
+	if h.V2 {
+		return "memory.events"
+	}
+	return "memory.oom_control"
+}
+
+func (h Hierarchy) parse(b []byte) (Counters, error) {
+	if h.V2 {
+		return ParseMemoryEvents(b)
+	}
+	return ParseOOMControl(b)
+}
+
+// FindHierarchy finds the memory hierarchy under sysfs (/sys, or /host/sys
+// in a container): v1 at fs/cgroup/memory, v2 at fs/cgroup (unified) or
+// fs/cgroup/unified (hybrid) where it has the memory controller.
+func FindHierarchy(sysfs string) (Hierarchy, error) {
+	base := filepath.Join(sysfs, "fs", "cgroup")
+	if _, err := os.Stat(filepath.Join(base, "memory", "memory.oom_control")); err == nil {
+		return Hierarchy{Root: filepath.Join(base, "memory")}, nil
+	}
+	for _, dir := range []string{base, filepath.Join(base, "unified")} {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+		if err == nil && hasWord(string(b), "memory") {
+			return Hierarchy{Root: dir, V2: true}, nil
+		}
+	}
+	return Hierarchy{}, fmt.Errorf("no memory cgroup hierarchy under %s (neither v1 memory/ nor v2 with the memory controller)", base)
+}
+
+func hasWord(s, w string) bool {
+	for _, f := range strings.Fields(s) {
+		if f == w {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,175 @@
+package kernel
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const (
+	id1 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	id2 = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+)
+
+// cgroupPaths are cgroup paths as the runtimes and the kubelet write them,
+// with what they name ("" for no container).
+var cgroupPaths = []struct {
+	path, runtime, id, dir string
+	sure                   bool
+}{
+	{"/docker/" + id1, RuntimeDocker, id1, "/docker/" + id1, true},
+	{"/system.slice/docker-" + id1 + ".scope", RuntimeDocker, id1, "/system.slice/docker-" + id1 + ".scope", true},
+	{"/kubepods/burstable/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, RuntimeContainerd, id1, "/kubepods/burstable/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, false},
+	{"/kubepods/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, RuntimeContainerd, id1, "/kubepods/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, false},
+	{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f5c9a1e_8b2d.slice/cri-containerd-" + id1 + ".scope", RuntimeContainerd, id1, "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f5c9a1e_8b2d.slice/cri-containerd-" + id1 + ".scope", true},
+	{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/crio-" + id1 + ".scope", RuntimeCRIO, id1, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/crio-" + id1 + ".scope", true},
+	{"/kubepods/besteffort/podx/crio-" + id1, RuntimeCRIO, id1, "/kubepods/besteffort/podx/crio-" + id1, true},
+	{"/kubepods.slice/kubepods-podx.slice/docker-" + id1 + ".scope", RuntimeDocker, id1, "/kubepods.slice/kubepods-podx.slice/docker-" + id1 + ".scope", true},
+	{"/machine.slice/libpod-" + id1 + ".scope", RuntimePodman, id1, "/machine.slice/libpod-" + id1 + ".scope", true},
+	{"/machine.slice/libpod-" + id1 + ".scope/container", RuntimePodman, id1, "/machine.slice/libpod-" + id1 + ".scope", true},
+	{"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id1 + ".scope", RuntimePodman, id1, "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id1 + ".scope", true},
+	{"/libpod_parent/libpod-" + id1, RuntimePodman, id1, "/libpod_parent/libpod-" + id1, true},
+	{"/process_api/abc/mcm-test-1/" + id1, RuntimeDocker, id1, "/process_api/abc/mcm-test-1/" + id1, false},
+	{"/docker/" + id1 + "/docker/" + id2, RuntimeDocker, id2, "/docker/" + id1 + "/docker/" + id2, true},
+	{"/docker/" + id1 + "/init.scope", RuntimeDocker, id1, "/docker/" + id1, true},
+	// No containers.
+	{"/", "", "", "", false},
+	{"", "", "", "", false},
+	{"docker/" + id1, "", "", "", false},
+	{"/system.slice/docker.service", "", "", "", false},
+	{"/system.slice/crio-conmon-" + id1 + ".scope", "", "", "", false},
+	{"/machine.slice/libpod-conmon-" + id1 + ".scope", "", "", "", false},
+	{"/kubepods/burstable/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60", "", "", "", false},
+	{"/docker/" + strings.ToUpper(id1), "", "", "", false},
+	{"/docker/" + id1[:63], "", "", "", false},
+	{"/system.slice/docker-" + id1, "", "", "", false},
+	{"/process_api/cd37185a006935f552f4df05cc078363", "", "", "", false},
+	{"/default/web", "", "", "", false},
+}
+
+func TestParseContainerPath(t *testing.T) {
+	for _, tc := range cgroupPaths {
+		c, ok := ParseContainerPath(tc.path)
+		if ok != (tc.id != "") {
+			t.Errorf("%q: recognised %v (%+v)", tc.path, ok, c)
+			continue
+		}
+		if ok && (c.Runtime != tc.runtime || c.ID != tc.id || c.Dir != tc.dir || c.Sure != tc.sure) {
+			t.Errorf("%q: got %+v, want %s %s %s sure=%v", tc.path, c, tc.runtime, tc.id, tc.dir, tc.sure)
+		}
+	}
+}
+
+// FuzzContainerPath: any path parses without panic, and a container found
+// has a 64-digit id and a Dir that is a prefix of the path. As a plain test
+// it runs over the seeds.
+func FuzzContainerPath(f *testing.F) {
+	for _, tc := range cgroupPaths {
+		f.Add(tc.path)
+	}
+	f.Add("/a//b/" + id1 + "/")
+	f.Add("/\x00/docker-" + id1 + ".scope")
+	f.Fuzz(func(t *testing.T, path string) {
+		c, ok := ParseContainerPath(path)
+		if !ok {
+			return
+		}
+		if !isID(c.ID) || !strings.HasPrefix(path, c.Dir) || !strings.Contains(c.Dir, c.ID) || c.Runtime == "" {
+			t.Fatalf("%q: %+v", path, c)
+		}
+	})
+}
+
+func TestParseProcCgroup(t *testing.T) {
+	v1 := "12:pids:/docker/x\n4:memory:/docker/" + id1 + "\n1:name=systemd:/docker/x\n0::/\n"
+	if p, err := ParseProcCgroup([]byte(v1)); err != nil || p != "/docker/"+id1 {
+		t.Errorf("v1: %q %v", p, err)
+	}
+	v2 := "0::/system.slice/docker-" + id1 + ".scope\n"
+	if p, err := ParseProcCgroup([]byte(v2)); err != nil || p != "/system.slice/docker-"+id1+".scope" {
+		t.Errorf("v2: %q %v", p, err)
+	}
+	hybrid := "5:cpu,cpuacct,memory:/a\n0::/b\n"
+	if p, _ := ParseProcCgroup([]byte(hybrid)); p != "/a" {
+		t.Errorf("hybrid: %q", p)
+	}
+	for _, bad := range []string{"", "garbage", "4:pids:/x\n", "0::relative\n"} {
+		if p, err := ParseProcCgroup([]byte(bad)); err == nil {
+			t.Errorf("%q: %q", bad, p)
+		}
+	}
+}
+
+func TestParseCounters(t *testing.T) {
+	c, err := ParseOOMControl([]byte("oom_kill_disable 0\nunder_oom 0\noom_kill 5\n"))
+	if err != nil || c.Kills != 5 || c.HasGroup {
+		t.Errorf("v1: %+v %v", c, err)
+	}
+	c, err = ParseMemoryEvents([]byte("low 0\nhigh 0\nmax 18\noom 1\noom_kill 4\noom_group_kill 1\n"))
+	if err != nil || c.Kills != 4 || c.GroupKills != 1 || !c.HasGroup {
+		t.Errorf("v2: %+v %v", c, err)
+	}
+	c, err = ParseMemoryEvents([]byte("low 0\nhigh 0\nmax 0\noom 0\noom_kill 2\n")) // an older kernel without oom_group_kill
+	if err != nil || c.Kills != 2 || c.HasGroup {
+		t.Errorf("v2 without group kills: %+v %v", c, err)
+	}
+	for _, bad := range []string{"", "oom_kill_disable 0\nunder_oom 0\n", "oom_kill x\n", "oom_kill -1\n"} {
+		if _, err := ParseOOMControl([]byte(bad)); err == nil {
+			t.Errorf("v1 %q parsed", bad)
+		}
+		if _, err := ParseMemoryEvents([]byte(bad)); err == nil {
+			t.Errorf("v2 %q parsed", bad)
+		}
+	}
+}
+
+func TestFindHierarchy(t *testing.T) {
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1 := t.TempDir()
+	write(filepath.Join(v1, "fs/cgroup/memory/memory.oom_control"), "oom_kill 0\n")
+	write(filepath.Join(v1, "fs/cgroup/unified/cgroup.controllers"), "")
+	if h, err := FindHierarchy(v1); err != nil || h.V2 || h.Root != filepath.Join(v1, "fs/cgroup/memory") {
+		t.Errorf("v1: %+v %v", h, err)
+	}
+	v2 := t.TempDir()
+	write(filepath.Join(v2, "fs/cgroup/cgroup.controllers"), "cpuset cpu io memory pids\n")
+	if h, err := FindHierarchy(v2); err != nil || !h.V2 || h.Root != filepath.Join(v2, "fs/cgroup") {
+		t.Errorf("v2: %+v %v", h, err)
+	}
+	none := t.TempDir()
+	write(filepath.Join(none, "fs/cgroup/unified/cgroup.controllers"), "pids\n")
+	if h, err := FindHierarchy(none); err == nil {
+		t.Errorf("no memory controller: %+v", h)
+	}
+}
+
+func TestRuntimeOfShim(t *testing.T) {
+	for cmd, want := range map[string]string{
+		"/usr/bin/containerd-shim-runc-v2\x00-namespace\x00moby\x00-id\x00" + id1 + "\x00-address\x00/run/containerd/containerd.sock\x00": RuntimeDocker,
+		"/usr/bin/containerd-shim-runc-v2\x00-namespace\x00k8s.io\x00-id\x00" + id1 + "\x00":                                              RuntimeContainerd,
+		"/usr/bin/conmon\x00-c\x00" + id1 + "\x00--exit-dir\x00/var/run/crio/exits\x00":                                                   RuntimeCRIO,
+		"/usr/bin/conmon\x00--api-version\x001\x00-c\x00" + id1 + "\x00--exit-command\x00/usr/bin/podman\x00":                             RuntimePodman,
+		"/sbin/init\x00": "",
+		"":               "",
+	} {
+		got, _ := runtimeOfShim([]byte(cmd))
+		if got != want {
+			t.Errorf("%q: %q, want %q", cmd, got, want)
+		}
+	}
+	if p, ok := parentPid([]byte("42 (a) b) S 7 42 42 0 -1")); !ok || p != 7 {
+		t.Errorf("ppid %d %v", p, ok)
+	}
+	if _, ok := parentPid([]byte("42 (a")); ok {
+		t.Error("ppid of a cut stat")
+	}
+}

@@ -1,0 +1,622 @@
+package kernel
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// rescanInterval is how often the whole hierarchy is walked again: inotify
+// tells of every cgroup made and removed, the walk catches what a full
+// inotify queue (or a missing watch) let pass.
+const rescanInterval = 30 * time.Second
+
+// cgroups finds the containers' memory cgroups and reads their OOM
+// counters: on cgroup v2 whenever the kernel notifies a change of
+// memory.events; on v1, which notifies no kill, when the kernel log reports
+// a kill, when a runtime reports one, at every scrape and every rescan.
+type cgroups struct {
+	src    *Source
+	log    *slog.Logger
+	rescan chan struct{}
+
+	mu     sync.Mutex
+	h      Hierarchy
+	found  bool                // h is known
+	w      *watcher            // nil: rescans only
+	warned bool                // a failed watch was logged
+	byDir  map[string]*tracked // by cgroup path (from the hierarchy's root)
+	byID   map[string]*tracked
+	serial uint64 // of the last instance seen
+}
+
+// tracked is one instance of a container's cgroup: the directory from
+// its mkdir to its rmdir. Only runtime and refined change, under
+// cgroups.mu.
+type tracked struct {
+	c Container
+	// id names the instance for the store. The inode tells instances at
+	// one path apart (cgroupfs does not reuse inode numbers soon), but the
+	// reader also gives a new id to a directory it saw removed and made
+	// again, whatever its inode.
+	id        uint64
+	ino       uint64
+	born      time.Time
+	bornExact bool
+	runtime   string // c.Runtime, or what the container's shim told
+	refined   bool   // the runtime guess was checked against the shim
+}
+
+func newCgroups(src *Source, log *slog.Logger) *cgroups {
+	return &cgroups{
+		src:    src,
+		log:    log,
+		rescan: make(chan struct{}, 1),
+		byDir:  map[string]*tracked{},
+		byID:   map[string]*tracked{},
+	}
+}
+
+func (c *cgroups) requestRescan() {
+	select {
+	case c.rescan <- struct{}{}:
+	default:
+	}
+}
+
+// session watches the hierarchy until it fails or ctx ends.
+func (c *cgroups) session(ctx context.Context, up func()) error {
+	h, err := FindHierarchy(c.src.cfg.SysFS)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.h, c.found = h, true
+	c.mu.Unlock()
+	log := c.log.With("hierarchy", h.Root, "cgroup_v2", h.V2)
+
+	w, err := newWatcher(h.Root)
+	if err != nil {
+		// Rescans alone still find every cgroup, later.
+		log.Warn("cannot watch the cgroup hierarchy with inotify; finding cgroups by rescans only", "err", err, "rescan_interval", rescanInterval)
+	} else {
+		defer func() {
+			c.mu.Lock()
+			c.w = nil
+			c.mu.Unlock()
+			w.close()
+		}()
+	}
+	c.mu.Lock()
+	c.w = w
+	c.mu.Unlock()
+	c.scan()
+	c.watchPids()
+	up()
+	log.Info("watching the memory cgroups of containers", "containers", c.count())
+
+	tick := time.NewTicker(rescanInterval)
+	defer tick.Stop()
+	var events <-chan watchEvent
+	var errs <-chan error
+	if w != nil {
+		events, errs = w.events, w.errs
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev := <-events:
+			c.handle(ev)
+		case err := <-errs:
+			return fmt.Errorf("inotify: %w", err)
+		case <-tick.C:
+			c.scan()
+			c.watchPids()
+		case <-c.rescan:
+			c.scan()
+			c.watchPids()
+		case key := <-c.src.reports:
+			_, id, _ := strings.Cut(key, "://")
+			if t := c.lookupID(id); t != nil {
+				c.read(t.c.Dir)
+			}
+		}
+	}
+}
+
+func (c *cgroups) handle(ev watchEvent) {
+	switch {
+	case ev.overflow:
+		c.log.Warn("inotify queue overflowed; rescanning the cgroup hierarchy")
+		c.scan()
+	case ev.created:
+		now := time.Now()
+		// The new cgroup and whatever was made in it before its watch was set.
+		_ = filepath.WalkDir(ev.path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			c.addWatch(p)
+			c.appeared(c.rel(p), now, true)
+			return nil
+		})
+	case ev.removed:
+		c.removedUnder(c.rel(ev.path), time.Now())
+	case ev.modified:
+		c.read(c.rel(ev.path))
+	}
+}
+
+// rel turns a path under the hierarchy's mount into a cgroup path.
+func (c *cgroups) rel(p string) string {
+	c.mu.Lock()
+	root := c.h.Root
+	c.mu.Unlock()
+	r := strings.TrimPrefix(p, root)
+	if r == "" {
+		return "/"
+	}
+	return r
+}
+
+func (c *cgroups) abs(cgroup string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return filepath.Join(c.h.Root, cgroup)
+}
+
+// scan walks the whole hierarchy: it finds cgroups that inotify did not
+// report, and those that are gone or were made again.
+func (c *cgroups) scan() {
+	c.mu.Lock()
+	root := c.h.Root
+	c.mu.Unlock()
+	seen := map[string]bool{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == root {
+				return err
+			}
+			return nil // removed while walking
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		c.addWatch(p)
+		rel := c.rel(p)
+		if c.appeared(rel, time.Time{}, false) {
+			seen[rel] = true
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Warn("cannot walk the cgroup hierarchy", "err", err)
+		return
+	}
+	now := time.Now()
+	for _, t := range c.all() {
+		if !seen[t.c.Dir] {
+			c.check(t, now) // pid-found cgroups have no recognisable path
+		}
+	}
+	for _, t := range c.all() {
+		c.read(t.c.Dir)
+	}
+}
+
+// appeared looks at one cgroup directory and starts tracking it if it is a
+// container's. born is when it was made, if known. It reports whether the
+// directory is a container's.
+func (c *cgroups) appeared(rel string, born time.Time, exact bool) bool {
+	ct, ok := ParseContainerPath(rel)
+	if !ok || ct.Dir != rel {
+		return false
+	}
+	st, err := c.stat(rel)
+	if err != nil {
+		return true // gone already; a kill in it still shows in the kernel log
+	}
+	if !exact {
+		born = st.ctime // an estimate: the directory's change time
+	}
+	if c.track(&tracked{c: ct, ino: st.ino, born: born, bornExact: exact, runtime: ct.Runtime}) {
+		c.read(rel)
+	}
+	return true
+}
+
+// track starts tracking a cgroup instance, unless the same instance is
+// tracked already: the event loop, the kernel log reader and a scrape may
+// find it at once. An older instance at the same path is gone. On cgroup v2
+// the kernel then notifies every change of the instance's counters.
+func (c *cgroups) track(t *tracked) bool {
+	c.mu.Lock()
+	old := c.byDir[t.c.Dir]
+	if old != nil && old.ino == t.ino {
+		c.mu.Unlock()
+		return false
+	}
+	var gone *store.CgroupGone
+	if old != nil {
+		// Made again between two looks.
+		t.runtime, t.refined = old.runtime, old.refined
+		gone = &store.CgroupGone{Meta: c.metaLocked(old), Cgroup: old.id, At: time.Now()}
+	}
+	c.serial++
+	t.id = c.serial
+	c.byDir[t.c.Dir], c.byID[t.c.ID] = t, t
+	v2, dir := c.h.V2, filepath.Join(c.h.Root, t.c.Dir)
+	c.mu.Unlock()
+	if gone != nil {
+		c.src.store.Apply(*gone)
+	}
+	if v2 {
+		c.addFileWatch(dir)
+	}
+	return true
+}
+
+// addWatch watches a directory for cgroups made in it. When the kernel
+// refuses (fs.inotify.max_user_watches), rescans still find them.
+func (c *cgroups) addWatch(dir string) {
+	c.mu.Lock()
+	w := c.w
+	c.mu.Unlock()
+	if w != nil {
+		c.watchFailed(w.add(dir))
+	}
+}
+
+func (c *cgroups) addFileWatch(dir string) {
+	c.mu.Lock()
+	w := c.w
+	c.mu.Unlock()
+	if w != nil {
+		c.watchFailed(w.addFile(dir))
+	}
+}
+
+func (c *cgroups) watchFailed(err error) {
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	c.mu.Lock()
+	first := !c.warned
+	c.warned = true
+	c.mu.Unlock()
+	if first {
+		c.log.Warn("cannot watch a cgroup with inotify; rescans find what it misses", "err", err, "rescan_interval", rescanInterval)
+	}
+}
+
+// check sees whether a tracked cgroup still exists as the same instance.
+func (c *cgroups) check(t *tracked, now time.Time) {
+	st, err := c.stat(t.c.Dir)
+	if err == nil && st.ino == t.ino {
+		return
+	}
+	c.gone(t, now)
+	if err == nil {
+		// Made again: a new instance, born at an unknown time.
+		c.mu.Lock()
+		nt := &tracked{c: t.c, ino: st.ino, born: st.ctime, runtime: t.runtime, refined: t.refined}
+		c.mu.Unlock()
+		if c.track(nt) {
+			c.read(nt.c.Dir)
+		}
+	}
+}
+
+func (c *cgroups) removedUnder(rel string, now time.Time) {
+	for _, t := range c.all() {
+		if t.c.Dir == rel || strings.HasPrefix(t.c.Dir, rel+"/") {
+			c.gone(t, now)
+		}
+	}
+}
+
+func (c *cgroups) gone(t *tracked, now time.Time) {
+	c.mu.Lock()
+	if c.byDir[t.c.Dir] != t {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.byDir, t.c.Dir)
+	if c.byID[t.c.ID] == t {
+		delete(c.byID, t.c.ID)
+	}
+	ev := store.CgroupGone{Meta: c.metaLocked(t), Cgroup: t.id, At: now}
+	c.mu.Unlock()
+	c.src.store.Apply(ev)
+}
+
+// metaLocked is how the store names the container of a tracked cgroup.
+func (c *cgroups) metaLocked(t *tracked) store.Meta {
+	return store.Meta{Runtime: t.runtime, ID: t.c.ID}
+}
+
+// read reads the OOM counters of the tracked cgroup at rel and sends them
+// to the store.
+func (c *cgroups) read(rel string) {
+	c.mu.Lock()
+	t, h := c.byDir[rel], c.h
+	c.mu.Unlock()
+	if t == nil {
+		return
+	}
+	dir := filepath.Join(h.Root, t.c.Dir)
+	b, err := os.ReadFile(filepath.Join(dir, h.counterFile()))
+	at := time.Now()
+	if err != nil {
+		// A cgroup removed while it is read gives ENODEV.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENODEV) {
+			c.log.Warn("cannot read a cgroup's OOM counters", "cgroup", t.c.Dir, "err", err)
+		}
+		return
+	}
+	// The counters must be the tracked instance's, not a newer one's.
+	if st, err := c.stat(t.c.Dir); err != nil || st.ino != t.ino {
+		c.check(t, at)
+		return
+	}
+	n, err := h.parse(b)
+	if err != nil {
+		c.src.store.CountEvent(store.CgroupSource, true)
+		c.log.Warn("cannot parse a cgroup's OOM counters", "cgroup", t.c.Dir, "err", err)
+		return
+	}
+	c.src.store.CountEvent(store.CgroupSource, false)
+	c.mu.Lock()
+	refine := !t.c.Sure && !t.refined
+	c.mu.Unlock()
+	if refine {
+		if r, ok := c.guessRuntime(dir); ok {
+			c.mu.Lock()
+			t.runtime, t.refined = r, true
+			c.mu.Unlock()
+		}
+	}
+	c.mu.Lock()
+	ev := store.KernelOOMCount{Meta: c.metaLocked(t), Cgroup: t.id, Born: t.born, BornExact: t.bornExact,
+		Kills: n.Kills, GroupKills: n.GroupKills, HasGroup: n.HasGroup, At: at}
+	c.mu.Unlock()
+	c.src.store.Apply(ev)
+}
+
+// ensure tracks the instance of a container's cgroup that exists now, if
+// the reader did not know it yet (the kernel log can report a kill in a new
+// cgroup before inotify does), and returns its id: 0 if the cgroup is gone or
+// is no container's.
+func (c *cgroups) ensure(ct Container) uint64 {
+	c.mu.Lock()
+	found := c.found
+	c.mu.Unlock()
+	if !found {
+		return 0
+	}
+	if id := c.instance(ct.Dir); id != 0 {
+		return id
+	}
+	st, err := c.stat(ct.Dir)
+	if err != nil {
+		return 0
+	}
+	if t := c.lookupDir(ct.Dir); t != nil {
+		c.check(t, time.Now()) // made again since the reader looked
+		return c.instance(ct.Dir)
+	}
+	if parsed, ok := ParseContainerPath(ct.Dir); !ok || parsed.Dir != ct.Dir {
+		return 0 // found by pid and gone since: tracked again by the next walk
+	}
+	c.track(&tracked{c: ct, ino: st.ino, born: st.ctime, runtime: ct.Runtime})
+	return c.instance(ct.Dir)
+}
+
+// readAll reads every tracked cgroup's counters, for at most limit.
+func (c *cgroups) readAll(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for _, t := range c.all() {
+		if time.Now().After(deadline) {
+			return
+		}
+		c.read(t.c.Dir)
+	}
+}
+
+// watchPids finds the cgroups of running containers whose path names no
+// container the reader recognises: a runtime gave their main process's pid.
+func (c *cgroups) watchPids() {
+	for _, tg := range c.src.store.Unwatched() {
+		if c.lookupID(tg.Meta.ID) != nil {
+			continue
+		}
+		path, err := c.src.procCgroup(tg.Pid)
+		if err != nil {
+			continue // exited since
+		}
+		// The pid may be stale (Docker inspects once) and reused: only a
+		// cgroup whose name holds the container's id is the container's.
+		if !strings.Contains(filepath.Base(path), tg.Meta.ID) || path == "/" {
+			c.log.Debug("a container's main process is not in a cgroup named after it", "container", tg.Meta.Key(), "pid", tg.Pid, "cgroup", path)
+			continue
+		}
+		st, err := c.stat(path)
+		if err != nil {
+			continue
+		}
+		if c.lookupDir(path) != nil {
+			continue
+		}
+		t := &tracked{c: Container{Runtime: tg.Meta.Runtime, ID: tg.Meta.ID, Dir: path, Sure: true}, ino: st.ino, born: st.ctime, runtime: tg.Meta.Runtime}
+		if c.track(t) {
+			c.read(path)
+		}
+	}
+}
+
+// byPath finds the tracked container whose cgroup holds the cgroup path.
+func (c *cgroups) byPath(path string) (Container, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p := path; p != "/" && p != "." && p != ""; p = filepath.Dir(p) {
+		if t := c.byDir[p]; t != nil {
+			ct := t.c
+			ct.Runtime = t.runtime
+			return ct, true
+		}
+	}
+	return Container{}, false
+}
+
+// known returns the tracked version of a container parsed from a path: the
+// runtime checked against its shim.
+func (c *cgroups) known(ct Container) Container {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.byID[ct.ID]; t != nil && t.c.Dir == ct.Dir {
+		ct.Runtime = t.runtime
+	}
+	return ct
+}
+
+// instance returns the id of the tracked instance of a container's cgroup
+// that exists now, 0 if none.
+func (c *cgroups) instance(rel string) uint64 {
+	st, err := c.stat(rel)
+	if err != nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.byDir[rel]; t != nil && t.ino == st.ino {
+		return t.id
+	}
+	return 0
+}
+
+func (c *cgroups) lookupDir(rel string) *tracked {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byDir[rel]
+}
+
+func (c *cgroups) lookupID(id string) *tracked {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byID[id]
+}
+
+func (c *cgroups) all() []*tracked {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*tracked, 0, len(c.byDir))
+	for _, t := range c.byDir {
+		out = append(out, t)
+	}
+	return out
+}
+
+func (c *cgroups) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.byDir)
+}
+
+type dirStat struct {
+	ino   uint64
+	ctime time.Time
+}
+
+func (c *cgroups) stat(rel string) (dirStat, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(c.abs(rel), &st); err != nil {
+		return dirStat{}, err
+	}
+	return dirStat{ino: st.Ino, ctime: time.Unix(st.Ctim.Unix())}, nil
+}
+
+// guessRuntime tells which runtime runs the container in the cgroup dir
+// from the command line of its main process's parent, the runtime's shim:
+// Docker's containerd-shim runs in containerd namespace "moby", the CRI's in
+// "k8s.io"; CRI-O and Podman use conmon.
+func (c *cgroups) guessRuntime(dir string) (string, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return "", false
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	pid, err := strconv.Atoi(first)
+	if err != nil {
+		return "", false
+	}
+	stat, err := os.ReadFile(filepath.Join(c.src.cfg.ProcFS, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", false
+	}
+	ppid, ok := parentPid(stat)
+	if !ok {
+		return "", false
+	}
+	cmd, err := os.ReadFile(filepath.Join(c.src.cfg.ProcFS, strconv.Itoa(ppid), "cmdline"))
+	if err != nil {
+		return "", false
+	}
+	return runtimeOfShim(cmd)
+}
+
+// parentPid reads the ppid from /proc/PID/stat ("PID (COMM) S PPID ..."; COMM may hold anything).
+func parentPid(stat []byte) (int, bool) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f[1])
+	return n, err == nil
+}
+
+// runtimeOfShim tells the runtime from a shim's NUL-separated command line.
+func runtimeOfShim(cmdline []byte) (string, bool) {
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if len(args) == 0 {
+		return "", false
+	}
+	prog := filepath.Base(args[0])
+	switch {
+	case strings.HasPrefix(prog, "containerd-shim"):
+		for i, a := range args {
+			if (a == "-namespace" || a == "--namespace") && i+1 < len(args) {
+				if args[i+1] == "moby" {
+					return RuntimeDocker, true
+				}
+				return RuntimeContainerd, true
+			}
+		}
+		return RuntimeContainerd, true
+	case prog == "conmon":
+		for _, a := range args {
+			if strings.Contains(a, "libpod") || strings.Contains(a, "podman") {
+				return RuntimePodman, true
+			}
+		}
+		return RuntimeCRIO, true
+	}
+	return "", false
+}

@@ -1,0 +1,122 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// recordReader gives the kernel log's records one at a time.
+type recordReader interface {
+	// next reads one record into buf. waited is true when the reader had
+	// read everything and the record arrived while it waited: it was just
+	// written. It returns an error wrapping unix.EPIPE when records were
+	// overwritten before they could be read (the next call goes on with the
+	// oldest record left), errStopped once stop was called.
+	next(buf []byte) (n int, waited bool, err error)
+	stop()
+	close() error
+}
+
+var errStopped = errors.New("stopped")
+
+// kmsgFile reads /dev/kmsg: each read() returns one record; EAGAIN says
+// that every record was read, EPIPE that the reader fell behind and records
+// were lost. A pipe wakes a reader that waits in poll() when it is stopped.
+type kmsgFile struct {
+	fd        int
+	wakeR     int
+	wakeW     int
+	stopOnce  sync.Once
+	closeOnce sync.Once
+}
+
+func openKmsg(path string) (*kmsgFile, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	return &kmsgFile{fd: fd, wakeR: p[0], wakeW: p[1]}, nil
+}
+
+func (k *kmsgFile) next(buf []byte) (int, bool, error) {
+	waited := false
+	for {
+		n, err := unix.Read(k.fd, buf)
+		switch {
+		case err == nil && n == 0:
+			return 0, false, io.EOF // a plain file given as --path.kmsg
+		case err == nil:
+			return n, waited, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			if err := k.wait(); err != nil {
+				return 0, false, err
+			}
+			waited = true
+		default:
+			return 0, false, fmt.Errorf("read kernel log: %w", err)
+		}
+	}
+}
+
+func (k *kmsgFile) wait() error {
+	fds := []unix.PollFd{{Fd: int32(k.fd), Events: unix.POLLIN}, {Fd: int32(k.wakeR), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("poll kernel log: %w", err)
+		}
+		if fds[1].Revents != 0 {
+			return errStopped
+		}
+		return nil
+	}
+}
+
+func (k *kmsgFile) stop() {
+	k.stopOnce.Do(func() { _, _ = unix.Write(k.wakeW, []byte{0}) })
+}
+
+func (k *kmsgFile) close() error {
+	var err error
+	k.closeOnce.Do(func() {
+		err = unix.Close(k.fd)
+		unix.Close(k.wakeR)
+		unix.Close(k.wakeW)
+	})
+	return err
+}
+
+// clock turns the kernel log's timestamps (time since boot on the kernel's
+// log clock) into wall-clock time. It starts from CLOCK_MONOTONIC, which
+// counts the same time since boot, and corrects itself by every record that
+// arrives while the reader waits: such a record was written just now, and
+// the two clocks drift apart over weeks of uptime.
+type clock struct{ boot time.Time }
+
+func newClock() clock {
+	var mono unix.Timespec
+	now := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono); err != nil {
+		return clock{boot: now}
+	}
+	return clock{boot: now.Add(-time.Duration(mono.Nano()))}
+}
+
+func (c *clock) calibrate(since time.Duration, now time.Time) { c.boot = now.Add(-since) }
+
+func (c clock) wall(since time.Duration) time.Time { return c.boot.Add(since) }

@@ -1,0 +1,194 @@
+// Package kernel reads the kernel's first-hand account of OOM kills: the OOM
+// counters of every container's memory cgroup (cgroup v1 and v2) and the
+// victims the kernel log names. It decides nothing about counts: it sends
+// what it reads to the store as typed events, and the store reconciles them
+// with the runtimes' reports (docs/design.md).
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/source"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// KmsgSource is the kernel log reader's name among the sources.
+const KmsgSource = "kmsg"
+
+// Config says where the kernel's files are: in a container, the host's are
+// mounted elsewhere (--path.sysfs=/host/sys, --path.procfs=/host/proc).
+type Config struct {
+	SysFS  string // /sys
+	ProcFS string // /proc
+	Kmsg   string // /dev/kmsg
+}
+
+// Source reads the kernel's OOM counters and log.
+type Source struct {
+	cfg   Config
+	store *store.Store
+	log   *slog.Logger
+
+	cg      *cgroups
+	reports chan string // keys of containers a runtime reported an OOM kill in
+
+	// everLive is set once the log reader has read everything the kernel
+	// had when it started: later records happened while the exporter ran.
+	everLive bool
+}
+
+// New returns a kernel source that sends what it reads to st. It reads
+// nothing before Run.
+func New(cfg Config, st *store.Store, log *slog.Logger) *Source {
+	s := &Source{
+		cfg:     cfg,
+		store:   st,
+		log:     log.With("kernel", KmsgSource),
+		reports: make(chan string, 1024),
+	}
+	s.cg = newCgroups(s, log.With("kernel", store.CgroupSource))
+	st.OnOOMReport(func(key string) {
+		select {
+		case s.reports <- key:
+		default: // the next rescan reads every counter anyway
+		}
+	})
+	return s
+}
+
+// Run reads the cgroups and the kernel log until ctx ends, each in its own
+// session that is retried with back-off when it fails (no cgroup hierarchy,
+// no permission to read /dev/kmsg): the health of each shows as
+// missing_container_metrics_source_up{source="cgroup"|"kmsg"}.
+func (s *Source) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		source.Run(ctx, KmsgSource, s.store, s.log, source.DefaultBackoff, s.kmsgSession)
+	}()
+	source.Run(ctx, store.CgroupSource, s.store, s.cg.log, source.DefaultBackoff, s.cg.session)
+	wg.Wait()
+}
+
+// Refresh reads the counters of every container cgroup now: cgroup v1 has
+// no notification of a kill, so they are read at every scrape.
+func (s *Source) Refresh() { s.cg.readAll(time.Second) }
+
+// kmsgSession follows the kernel log until it fails or ctx ends.
+func (s *Source) kmsgSession(ctx context.Context, up func()) error {
+	f, err := openKmsg(s.cfg.Kmsg)
+	if err != nil {
+		return err
+	}
+	defer f.close()
+	return s.follow(ctx, f, up)
+}
+
+// follow reads records from r: first what the kernel log holds already,
+// then every new record as it is written.
+func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
+	stop := context.AfterFunc(ctx, r.stop)
+	defer stop()
+	up()
+	var (
+		buf      = make([]byte, 16<<10) // a record is at most 8 KiB
+		oom      oomLog
+		clk      = newClock()
+		caughtUp bool // everything the kernel had when the session began was read
+	)
+	for {
+		n, waited, err := r.next(buf)
+		switch {
+		case errors.Is(err, unix.EPIPE):
+			// The kernel overwrote records before they were read. The next
+			// record's sequence number says how many; counters stay exact.
+			s.store.CountEvent(KmsgSource, true)
+			s.log.Warn("kernel log records were overwritten before they could be read; victims' names may be missing", "err", err)
+			oom.reset()
+			s.cg.requestRescan()
+			continue
+		case errors.Is(err, errStopped):
+			return ctx.Err()
+		case err != nil:
+			return err
+		}
+		if waited {
+			caughtUp, s.everLive = true, true
+		}
+		rec, err := ParseRecord(buf[:n])
+		if err != nil {
+			s.store.CountEvent(KmsgSource, true)
+			s.log.Warn("skipping a malformed kernel log record", "err", err)
+			continue
+		}
+		s.store.CountEvent(KmsgSource, false)
+		if waited {
+			clk.calibrate(rec.Time, time.Now())
+		}
+		v, lost := oom.add(rec)
+		if lost > 0 {
+			s.log.Warn("kernel log records lost", "records", lost, "before_seq", rec.Seq)
+		}
+		if v != nil {
+			s.victim(*v, clk.wall(v.Time), s.everLive, caughtUp)
+		}
+	}
+}
+
+// victim attributes one victim to its container (or to the host) and sends
+// it to the store. prompt says the record was read right after it was
+// written: the victim's cgroup and process are still there to look at.
+func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
+	path := v.Cgroup
+	if prompt && (path == "" || v.Guessed) {
+		if p, err := s.procCgroup(v.PID); err == nil {
+			path = p
+		}
+	}
+	if path == "" {
+		// Its report was rate-limited or lost: many such in a burst.
+		s.log.Debug("OOM kill of a process whose cgroup the kernel log does not give; the cgroup counters still count it",
+			"pid", v.PID, "process", v.Process, "seq", v.Seq)
+		return
+	}
+	c, ok := ParseContainerPath(path)
+	if !ok {
+		c, ok = s.cg.byPath(path) // a container found by its main process's pid
+	}
+	if !ok {
+		s.store.Apply(store.HostOOMKill{Process: v.Process, At: at, Seq: v.Seq, Live: live})
+		return
+	}
+	c = s.cg.known(c)
+	var instance uint64
+	if prompt {
+		// The counter first: the store then knows the instance the victim
+		// was in, whose counter also counts it.
+		if instance = s.cg.ensure(c); instance != 0 {
+			s.cg.read(c.Dir)
+		}
+	}
+	s.log.Debug("OOM victim", "process", v.Process, "pid", v.PID, "container", meta(c).Key(), "cgroup", path, "live", live)
+	s.store.Apply(store.OOMVictim{Meta: meta(c), Cgroup: instance, Process: v.Process, At: at, Seq: v.Seq, Live: live})
+}
+
+// procCgroup reads the memory cgroup of a live process.
+func (s *Source) procCgroup(pid int) (string, error) {
+	b, err := os.ReadFile(filepath.Join(s.cfg.ProcFS, fmt.Sprint(pid), "cgroup"))
+	if err != nil {
+		return "", err
+	}
+	return ParseProcCgroup(b)
+}
+
+func meta(c Container) store.Meta { return store.Meta{Runtime: c.Runtime, ID: c.ID} }

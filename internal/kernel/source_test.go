@@ -1,0 +1,404 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// fakeLog gives records like /dev/kmsg: some already there, then an
+// overwrite (EPIPE), bad records, and records that arrive while waiting.
+type fakeLog struct {
+	items   []fakeRecord
+	stopped chan struct{}
+	drained chan struct{} // closed when every item was read
+	once    sync.Once
+}
+
+type fakeRecord struct {
+	text   string
+	waited bool
+	err    error
+}
+
+func (f *fakeLog) next(buf []byte) (int, bool, error) {
+	if len(f.items) == 0 {
+		close(f.drained)
+		<-f.stopped
+		return 0, false, errStopped
+	}
+	it := f.items[0]
+	f.items = f.items[1:]
+	if it.err != nil {
+		return 0, false, it.err
+	}
+	return copy(buf, it.text), it.waited, nil
+}
+
+func (f *fakeLog) stop()        { f.once.Do(func() { close(f.stopped) }) }
+func (f *fakeLog) close() error { return nil }
+
+func testSource(t *testing.T, cfg Config) (*Source, *store.Store) {
+	t.Helper()
+	st := store.New(time.Minute)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return New(cfg, st, log), st
+}
+
+func container(t *testing.T, st *store.Store, key string) store.Container {
+	t.Helper()
+	for _, c := range st.Snapshot().Containers {
+		if c.Meta.Key() == key {
+			return c
+		}
+	}
+	t.Fatalf("%s not exported: %+v", key, st.Snapshot().Containers)
+	return store.Container{}
+}
+
+func oomKill(seq int, cg string, pid int) string {
+	return fmt.Sprintf("6,%d,%d,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=%s,task_memcg=%s,task=x,pid=%d,uid=0\n", seq, seq*1000, cg, cg, pid)
+}
+
+func killed(seq, pid int, comm string) string {
+	return fmt.Sprintf("3,%d,%d,-;Memory cgroup out of memory: Killed process %d (%s) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0\n", seq, seq*1000, pid, comm)
+}
+
+// The log reader survives overwritten records and bad ones, says so, and
+// attributes every victim it can: to a container, or to the host.
+func TestFollowSurvivesOverwritesAndBadRecords(t *testing.T) {
+	src, st := testSource(t, Config{SysFS: t.TempDir(), ProcFS: t.TempDir()})
+	docker := "/docker/" + id1
+	f := &fakeLog{stopped: make(chan struct{}), drained: make(chan struct{}), items: []fakeRecord{
+		{text: oomKill(1, docker, 10)},
+		{text: killed(2, 10, "worker")}, // history: no cgroup to confirm it, not counted
+		{err: fmt.Errorf("read kernel log: %w", unix.EPIPE)},
+		{text: "garbage\n"},
+		{text: oomKill(9, docker, 11), waited: true},
+		{text: killed(10, 11, "worker")},
+		{text: oomKill(11, "/system.slice/cron.service", 12)},
+		{text: killed(12, 12, "cron")},
+		{text: killed(13, 13, "nobody-knows")}, // a rate-limited report: no cgroup
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	up := make(chan struct{})
+	go func() { done <- src.follow(ctx, f, func() { close(up) }) }()
+	<-up
+	select {
+	case <-f.drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("records not read within 10s")
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("follow ended with %v", err)
+	}
+	c := container(t, st, "docker://"+id1)
+	if c.OOMs != 1 || c.ProcessKills["worker"] != 1 || !c.KernelOnly {
+		t.Errorf("container: %+v", c)
+	}
+	snap := st.Snapshot()
+	if snap.HostKills["cron"] != 1 || len(snap.HostKills) != 1 {
+		t.Errorf("host kills %v", snap.HostKills)
+	}
+	var kmsg store.SourceStatus
+	for _, s := range st.Sources() {
+		if s.Name == KmsgSource {
+			kmsg = s
+		}
+	}
+	if kmsg.Malformed != 2 || kmsg.Events < 8 {
+		t.Errorf("kmsg status %+v: want the overwrite and the garbage as malformed", kmsg)
+	}
+}
+
+// The real device: the reader opens /dev/kmsg, reads what is there, and
+// stops when asked, also while it waits for a new record.
+func TestKmsgDevice(t *testing.T) {
+	f, err := openKmsg("/dev/kmsg")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("/dev/kmsg is needed under CI: %v", err)
+		}
+		t.Skipf("cannot open /dev/kmsg (root is needed): %v", err)
+	}
+	defer f.close()
+	buf := make([]byte, 16<<10)
+	n, _, err := f.next(buf)
+	if err != nil && !strings.Contains(err.Error(), "broken pipe") {
+		t.Fatal(err)
+	}
+	if n > 0 {
+		if _, err := ParseRecord(buf[:n]); err != nil {
+			t.Fatalf("a real record does not parse: %v", err)
+		}
+	}
+	time.AfterFunc(200*time.Millisecond, f.stop)
+	for {
+		if _, _, err := f.next(buf); err == errStopped {
+			return
+		}
+	}
+}
+
+// fakeHierarchy is a directory tree shaped like a cgroup v1 memory
+// hierarchy (or v2 with memory.events): inotify and inodes behave as on
+// cgroupfs for what the reader uses.
+type fakeHierarchy struct {
+	t    *testing.T
+	sys  string
+	root string
+	v2   bool
+}
+
+func newFakeHierarchy(t *testing.T, v2 bool) *fakeHierarchy {
+	sys := t.TempDir()
+	h := &fakeHierarchy{t: t, sys: sys, v2: v2}
+	if v2 {
+		h.root = filepath.Join(sys, "fs", "cgroup")
+		h.write("/cgroup.controllers", "cpu memory pids\n")
+	} else {
+		h.root = filepath.Join(sys, "fs", "cgroup", "memory")
+		h.write("/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+	}
+	return h
+}
+
+func (h *fakeHierarchy) write(rel, s string) {
+	h.t.Helper()
+	p := filepath.Join(h.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// mkdir makes a cgroup with the counter file the kernel would put in it,
+// at once as the kernel does: made aside, then renamed into place.
+func (h *fakeHierarchy) mkdir(rel string, kills int) {
+	h.t.Helper()
+	final := filepath.Join(h.root, rel)
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	aside := filepath.Join(h.sys, "aside")
+	if err := os.MkdirAll(aside, 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	old := h.root
+	h.root = aside
+	h.setKills("", kills)
+	h.root = old
+	if err := os.Rename(aside, final); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *fakeHierarchy) setKills(rel string, kills int) {
+	h.t.Helper()
+	if h.v2 {
+		h.write(rel+"/memory.events", fmt.Sprintf("low 0\nhigh 0\nmax 3\noom 3\noom_kill %d\noom_group_kill 1\n", kills))
+	} else {
+		h.write(rel+"/memory.oom_control", fmt.Sprintf("oom_kill_disable 0\nunder_oom 0\noom_kill %d\n", kills))
+	}
+}
+
+func (h *fakeHierarchy) rmdir(rel string) {
+	h.t.Helper()
+	if err := os.RemoveAll(filepath.Join(h.root, rel)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// waitFor polls f until it returns nil or the deadline passes.
+func waitFor(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ooms(st *store.Store, key string) (uint64, bool) {
+	for _, c := range st.Snapshot().Containers {
+		if c.Meta.Key() == key {
+			return c.OOMs, true
+		}
+	}
+	return 0, false
+}
+
+func wantOOMs(t *testing.T, st *store.Store, key string, want uint64) {
+	t.Helper()
+	waitFor(t, func() error {
+		n, ok := ooms(st, key)
+		if !ok || n != want {
+			return fmt.Errorf("%s: ooms %d (exported %v), want %d", key, n, ok, want)
+		}
+		return nil
+	})
+}
+
+func runCgroups(t *testing.T, src *Source) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	up := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := src.cg.session(ctx, func() { close(up) }); err != context.Canceled {
+			t.Errorf("cgroup session ended with %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-up:
+	case <-done:
+		t.Fatal("cgroup session ended before it was up")
+	}
+}
+
+// The cgroup reader finds containers that were there before it started,
+// sees new ones made and removed, takes a cgroup made again as a new
+// instance, and reads the counters at every refresh (cgroup v1).
+func TestCgroupsV1(t *testing.T) {
+	h := newFakeHierarchy(t, false)
+	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
+	a, b := "/docker/"+id1, "/parent/"+id2
+	h.mkdir(a, 2)
+	h.mkdir("/system.slice/cron.service", 9)
+	runCgroups(t, src)
+	wantOOMs(t, st, "docker://"+id1, 2)
+
+	h.mkdir(b, 0) // a new container, seen by inotify
+	waitFor(t, func() error {
+		if _, ok := ooms(st, "docker://"+id2); !ok {
+			return fmt.Errorf("new container not seen")
+		}
+		return nil
+	})
+	h.setKills(b, 3)
+	src.Refresh() // v1 notifies no kill: read at every scrape
+	wantOOMs(t, st, "docker://"+id2, 3)
+
+	h.rmdir(a) // the container stops: its cgroup goes
+	h.mkdir(a, 1)
+	src.Refresh()
+	wantOOMs(t, st, "docker://"+id1, 3) // 2 of the old instance + 1 of the new
+
+	if n := len(st.Snapshot().Containers); n != 2 {
+		t.Errorf("%d containers exported, want 2 (cron.service is none)", n)
+	}
+
+	// The kernel log may report a kill in a new cgroup before inotify: the
+	// victim and the counter are one kill, in one instance.
+	c := "/docker/" + strings.Repeat("c", 64)
+	h.mkdir(c, 1)
+	src.victim(Victim{Seq: 1, PID: 9, Process: "early", Cgroup: c}, time.Now(), true, true)
+	src.Refresh()
+	wantOOMs(t, st, "docker://"+strings.Repeat("c", 64), 1)
+}
+
+// On cgroup v2 a change of memory.events is read at once.
+func TestCgroupsV2NotifiesChanges(t *testing.T) {
+	h := newFakeHierarchy(t, true)
+	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
+	a := "/system.slice/docker-" + id1 + ".scope"
+	h.mkdir("/system.slice", 0)
+	runCgroups(t, src)
+	h.mkdir(a, 0)
+	wantOOMs(t, st, "docker://"+id1, 0)
+	h.setKills(a, 4) // no Refresh: the write notifies
+	wantOOMs(t, st, "docker://"+id1, 4)
+	c := container(t, st, "docker://"+id1)
+	if !c.HasGroupKills || c.GroupKills != 1 {
+		t.Errorf("group kills: %+v", c)
+	}
+}
+
+// A container whose cgroup path names no container is found through the
+// pid of its main process that the runtime gave.
+func TestCgroupFoundByPid(t *testing.T) {
+	h := newFakeHierarchy(t, false)
+	proc := t.TempDir()
+	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: proc})
+	h.mkdir("/default/web", 5)
+	if err := os.MkdirAll(filepath.Join(proc, "4242"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "4242", "cgroup"), []byte("4:memory:/default/web\n0::/\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st.AddSource("containerd")
+	st.SetUp("containerd", true, nil)
+	st.Apply(store.Observed{Meta: store.Meta{Runtime: "containerd", ID: "web", Name: "web"}, State: store.State{Running: true, StartedAt: time.Now(), Pid: 4242}})
+	// A stale pid of another container: not taken.
+	st.Apply(store.Observed{Meta: store.Meta{Runtime: "containerd", ID: "db"}, State: store.State{Running: true, StartedAt: time.Now(), Pid: 4242}})
+	runCgroups(t, src)
+	wantOOMs(t, st, "containerd://web", 5)
+	if n, _ := ooms(st, "containerd://db"); n != 0 {
+		t.Errorf("a stale pid gave db %d kills", n)
+	}
+	// The kernel log's victims in it are its own.
+	src.victim(Victim{Seq: 1, PID: 7, Process: "nginx", Cgroup: "/default/web"}, time.Now(), true, true)
+	if c := container(t, st, "containerd://web"); c.ProcessKills["nginx"] != 1 {
+		t.Errorf("victim: %+v", c)
+	}
+}
+
+// The event loop, the kernel log reader and scrapes may all find a new
+// cgroup at once: it is one instance, its kills count once.
+func TestConcurrentDiscoveryCountsOnce(t *testing.T) {
+	h := newFakeHierarchy(t, false)
+	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
+	runCgroups(t, src)
+	for i := range 20 {
+		id := fmt.Sprintf("%064x", i+1)
+		h.mkdir("/docker/"+id, 2)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if src.cg.ensure(Container{Runtime: RuntimeDocker, ID: id, Dir: "/docker/" + id}) != 0 {
+					src.cg.read("/docker/" + id)
+				}
+				src.Refresh()
+			}()
+		}
+		wg.Wait()
+		wantOOMs(t, st, "docker://"+id, 2)
+	}
+	waitFor(t, func() error { // and the inotify events that follow change nothing
+		for _, c := range st.Snapshot().Containers {
+			if c.OOMs != 2 {
+				return fmt.Errorf("%s: %d", c.Meta.Key(), c.OOMs)
+			}
+		}
+		return nil
+	})
+}

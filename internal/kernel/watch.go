@@ -1,0 +1,153 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// watcher follows a cgroup hierarchy with inotify: the creation and removal
+// of every cgroup directory (mkdir and rmdir on cgroupfs notify like on any
+// file system), and on cgroup v2 every change of a watched memory.events
+// (the kernel notifies those itself).
+type watcher struct {
+	f      *os.File
+	events chan watchEvent
+	errs   chan error
+	done   chan struct{}
+
+	mu    sync.Mutex
+	paths map[int32]watchTarget // by watch descriptor
+}
+
+type watchTarget struct {
+	path string // a directory, or for a file watch the cgroup directory it is in
+	file bool
+}
+
+type watchEvent struct {
+	path     string // the cgroup directory concerned
+	created  bool   // a cgroup directory was made
+	removed  bool   // a cgroup directory was removed
+	modified bool   // its memory.events changed
+	overflow bool   // events were lost
+}
+
+// dirEvents: a cgroup made or removed in a directory (also renamed: v1 and v2
+// allow renaming a cgroup within its parent).
+const dirEvents = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_ONLYDIR
+
+func newWatcher(root string) (*watcher, error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("inotify_init1: %w", err)
+	}
+	// Non-blocking, so the runtime's poller serves reads and Close ends one.
+	w := &watcher{
+		f:      os.NewFile(uintptr(fd), "inotify"),
+		events: make(chan watchEvent, 256),
+		errs:   make(chan error, 1),
+		done:   make(chan struct{}),
+		paths:  map[int32]watchTarget{},
+	}
+	if err := w.watch(root, dirEvents, watchTarget{path: root}); err != nil {
+		w.f.Close()
+		return nil, err
+	}
+	go w.loop()
+	return w, nil
+}
+
+// add watches a directory for cgroups made and removed in it.
+func (w *watcher) add(dir string) error {
+	return w.watch(dir, dirEvents, watchTarget{path: dir})
+}
+
+// addFile watches a cgroup's memory.events for changes.
+func (w *watcher) addFile(dir string) error {
+	return w.watch(filepath.Join(dir, "memory.events"), unix.IN_MODIFY, watchTarget{path: dir, file: true})
+}
+
+func (w *watcher) watch(path string, mask uint32, t watchTarget) error {
+	wd, err := unix.InotifyAddWatch(int(w.f.Fd()), path, mask)
+	if err != nil {
+		return fmt.Errorf("inotify_add_watch %s: %w", path, err)
+	}
+	w.mu.Lock()
+	w.paths[int32(wd)] = t
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *watcher) close() {
+	close(w.done)
+	w.f.Close()
+}
+
+func (w *watcher) send(ev watchEvent) {
+	select {
+	case w.events <- ev:
+	case <-w.done:
+	}
+}
+
+func (w *watcher) loop() {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := w.f.Read(buf)
+		if err != nil {
+			if !errors.Is(err, os.ErrClosed) {
+				w.errs <- err // buffered: the only send
+			}
+			return
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			raw := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			end := off + unix.SizeofInotifyEvent + int(raw.Len)
+			if end > n {
+				break
+			}
+			name := string(trimNUL(buf[off+unix.SizeofInotifyEvent : end]))
+			off = end
+			w.dispatch(raw.Wd, raw.Mask, name)
+		}
+	}
+}
+
+func (w *watcher) dispatch(wd int32, mask uint32, name string) {
+	if mask&unix.IN_Q_OVERFLOW != 0 {
+		w.send(watchEvent{overflow: true})
+		return
+	}
+	w.mu.Lock()
+	t, ok := w.paths[wd]
+	if mask&unix.IN_IGNORED != 0 {
+		delete(w.paths, wd) // the watched directory or file is gone
+	}
+	w.mu.Unlock()
+	if !ok {
+		return
+	}
+	switch {
+	case t.file && mask&unix.IN_MODIFY != 0:
+		w.send(watchEvent{path: t.path, modified: true})
+	case !t.file && mask&unix.IN_ISDIR != 0 && mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
+		w.send(watchEvent{path: filepath.Join(t.path, name), created: true})
+	case !t.file && mask&unix.IN_ISDIR != 0 && mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0:
+		w.send(watchEvent{path: filepath.Join(t.path, name), removed: true})
+	}
+}
+
+func trimNUL(b []byte) []byte {
+	for i, c := range b {
+		if c == 0 {
+			return b[:i]
+		}
+	}
+	return b
+}
