@@ -27,6 +27,7 @@ import (
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/collector"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/docker"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/kernel"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 	mcmweb "github.com/missing-container-metrics/missing-container-metrics/internal/web"
 )
@@ -45,6 +46,9 @@ type config struct {
 	retention   time.Duration
 	legacyNames bool
 	log         promslog.Config
+
+	kernel    bool
+	kernelCfg kernel.Config
 }
 
 func main() {
@@ -74,9 +78,17 @@ func run(args []string) int {
 	}
 	go sweep(ctx, st, cfg.retention)
 
+	// The kernel's own account of OOM kills: cgroup counters and the kernel log.
+	var refresh func()
+	if cfg.kernel {
+		k := kernel.New(cfg.kernelCfg, st, logger)
+		go k.Run(ctx)
+		refresh = k.Refresh
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		collector.New(st, collector.Options{LegacyNames: cfg.legacyNames}),
+		collector.New(st, collector.Options{LegacyNames: cfg.legacyNames, Refresh: refresh}),
 		versioncollector.NewCollector(collector.Namespace),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -148,6 +160,15 @@ func parseFlags(args []string) (*config, error) {
 	app.Flag("compat.legacy-metric-names", "Export the earlier tool's metric names (container_ooms, container_restarts) instead of container_ooms_total and container_restarts_total.").
 		Default("false").BoolVar(&cfg.legacyNames)
 	promslogflag.AddFlags(app, &cfg.log)
+
+	app.Flag("kernel", "Read the kernel's OOM counters of every container's memory cgroup and the victims in the kernel log.").
+		Default("true").BoolVar(&cfg.kernel)
+	app.Flag("path.sysfs", "sysfs mount point (the host's /sys, e.g. /host/sys in a container).").
+		Default("/sys").StringVar(&cfg.kernelCfg.SysFS)
+	app.Flag("path.procfs", "procfs mount point (the host's /proc, e.g. /host/proc in a container).").
+		Default("/proc").StringVar(&cfg.kernelCfg.ProcFS)
+	app.Flag("path.kmsg", "The kernel log device.").
+		Default("/dev/kmsg").StringVar(&cfg.kernelCfg.Kmsg)
 
 	// The earlier tool's BIND_ADDRESS keeps working where the new variable is not set.
 	if addr := os.Getenv("BIND_ADDRESS"); addr != "" && os.Getenv(envPrefix+"WEB_LISTEN_ADDRESS") == "" {

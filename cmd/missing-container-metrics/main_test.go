@@ -74,3 +74,21 @@ func TestBadFlagsAreRejected(t *testing.T) {
 		}
 	}
 }
+
+func TestKernelFlags(t *testing.T) {
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.kernel || cfg.kernelCfg.SysFS != "/sys" || cfg.kernelCfg.ProcFS != "/proc" || cfg.kernelCfg.Kmsg != "/dev/kmsg" {
+		t.Errorf("kernel defaults: %v %+v", cfg.kernel, cfg.kernelCfg)
+	}
+	t.Setenv(envPrefix+"PATH_SYSFS", "/host/sys")
+	cfg, err = parseFlags([]string{"--no-kernel", "--path.procfs=/host/proc", "--path.kmsg=/host/kmsg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.kernel || cfg.kernelCfg.SysFS != "/host/sys" || cfg.kernelCfg.ProcFS != "/host/proc" || cfg.kernelCfg.Kmsg != "/host/kmsg" {
+		t.Errorf("kernel flags: %v %+v", cfg.kernel, cfg.kernelCfg)
+	}
+}

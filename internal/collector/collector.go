@@ -25,6 +25,10 @@ type family struct {
 	name, legacy, help string
 	typ                prometheus.ValueType
 	value              func(c *store.Container) (v float64, ok bool)
+	// extra and each, instead of value: one sample per key of the map, the
+	// key being the value of the label extra, after the container's.
+	extra string
+	each  func(c *store.Container) map[string]uint64
 }
 
 var families = []family{
@@ -41,7 +45,7 @@ var families = []family{
 		help: "Restarts of the container: every start but the first (for Kubernetes, the kubelet's restart count).",
 		typ:  prometheus.CounterValue,
 		value: func(c *store.Container) (float64, bool) {
-			return float64(c.Restarts), true
+			return float64(c.Restarts), !c.KernelOnly // unknown without a runtime
 		},
 	},
 	{
@@ -52,6 +56,29 @@ var families = []family{
 			return float64(c.ExitCode), c.Exited
 		},
 	},
+	{
+		name: "container_oom_kills_by_process_total", legacy: "container_oom_kills_by_process_total",
+		help:  "OOM kills in the container that the kernel log names, by the victim's command name.",
+		typ:   prometheus.CounterValue,
+		extra: "process",
+		each:  func(c *store.Container) map[string]uint64 { return c.ProcessKills },
+	},
+	{
+		name: "container_last_oom_timestamp_seconds", legacy: "container_last_oom_timestamp_seconds",
+		help: "Time of the container's most recent OOM kill known, in seconds since the epoch; absent until one is known.",
+		typ:  prometheus.GaugeValue,
+		value: func(c *store.Container) (float64, bool) {
+			return float64(c.LastOOM.UnixNano()) / 1e9, !c.LastOOM.IsZero()
+		},
+	},
+	{
+		name: "container_oom_group_kills_total", legacy: "container_oom_group_kills_total",
+		help: "memory.oom.group kills of the container's cgroup, each of which killed all its processes (cgroup v2).",
+		typ:  prometheus.CounterValue,
+		value: func(c *store.Container) (float64, bool) {
+			return float64(c.GroupKills), c.HasGroupKills
+		},
+	},
 }
 
 // Options change what the collector exports.
@@ -59,6 +86,9 @@ type Options struct {
 	// LegacyNames exports the earlier tool's metric names
 	// (container_ooms, container_restarts) instead of the _total ones.
 	LegacyNames bool
+	// Refresh, if set, is called at the start of every scrape: the kernel
+	// reader reads the cgroup counters that notify no change (cgroup v1).
+	Refresh func()
 }
 
 // Collector exports the store's containers and sources.
@@ -67,18 +97,26 @@ type Collector struct {
 	descs []*prometheus.Desc // one per family, in order
 
 	up, events, malformed, reconnects, tracked *prometheus.Desc
+	hostKills                                  *prometheus.Desc
+	refresh                                    func()
 }
 
 // New returns a collector that reads s at every scrape.
 func New(s *store.Store, opts Options) *Collector {
-	c := &Collector{store: s}
+	c := &Collector{store: s, refresh: opts.Refresh}
 	for _, f := range families {
 		name := f.name
 		if opts.LegacyNames {
 			name = f.legacy
 		}
-		c.descs = append(c.descs, prometheus.NewDesc(name, f.help, ContainerLabels, nil))
+		labels := ContainerLabels
+		if f.extra != "" {
+			labels = append(labels[:len(labels):len(labels)], f.extra)
+		}
+		c.descs = append(c.descs, prometheus.NewDesc(name, f.help, labels, nil))
 	}
+	c.hostKills = prometheus.NewDesc("host_oom_kills_total",
+		"OOM kills of processes in no container, by command name.", []string{"process"}, nil)
 	own := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, []string{"source"}, nil)
 	}
@@ -95,23 +133,35 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.tracked} {
+	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.tracked, c.hostKills} {
 		ch <- d
 	}
 }
 
 // Collect sends the metrics of one store snapshot.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if c.refresh != nil {
+		c.refresh()
+	}
 	snap := c.store.Snapshot()
-	values := make([]string, len(ContainerLabels))
+	values := make([]string, len(ContainerLabels), len(ContainerLabels)+1)
 	for i := range snap.Containers {
 		ct := &snap.Containers[i]
 		labelValues(ct.Meta, values)
 		for j, f := range families {
+			if f.each != nil {
+				for k, n := range f.each(ct) {
+					ch <- prometheus.MustNewConstMetric(c.descs[j], f.typ, float64(n), append(values, validUTF8(k))...)
+				}
+				continue
+			}
 			if v, ok := f.value(ct); ok {
 				ch <- prometheus.MustNewConstMetric(c.descs[j], f.typ, v, values...)
 			}
 		}
+	}
+	for p, n := range snap.HostKills {
+		ch <- prometheus.MustNewConstMetric(c.hostKills, prometheus.CounterValue, float64(n), validUTF8(p))
 	}
 	for _, src := range snap.Sources {
 		up := 0.0
@@ -144,6 +194,8 @@ func labelValues(m store.Meta, v []string) {
 	v[6] = m.Pod
 	v[7] = m.Namespace
 	for i, s := range v {
-		v[i] = strings.ToValidUTF8(s, "\uFFFD")
+		v[i] = validUTF8(s)
 	}
 }
+
+func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }

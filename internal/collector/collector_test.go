@@ -35,17 +35,39 @@ func fixture() *store.Store {
 	return s
 }
 
+// kernelFixture is a store with what the kernel reader reports: a worker
+// named by the kernel log, a cgroup v2 group kill, a container only the
+// kernel knows (no CRI-O source), and a kill outside any container.
+func kernelFixture() *store.Store {
+	s := store.New(time.Minute)
+	s.AddSource("docker")
+	s.SetUp("docker", true, nil)
+	fluentd := store.Meta{Runtime: "docker", ID: "0123456789abcdef", Name: "fluentd", ImageID: "sha256:aa"}
+	s.Apply(store.Observed{Meta: fluentd, State: store.State{StartedAt: t0, Running: true}})
+	s.Apply(store.KernelOOMCount{Meta: store.Meta{Runtime: "docker", ID: fluentd.ID}, Cgroup: 7, Born: t0, BornExact: true, At: t0})
+	for i, p := range []string{"ruby", "ruby", "fluentd"} {
+		s.Apply(store.OOMVictim{Meta: store.Meta{Runtime: "docker", ID: fluentd.ID}, Cgroup: 7, Process: p, At: t0.Add(time.Duration(i+1) * time.Second), Seq: uint64(i + 1), Live: true})
+	}
+	s.Apply(store.KernelOOMCount{Meta: store.Meta{Runtime: "docker", ID: fluentd.ID}, Cgroup: 7, Kills: 3, Born: t0, BornExact: true, At: t0.Add(3 * time.Second)})
+	grouped := store.Meta{Runtime: "cri-o", ID: "fedcba9876543210"}
+	s.Apply(store.KernelOOMCount{Meta: grouped, Cgroup: 9, Kills: 4, GroupKills: 1, HasGroup: true, Born: t0, At: t0.Add(5 * time.Second)})
+	s.Apply(store.HostOOMKill{Process: "java", At: t0, Seq: 10, Live: true})
+	return s
+}
+
 func TestGoldenExposition(t *testing.T) {
 	for _, tc := range []struct {
-		golden string
-		opts   Options
+		golden  string
+		fixture func() *store.Store
+		opts    Options
 	}{
-		{"testdata/metrics.prom", Options{}},
-		{"testdata/metrics-legacy.prom", Options{LegacyNames: true}},
+		{"testdata/metrics.prom", fixture, Options{}},
+		{"testdata/metrics-legacy.prom", fixture, Options{LegacyNames: true}},
+		{"testdata/metrics-kernel.prom", kernelFixture, Options{}},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			reg := prometheus.NewPedanticRegistry()
-			reg.MustRegister(New(fixture(), tc.opts))
+			reg.MustRegister(New(tc.fixture(), tc.opts))
 			got := gather(t, reg)
 			if os.Getenv("UPDATE_GOLDEN") != "" {
 				if err := os.WriteFile(tc.golden, got, 0o644); err != nil {
@@ -116,5 +138,23 @@ func TestLastExitCodeAbsentUntilExit(t *testing.T) {
 	s.Apply(store.Exited{Key: "docker://a", At: t0.Add(time.Second), Code: 0})
 	if n, _ := testutil.GatherAndCount(reg, "container_last_exit_code"); n != 1 {
 		t.Fatalf("exit code 0 not exported after an exit")
+	}
+}
+
+func TestRefreshRunsBeforeEachScrape(t *testing.T) {
+	s := store.New(time.Minute)
+	calls := 0
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(New(s, Options{Refresh: func() {
+		calls++
+		s.Apply(store.KernelOOMCount{Meta: store.Meta{Runtime: "docker", ID: "a"}, Cgroup: 1, Kills: uint64(calls), At: t0})
+	}}))
+	for want := 1; want <= 2; want++ {
+		if n, err := testutil.GatherAndCount(reg, "container_ooms_total"); err != nil || n != 1 {
+			t.Fatalf("scrape %d: %d series, err %v", want, n, err)
+		}
+		if calls != want {
+			t.Fatalf("refresh called %d times in %d scrapes", calls, want)
+		}
 	}
 }
