@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/install-deps.sh
+test/vm/prepare.sh # the cgroup v2 VM test (test/vm): qemu, and a Debian kernel cached once
 
 echo "== gofmt"
 unformatted=$(gofmt -l cmd internal test)

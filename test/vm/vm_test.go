@@ -1,0 +1,429 @@
+// Package vm tests the exporter on cgroup v2, which the development host
+// does not have: it boots a Debian kernel in qemu (software emulation) with
+// an initramfs of busybox and the static exporter, makes container-shaped
+// cgroups, OOM-kills processes in them, and checks the exporter's /metrics
+// inside the VM. test/vm/prepare.sh installs qemu and caches the kernel.
+package vm
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// The containers of the scenario, as their cgroup paths name them.
+const (
+	before  = "0000000000000000000000000000000000000000000000000000000000000b4f" // killed before the exporter starts
+	workers = "1111111111111111111111111111111111111111111111111111111111111111" // a worker killed three times
+	mainK   = "2222222222222222222222222222222222222222222222222222222222222222" // the main process killed
+	group   = "3333333333333333333333333333333333333333333333333333333333333333" // memory.oom.group
+	podUID  = "5c0ffee0_1234_4abc_8def_000000000001"
+)
+
+// initScript is the VM's /init. It prints what the test reads between
+// "=== NAME" and "=== END NAME" lines.
+const initScript = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t cgroup2 none /sys/fs/cgroup
+ip link set lo up
+CG=/sys/fs/cgroup
+
+# cg PATH: a cgroup with the memory controller down to it, 32 MiB, no swap.
+cg() {
+	p=$CG
+	for c in $(echo "$1" | tr / ' '); do
+		echo +memory > "$p/cgroup.subtree_control"
+		p=$p/$c
+		mkdir -p "$p"
+	done
+	echo 33554432 > "$p/memory.max"
+	echo 0 > "$p/memory.swap.max"
+}
+# kill_in PATH NAME: a process named NAME in cgroup PATH needs 64 MiB and is
+# OOM-killed: busybox's dd, run through a link called NAME (the kernel names a
+# process by the file it runs; busybox picks the applet by argv[0]).
+kill_in() {
+	ln -sf /bin/busybox /tmp/$2
+	sh -c "echo \$\$ > $CG/$1/cgroup.procs; exec -a dd /tmp/$2 if=/dev/zero of=/dev/null bs=64M count=1"
+}
+# wait_for PATTERN: until a scrape matches the extended regexp, for 60s at most.
+wait_for() {
+	i=0
+	while ! wget -qO- http://127.0.0.1:3001/metrics 2>/dev/null | grep -Eq "$1"; do
+		i=$((i+1))
+		if [ $i -gt 600 ]; then echo "=== TIMEOUT $1"; return 1; fi
+		sleep 0.1
+	done
+}
+start_exporter() {
+	/bin/missing-container-metrics --no-docker --web.listen-address=127.0.0.1:3001 --log.level=debug >>/tmp/exporter.log 2>&1 &
+	EXPORTER=$!
+	echo -1000 > /proc/$EXPORTER/oom_score_adj
+	wait_for '^missing_container_metrics_source_up\{source="cgroup"\} 1'
+}
+dump() {
+	echo "=== $1"
+	wget -qO- http://127.0.0.1:3001/metrics
+	echo "=== END $1"
+}
+
+B=system.slice/docker-{{.Before}}.scope
+W=system.slice/docker-{{.Workers}}.scope
+M=kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{{.Pod}}.slice/cri-containerd-{{.Main}}.scope
+G=system.slice/docker-{{.Group}}.scope
+H=system.slice/cron.service
+for c in $B $W $M $G $H; do cg $c; done
+echo 1 > $CG/$G/memory.oom.group
+
+# Two kills before the exporter starts.
+kill_in $B early-worker
+kill_in $B early-worker
+start_exporter
+
+kill_in $W ruby-worker
+kill_in $W ruby-worker
+kill_in $W ruby-worker
+# The main process of a pod's container.
+sh -c "echo \$\$ > $CG/$M/cgroup.procs; exec dd if=/dev/zero of=/dev/null bs=64M count=1"
+# A group kill: dd is chosen, the two sleeps go with it.
+sh -c "echo \$\$ > $CG/$G/cgroup.procs; exec sleep 1000" &
+sh -c "echo \$\$ > $CG/$G/cgroup.procs; exec sleep 1000" &
+sleep 0.2
+kill_in $G dd
+# A service's process: the host's, no container's.
+kill_in $H cron-job
+
+{{range .Waits}}wait_for '{{.}}'
+{{end}}
+echo "=== KERNEL"
+for c in $B $W $M $G; do echo "$c $(grep -E '^oom_(group_)?kill ' $CG/$c/memory.events | tr '\n' ' ')"; done
+echo "=== END KERNEL"
+dump METRICS
+
+# The exporter restarts: the counts come back from the kernel.
+kill $EXPORTER
+wait $EXPORTER
+start_exporter
+{{range .Waits}}{{if not (contains . "host_oom")}}wait_for '{{.}}'
+{{end}}{{end}}
+dump RESTARTED
+echo "=== LOG"
+cat /tmp/exporter.log
+echo "=== END LOG"
+poweroff -f
+`
+
+// waits are scrape lines the VM waits for before it dumps /metrics; the
+// test then checks every value exactly.
+func waits() []string {
+	id := func(runtime, id string) string { return `container_id="` + runtime + `://` + id + `"` }
+	return []string{
+		`^container_ooms_total\{.*` + id("docker", before) + `.*\} 2$`,
+		`^container_ooms_total\{.*` + id("docker", workers) + `.*\} 3$`,
+		`^container_oom_kills_by_process_total\{.*` + id("docker", workers) + `.*process="ruby-worker"\} 3$`,
+		`^container_ooms_total\{.*` + id("containerd", mainK) + `.*\} 1$`,
+		`^container_oom_group_kills_total\{.*` + id("docker", group) + `.*\} 1$`,
+		`^container_oom_kills_by_process_total\{.*` + id("docker", group) + `.*process="sleep"\} 2$`,
+		`^host_oom_kills_total\{process="cron-job"\} 1$`,
+	}
+}
+
+func TestCgroupV2InVM(t *testing.T) {
+	kernel, qemu := prerequisites(t)
+	dir := t.TempDir()
+	initrd := buildInitramfs(t, dir)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
+	defer cancel()
+	began := time.Now()
+	cmd := exec.CommandContext(ctx, qemu, "-m", "512", "-nographic", "-no-reboot", "-net", "none",
+		"-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 quiet loglevel=1 panic=-1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	console := strings.ReplaceAll(out.String(), "\r", "")
+	t.Logf("the VM ran for %s", time.Since(began).Round(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("qemu: %v\n%s", err, console)
+	}
+	if strings.Contains(console, "=== TIMEOUT") {
+		t.Errorf("the exporter did not show what the scenario caused:\n%s", section(console, "LOG"))
+		for _, l := range strings.Split(console, "\n") {
+			if strings.HasPrefix(l, "=== TIMEOUT") {
+				t.Error(l)
+			}
+		}
+	}
+
+	// The kernel's own counters, as the VM read them.
+	kernelKills := map[string]string{}
+	for _, l := range strings.Split(section(console, "KERNEL"), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 {
+			kernelKills[f[0]] = l
+		}
+	}
+	t.Logf("the kernel's counters:\n%s", section(console, "KERNEL"))
+
+	for _, dump := range []string{"METRICS", "RESTARTED"} {
+		m := parse(t, section(console, dump))
+		check := func(name string, labels map[string]string, want float64) {
+			t.Helper()
+			got, ok := m.value(name, labels)
+			if !ok || got != want {
+				t.Errorf("%s: %s%v = %v (present %v), want %v", dump, name, labels, got, ok, want)
+			}
+		}
+		c := func(runtime, id string, more ...string) map[string]string {
+			l := map[string]string{"container_id": runtime + "://" + id}
+			for i := 0; i+1 < len(more); i += 2 {
+				l[more[i]] = more[i+1]
+			}
+			return l
+		}
+		check("container_ooms_total", c("docker", before), 2)
+		check("container_ooms_total", c("docker", workers), 3)
+		check("container_oom_kills_by_process_total", c("docker", workers, "process", "ruby-worker"), 3)
+		check("container_ooms_total", c("containerd", mainK), 1)
+		check("container_oom_kills_by_process_total", c("containerd", mainK, "process", "dd"), 1)
+		// The group kill: the kernel counts the chosen victim twice, once as
+		// the victim and once as a member of the group (Linux 6.1 and 6.12
+		// alike), and so does its log: 4 kills of 3 processes.
+		check("container_oom_group_kills_total", c("docker", group), 1)
+		check("container_ooms_total", c("docker", group), 4)
+		check("container_oom_kills_by_process_total", c("docker", group, "process", "dd"), 2)
+		check("container_oom_kills_by_process_total", c("docker", group, "process", "sleep"), 2)
+		for _, id := range []string{before, workers} {
+			if _, ok := m.value("container_oom_group_kills_total", c("docker", id)); !ok {
+				t.Errorf("%s: cgroup v2 group kills of %.4s… absent", dump, id)
+			}
+		}
+		if _, ok := m.value("container_last_oom_timestamp_seconds", c("docker", workers)); !ok {
+			t.Errorf("%s: no last OOM timestamp", dump)
+		}
+		if _, ok := m.value("container_restarts_total", c("docker", workers)); ok {
+			t.Errorf("%s: restarts of a container no runtime reported", dump)
+		}
+		labels, ok := m.labels("container_ooms_total", c("containerd", mainK))
+		if ok && (labels["container_short_id"] != mainK[:12] || labels["name"] != "" || labels["pod"] != "") {
+			t.Errorf("%s: labels of a kernel-only container: %v", dump, labels)
+		}
+		if dump == "METRICS" {
+			check("host_oom_kills_total", map[string]string{"process": "cron-job"}, 1)
+		}
+	}
+	// The exporter's counts are the kernel's.
+	for _, want := range []struct {
+		cgroup, line string
+	}{
+		{"docker-" + before, "oom_kill 2 oom_group_kill 0"},
+		{"docker-" + workers, "oom_kill 3 oom_group_kill 0"},
+		{"cri-containerd-" + mainK, "oom_kill 1 oom_group_kill 0"},
+		{"docker-" + group, "oom_kill 4 oom_group_kill 1"},
+	} {
+		found := false
+		for path, l := range kernelKills {
+			if strings.Contains(path, want.cgroup) {
+				found = true
+				if !strings.Contains(l, want.line) {
+					t.Errorf("the kernel counted %q, the test expected %q", l, want.line)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no kernel counters of %s", want.cgroup)
+		}
+	}
+	if t.Failed() {
+		t.Logf("console:\n%s", console)
+	}
+}
+
+// prerequisites finds qemu and the cached kernel; without them the test
+// skips, or under CI fails.
+func prerequisites(t *testing.T) (kernel, qemu string) {
+	t.Helper()
+	var missing []string
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		missing = append(missing, "qemu-system-x86_64")
+	}
+	kernel = os.Getenv("MCM_VM_KERNEL")
+	if kernel == "" {
+		cache := os.Getenv("MCM_VM_CACHE")
+		if cache == "" {
+			cache = "/var/cache/missing-container-metrics/vm"
+		}
+		kernel = filepath.Join(cache, "vmlinuz")
+	}
+	if _, err := os.Stat(kernel); err != nil {
+		missing = append(missing, "a kernel at "+kernel)
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		missing = append(missing, "/bin/busybox (busybox-static)")
+	}
+	if len(missing) > 0 {
+		msg := "the cgroup v2 VM test needs " + strings.Join(missing, ", ") + ": run test/vm/prepare.sh (scripts/test.sh does)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (a missing prerequisite is a failure under CI)")
+		}
+		t.Skip(msg)
+	}
+	return kernel, qemu
+}
+
+// buildInitramfs writes initrd.gz: busybox, the exporter (static) and /init.
+func buildInitramfs(t *testing.T, dir string) string {
+	t.Helper()
+	exporter := filepath.Join(dir, "missing-container-metrics")
+	build := exec.Command("go", "build", "-o", exporter, "./cmd/missing-container-metrics")
+	build.Dir = "../.."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var script bytes.Buffer
+	tmpl := template.Must(template.New("init").Funcs(template.FuncMap{"contains": strings.Contains}).Parse(initScript))
+	if err := tmpl.Execute(&script, map[string]any{
+		"Before": before, "Workers": workers, "Main": mainK, "Group": group, "Pod": podUID, "Waits": waits(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(exporter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cpio newc
+	for _, d := range []string{"bin", "dev", "proc", "sys", "tmp"} {
+		cpio.dir(d)
+	}
+	cpio.file("init", 0o755, script.Bytes())
+	cpio.file("bin/busybox", 0o755, busybox)
+	cpio.file("bin/missing-container-metrics", 0o755, bin)
+	path := filepath.Join(dir, "initrd.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	if _, err := zw.Write(cpio.bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// newc writes a cpio archive in the "new ASCII" format the kernel unpacks.
+type newc struct {
+	buf bytes.Buffer
+	ino int
+}
+
+func (c *newc) entry(name string, mode uint32, data []byte) {
+	c.ino++
+	fmt.Fprintf(&c.buf, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+		c.ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
+	c.buf.WriteString(name)
+	c.buf.WriteByte(0)
+	c.pad()
+	c.buf.Write(data)
+	c.pad()
+}
+
+func (c *newc) pad() {
+	for c.buf.Len()%4 != 0 {
+		c.buf.WriteByte(0)
+	}
+}
+
+func (c *newc) dir(name string)                         { c.entry(name, 0o040755, nil) }
+func (c *newc) file(name string, perm uint32, b []byte) { c.entry(name, 0o100000|perm, b) }
+func (c *newc) bytes() []byte                           { c.entry("TRAILER!!!", 0, nil); return c.buf.Bytes() }
+
+// section returns the lines between "=== NAME" and "=== END NAME".
+func section(console, name string) string {
+	re := regexp.MustCompile(`(?s)=== ` + name + `\n(.*?)=== END ` + name + `\n`)
+	m := re.FindStringSubmatch(console)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+type metrics map[string]*dto.MetricFamily
+
+func parse(t *testing.T, text string) metrics {
+	t.Helper()
+	if text == "" {
+		t.Fatal("no /metrics dump in the console")
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v\n%s", err, text)
+	}
+	return fams
+}
+
+// labels finds the series of family name whose labels include match.
+func (m metrics) labels(name string, match map[string]string) (map[string]string, bool) {
+	l, _, ok := m.find(name, match)
+	return l, ok
+}
+
+func (m metrics) value(name string, match map[string]string) (float64, bool) {
+	_, v, ok := m.find(name, match)
+	return v, ok
+}
+
+func (m metrics) find(name string, match map[string]string) (map[string]string, float64, bool) {
+	mf := m[name]
+	if mf == nil {
+		return nil, 0, false
+	}
+next:
+	for _, s := range mf.GetMetric() {
+		labels := map[string]string{}
+		for _, lp := range s.GetLabel() {
+			labels[lp.GetName()] = lp.GetValue()
+		}
+		for k, v := range match {
+			if labels[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case s.Counter != nil:
+			return labels, s.GetCounter().GetValue(), true
+		case s.Gauge != nil:
+			return labels, s.GetGauge().GetValue(), true
+		}
+		return labels, s.GetUntyped().GetValue(), true
+	}
+	return nil, 0, false
+}
