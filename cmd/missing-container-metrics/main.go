@@ -167,7 +167,7 @@ func parseFlags(args []string) (*config, error) {
 		Default("/sys").StringVar(&cfg.kernelCfg.SysFS)
 	app.Flag("path.procfs", "procfs mount point (the host's /proc, e.g. /host/proc in a container).").
 		Default("/proc").StringVar(&cfg.kernelCfg.ProcFS)
-	app.Flag("path.kmsg", "The kernel log device.").
+	app.Flag("path.kmsg", "The kernel log device; empty: do not read it (OOM kills are counted, their victims not named).").
 		Default("/dev/kmsg").StringVar(&cfg.kernelCfg.Kmsg)
 
 	// The earlier tool's BIND_ADDRESS keeps working where the new variable is not set.

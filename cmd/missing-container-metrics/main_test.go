@@ -91,4 +91,8 @@ func TestKernelFlags(t *testing.T) {
 	if cfg.kernel || cfg.kernelCfg.SysFS != "/host/sys" || cfg.kernelCfg.ProcFS != "/host/proc" || cfg.kernelCfg.Kmsg != "/host/kmsg" {
 		t.Errorf("kernel flags: %v %+v", cfg.kernel, cfg.kernelCfg)
 	}
+	// An empty --path.kmsg: the kernel log is not read.
+	if cfg, err = parseFlags([]string{"--path.kmsg="}); err != nil || cfg.kernelCfg.Kmsg != "" {
+		t.Errorf("--path.kmsg= gave %q (%v)", cfg.kernelCfg.Kmsg, err)
+	}
 }

@@ -29,7 +29,7 @@ const KmsgSource = "kmsg"
 type Config struct {
 	SysFS  string // /sys
 	ProcFS string // /proc
-	Kmsg   string // /dev/kmsg
+	Kmsg   string // /dev/kmsg; empty: the kernel log is not read (no victims' names)
 }
 
 // Source reads the kernel's OOM counters and log.
@@ -71,11 +71,15 @@ func New(cfg Config, st *store.Store, log *slog.Logger) *Source {
 // missing_container_metrics_source_up{source="cgroup"|"kmsg"}.
 func (s *Source) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		source.Run(ctx, KmsgSource, s.store, s.log, source.DefaultBackoff, s.kmsgSession)
-	}()
+	if s.cfg.Kmsg != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			source.Run(ctx, KmsgSource, s.store, s.log, source.DefaultBackoff, s.kmsgSession)
+		}()
+	} else {
+		s.log.Info("not reading the kernel log (--path.kmsg is empty): OOM kills are counted, their victims not named")
+	}
 	source.Run(ctx, store.CgroupSource, s.store, s.cg.log, source.DefaultBackoff, s.cg.session)
 	wg.Wait()
 }

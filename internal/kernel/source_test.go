@@ -402,3 +402,28 @@ func TestConcurrentDiscoveryCountsOnce(t *testing.T) {
 		return nil
 	})
 }
+
+// With --path.kmsg empty the kernel log is not read and not reported as a
+// source; the cgroups are.
+func TestWithoutKernelLog(t *testing.T) {
+	h := newFakeHierarchy(t, false)
+	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { src.Run(ctx); close(done) }()
+	waitFor(t, func() error {
+		for _, s := range st.Sources() {
+			if s.Name == store.CgroupSource && s.Up {
+				return nil
+			}
+		}
+		return fmt.Errorf("cgroup source not up: %+v", st.Sources())
+	})
+	cancel()
+	<-done
+	for _, s := range st.Sources() {
+		if s.Name == KmsgSource {
+			t.Errorf("the kernel log is a source: %+v", s)
+		}
+	}
+}
