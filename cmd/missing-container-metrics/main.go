@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/collector"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/containerd"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/docker"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/kernel"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
@@ -46,6 +47,10 @@ type config struct {
 	retention   time.Duration
 	legacyNames bool
 	log         promslog.Config
+
+	containerd           bool
+	containerdAddress    string
+	containerdNamespaces []string
 
 	kernel    bool
 	kernelCfg kernel.Config
@@ -72,6 +77,16 @@ func run(args []string) int {
 		src, err := docker.New(cfg.dockerHost, st, logger)
 		if err != nil {
 			logger.Error("cannot set up the Docker source", "err", err)
+			return 1
+		}
+		go src.Run(ctx)
+	}
+	if cfg.containerd {
+		// With the Docker source on, it alone reports Docker's containers
+		// (containerd namespace moby).
+		src, err := containerd.New(cfg.containerdAddress, cfg.containerdNamespaces, cfg.docker, st, logger)
+		if err != nil {
+			logger.Error("cannot set up the containerd source", "err", err)
 			return 1
 		}
 		go src.Run(ctx)
@@ -155,6 +170,12 @@ func parseFlags(args []string) (*config, error) {
 		Envar("DOCKER").Default("true").BoolVar(&cfg.docker)
 	app.Flag("docker.host", "Address of the Docker daemon.").
 		Envar("DOCKER_HOST").Default("unix:///var/run/docker.sock").StringVar(&cfg.dockerHost)
+	app.Flag("containerd", "Follow the containers of containerd.").
+		Envar("CONTAINERD").Default("true").BoolVar(&cfg.containerd)
+	app.Flag("containerd.address", "Address (socket path) of containerd.").
+		Default("/run/containerd/containerd.sock").StringVar(&cfg.containerdAddress)
+	app.Flag("containerd.namespaces", "containerd namespaces to follow, comma-separated or repeated (default: all, also those created later).").
+		PlaceHolder("NAMESPACE").StringsVar(&cfg.containerdNamespaces)
 	app.Flag("retention", "How long the series of a removed container stay exported.").
 		Default("5m").DurationVar(&cfg.retention)
 	app.Flag("compat.legacy-metric-names", "Export the earlier tool's metric names (container_ooms, container_restarts) instead of container_ooms_total and container_restarts_total.").

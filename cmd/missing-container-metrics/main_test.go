@@ -96,3 +96,17 @@ func TestKernelFlags(t *testing.T) {
 		t.Errorf("--path.kmsg= gave %q (%v)", cfg.kernelCfg.Kmsg, err)
 	}
 }
+
+func TestContainerdFlags(t *testing.T) {
+	t.Setenv("CONTAINERD", "false")
+	cfg, err := parseFlags([]string{"--containerd.address=unix:///x/containerd.sock", "--containerd.namespaces=k8s.io,default", "--containerd.namespaces=other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.containerd {
+		t.Error("CONTAINERD=false ignored")
+	}
+	if cfg.containerdAddress != "unix:///x/containerd.sock" || len(cfg.containerdNamespaces) != 2 {
+		t.Errorf("containerd flags: %q %q", cfg.containerdAddress, cfg.containerdNamespaces)
+	}
+}
