@@ -142,24 +142,11 @@ func exporterCLI(t *testing.T) cliSpec {
 	return spec
 }
 
-// The flags and variables of the sources that are being built (containerd, kernel)
-// and that the manifests already pass when those sources are enabled. A binary
-// without them must not get them by default; once they are in --help, this list is
-// only a reminder (TestPendingFlags says which to drop).
-var (
-	pendingFlags = map[string]bool{
-		"containerd": true, "no-containerd": true, "containerd.address": true, "containerd.namespaces": true,
-		"kernel": true, "no-kernel": true, "path.sysfs": true, "path.procfs": true, "path.kmsg": true,
-	}
-	pendingEnvs = map[string]bool{"CONTAINERD": true, "MISSING_CONTAINER_METRICS_KERNEL": true}
-)
-
 // goRuntimeEnvs are read by the Go runtime of the exporter.
 var goRuntimeEnvs = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GOGC": true, "GODEBUG": true}
 
-// checkArgs fails for every --flag in args that the exporter does not know. Flags of
-// sources still being built pass when allowPending.
-func checkArgs(t *testing.T, where string, args []string, allowPending bool) {
+// checkArgs fails for every --flag in args that the exporter does not know.
+func checkArgs(t *testing.T, where string, args []string) {
 	t.Helper()
 	spec := exporterCLI(t)
 	for _, a := range args {
@@ -168,10 +155,7 @@ func checkArgs(t *testing.T, where string, args []string, allowPending bool) {
 			continue
 		}
 		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		switch {
-		case spec.flags[name]:
-		case allowPending && pendingFlags[name]:
-		default:
+		if !spec.flags[name] {
 			t.Errorf("%s: the exporter has no flag --%s (%q)", where, name, a)
 		}
 	}
@@ -182,29 +166,9 @@ func checkEnv(t *testing.T, where string, names []string) {
 	t.Helper()
 	spec := exporterCLI(t)
 	for _, n := range names {
-		if !spec.envs[n] && !pendingEnvs[n] && !goRuntimeEnvs[n] {
+		if !spec.envs[n] && !goRuntimeEnvs[n] {
 			t.Errorf("%s: the exporter reads no variable %s", where, n)
 		}
-	}
-}
-
-func TestPendingFlags(t *testing.T) {
-	spec := exporterCLI(t)
-	var landed []string
-	for f := range pendingFlags {
-		if spec.flags[f] {
-			landed = append(landed, "--"+f)
-		}
-	}
-	for e := range pendingEnvs {
-		if spec.envs[e] {
-			landed = append(landed, "$"+e)
-		}
-	}
-	sort.Strings(landed)
-	if len(landed) > 0 {
-		t.Logf("in the exporter now, no longer pending (drop them from pendingFlags/pendingEnvs): %s",
-			strings.Join(landed, " "))
 	}
 }
 

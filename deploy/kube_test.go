@@ -395,7 +395,7 @@ func TestStaticManifests(t *testing.T) {
 		t.Errorf("want a ServiceMonitor and a PrometheusRule in %s/prometheus-operator", staticDir)
 	}
 	args, envs := podArgs(s)
-	checkArgs(t, staticDir+"/daemonset.yaml", args, false)
+	checkArgs(t, staticDir+"/daemonset.yaml", args)
 	checkEnv(t, staticDir+"/daemonset.yaml", envs)
 	t.Logf("%d objects decoded strictly", len(objs))
 }

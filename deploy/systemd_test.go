@@ -90,7 +90,7 @@ func TestSystemdSettingsAreTheExportersOwn(t *testing.T) {
 	}
 	checkEnv(t, systemdEnvFile, names)
 	if args := strings.Fields(env["MCM_ARGS"]); len(args) > 0 {
-		checkArgs(t, systemdEnvFile+" MCM_ARGS", args, false)
+		checkArgs(t, systemdEnvFile+" MCM_ARGS", args)
 	}
 	// Commented-out settings, too.
 	for _, line := range strings.Split(string(readFile(t, systemdEnvFile)), "\n") {
