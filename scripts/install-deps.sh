@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the real-runtime test harness (scripts/harness.sh)
 # and the end-to-end tests need: a Docker daemon, containerd, runc, a static busybox
-# (for test images) and Prometheus (server and promtool).
+# (for test images), Prometheus (server and promtool), make (the image test
+# builds through the Makefile) and systemd (systemd-analyze checks the unit).
 #
 # Usage: scripts/install-deps.sh [EXTRA_PACKAGE...]
 #   e.g. scripts/install-deps.sh shellcheck
@@ -15,7 +16,7 @@
 # already), so the packages' maintainer scripts start nothing.
 set -euo pipefail
 
-PACKAGES=(docker.io containerd runc busybox-static prometheus "$@")
+PACKAGES=(docker.io containerd runc busybox-static prometheus make systemd "$@")
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 

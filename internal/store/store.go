@@ -290,7 +290,9 @@ func (e *entry) observe(ev Observed) {
 	if st.FinishedAt.After(e.finished) {
 		e.Exited, e.ExitCode, e.finished, e.running = true, st.ExitCode, st.FinishedAt, false
 	}
-	if st.Running && !e.running {
+	// An observation asked for before the last exit the events told is
+	// older than that exit: its Running is stale, no missed start.
+	if st.Running && !e.running && ev.At.After(e.finished) {
 		if e.Exited {
 			e.Restarts++
 		}

@@ -105,10 +105,10 @@ func TestListingCatchesUpOnMissedChanges(t *testing.T) {
 	// started again. A fresh listing shows both. Its sticky OOMKilled flag
 	// is no new kill: a worker's kill before the listing may have set it.
 	s.Apply(OOMKilled{Key: key, At: at(1000)})
-	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(5000), FinishedAt: at(4000), ExitCode: 137, OOMKilled: true, Running: true}})
+	s.Apply(Observed{Meta: meta(), At: at(6000), State: State{StartedAt: at(5000), FinishedAt: at(4000), ExitCode: 137, OOMKilled: true, Running: true}})
 	want(t, get(t, s, key), 1, 1, true, 137)
 	// The same listing again changes nothing.
-	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(5000), FinishedAt: at(4000), ExitCode: 137, OOMKilled: true, Running: true}})
+	s.Apply(Observed{Meta: meta(), At: at(6000), State: State{StartedAt: at(5000), FinishedAt: at(4000), ExitCode: 137, OOMKilled: true, Running: true}})
 	want(t, get(t, s, key), 1, 1, true, 137)
 }
 
@@ -205,4 +205,14 @@ func TestRelistingCatchesMissedRestart(t *testing.T) {
 	s.Apply(Exited{Key: key, At: at(2010), Code: 1})
 	s.Apply(Started{Key: key, At: at(3010)})
 	want(t, get(t, s, key), 0, 1, true, 1)
+}
+
+// The inspect of a new container was asked for while it ran, and its answer
+// arrives after the container's exit event: it is no missed start.
+func TestStaleObservationIsNoRestart(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Started{Key: key, At: at(100)})
+	s.Apply(Exited{Key: key, At: at(300), Code: 7})
+	s.Apply(Observed{Meta: meta(), At: at(200), State: State{StartedAt: at(95), Running: true}})
+	want(t, get(t, s, key), 0, 0, true, 7)
 }
