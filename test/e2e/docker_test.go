@@ -235,8 +235,6 @@ func TestRetentionOfRemovedContainers(t *testing.T) {
 	id := run(t, nil, "exit 2")
 	waitInspect(t, id, "{{.State.Status}}", "exited")
 	e.waitCounts(t, id, counts{Exited: true, ExitCode: 2})
-	// Taken before the removal: dockerd stamps the destroy event, which
-	// starts the retention, after this but maybe well before the CLI returns.
 	removed := time.Now()
 	docker(t, "rm", id)
 	eventually(t, 30*time.Second, func() error {
