@@ -53,33 +53,12 @@ func startContainerdExporter(t testing.TB, args ...string) *exporter {
 
 // containerdCounts reads the values of the containerd container id; ok is
 // false until the container is exported.
-func (s *scrape) containerdCounts(id string) (counts, bool) {
-	match := map[string]string{"container_id": "containerd://" + id}
-	var c counts
-	_, ooms, ok1 := s.series("container_ooms_total", match)
-	_, restarts, ok2 := s.series("container_restarts_total", match)
-	_, code, exited := s.series("container_last_exit_code", match)
-	c.OOMs, c.Restarts, c.ExitCode, c.Exited = ooms, restarts, code, exited
-	return c, ok1 && ok2
-}
+func (s *scrape) containerdCounts(id string) (counts, bool) { return s.countsOf("containerd://" + id) }
 
 // waitContainerdCounts waits until the exporter shows want for the containerd container id.
 func (e *exporter) waitContainerdCounts(t testing.TB, id string, want counts) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() error {
-		s, err := e.scrape()
-		if err != nil {
-			return err
-		}
-		got, ok := s.containerdCounts(id)
-		if !ok {
-			return fmt.Errorf("containerd container %.12s not exported yet", id)
-		}
-		if got != want {
-			return fmt.Errorf("containerd container %.12s: got %v, want %v", id, got, want)
-		}
-		return nil
-	})
+	e.waitCountsOf(t, "containerd://"+id, want)
 }
 
 // notExported fails the test if any series of the exporter has container_id value key.

@@ -306,10 +306,11 @@ func (c counts) String() string {
 	return fmt.Sprintf("ooms=%v restarts=%v exit_code=%s", c.OOMs, c.Restarts, code)
 }
 
-// containerCounts reads one container's values; ok is false until the
-// container is exported.
-func (s *scrape) containerCounts(id string) (counts, bool) {
-	match := map[string]string{"container_id": "docker://" + id}
+// countsOf reads the values of the container whose container_id label is
+// containerID ("docker://…", "containerd://…"); ok is false until it is
+// exported.
+func (s *scrape) countsOf(containerID string) (counts, bool) {
+	match := map[string]string{"container_id": containerID}
 	var c counts
 	_, ooms, ok1 := s.series("container_ooms_total", match)
 	_, restarts, ok2 := s.series("container_restarts_total", match)
@@ -318,23 +319,32 @@ func (s *scrape) containerCounts(id string) (counts, bool) {
 	return c, ok1 && ok2
 }
 
-// waitCounts waits until the exporter shows want for the container.
-func (e *exporter) waitCounts(t testing.TB, id string, want counts) {
+// containerCounts reads the values of the Docker container id.
+func (s *scrape) containerCounts(id string) (counts, bool) { return s.countsOf("docker://" + id) }
+
+// waitCountsOf waits until the exporter shows want for containerID.
+func (e *exporter) waitCountsOf(t testing.TB, containerID string, want counts) {
 	t.Helper()
 	eventually(t, 30*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {
 			return err
 		}
-		got, ok := s.containerCounts(id)
+		got, ok := s.countsOf(containerID)
 		if !ok {
-			return fmt.Errorf("container %.12s not exported yet", id)
+			return fmt.Errorf("%s not exported yet", containerID)
 		}
 		if got != want {
-			return fmt.Errorf("container %.12s: got %v, want %v", id, got, want)
+			return fmt.Errorf("%s: got %v, want %v", containerID, got, want)
 		}
 		return nil
 	})
+}
+
+// waitCounts waits until the exporter shows want for the Docker container id.
+func (e *exporter) waitCounts(t testing.TB, id string, want counts) {
+	t.Helper()
+	e.waitCountsOf(t, "docker://"+id, want)
 }
 
 // docker runs the docker CLI against the harness's dockerd.
