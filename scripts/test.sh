@@ -30,6 +30,17 @@ trap 'scripts/harness.sh stop "$MCM_TEST_HARNESS_DIR"' EXIT
 echo "== go test"
 go test -race -count=1 -timeout 20m "$@" ./...
 
+# Every parser of outside data, fuzzed for a bounded time (the seed corpora
+# already ran above as plain tests). FUZZTIME=0 skips this.
+fuzztime=${FUZZTIME:-10s}
+if [[ "$fuzztime" != 0 ]]; then
+	echo "== fuzz ($fuzztime each)"
+	for target in ./internal/docker:FuzzTranslate ./internal/collector:FuzzLabelValues \
+		./internal/kernel:FuzzKernelLog ./internal/kernel:FuzzContainerPath; do
+		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "${target%%:*}"
+	done
+fi
+
 # ---- deploy/: Helm chart, Kubernetes manifests, alert rules, dashboard, systemd unit.
 # A Go module of its own (Kubernetes' API types, Prometheus' PromQL parser and helm's
 # linter stay out of the exporter's go.mod); run while the harness's dockerd is up.
