@@ -322,10 +322,10 @@ func (s *scrape) countsOf(containerID string) (counts, bool) {
 // containerCounts reads the values of the Docker container id.
 func (s *scrape) containerCounts(id string) (counts, bool) { return s.countsOf("docker://" + id) }
 
-// waitCountsOf waits until the exporter shows want for containerID.
-func (e *exporter) waitCountsOf(t testing.TB, containerID string, want counts) {
-	t.Helper()
-	eventually(t, 30*time.Second, func() error {
+// countsAre waits until the exporter shows want for containerID, and says
+// what it showed last if it does not within 30 s.
+func (e *exporter) countsAre(containerID string, want counts) error {
+	return waitFor(30*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {
 			return err
@@ -339,6 +339,14 @@ func (e *exporter) waitCountsOf(t testing.TB, containerID string, want counts) {
 		}
 		return nil
 	})
+}
+
+// waitCountsOf fails the test unless the exporter shows want for containerID.
+func (e *exporter) waitCountsOf(t testing.TB, containerID string, want counts) {
+	t.Helper()
+	if err := e.countsAre(containerID, want); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitCounts waits until the exporter shows want for the Docker container id.

@@ -126,20 +126,7 @@ func churnOne(e *exporter, i int) (string, error) {
 	if _, err := dockerErr("rm", id); err != nil {
 		return id, err
 	}
-	return id, waitFor(30*time.Second, func() error {
-		s, err := e.scrape()
-		if err != nil {
-			return err
-		}
-		got, ok := s.containerCounts(id)
-		if !ok {
-			return fmt.Errorf("container %.12s not exported", id)
-		}
-		if got != want {
-			return fmt.Errorf("container %.12s: got %v, want %v", id, got, want)
-		}
-		return nil
-	})
+	return id, e.countsAre("docker://"+id, want)
 }
 
 // monotonicScrapes scrapes until stop, and reports a counter of a container
