@@ -56,6 +56,7 @@ func Run(ctx context.Context, name string, st *store.Store, log *slog.Logger, b 
 		st.SetUp(name, false, err)
 		var p *PanicError
 		if errors.As(err, &p) {
+			st.CountPanic(name)
 			log.Error("source panicked; recovered", "panic", p.Value, "stack", p.Stack)
 		}
 		if wasUp {

@@ -78,6 +78,9 @@ func TestRunRetriesAndRecoversPanics(t *testing.T) {
 			if src[0].Reconnects != 1 {
 				t.Fatalf("reconnects %d, want 1 (the connection after the panic)", src[0].Reconnects)
 			}
+			if src[0].Panics != 1 {
+				t.Fatalf("panics %d, want 1", src[0].Panics)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -145,7 +145,8 @@ type SourceStatus struct {
 	Events     uint64
 	Malformed  uint64
 	Reconnects uint64
-	Containers int // containers of this source currently tracked
+	Panics     uint64 // sessions that ended in a recovered panic
+	Containers int    // containers of this source currently tracked
 }
 
 // Snapshot is a consistent copy of everything the collector exports.
@@ -155,6 +156,10 @@ type Snapshot struct {
 	// HostKills counts OOM kills of processes in no container, by command
 	// name (nil if there were none).
 	HostKills map[string]uint64
+	// Limit is the most containers tracked (0: no limit); TurnedAway counts
+	// the containers not tracked because the limit was reached.
+	Limit      int
+	TurnedAway uint64
 }
 
 // Store holds the state of all containers of all sources.
@@ -168,6 +173,10 @@ type Store struct {
 	kmsgSeq    uint64 // newest kernel log record applied
 	kmsgSeen   bool
 	onOOM      func(key string)
+
+	limit      int                 // most entries kept; 0: no limit
+	refused    map[string]struct{} // keys turned away at the limit, until removed
+	turnedAway uint64
 }
 
 // New returns an empty store that keeps removed containers for retention.
@@ -210,6 +219,9 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 		return nil, ""
 	}
 	if e == nil {
+		if !s.admit(k, ev) {
+			return nil, ""
+		}
 		e = &entry{}
 		e.Meta.Runtime, e.Meta.ID = runtimeOf(k), idOf(k)
 		s.containers[k] = e
@@ -244,6 +256,74 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 		return s.onOOM, k
 	}
 	return nil, k
+}
+
+// SetLimit sets the most containers the store tracks (0: no limit). At the
+// limit, a new container takes the place of the one removed longest ago;
+// when none is removed, it is turned away and counted.
+func (s *Store) SetLimit(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limit = max(n, 0)
+}
+
+// admit decides, with s.mu held, whether a new entry for k may be made.
+func (s *Store) admit(k string, ev Event) bool {
+	if s.limit == 0 || len(s.containers) < s.limit {
+		delete(s.refused, k)
+		return true
+	}
+	if _, gone := ev.(Removed); gone {
+		// Nothing to track, nothing more to count; the same id, if ever
+		// seen again, is a new container.
+		delete(s.refused, k)
+		return false
+	}
+	if oldest := s.oldestRemoved(); oldest != "" {
+		s.forget(oldest)
+		delete(s.refused, k)
+		return true
+	}
+	if _, ok := s.refused[k]; ok {
+		return false
+	}
+	if o, ok := ev.(Observed); ok && o.Gone {
+		return false
+	}
+	s.turnedAway++
+	if len(s.refused) < s.limit { // bounded: beyond it, a container may count twice
+		if s.refused == nil {
+			s.refused = map[string]struct{}{}
+		}
+		s.refused[k] = struct{}{}
+	}
+	return false
+}
+
+// room reports, with s.mu held, whether a new container can be tracked.
+func (s *Store) room() bool {
+	return s.limit == 0 || len(s.containers) < s.limit || s.oldestRemoved() != ""
+}
+
+// oldestRemoved returns the key of the container removed longest ago, or "".
+// It looks at every container: only at the limit.
+func (s *Store) oldestRemoved() string {
+	var oldest string
+	var when time.Time
+	for k, e := range s.containers {
+		if !e.removedAt.IsZero() && (oldest == "" || e.removedAt.Before(when)) {
+			oldest, when = k, e.removedAt
+		}
+	}
+	return oldest
+}
+
+func (s *Store) forget(k string) {
+	e := s.containers[k]
+	delete(s.containers, k)
+	if s.ids[e.Meta.ID] == k {
+		delete(s.ids, e.Meta.ID)
+	}
 }
 
 // refresh recomputes the exported values that the OOM accounting decides.
@@ -355,6 +435,11 @@ func (s *Store) MarkGone(runtime string, present map[string]bool, at time.Time) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prefix := runtime + "://"
+	for k := range s.refused {
+		if strings.HasPrefix(k, prefix) && !present[k] {
+			delete(s.refused, k)
+		}
+	}
 	for k, e := range s.containers {
 		// Entries never observed (events of a container that could not be
 		// inspected) go too, so that they cannot pile up.
@@ -370,10 +455,7 @@ func (s *Store) Sweep(now time.Time) {
 	defer s.mu.Unlock()
 	for k, e := range s.containers {
 		if !e.removedAt.IsZero() && now.Sub(e.removedAt) >= s.retention {
-			delete(s.containers, k)
-			if s.ids[e.Meta.ID] == k {
-				delete(s.ids, e.Meta.ID)
-			}
+			s.forget(k)
 		}
 	}
 }
@@ -382,6 +464,9 @@ func (s *Store) Sweep(now time.Time) {
 func (s *Store) Known(k string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.refused[k]; ok && !s.room() {
+		return true // turned away, and still no room: no need to ask the runtime
+	}
 	e := s.containers[k]
 	return e != nil && e.observed
 }
@@ -412,6 +497,7 @@ func (s *Store) Snapshot() Snapshot {
 		}
 	}
 	snap.Sources = s.sourcesLocked()
+	snap.Limit, snap.TurnedAway = s.limit, s.turnedAway
 	return snap
 }
 
@@ -496,4 +582,11 @@ func (s *Store) CountReconnect(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.source(name).Reconnects++
+}
+
+// CountPanic counts a source's session that ended in a recovered panic.
+func (s *Store) CountPanic(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.source(name).Panics++
 }

@@ -216,3 +216,72 @@ func TestStaleObservationIsNoRestart(t *testing.T) {
 	s.Apply(Observed{Meta: meta(), At: at(200), State: State{StartedAt: at(95), Running: true}})
 	want(t, get(t, s, key), 0, 0, true, 7)
 }
+
+func observed(id string, at time.Time) Observed {
+	return Observed{Meta: Meta{Runtime: "docker", ID: id}, State: State{StartedAt: at, Running: true}, At: at}
+}
+
+func keys(s *Store) map[string]bool {
+	out := map[string]bool{}
+	for _, c := range s.Snapshot().Containers {
+		out[c.Meta.ID] = true
+	}
+	return out
+}
+
+// At the limit a new container takes the place of the one removed longest
+// ago; with none removed it is turned away, counted once however many of its
+// events and observations come, and tracked once there is room again.
+func TestLimitOfTrackedContainers(t *testing.T) {
+	s := New(time.Minute)
+	s.SetLimit(2)
+	s.Apply(observed("a", at(1)))
+	s.Apply(observed("b", at(2)))
+	for range 3 {
+		s.Apply(observed("c", at(3)))
+		s.Apply(OOMKilled{Key: "docker://c", At: at(4)})
+	}
+	if got := keys(s); len(got) != 2 || !got["a"] || !got["b"] {
+		t.Fatalf("tracked %v, want a and b", got)
+	}
+	if snap := s.Snapshot(); snap.TurnedAway != 1 || snap.Limit != 2 {
+		t.Fatalf("turned away %d (limit %d), want 1 (2)", snap.TurnedAway, snap.Limit)
+	}
+	if !s.Known("docker://c") {
+		t.Fatal("a turned-away container must count as known at the limit, or the source asks for it at every event")
+	}
+
+	s.Apply(Removed{Key: "docker://b", At: at(10)})
+	s.Apply(Removed{Key: "docker://a", At: at(11)})
+	if s.Known("docker://c") {
+		t.Fatal("still known after room was made: the source would never inspect it")
+	}
+	s.Apply(observed("c", at(12))) // takes b's place: removed longest ago
+	if got := keys(s); len(got) != 2 || !got["a"] || !got["c"] {
+		t.Fatalf("tracked %v, want a (removed, in its retention) and c", got)
+	}
+	s.Apply(observed("d", at(13))) // takes a's place
+	s.Apply(observed("e", at(14))) // no room: c and d run
+	if got := keys(s); len(got) != 2 || !got["c"] || !got["d"] {
+		t.Fatalf("tracked %v, want c and d", got)
+	}
+	if n := s.Snapshot().TurnedAway; n != 2 {
+		t.Fatalf("turned away %d, want 2 (c once, e once)", n)
+	}
+	// e is removed and then comes back under the same id: a new container.
+	s.Apply(Removed{Key: "docker://e", At: at(15)})
+	s.Apply(observed("e", at(16)))
+	if n := s.Snapshot().TurnedAway; n != 3 {
+		t.Fatalf("turned away %d, want 3", n)
+	}
+}
+
+func TestNoLimitByDefault(t *testing.T) {
+	s := New(time.Minute)
+	for i := range 1000 {
+		s.Apply(observed(string(rune('a'+i%26))+string(rune(i)), at(i)))
+	}
+	if snap := s.Snapshot(); len(snap.Containers) != 1000 || snap.TurnedAway != 0 {
+		t.Fatalf("%d tracked, %d turned away; want 1000 and 0", len(snap.Containers), snap.TurnedAway)
+	}
+}
