@@ -1,0 +1,78 @@
+package e2e
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// Slow clients that open connections and never finish their request
+// headers neither block scrapes nor hold a connection for ever: the server
+// closes each once its header timeout (10 s) passes.
+func TestSlowClientsDoNotBlockScrapes(t *testing.T) {
+	t.Parallel()
+	e := startExporter(t, "--no-kernel")
+	const slow = 64
+	conns := make([]net.Conn, 0, slow)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	for range slow {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: "); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opened := time.Now()
+	if _, err := e.scrape(); err != nil {
+		t.Fatalf("scrape with %d slow clients connected: %v", slow, err)
+	}
+	for i, c := range conns {
+		_ = c.SetReadDeadline(opened.Add(40 * time.Second))
+		// The server answers 408 or just closes; either way the read ends
+		// long before the deadline, with the connection closed.
+		_, err := io.Copy(io.Discard, c)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("slow connection %d still open after %s: no header timeout", i, time.Since(opened).Round(time.Second))
+		}
+	}
+	t.Logf("%d slow connections closed by the server %s after they opened", slow, time.Since(opened).Round(100*time.Millisecond))
+}
+
+// No debug endpoint is served: pprof and expvar would hand anyone who can
+// reach the port the process's internals.
+func TestNoDebugEndpoints(t *testing.T) {
+	t.Parallel()
+	e := startExporter(t, "--no-kernel")
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine", "/debug/vars"} {
+		resp, err := http.Get("http://" + e.addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %s, want 404", path, resp.Status)
+		}
+	}
+	// And what is served answers: the landing page and the health check.
+	for _, path := range []string{"/", "/healthz", "/metrics"} {
+		resp, err := http.Get("http://" + e.addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s (%q), want 200", path, resp.Status, line)
+		}
+	}
+}
