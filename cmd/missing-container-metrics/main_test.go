@@ -1,8 +1,24 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/collector"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
 func TestFlagDefaults(t *testing.T) {
@@ -108,5 +124,86 @@ func TestContainerdFlags(t *testing.T) {
 	}
 	if cfg.containerdAddress != "unix:///x/containerd.sock" || len(cfg.containerdNamespaces) != 2 {
 		t.Errorf("containerd flags: %q %q", cfg.containerdAddress, cfg.containerdNamespaces)
+	}
+}
+
+// /metrics behind exporter-toolkit with basic auth, as run serves it: each
+// family once — the containers' and the exporter's own, Go and process
+// metrics — plain and gzip-compressed.
+func TestMetricsBehindBasicAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webConfig := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(webConfig, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseFlags([]string{"--web.config.file=" + webConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(time.Minute)
+	st.AddSource("docker")
+	st.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: "0123456789abcdef", Name: `we"b`, Pod: "web-1", Namespace: "shop"},
+		State: store.State{FinishedAt: time.Unix(1, 0), ExitCode: 137, OOMKilled: true}})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: routes(cfg, st, nil, promslog.NewNopLogger())}
+	go func() { _ = web.Serve(l, srv, cfg.web, promslog.NewNopLogger()) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	url := "http://" + l.Addr().String() + "/metrics"
+
+	get := func(encoding string, auth bool) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Accept-Encoding", encoding) // set: the transport leaves the body compressed
+		if auth {
+			req.SetBasicAuth("prometheus", "secret")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = resp.Body.Close() })
+		return resp
+	}
+	if resp := get("identity", false); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without credentials: %s", resp.Status)
+	}
+	for _, encoding := range []string{"identity", "gzip"} {
+		resp := get(encoding, true)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != collector.ContentType {
+			t.Fatalf("%s: %s, Content-Type %q", encoding, resp.Status, resp.Header.Get("Content-Type"))
+		}
+		body := io.Reader(resp.Body)
+		if encoding == "gzip" {
+			if resp.Header.Get("Content-Encoding") != "gzip" {
+				t.Fatalf("asked for gzip, got Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+			}
+			if body, err = gzip.NewReader(resp.Body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		text, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := p.TextToMetricFamilies(bytes.NewReader(text))
+		if err != nil {
+			t.Fatalf("%s: %v", encoding, err)
+		}
+		for _, name := range []string{"container_ooms_total", "container_last_exit_code", "missing_container_metrics_source_up",
+			"missing_container_metrics_build_info", "go_goroutines", "process_start_time_seconds"} {
+			if len(mfs[name].GetMetric()) == 0 {
+				t.Errorf("%s: no %s", encoding, name)
+			}
+		}
+		if n := bytes.Count(text, []byte("# TYPE ")); n != len(mfs) {
+			t.Errorf("%s: %d TYPE lines for %d families", encoding, n, len(mfs))
+		}
 	}
 }

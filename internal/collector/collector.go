@@ -1,8 +1,15 @@
 // Package collector turns a store snapshot into Prometheus metrics at scrape
 // time. It only reads: every value is decided by the store.
+//
+// The per-container families, thousands of series on a busy host, are
+// written straight into the text exposition format by WriteText, with each
+// container's labels escaped once and kept while its metadata stays the
+// same. The exporter's own metrics go through client_golang (Collect) and
+// WriteText merges the two in name order.
 package collector
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +30,7 @@ var ContainerLabels = []string{
 // function from a container to its value (ok false: no sample).
 type family struct {
 	name, legacy, help string
-	typ                prometheus.ValueType
+	typ                string // "counter" or "gauge"
 	value              func(c *store.Container) (v float64, ok bool)
 	// extra and each, instead of value: one sample per key of the map, the
 	// key being the value of the label extra, after the container's.
@@ -35,7 +42,7 @@ var families = []family{
 	{
 		name: "container_ooms_total", legacy: "container_ooms",
 		help: "OOM kills of any process in the container, also those that did not end it.",
-		typ:  prometheus.CounterValue,
+		typ:  "counter",
 		value: func(c *store.Container) (float64, bool) {
 			return float64(c.OOMs), true
 		},
@@ -43,7 +50,7 @@ var families = []family{
 	{
 		name: "container_restarts_total", legacy: "container_restarts",
 		help: "Restarts of the container: every start but the first (for Kubernetes, the kubelet's restart count).",
-		typ:  prometheus.CounterValue,
+		typ:  "counter",
 		value: func(c *store.Container) (float64, bool) {
 			return float64(c.Restarts), !c.KernelOnly // unknown without a runtime
 		},
@@ -51,7 +58,7 @@ var families = []family{
 	{
 		name: "container_last_exit_code", legacy: "container_last_exit_code",
 		help: "Exit code of the container's main process at its last exit; absent until it exited once.",
-		typ:  prometheus.GaugeValue,
+		typ:  "gauge",
 		value: func(c *store.Container) (float64, bool) {
 			return float64(c.ExitCode), c.Exited
 		},
@@ -59,14 +66,14 @@ var families = []family{
 	{
 		name: "container_oom_kills_by_process_total", legacy: "container_oom_kills_by_process_total",
 		help:  "OOM kills in the container that the kernel log names, by the victim's command name.",
-		typ:   prometheus.CounterValue,
+		typ:   "counter",
 		extra: "process",
 		each:  func(c *store.Container) map[string]uint64 { return c.ProcessKills },
 	},
 	{
 		name: "container_last_oom_timestamp_seconds", legacy: "container_last_oom_timestamp_seconds",
 		help: "Time of the container's most recent OOM kill known, in seconds since the epoch; absent until one is known.",
-		typ:  prometheus.GaugeValue,
+		typ:  "gauge",
 		value: func(c *store.Container) (float64, bool) {
 			return float64(c.LastOOM.UnixNano()) / 1e9, !c.LastOOM.IsZero()
 		},
@@ -74,7 +81,7 @@ var families = []family{
 	{
 		name: "container_oom_group_kills_total", legacy: "container_oom_group_kills_total",
 		help: "memory.oom.group kills of the container's cgroup, each of which killed all its processes (cgroup v2).",
-		typ:  prometheus.CounterValue,
+		typ:  "counter",
 		value: func(c *store.Container) (float64, bool) {
 			return float64(c.GroupKills), c.HasGroupKills
 		},
@@ -93,18 +100,20 @@ type Options struct {
 
 // Collector exports the store's containers and sources.
 type Collector struct {
-	store *store.Store
-	descs []*prometheus.Desc // one per family, in order
+	store   *store.Store
+	refresh func()
+	descs   []*prometheus.Desc // one per family, in order, and host_oom_kills_total
+	text    []textFamily       // what WriteText writes itself, in name order
+	labels  labelCache
 
 	up, events, malformed, reconnects, tracked *prometheus.Desc
-	hostKills                                  *prometheus.Desc
-	refresh                                    func()
 }
 
 // New returns a collector that reads s at every scrape.
 func New(s *store.Store, opts Options) *Collector {
 	c := &Collector{store: s, refresh: opts.Refresh}
-	for _, f := range families {
+	for i := range families {
+		f := &families[i]
 		name := f.name
 		if opts.LegacyNames {
 			name = f.legacy
@@ -114,9 +123,11 @@ func New(s *store.Store, opts Options) *Collector {
 			labels = append(labels[:len(labels):len(labels)], f.extra)
 		}
 		c.descs = append(c.descs, prometheus.NewDesc(name, f.help, labels, nil))
+		c.text = append(c.text, newTextFamily(name, f.help, f.typ, f))
 	}
-	c.hostKills = prometheus.NewDesc("host_oom_kills_total",
-		"OOM kills of processes in no container, by command name.", []string{"process"}, nil)
+	c.descs = append(c.descs, prometheus.NewDesc(hostKillsName, hostKillsHelp, []string{"process"}, nil))
+	c.text = append(c.text, newTextFamily(hostKillsName, hostKillsHelp, "counter", nil))
+	slices.SortFunc(c.text, func(a, b textFamily) int { return strings.Compare(a.name, b.name) })
 	own := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, []string{"source"}, nil)
 	}
@@ -128,42 +139,27 @@ func New(s *store.Store, opts Options) *Collector {
 	return c
 }
 
-// Describe sends the descriptors of every metric the collector can export.
+const (
+	hostKillsName = "host_oom_kills_total"
+	hostKillsHelp = "OOM kills of processes in no container, by command name."
+)
+
+// Describe sends the descriptors of every metric the collector exports,
+// also those WriteText writes itself, so that a registry refuses another
+// collector of the same names.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.tracked, c.hostKills} {
+	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.tracked} {
 		ch <- d
 	}
 }
 
-// Collect sends the metrics of one store snapshot.
+// Collect sends the metrics of the sources. The containers' and the host's
+// OOM kills are not sent: WriteText writes them.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	if c.refresh != nil {
-		c.refresh()
-	}
-	snap := c.store.Snapshot()
-	values := make([]string, len(ContainerLabels), len(ContainerLabels)+1)
-	for i := range snap.Containers {
-		ct := &snap.Containers[i]
-		labelValues(ct.Meta, values)
-		for j, f := range families {
-			if f.each != nil {
-				for k, n := range f.each(ct) {
-					ch <- prometheus.MustNewConstMetric(c.descs[j], f.typ, float64(n), append(values, validUTF8(k))...)
-				}
-				continue
-			}
-			if v, ok := f.value(ct); ok {
-				ch <- prometheus.MustNewConstMetric(c.descs[j], f.typ, v, values...)
-			}
-		}
-	}
-	for p, n := range snap.HostKills {
-		ch <- prometheus.MustNewConstMetric(c.hostKills, prometheus.CounterValue, float64(n), validUTF8(p))
-	}
-	for _, src := range snap.Sources {
+	for _, src := range c.store.Sources() {
 		up := 0.0
 		if src.Up {
 			up = 1
@@ -175,27 +171,3 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(src.Containers), src.Name)
 	}
 }
-
-// labelValues fills v with m's label values in the order of ContainerLabels.
-// Values come from container names and labels that anyone can set: invalid
-// UTF-8 is replaced so that the exposition stays valid (client_golang escapes
-// quotes, backslashes and newlines itself).
-func labelValues(m store.Meta, v []string) {
-	short := m.ID
-	if len(short) > 12 {
-		short = short[:12]
-	}
-	v[0] = m.Key()
-	v[1] = short
-	v[2] = m.ID
-	v[3] = m.Name
-	v[4] = m.Container
-	v[5] = m.ImageID
-	v[6] = m.Pod
-	v[7] = m.Namespace
-	for i, s := range v {
-		v[i] = validUTF8(s)
-	}
-}
-
-func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }

@@ -2,14 +2,18 @@ package collector
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -55,6 +59,9 @@ func kernelFixture() *store.Store {
 	return s
 }
 
+// The exposition of each fixture is written in testdata/*.prom, as
+// client_golang wrote it before the collector wrote its families itself; run
+// with UPDATE_GOLDEN=1 to write them again, and read the diff.
 func TestGoldenExposition(t *testing.T) {
 	for _, tc := range []struct {
 		golden  string
@@ -66,9 +73,7 @@ func TestGoldenExposition(t *testing.T) {
 		{"testdata/metrics-kernel.prom", kernelFixture, Options{}},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
-			reg := prometheus.NewPedanticRegistry()
-			reg.MustRegister(New(tc.fixture(), tc.opts))
-			got := gather(t, reg)
+			got := scrape(t, New(tc.fixture(), tc.opts))
 			if os.Getenv("UPDATE_GOLDEN") != "" {
 				if err := os.WriteFile(tc.golden, got, 0o644); err != nil {
 					t.Fatal(err)
@@ -85,58 +90,176 @@ func TestGoldenExposition(t *testing.T) {
 	}
 }
 
-func gather(t *testing.T, reg *prometheus.Registry) []byte {
+// scrape returns what WriteText writes for c registered alone in a pedantic
+// registry, which checks what Collect sends against what Describe describes.
+func scrape(t testing.TB, c *Collector) []byte {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
 	var buf bytes.Buffer
-	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			t.Fatal(err)
-		}
+	if err := c.WriteText(&buf, reg, nil); err != nil {
+		t.Fatal(err)
 	}
 	return buf.Bytes()
 }
 
-func TestHostileLabelValuesGiveValidExposition(t *testing.T) {
-	hostile := []string{
-		`quote"d`, `back\slash`, "new\nline", "\xff\xfeinvalid utf-8", strings.Repeat("x", 10<<10),
-		"", "{}=,", "\x00nul", "ünïcødé ✓",
-	}
-	s := store.New(time.Minute)
-	for i, v := range hostile {
-		s.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: v + string(rune('a'+i)), Name: v, Container: v, Pod: v, Namespace: v, ImageID: v}})
-	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(New(s, Options{}))
-	text := gather(t, reg)
-	// The text must parse back, with one series per container and family.
+// parse parses exposition text as Prometheus does, and checks that no family
+// comes twice.
+func parse(t testing.TB, text []byte) map[string]*dto.MetricFamily {
+	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(bytes.NewReader(text))
 	if err != nil {
-		t.Fatalf("exposition does not parse: %v", err)
+		t.Fatalf("exposition does not parse: %v\n%.2000s", err, text)
 	}
-	if n := len(mfs["container_ooms_total"].GetMetric()); n != len(hostile) {
-		t.Fatalf("container_ooms_total has %d series, want %d", n, len(hostile))
+	if n := bytes.Count(text, []byte("# TYPE ")); n != len(mfs) {
+		t.Fatalf("%d TYPE lines for %d families", n, len(mfs))
 	}
-	if n, err := testutil.GatherAndCount(reg, "container_restarts_total"); err != nil || n != len(hostile) {
-		t.Fatalf("container_restarts_total: %d series, err %v", n, err)
+	return mfs
+}
+
+// labelsOf returns a series' labels as a map.
+func labelsOf(m *dto.Metric) map[string]string {
+	out := map[string]string{}
+	for _, l := range m.GetLabel() {
+		out[l.GetName()] = l.GetValue()
 	}
+	return out
+}
+
+// checkLabels checks that every series of every per-container family parses
+// back with the labels of one of the containers, made valid UTF-8, and that
+// each container has its series.
+func checkLabels(t testing.TB, mfs map[string]*dto.MetricFamily, metas []store.Meta) {
+	t.Helper()
+	want := map[string]map[string]string{} // by container_id
+	for _, m := range metas {
+		short := m.ID
+		if len(short) > 12 {
+			short = short[:12]
+		}
+		ls := map[string]string{
+			"container_id": m.Key(), "container_short_id": short, "docker_container_id": m.ID,
+			"name": m.Name, "container": m.Container, "image_id": m.ImageID, "pod": m.Pod, "namespace": m.Namespace,
+		}
+		for k, v := range ls {
+			ls[k] = strings.ToValidUTF8(v, "\uFFFD")
+		}
+		want[ls["container_id"]] = ls
+	}
+	for _, name := range []string{"container_ooms_total", "container_restarts_total"} {
+		series := mfs[name].GetMetric()
+		if len(series) != len(want) {
+			t.Fatalf("%s: %d series, want %d", name, len(series), len(want))
+		}
+		for _, m := range series {
+			got := labelsOf(m)
+			if w := want[got["container_id"]]; fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Fatalf("%s: labels\n%q, want\n%q", name, got, w)
+			}
+		}
+	}
+}
+
+// promtoolCheck runs promtool check metrics on text. Without promtool the
+// test skips, and under CI=true it fails.
+func promtoolCheck(t *testing.T, text []byte) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("promtool is needed under CI=true: %v", err)
+		}
+		t.Skipf("no promtool (Debian's prometheus package has it): %v", err)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+var hostile = []string{
+	`quote"d`, `back\slash`, "new\nline", "\xff\xfeinvalid utf-8", strings.Repeat("x", 10<<10),
+	"", "{}=,", "\x00nul", "ünïcødé ✓", `\"\n`, "cr\rtab\t", "#", "a\xffb\xfe\xfdc",
+}
+
+func TestHostileLabelValuesGiveValidExposition(t *testing.T) {
+	s := store.New(time.Minute)
+	var metas []store.Meta
+	for i, v := range hostile {
+		m := store.Meta{Runtime: "docker", ID: v + string(rune('a'+i)), Name: v, Container: v, Pod: v, Namespace: v, ImageID: v}
+		metas = append(metas, m)
+		s.Apply(store.Observed{Meta: m})
+		// Victims named as hostilely, in the container and on the host.
+		s.Apply(store.OOMVictim{Meta: store.Meta{Runtime: "docker", ID: m.ID}, Cgroup: 1, Process: v, At: t0, Seq: uint64(2*i + 1), Live: true})
+		s.Apply(store.HostOOMKill{Process: v, At: t0, Seq: uint64(2*i + 2), Live: true})
+	}
+	text := scrape(t, New(s, Options{}))
+	mfs := parse(t, text)
+	checkLabels(t, mfs, metas)
+	for _, name := range []string{"container_oom_kills_by_process_total", "host_oom_kills_total"} {
+		var got []string
+		for _, m := range mfs[name].GetMetric() {
+			got = append(got, labelsOf(m)["process"])
+		}
+		// \xff\xfeinvalid utf-8 and a\xffb\xfe\xfdc stay two processes.
+		var want []string
+		for _, v := range hostile {
+			want = append(want, strings.ToValidUTF8(v, "\uFFFD"))
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: processes %q, want %q", name, got, want)
+		}
+	}
+	promtoolCheck(t, text)
+}
+
+// Ids that differ only in invalid UTF-8 have the same labels once it is
+// replaced: they are exported as one series, the same one at every scrape,
+// where two would make the scrape invalid. Process names that become the
+// same are one series counting both.
+func TestLabelsThatBecomeTheSameAreOneSeries(t *testing.T) {
+	s := store.New(time.Minute)
+	for i, id := range []string{"a\xff", "a\xfe", "a\xfd\xfc"} {
+		s.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: id, Name: id}, State: store.State{Restarts: i}})
+	}
+	s.Apply(store.OOMVictim{Meta: store.Meta{Runtime: "docker", ID: "b"}, Cgroup: 1, Process: "w\xff", At: t0, Seq: 1, Live: true})
+	s.Apply(store.OOMVictim{Meta: store.Meta{Runtime: "docker", ID: "b"}, Cgroup: 1, Process: "w\xfe", At: t0, Seq: 2, Live: true})
+	c := New(s, Options{})
+	first := scrape(t, c)
+	for range 5 {
+		if again := scrape(t, c); !bytes.Equal(again, first) {
+			t.Fatalf("scrapes differ:\n%s\n%s", first, again)
+		}
+	}
+	mfs := parse(t, first)
+	if n := len(mfs["container_ooms_total"].GetMetric()); n != 2 {
+		t.Fatalf("%d series, want 2 (a\uFFFD and b):\n%s", n, first)
+	}
+	// b, which only the kernel knows, has no restarts.
+	restarts := mfs["container_restarts_total"].GetMetric()
+	if len(restarts) != 1 || restarts[0].GetCounter().GetValue() != 2 {
+		t.Errorf("a\\xfd\\xfc (2 restarts), whose id sorts first, did not win: %v", restarts)
+	}
+	kills := mfs["container_oom_kills_by_process_total"].GetMetric()
+	if len(kills) != 1 || kills[0].GetCounter().GetValue() != 2 || labelsOf(kills[0])["process"] != "w\uFFFD" {
+		t.Errorf("process kills: %v", kills)
+	}
+	promtoolCheck(t, first)
 }
 
 func TestLastExitCodeAbsentUntilExit(t *testing.T) {
 	s := store.New(time.Minute)
 	s.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: "a"}, State: store.State{StartedAt: t0, Running: true}})
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(New(s, Options{}))
-	if n, _ := testutil.GatherAndCount(reg, "container_last_exit_code"); n != 0 {
-		t.Fatalf("exit code exported for a container that never exited")
+	c := New(s, Options{})
+	if text := scrape(t, c); bytes.Contains(text, []byte("container_last_exit_code")) {
+		t.Fatalf("exit code exported for a container that never exited:\n%s", text)
 	}
 	s.Apply(store.Exited{Key: "docker://a", At: t0.Add(time.Second), Code: 0})
-	if n, _ := testutil.GatherAndCount(reg, "container_last_exit_code"); n != 1 {
+	if n := len(parse(t, scrape(t, c))["container_last_exit_code"].GetMetric()); n != 1 {
 		t.Fatalf("exit code 0 not exported after an exit")
 	}
 }
@@ -144,17 +267,105 @@ func TestLastExitCodeAbsentUntilExit(t *testing.T) {
 func TestRefreshRunsBeforeEachScrape(t *testing.T) {
 	s := store.New(time.Minute)
 	calls := 0
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(New(s, Options{Refresh: func() {
+	c := New(s, Options{Refresh: func() {
 		calls++
 		s.Apply(store.KernelOOMCount{Meta: store.Meta{Runtime: "docker", ID: "a"}, Cgroup: 1, Kills: uint64(calls), At: t0})
-	}}))
+	}})
 	for want := 1; want <= 2; want++ {
-		if n, err := testutil.GatherAndCount(reg, "container_ooms_total"); err != nil || n != 1 {
-			t.Fatalf("scrape %d: %d series, err %v", want, n, err)
+		series := parse(t, scrape(t, c))["container_ooms_total"].GetMetric()
+		if len(series) != 1 || series[0].GetCounter().GetValue() != float64(want) {
+			t.Fatalf("scrape %d: %v", want, series)
 		}
 		if calls != want {
 			t.Fatalf("refresh called %d times in %d scrapes", calls, want)
 		}
 	}
+}
+
+// A container whose metadata changes gets its new labels at the next scrape,
+// and the cache forgets the old ones and those of removed containers.
+func TestLabelsFollowTheMetadata(t *testing.T) {
+	s := store.New(0)
+	c := New(s, Options{})
+	m := store.Meta{Runtime: "docker", ID: "a", Name: "before"}
+	s.Apply(store.Observed{Meta: m, At: t0})
+	s.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: "b", Name: "gone"}, At: t0})
+	scrape(t, c)
+	m.Name = "after"
+	s.Apply(store.Observed{Meta: m, At: t0.Add(time.Second)})
+	s.Apply(store.Removed{Key: "docker://b", At: t0})
+	s.Sweep(t0.Add(time.Second))
+	text := scrape(t, c)
+	if !bytes.Contains(text, []byte(`name="after"`)) || bytes.Contains(text, []byte(`name="before"`)) || bytes.Contains(text, []byte(`name="gone"`)) {
+		t.Fatalf("labels not renewed:\n%s", text)
+	}
+	if n := len(c.labels.sets); n != 1 {
+		t.Errorf("the cache holds %d label sets for 1 container", n)
+	}
+}
+
+// The names the collector describes are those it writes: the registry's
+// check for a second collector of the same names covers them.
+func TestDescribeCoversWhatIsWritten(t *testing.T) {
+	c := New(kernelFixture(), Options{})
+	described := map[string]bool{}
+	ch := make(chan *prometheus.Desc)
+	go func() { c.Describe(ch); close(ch) }()
+	for d := range ch {
+		described[strings.Split(d.String(), `"`)[1]] = true
+	}
+	for name := range parse(t, scrape(t, New(fixture(), Options{}))) {
+		if !described[name] {
+			t.Errorf("%s written but not described", name)
+		}
+	}
+	for _, tf := range c.text {
+		if !described[tf.name] {
+			t.Errorf("%s written but not described", tf.name)
+		}
+	}
+	if !slices.Equal(sortedLabels[:], slices.Sorted(slices.Values(ContainerLabels))) {
+		t.Errorf("sortedLabels %q are not ContainerLabels sorted", sortedLabels)
+	}
+}
+
+// Scrapes run concurrently with each other and with changes to the store
+// (run with -race): each one is valid and has every container once.
+func TestConcurrentScrapes(t *testing.T) {
+	s := store.New(0)
+	c := New(s, Options{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	const containers = 50
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for round := range 20 {
+			for i := range containers {
+				m := store.Meta{Runtime: "docker", ID: fmt.Sprint(i), Name: fmt.Sprint("n", round)}
+				s.Apply(store.Observed{Meta: m, At: t0.Add(time.Duration(round) * time.Second)})
+				s.Apply(store.OOMKilled{Key: m.Key(), At: t0.Add(time.Duration(round) * time.Second)})
+			}
+		}
+	})
+	for range 4 {
+		wg.Go(func() {
+			for range 20 {
+				var buf bytes.Buffer
+				if err := c.WriteText(&buf, reg, nil); err != nil {
+					t.Error(err)
+					return
+				}
+				p := expfmt.NewTextParser(model.UTF8Validation)
+				mfs, err := p.TextToMetricFamilies(&buf)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n := len(mfs["container_ooms_total"].GetMetric()); n > containers {
+					t.Errorf("%d series of %d containers", n, containers)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

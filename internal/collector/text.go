@@ -1,0 +1,292 @@
+package collector
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// WriteText writes one scrape in the text exposition format (version 0.0.4):
+// the families gathered from g and those the collector writes itself from
+// one snapshot of the store, each once, all in name order. only, if not nil,
+// selects families by name. An error of g does not stop the scrape: what g
+// gathered is written, and the error returned with w's.
+func (c *Collector) WriteText(w io.Writer, g prometheus.Gatherer, only map[string]bool) error {
+	if c.refresh != nil {
+		c.refresh()
+	}
+	snap := c.store.Snapshot()
+	rows := c.rows(snap.Containers)
+	mfs, gatherErr := g.Gather()
+	var encodeErr error
+	t := &textWriter{w: w, buf: make([]byte, 0, flushSize)}
+	// Both lists are sorted by name: merge them.
+	for i, j := 0, 0; (i < len(mfs) || j < len(c.text)) && t.err == nil; {
+		if j < len(c.text) && (i == len(mfs) || c.text[j].name < mfs[i].GetName()) {
+			if only == nil || only[c.text[j].name] {
+				c.text[j].write(t, rows, snap.HostKills)
+			}
+			j++
+			continue
+		}
+		if only == nil || only[mfs[i].GetName()] {
+			if _, err := expfmt.MetricFamilyToText(t, mfs[i]); err != nil && t.err == nil && encodeErr == nil {
+				encodeErr = err
+			}
+		}
+		i++
+	}
+	t.flush()
+	return errors.Join(gatherErr, encodeErr, t.err)
+}
+
+// textFamily is a family WriteText writes itself.
+type textFamily struct {
+	name   string
+	header string  // its # HELP and # TYPE lines
+	f      *family // nil for host_oom_kills_total
+}
+
+func newTextFamily(name, help, typ string, f *family) textFamily {
+	help = strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(help)
+	return textFamily{name: name, header: "# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n", f: f}
+}
+
+// write writes the family's samples, after its header if it has any: like
+// client_golang, a family without samples is left out.
+func (tf *textFamily) write(t *textWriter, rows []row, hostKills map[string]uint64) {
+	t.header = tf.header
+	defer func() { t.header = "" }()
+	if tf.f == nil {
+		for _, k := range validCounts(hostKills) {
+			t.sample(tf.name, "", "process", k.name, float64(k.n))
+		}
+		return
+	}
+	for _, r := range rows {
+		if t.err != nil {
+			return
+		}
+		if tf.f.each != nil {
+			for _, k := range validCounts(tf.f.each(r.c)) {
+				t.sample(tf.name, r.l.text, tf.f.extra, k.name, float64(k.n))
+			}
+		} else if v, ok := tf.f.value(r.c); ok {
+			t.sample(tf.name, r.l.text, "", "", v)
+		}
+	}
+}
+
+// count is one series of a family keyed by a name (the process).
+type count struct {
+	name string
+	n    uint64
+}
+
+// validCounts returns m's counts by name made valid UTF-8, sorted by name.
+// Names that became the same are added up: they are one series.
+func validCounts(m map[string]uint64) []count {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]count, 0, len(m))
+	for k, n := range m {
+		out = append(out, count{validUTF8(k), n})
+	}
+	slices.SortFunc(out, func(a, b count) int { return strings.Compare(a.name, b.name) })
+	merged := out[:1]
+	for _, k := range out[1:] {
+		if last := &merged[len(merged)-1]; last.name == k.name {
+			last.n += k.n
+		} else {
+			merged = append(merged, k)
+		}
+	}
+	return merged
+}
+
+// flushSize is how much textWriter gathers before it hands it on.
+const flushSize = 32 << 10
+
+// textWriter writes the text format into a buffer that it hands to w each
+// time flushSize bytes are in it. After w's first error it writes nothing.
+type textWriter struct {
+	w      io.Writer
+	buf    []byte
+	header string // written before the next sample
+	err    error
+}
+
+// sample writes name{labels,extra="value"} v: labels are escaped text
+// already; extra is left out when empty.
+func (t *textWriter) sample(name, labels, extra, value string, v float64) {
+	b := append(t.buf, t.header...)
+	t.header = ""
+	b = append(b, name...)
+	b = append(b, '{')
+	b = append(b, labels...)
+	if extra != "" {
+		if labels != "" {
+			b = append(b, ',')
+		}
+		b = appendLabel(b, extra, value)
+	}
+	b = append(b, '}', ' ')
+	// client_golang's format: integers below 1e6 in full, +Inf, -Inf, NaN.
+	b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	t.buf = append(b, '\n')
+	if len(t.buf) >= flushSize {
+		t.flush()
+	}
+}
+
+// Write takes text written by expfmt, for the gathered families.
+func (t *textWriter) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) >= flushSize {
+		t.flush()
+	}
+	return len(p), t.err
+}
+
+func (t *textWriter) flush() {
+	if t.err == nil && len(t.buf) > 0 {
+		_, t.err = t.w.Write(t.buf)
+	}
+	t.buf = t.buf[:0]
+}
+
+// appendLabel appends name="value" with the value escaped as the text format
+// requires: backslash, double quote and newline. value must be valid UTF-8.
+func appendLabel(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	b = append(b, '=', '"')
+	for i := 0; i < len(value); i++ {
+		switch c := value[i]; c {
+		case '\\':
+			b = append(b, `\\`...)
+		case '"':
+			b = append(b, `\"`...)
+		case '\n':
+			b = append(b, `\n`...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// validUTF8 replaces invalid UTF-8 so that the exposition stays valid: label
+// values come from container names and labels that anyone can set.
+func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+// sortedLabels are ContainerLabels sorted: the order in which the text
+// format writes them and in which client_golang sorts series.
+var sortedLabels = [...]string{
+	"container", "container_id", "container_short_id", "docker_container_id",
+	"image_id", "name", "namespace", "pod",
+}
+
+// labelSet is a container's labels, escaped for the text format once and
+// kept from scrape to scrape while the container's metadata stays the same.
+type labelSet struct {
+	values [len(sortedLabels)]string // valid UTF-8, in the order of sortedLabels
+	text   string                    // container="…",container_id="…",…,pod="…"
+	scrape uint64                    // the last scrape that used it
+}
+
+func newLabelSet(m store.Meta) *labelSet {
+	short := m.ID
+	if len(short) > 12 {
+		short = short[:12]
+	}
+	l := &labelSet{values: [...]string{m.Container, m.Key(), short, m.ID, m.ImageID, m.Name, m.Namespace, m.Pod}}
+	size := 0
+	for i, name := range sortedLabels {
+		l.values[i] = validUTF8(l.values[i])
+		size += len(name) + len(`="",`) + len(l.values[i])
+	}
+	b := make([]byte, 0, size) // more only for escapes
+	for i, name := range sortedLabels {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendLabel(b, name, l.values[i])
+	}
+	l.text = string(b)
+	return l
+}
+
+// labelCache keeps the label sets of the containers of the last scrape,
+// keyed by their whole metadata: a container whose labels change gets a new
+// set. Concurrent scrapes share it.
+type labelCache struct {
+	mu     sync.Mutex
+	scrape uint64
+	sets   map[store.Meta]*labelSet
+}
+
+// fill sets the label set of every row, making those of metadata it does
+// not have, and forgets those no row has.
+func (lc *labelCache) fill(rows []row) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.sets == nil {
+		lc.sets = map[store.Meta]*labelSet{}
+	}
+	lc.scrape++
+	for i := range rows {
+		m := rows[i].c.Meta
+		l := lc.sets[m]
+		if l == nil {
+			l = newLabelSet(m)
+			lc.sets[m] = l
+		}
+		l.scrape = lc.scrape
+		rows[i].l = l
+	}
+	if len(lc.sets) > len(rows) {
+		for m, l := range lc.sets {
+			if l.scrape != lc.scrape {
+				delete(lc.sets, m)
+			}
+		}
+	}
+}
+
+// row is one container of a snapshot with its labels.
+type row struct {
+	c *store.Container
+	l *labelSet
+}
+
+// rows returns the containers with their labels in client_golang's order of
+// series: by label values, in the order of the label names.
+func (c *Collector) rows(cs []store.Container) []row {
+	rows := make([]row, len(cs))
+	for i := range cs {
+		rows[i].c = &cs[i]
+	}
+	c.labels.fill(rows)
+	slices.SortFunc(rows, func(a, b row) int {
+		if n := slices.Compare(a.l.values[:], b.l.values[:]); n != 0 {
+			return n
+		}
+		// Tied only where invalid UTF-8 made two ids the same: the same
+		// one wins at every scrape.
+		if n := strings.Compare(a.c.Meta.Runtime, b.c.Meta.Runtime); n != 0 {
+			return n
+		}
+		return strings.Compare(a.c.Meta.ID, b.c.Meta.ID)
+	})
+	// Two series with the same labels would make the scrape invalid.
+	return slices.CompactFunc(rows, func(a, b row) bool { return a.l.values == b.l.values })
+}
