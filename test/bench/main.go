@@ -55,13 +55,13 @@ func main() {
 
 	var rows []row
 	idle := measureRSS(0)
-	rows = append(rows, row{"Resident memory, 0 containers", "", mib(idle)})
+	rows = append(rows, row{"Resident memory, 0 containers", "", idle.String()})
 
 	log.Printf("starting %d containers", *containers)
 	ids := startContainers(*containers)
 	rss, track := measureTracking(ids)
 	rows = append(rows,
-		row{fmt.Sprintf("Resident memory, %d containers", len(ids)), "< 20 MiB", mib(rss)},
+		row{fmt.Sprintf("Resident memory, %d containers", len(ids)), "< 20 MiB", rss.String()},
 		row{fmt.Sprintf("Start to all %d tracked", len(ids)), "< 1 s", ms(track)})
 
 	rows = append(rows, row{fmt.Sprintf("CPU when idle, %d containers, scraped every 15 s", len(ids)), "", measureIdle(ids)})
@@ -119,9 +119,15 @@ func nproc() int {
 	return set.Count()
 }
 
-func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
+
+// medianMemory is the run of median total resident memory.
+func medianMemory(xs []memory) memory {
+	s := slices.Clone(xs)
+	slices.SortFunc(s, func(a, b memory) int { return int(a.rss - b.rss) })
+	return s[len(s)/2]
 }
 
 func median[T int64 | float64 | time.Duration](xs []T) T {
@@ -197,20 +203,34 @@ func (e *exporter) waitUp() {
 	}
 }
 
-// rss is the exporter's resident memory, in bytes.
-func (e *exporter) rss() float64 {
+// memory is a process's resident memory: all of it, and its private
+// (anonymous) part; the rest is pages of the binary, shared and clean.
+type memory struct{ rss, anon float64 }
+
+func (m memory) String() string {
+	return fmt.Sprintf("%.1f MiB (private %.1f, binary %.1f)", m.rss/(1<<20), m.anon/(1<<20), (m.rss-m.anon)/(1<<20))
+}
+
+func (e *exporter) memory() memory {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.cmd.Process.Pid))
 	if err != nil {
 		log.Fatal(err)
 	}
+	var m memory
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb * 1024
+		k, v, _ := strings.Cut(l, ":")
+		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		switch k {
+		case "VmRSS":
+			m.rss = kb * 1024
+		case "RssAnon":
+			m.anon = kb * 1024
 		}
 	}
-	log.Fatal("no VmRSS")
-	return 0
+	if m.rss == 0 {
+		log.Fatal("no VmRSS")
+	}
+	return m
 }
 
 // cpu is the CPU time the exporter used so far (user and system).
@@ -318,23 +338,23 @@ func removeAll() {
 
 // ---------------------------------------------------------------- measures
 
-func measureRSS(n int) float64 {
-	var xs []float64
+func measureRSS(n int) memory {
+	var xs []memory
 	for range *runs {
 		e := startExporter()
 		e.waitUp()
 		e.settle()
-		xs = append(xs, e.rss())
+		xs = append(xs, e.memory())
 		e.stop()
 	}
 	log.Printf("resident memory with %d containers: %v", n, xs)
-	return median(xs)
+	return medianMemory(xs)
 }
 
 // measureTracking starts the exporter -runs times with the containers
 // running and times how long until every one of them is on /metrics.
-func measureTracking(ids []string) (rss float64, track time.Duration) {
-	var rs []float64
+func measureTracking(ids []string) (rss memory, track time.Duration) {
+	var rs []memory
 	var ts []time.Duration
 	for range *runs {
 		t0 := time.Now()
@@ -351,11 +371,11 @@ func measureTracking(ids []string) (rss float64, track time.Duration) {
 		}
 		ts = append(ts, time.Since(t0))
 		e.settle()
-		rs = append(rs, e.rss())
+		rs = append(rs, e.memory())
 		e.stop()
 	}
 	log.Printf("start to all tracked: %v; resident memory: %v", ts, rs)
-	return median(rs), median(ts)
+	return medianMemory(rs), median(ts)
 }
 
 func allTracked(m string, ids []string) bool {
