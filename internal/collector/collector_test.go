@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
@@ -368,4 +370,21 @@ func TestConcurrentScrapes(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// Values are written as client_golang writes them.
+func TestValuesAsClientGolangWritesThem(t *testing.T) {
+	for _, v := range []float64{0, math.Copysign(0, -1), 1, -1, 137, 255, 999999, 1e6, 1234567, -999999, -1e6,
+		0.5, 1.795773602e+09, 1795773602.123, 1 << 53, 1e21, math.Inf(1), math.Inf(-1), math.NaN(), 4e-7} {
+		mf := &dto.MetricFamily{Name: proto.String("x"), Type: dto.MetricType_GAUGE.Enum(),
+			Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(v)}}}}
+		var want bytes.Buffer
+		if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
+			t.Fatal(err)
+		}
+		_, wantValue, _ := strings.Cut(strings.TrimSpace(want.String()), "\nx ")
+		if got := string(appendValue(nil, v)); got != wantValue {
+			t.Errorf("%v: %q, client_golang %q", v, got, wantValue)
+		}
+	}
 }

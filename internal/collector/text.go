@@ -3,6 +3,7 @@ package collector
 import (
 	"errors"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,12 +141,21 @@ func (t *textWriter) sample(name, labels, extra, value string, v float64) {
 		b = appendLabel(b, extra, value)
 	}
 	b = append(b, '}', ' ')
-	// client_golang's format: integers below 1e6 in full, +Inf, -Inf, NaN.
-	b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	b = appendValue(b, v)
 	t.buf = append(b, '\n')
 	if len(t.buf) >= flushSize {
 		t.flush()
 	}
+}
+
+// appendValue appends v as client_golang writes it: the shortest 'g' form
+// (1e+06, 1.795773602e+09, +Inf, NaN), 0 for -0. Most values are counts and
+// exit codes, written in full below 1e6: those take the quicker way.
+func appendValue(b []byte, v float64) []byte {
+	if v > -1e6 && v < 1e6 && v == math.Trunc(v) {
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
 // Write takes text written by expfmt, for the gathered families.
