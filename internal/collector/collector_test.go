@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -385,6 +386,52 @@ func TestValuesAsClientGolangWritesThem(t *testing.T) {
 		_, wantValue, _ := strings.Cut(strings.TrimSpace(want.String()), "\nx ")
 		if got := string(appendValue(nil, v)); got != wantValue {
 			t.Errorf("%v: %q, client_golang %q", v, got, wantValue)
+		}
+	}
+}
+
+// The order kept from scrape to scrape is the one a full sort gives, after
+// containers come, go and change their labels, also ids that invalid UTF-8
+// makes the same.
+func TestKeptOrderIsTheSortedOrder(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	s := store.New(0)
+	c := New(s, Options{})
+	ids := []string{"a", "b", "c\xff", "c\xfe", "d", "e", "f\xff", "f\xfd", "g", "h"}
+	now := t0
+	for round := range 300 {
+		for range rnd.IntN(4) {
+			now = now.Add(time.Second)
+			id := ids[rnd.IntN(len(ids))]
+			switch rnd.IntN(3) {
+			case 0, 1: // a container comes, or changes its labels
+				s.Apply(store.Observed{Meta: store.Meta{Runtime: []string{"docker", "containerd"}[rnd.IntN(2)], ID: id,
+					Name: fmt.Sprint(rnd.IntN(3)), Container: []string{"", "app", "\xffx"}[rnd.IntN(3)]}, At: now})
+			case 2: // one goes
+				for _, rt := range []string{"docker", "containerd"} {
+					s.Apply(store.Removed{Key: rt + "://" + id, At: now})
+				}
+				s.Sweep(now)
+			}
+		}
+		snap := s.Snapshot()
+		got := c.labels.rows(snap.Containers)
+		want := make([]row, len(snap.Containers))
+		for i := range snap.Containers {
+			want[i] = row{&snap.Containers[i], newLabelSet(snap.Containers[i].Meta)}
+		}
+		slices.SortFunc(want, compareRows)
+		want = slices.CompactFunc(want, func(a, b row) bool { return a.l.values == b.l.values })
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d rows, want %d", round, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].c.Meta != want[i].c.Meta || got[i].l.text != want[i].l.text {
+				t.Fatalf("round %d, row %d: %+v, want %+v", round, i, got[i].c.Meta, want[i].c.Meta)
+			}
+		}
+		if len(c.labels.sets) != len(snap.Containers) {
+			t.Fatalf("round %d: %d label sets kept for %d containers", round, len(c.labels.sets), len(snap.Containers))
 		}
 	}
 }

@@ -25,7 +25,7 @@ func (c *Collector) WriteText(w io.Writer, g prometheus.Gatherer, only map[strin
 		c.refresh()
 	}
 	snap := c.store.Snapshot()
-	rows := c.rows(snap.Containers)
+	rows := c.labels.rows(snap.Containers)
 	mfs, gatherErr := g.Gather()
 	var encodeErr error
 	t := &textWriter{w: w, buf: make([]byte, 0, flushSize)}
@@ -210,7 +210,8 @@ var sortedLabels = [...]string{
 type labelSet struct {
 	values [len(sortedLabels)]string // valid UTF-8, in the order of sortedLabels
 	text   string                    // container="…",container_id="…",…,pod="…"
-	scrape uint64                    // the last scrape that used it
+	scrape uint64                    // the last scrape that had it
+	place  int                       // its place in that scrape's order; -1: none
 }
 
 func newLabelSet(m store.Meta) *labelSet {
@@ -218,7 +219,7 @@ func newLabelSet(m store.Meta) *labelSet {
 	if len(short) > 12 {
 		short = short[:12]
 	}
-	l := &labelSet{values: [...]string{m.Container, m.Key(), short, m.ID, m.ImageID, m.Name, m.Namespace, m.Pod}}
+	l := &labelSet{values: [...]string{m.Container, m.Key(), short, m.ID, m.ImageID, m.Name, m.Namespace, m.Pod}, place: -1}
 	size := 0
 	for i, name := range sortedLabels {
 		l.values[i] = validUTF8(l.values[i])
@@ -235,68 +236,98 @@ func newLabelSet(m store.Meta) *labelSet {
 	return l
 }
 
-// labelCache keeps the label sets of the containers of the last scrape,
-// keyed by their whole metadata: a container whose labels change gets a new
-// set. Concurrent scrapes share it.
-type labelCache struct {
-	mu     sync.Mutex
-	scrape uint64
-	sets   map[store.Meta]*labelSet
-}
-
-// fill sets the label set of every row, making those of metadata it does
-// not have, and forgets those no row has.
-func (lc *labelCache) fill(rows []row) {
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	if lc.sets == nil {
-		lc.sets = map[store.Meta]*labelSet{}
-	}
-	lc.scrape++
-	for i := range rows {
-		m := rows[i].c.Meta
-		l := lc.sets[m]
-		if l == nil {
-			l = newLabelSet(m)
-			lc.sets[m] = l
-		}
-		l.scrape = lc.scrape
-		rows[i].l = l
-	}
-	if len(lc.sets) > len(rows) {
-		for m, l := range lc.sets {
-			if l.scrape != lc.scrape {
-				delete(lc.sets, m)
-			}
-		}
-	}
-}
-
 // row is one container of a snapshot with its labels.
 type row struct {
 	c *store.Container
 	l *labelSet
 }
 
-// rows returns the containers with their labels in client_golang's order of
-// series: by label values, in the order of the label names.
-func (c *Collector) rows(cs []store.Container) []row {
-	rows := make([]row, len(cs))
-	for i := range cs {
-		rows[i].c = &cs[i]
+// compareRows orders series as client_golang does: by label values, in the
+// order of the label names.
+func compareRows(a, b row) int {
+	if n := slices.Compare(a.l.values[:], b.l.values[:]); n != 0 {
+		return n
 	}
-	c.labels.fill(rows)
-	slices.SortFunc(rows, func(a, b row) int {
-		if n := slices.Compare(a.l.values[:], b.l.values[:]); n != 0 {
-			return n
+	// Tied only where invalid UTF-8 made two ids the same: the same one
+	// comes first at every scrape.
+	if n := strings.Compare(a.c.Meta.Runtime, b.c.Meta.Runtime); n != 0 {
+		return n
+	}
+	return strings.Compare(a.c.Meta.ID, b.c.Meta.ID)
+}
+
+// labelCache keeps the label sets of the last scrape's containers, keyed by
+// their whole metadata (a container whose labels change gets a new set), and
+// the order of their series. Concurrent scrapes share it.
+type labelCache struct {
+	mu     sync.Mutex
+	scrape uint64
+	sets   map[store.Meta]*labelSet
+	last   int // series in the last scrape
+}
+
+// rows returns the containers with their labels, in the order of
+// compareRows. Sorting 10,000 containers at every scrape would cost more
+// than writing them: the containers of the last scrape keep their order,
+// and only those new since are sorted, and merged in.
+func (lc *labelCache) rows(cs []store.Container) []row {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.sets == nil {
+		lc.sets = map[store.Meta]*labelSet{}
+	}
+	lc.scrape++
+	known := make([]row, lc.last) // by place, with gaps for the containers gone
+	var added []row
+	for i := range cs {
+		l := lc.sets[cs[i].Meta]
+		if l == nil {
+			l = newLabelSet(cs[i].Meta)
+			lc.sets[cs[i].Meta] = l
 		}
-		// Tied only where invalid UTF-8 made two ids the same: the same
-		// one wins at every scrape.
-		if n := strings.Compare(a.c.Meta.Runtime, b.c.Meta.Runtime); n != 0 {
-			return n
+		l.scrape = lc.scrape
+		if l.place >= 0 {
+			known[l.place] = row{&cs[i], l}
+		} else {
+			added = append(added, row{&cs[i], l})
 		}
-		return strings.Compare(a.c.Meta.ID, b.c.Meta.ID)
-	})
+	}
+	known = slices.DeleteFunc(known, func(r row) bool { return r.l == nil })
+	slices.SortFunc(added, compareRows)
+	rows := mergeRows(known, added)
 	// Two series with the same labels would make the scrape invalid.
-	return slices.CompactFunc(rows, func(a, b row) bool { return a.l.values == b.l.values })
+	out := rows[:0]
+	for _, r := range rows {
+		if len(out) > 0 && out[len(out)-1].l.values == r.l.values {
+			r.l.place = -1
+			continue
+		}
+		r.l.place = len(out)
+		out = append(out, r)
+	}
+	lc.last = len(out)
+	if len(lc.sets) > len(cs) {
+		for m, l := range lc.sets {
+			if l.scrape != lc.scrape {
+				delete(lc.sets, m)
+			}
+		}
+	}
+	return out
+}
+
+// mergeRows merges two lists in the order of compareRows.
+func mergeRows(a, b []row) []row {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]row, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if compareRows(b[0], a[0]) < 0 {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
