@@ -44,6 +44,7 @@ type config struct {
 	docker      bool
 	dockerHost  string
 	retention   time.Duration
+	maxTracked  int
 	legacyNames bool
 	log         promslog.Config
 
@@ -72,6 +73,7 @@ func run(args []string) int {
 	defer stop()
 
 	st := store.New(cfg.retention)
+	st.SetLimit(cfg.maxTracked)
 	if cfg.docker {
 		src, err := docker.New(cfg.dockerHost, st, logger)
 		if err != nil {
@@ -181,6 +183,8 @@ func parseFlags(args []string) (*config, error) {
 		PlaceHolder("NAMESPACE").StringsVar(&cfg.containerdNamespaces)
 	app.Flag("retention", "How long the series of a removed container stay exported.").
 		Default("5m").DurationVar(&cfg.retention)
+	app.Flag("max-containers", "Most containers tracked (0: no limit). At the limit a new container takes the place of the one removed longest ago; if none is removed, it is turned away and counted in missing_container_metrics_containers_turned_away_total.").
+		Default("10000").IntVar(&cfg.maxTracked)
 	app.Flag("compat.legacy-metric-names", "Export the earlier tool's metric names (container_ooms, container_restarts) instead of container_ooms_total and container_restarts_total.").
 		Default("false").BoolVar(&cfg.legacyNames)
 	promslogflag.AddFlags(app, &cfg.log)
@@ -202,6 +206,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if _, err := app.Parse(args); err != nil {
 		return nil, err
+	}
+	if cfg.maxTracked < 0 {
+		return nil, fmt.Errorf("--max-containers must not be negative, got %d", cfg.maxTracked)
 	}
 	if cfg.retention < 0 {
 		return nil, fmt.Errorf("--retention must not be negative, got %s", cfg.retention)

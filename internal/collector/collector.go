@@ -106,7 +106,8 @@ type Collector struct {
 	text    []textFamily       // what WriteText writes itself, in name order
 	labels  labelCache
 
-	up, events, malformed, reconnects, tracked *prometheus.Desc
+	up, events, malformed, reconnects, panics, tracked *prometheus.Desc
+	limit, turnedAway                                 *prometheus.Desc
 }
 
 // New returns a collector that reads s at every scrape.
@@ -135,7 +136,12 @@ func New(s *store.Store, opts Options) *Collector {
 	c.events = own("events_total", "Events received from the runtime source.")
 	c.malformed = own("malformed_events_total", "Events from the runtime source that could not be understood and were skipped.")
 	c.reconnects = own("reconnects_total", "Times the exporter connected again to the runtime source after losing it.")
+	c.panics = own("source_panics_total", "Times the runtime source's connection ended in a panic, which was recovered; the source then connects again.")
 	c.tracked = own("containers", "Containers of the runtime source currently tracked (removed ones not included).")
+	c.limit = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "max_containers"),
+		"The most containers the exporter tracks (--max-containers); 0: no limit.", nil, nil)
+	c.turnedAway = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "containers_turned_away_total"),
+		"Containers not tracked because --max-containers was reached and no removed container could make room: their kills, restarts and exits are not counted.", nil, nil)
 	return c
 }
 
@@ -151,7 +157,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.tracked} {
+	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.panics, c.tracked, c.limit, c.turnedAway} {
 		ch <- d
 	}
 }
@@ -159,6 +165,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect sends the metrics of the sources. The containers' and the host's
 // OOM kills are not sent: WriteText writes them.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	limit, turnedAway := c.store.Limit()
+	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(limit))
+	ch <- prometheus.MustNewConstMetric(c.turnedAway, prometheus.CounterValue, float64(turnedAway))
 	for _, src := range c.store.Sources() {
 		up := 0.0
 		if src.Up {
@@ -168,6 +177,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(src.Events), src.Name)
 		ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.CounterValue, float64(src.Malformed), src.Name)
 		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(src.Reconnects), src.Name)
+		ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(src.Panics), src.Name)
 		ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(src.Containers), src.Name)
 	}
 }

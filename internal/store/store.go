@@ -156,10 +156,6 @@ type Snapshot struct {
 	// HostKills counts OOM kills of processes in no container, by command
 	// name (nil if there were none).
 	HostKills map[string]uint64
-	// Limit is the most containers tracked (0: no limit); TurnedAway counts
-	// the containers not tracked because the limit was reached.
-	Limit      int
-	TurnedAway uint64
 }
 
 // Store holds the state of all containers of all sources.
@@ -265,6 +261,14 @@ func (s *Store) SetLimit(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.limit = max(n, 0)
+}
+
+// Limit returns the most containers tracked (0: no limit) and how many
+// containers were turned away at it.
+func (s *Store) Limit() (limit int, turnedAway uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limit, s.turnedAway
 }
 
 // admit decides, with s.mu held, whether a new entry for k may be made.
@@ -497,7 +501,6 @@ func (s *Store) Snapshot() Snapshot {
 		}
 	}
 	snap.Sources = s.sourcesLocked()
-	snap.Limit, snap.TurnedAway = s.limit, s.turnedAway
 	return snap
 }
 

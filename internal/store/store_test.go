@@ -244,8 +244,8 @@ func TestLimitOfTrackedContainers(t *testing.T) {
 	if got := keys(s); len(got) != 2 || !got["a"] || !got["b"] {
 		t.Fatalf("tracked %v, want a and b", got)
 	}
-	if snap := s.Snapshot(); snap.TurnedAway != 1 || snap.Limit != 2 {
-		t.Fatalf("turned away %d (limit %d), want 1 (2)", snap.TurnedAway, snap.Limit)
+	if limit, away := s.Limit(); away != 1 || limit != 2 {
+		t.Fatalf("turned away %d (limit %d), want 1 (2)", away, limit)
 	}
 	if !s.Known("docker://c") {
 		t.Fatal("a turned-away container must count as known at the limit, or the source asks for it at every event")
@@ -265,13 +265,13 @@ func TestLimitOfTrackedContainers(t *testing.T) {
 	if got := keys(s); len(got) != 2 || !got["c"] || !got["d"] {
 		t.Fatalf("tracked %v, want c and d", got)
 	}
-	if n := s.Snapshot().TurnedAway; n != 2 {
+	if _, n := s.Limit(); n != 2 {
 		t.Fatalf("turned away %d, want 2 (c once, e once)", n)
 	}
 	// e is removed and then comes back under the same id: a new container.
 	s.Apply(Removed{Key: "docker://e", At: at(15)})
 	s.Apply(observed("e", at(16)))
-	if n := s.Snapshot().TurnedAway; n != 3 {
+	if _, n := s.Limit(); n != 3 {
 		t.Fatalf("turned away %d, want 3", n)
 	}
 }
@@ -281,7 +281,7 @@ func TestNoLimitByDefault(t *testing.T) {
 	for i := range 1000 {
 		s.Apply(observed(string(rune('a'+i%26))+string(rune(i)), at(i)))
 	}
-	if snap := s.Snapshot(); len(snap.Containers) != 1000 || snap.TurnedAway != 0 {
-		t.Fatalf("%d tracked, %d turned away; want 1000 and 0", len(snap.Containers), snap.TurnedAway)
+	if _, away := s.Limit(); len(s.Snapshot().Containers) != 1000 || away != 0 {
+		t.Fatalf("%d tracked, %d turned away; want 1000 and 0", len(s.Snapshot().Containers), away)
 	}
 }
