@@ -107,7 +107,7 @@ type Collector struct {
 	labels  labelCache
 
 	up, events, malformed, reconnects, panics, tracked *prometheus.Desc
-	limit, turnedAway                                 *prometheus.Desc
+	limit, turnedAway                                  *prometheus.Desc
 }
 
 // New returns a collector that reads s at every scrape.
