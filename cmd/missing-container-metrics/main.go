@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -45,6 +46,7 @@ type config struct {
 	dockerHost  string
 	retention   time.Duration
 	maxTracked  int
+	pprof       bool
 	legacyNames bool
 	log         promslog.Config
 
@@ -144,6 +146,13 @@ func routes(cfg *config, st *store.Store, refresh func(), logger *slog.Logger) h
 	mux.Handle(cfg.metricsPath, c.Handler(reg, collector.HandlerOpts{Logger: logger, MaxRequestsInFlight: 10}))
 	mux.Handle("/healthz", mcmweb.Healthz())
 	mux.Handle("/", mcmweb.Landing(st, version.Info(), cfg.metricsPath))
+	if cfg.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
@@ -185,6 +194,8 @@ func parseFlags(args []string) (*config, error) {
 		Default("5m").DurationVar(&cfg.retention)
 	app.Flag("max-containers", "Most containers tracked (0: no limit). At the limit a new container takes the place of the one removed longest ago; if none is removed, it is turned away and counted in missing_container_metrics_containers_turned_away_total.").
 		Default("10000").IntVar(&cfg.maxTracked)
+	app.Flag("web.enable-pprof", "Serve Go's profiler at /debug/pprof/ (behind the same TLS and auth as /metrics). For profiling only: it shows the process's internals.").
+		Default("false").BoolVar(&cfg.pprof)
 	app.Flag("compat.legacy-metric-names", "Export the earlier tool's metric names (container_ooms, container_restarts) instead of container_ooms_total and container_restarts_total.").
 		Default("false").BoolVar(&cfg.legacyNames)
 	promslogflag.AddFlags(app, &cfg.log)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -204,6 +205,30 @@ func TestMetricsBehindBasicAuth(t *testing.T) {
 		}
 		if n := bytes.Count(text, []byte("# TYPE ")); n != len(mfs) {
 			t.Errorf("%s: %d TYPE lines for %d families", encoding, n, len(mfs))
+		}
+	}
+}
+
+// The profiler is served only when --web.enable-pprof asks for it.
+func TestPprofOnlyWithItsFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, http.StatusNotFound},
+		{[]string{"--web.enable-pprof"}, http.StatusOK},
+	} {
+		cfg, err := parseFlags(tc.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := routes(cfg, store.New(time.Minute), nil, promslog.NewNopLogger())
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline"} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+			if rec.Code != tc.want {
+				t.Errorf("%v: GET %s: %d, want %d", tc.args, path, rec.Code, tc.want)
+			}
 		}
 	}
 }
