@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,7 +97,14 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // appended.
 func startExporter(t testing.TB, args ...string) *exporter {
 	t.Helper()
-	e, err := newExporter(args...)
+	return startExporterAs(t, nil, args...)
+}
+
+// startExporterAs is startExporter with the exporter running as the user
+// and groups cred gives (nil: as the test).
+func startExporterAs(t testing.TB, cred *syscall.Credential, args ...string) *exporter {
+	t.Helper()
+	e, err := newExporterAs(cred, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +117,9 @@ func startExporter(t testing.TB, args ...string) *exporter {
 	return e
 }
 
-func newExporter(args ...string) (*exporter, error) {
+func newExporter(args ...string) (*exporter, error) { return newExporterAs(nil, args...) }
+
+func newExporterAs(cred *syscall.Credential, args ...string) (*exporter, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -120,6 +130,13 @@ func newExporter(args ...string) (*exporter, error) {
 		base = append(base, "--docker.host="+env.dockerHost)
 	}
 	e.cmd = exec.Command(binary, append(base, args...)...)
+	if cred != nil {
+		// Another user must reach the binary: its directory is the test's own.
+		if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
+			return nil, err
+		}
+		e.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	w := lockedWriter{&e.mu, e.log}
 	e.cmd.Stdout, e.cmd.Stderr = w, w
 	if err := e.cmd.Start(); err != nil {
@@ -438,4 +455,26 @@ func harness(t testing.TB, sub string) {
 	if err != nil {
 		t.Fatalf("harness %s: %v\n%s", sub, err, out)
 	}
+}
+
+// waitDockerDown waits until the exporter serves /metrics with the Docker
+// source down and has logged why, naming the socket.
+func waitDockerDown(t *testing.T, e *exporter, sock, why string) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		_, up, ok := s.series("missing_container_metrics_source_up", map[string]string{"source": "docker"})
+		if !ok || up != 0 {
+			return errStop{fmt.Errorf("docker source_up present=%v value=%v, want 0", ok, up)}
+		}
+		for _, line := range strings.Split(e.logs(), "\n") {
+			if strings.Contains(line, sock) && strings.Contains(line, why) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no log line names %s and says %q yet", sock, why)
+	})
 }
