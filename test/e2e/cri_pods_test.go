@@ -94,6 +94,7 @@ type criContainer struct {
 	restartCount int // the kubelet's count: attempt and annotation
 	script       string
 	labels       map[string]string // extra labels
+	mounts       []*runtimeapi.Mount
 }
 
 // start creates and starts a container in the pod, with a 32 MiB memory
@@ -124,6 +125,7 @@ func (p *criPod) create(t testing.TB, c criContainer) string {
 		Image:    &runtimeapi.ImageSpec{Image: env.image},
 		Command:  []string{"/bin/sh", "-c", c.script},
 		Labels:   labels,
+		Mounts:   c.mounts,
 		Annotations: map[string]string{
 			"io.kubernetes.container.hash":                     randomID(4),
 			"io.kubernetes.container.restartCount":             strconv.Itoa(c.restartCount),
