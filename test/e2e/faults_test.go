@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -414,6 +415,55 @@ func waitSourcesUp(t *testing.T, e *exporter, kills map[string]int) {
 // and their restart policy starts them again, a real exit and restart each.
 // At the end every count equals the truth: none lost, none counted twice.
 func TestFaultsRuntimeKills(t *testing.T) {
+	runtimeKills(t, "dockerd", "containerd", "dockerd", "containerd", "dockerd")
+}
+
+// The same with dockerd's live-restore on: dockerd's restarts leave the
+// running containers running, and only the exits while it was away are
+// to be found.
+func TestFaultsDockerdKilledLiveRestore(t *testing.T) {
+	liveRestore(t)
+	runtimeKills(t, "dockerd", "dockerd", "dockerd")
+}
+
+// liveRestore restarts the harness's dockerd with "live-restore": true in
+// its daemon.json, and without it again when the test ends.
+func liveRestore(t *testing.T) {
+	t.Helper()
+	path := filepath.Join(os.Getenv("MCM_TEST_HARNESS_DIR"), "daemon.json")
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]any{}
+	if err := json.Unmarshal(orig, &cfg); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	cfg["live-restore"] = true
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(path, orig, 0o644); err != nil {
+			t.Error(err)
+		}
+		harness(t, "stop-dockerd")
+		harness(t, "start-dockerd")
+	})
+	harness(t, "stop-dockerd")
+	harness(t, "start-dockerd")
+	if got := docker(t, "info", "--format", "{{.LiveRestoreEnabled}}"); got != "true" {
+		t.Fatalf("dockerd's live-restore: %s", got)
+	}
+}
+
+// runtimeKills runs the workload while it SIGKILLs and starts again each
+// daemon in turn ("dockerd", "containerd").
+func runtimeKills(t *testing.T, daemons ...string) {
 	began := time.Now()
 	wl := newFaultWorkload(t)
 	e := startExporter(t, "--containerd.address="+containerdAddress(t))
@@ -425,7 +475,7 @@ func TestFaultsRuntimeKills(t *testing.T) {
 	worker.waitOOMs(t, 0)
 
 	sources := map[string]string{"dockerd": "docker", "containerd": "containerd"}
-	for _, daemon := range []string{"dockerd", "containerd", "dockerd", "containerd", "dockerd"} {
+	for _, daemon := range daemons {
 		crash(t, crasher, oomer) // while the daemon runs
 
 		killed := time.Now()
