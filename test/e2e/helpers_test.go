@@ -468,7 +468,7 @@ func waitDockerDown(t *testing.T, e *exporter, sock, why string) {
 		}
 		_, up, ok := s.series("missing_container_metrics_source_up", map[string]string{"source": "docker"})
 		if !ok || up != 0 {
-			return errStop{fmt.Errorf("docker source_up present=%v value=%v, want 0", ok, up)}
+			return fmt.Errorf("docker source_up present=%v value=%v, want 0", ok, up)
 		}
 		for _, line := range strings.Split(e.logs(), "\n") {
 			if strings.Contains(line, sock) && strings.Contains(line, why) {
