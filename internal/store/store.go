@@ -37,7 +37,9 @@ type State struct {
 	// the last exit; zero if the container never started or never exited.
 	StartedAt  time.Time
 	FinishedAt time.Time
-	ExitCode   int
+	// ExitCode is the code of the exit at FinishedAt, meaningful only when
+	// the container is not Running: Docker sets it to 0 at every start.
+	ExitCode int
 	// OOMKilled says an OOM kill happened in the container (Docker keeps it
 	// set once a kill was seen, until the next start).
 	OOMKilled bool
@@ -102,8 +104,10 @@ type Container struct {
 	Meta     Meta
 	OOMs     uint64
 	Restarts uint64
-	// Exited is false until the main process exited once; ExitCode is
-	// meaningful only when it is true.
+	// Exited is true once the code of the main process's last exit is
+	// known; ExitCode is meaningful only then. It is false until the first
+	// exit, and again after an exit only a later state showed, once the
+	// container ran again (its code is lost then).
 	Exited   bool
 	ExitCode int
 	// KernelOnly is true for a container no runtime reported: only its
@@ -355,7 +359,8 @@ func (e *entry) observe(ev Observed) {
 		e.observed = true
 		e.startedAt, e.finished, e.running, e.syncedAt = st.StartedAt, st.FinishedAt, st.Running, ev.At
 		e.Restarts = uint64(max(st.Restarts, 0))
-		if !st.FinishedAt.IsZero() {
+		if !st.FinishedAt.IsZero() && !st.Running {
+			// A running container's code was reset at its start: unknown.
 			e.Exited, e.ExitCode = true, st.ExitCode
 		}
 		if st.OOMKilled {
@@ -372,12 +377,15 @@ func (e *entry) observe(ev Observed) {
 	e.observed = true
 	e.syncedAt = latest(e.syncedAt, ev.At)
 	if st.FinishedAt.After(e.finished) {
-		e.Exited, e.ExitCode, e.finished, e.running = true, st.ExitCode, st.FinishedAt, false
+		e.finished, e.running = st.FinishedAt, false
+		// The code of an exit missed while the container ran again since
+		// is lost (reset at the start): no code beats a wrong 0.
+		e.Exited, e.ExitCode = !st.Running, st.ExitCode
 	}
 	// An observation asked for before the last exit the events told is
 	// older than that exit: its Running is stale, no missed start.
 	if st.Running && !e.running && ev.At.After(e.finished) {
-		if e.Exited {
+		if !e.finished.IsZero() {
 			e.Restarts++
 		}
 		e.startedAt, e.running = latest(e.startedAt, st.StartedAt), true
@@ -395,13 +403,20 @@ func (e *entry) start(at time.Time) {
 	if at.Before(e.syncedAt) || !at.After(e.startedAt) {
 		return // reflected in an observation already, or a replay
 	}
-	if !e.running && e.Exited {
+	if !e.running && !e.finished.IsZero() {
 		e.Restarts++
 	}
 	e.startedAt, e.running = at, true
 }
 
 func (e *entry) exit(at time.Time, code int) {
+	if !e.Exited && !e.finished.IsZero() && !at.Before(e.finished) && at.Before(e.startedAt) {
+		// The event of the exit an observation showed without its code
+		// (the container ran again): logged after the exit, before the
+		// next start. It brings the code back.
+		e.Exited, e.ExitCode = true, code
+		return
+	}
 	if at.Before(e.syncedAt) || !at.After(e.finished) {
 		return // reflected in an observation already, or a replay
 	}

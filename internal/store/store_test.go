@@ -34,8 +34,24 @@ func want(t *testing.T, c Container, ooms, restarts uint64, exited bool, code in
 
 func TestFirstSightTakesWhatTheRuntimeKnows(t *testing.T) {
 	s := New(time.Minute)
-	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(1000), FinishedAt: at(500), ExitCode: 137, OOMKilled: true, Restarts: 2, Running: true}})
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(1000), FinishedAt: at(500), ExitCode: 137, OOMKilled: true, Restarts: 2}})
 	want(t, get(t, s, key), 1, 2, true, 137)
+}
+
+// Docker sets ExitCode to 0 at every start: a running container's last exit
+// code is not known from its state, and no code is better than a wrong 0.
+func TestRunningContainersExitCodeIsUnknown(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), At: at(1100), State: State{StartedAt: at(1000), FinishedAt: at(500), ExitCode: 0, Restarts: 2, Running: true}})
+	want(t, get(t, s, key), 0, 2, false, 0)
+	s.Apply(Exited{Key: key, At: at(2000), Code: 7})
+	want(t, get(t, s, key), 0, 2, true, 7)
+	s.Apply(Started{Key: key, At: at(2100)})
+	want(t, get(t, s, key), 0, 3, true, 7)
+	// dockerd was away while the container exited and was started again:
+	// the relisting shows the restart, and the exit without its code.
+	s.Apply(Observed{Meta: meta(), At: at(9000), State: State{StartedAt: at(5000), FinishedAt: at(4000), ExitCode: 0, Restarts: 4, Running: true}})
+	want(t, get(t, s, key), 0, 4, false, 0)
 }
 
 func TestNeverExitedHasNoExitCode(t *testing.T) {
@@ -105,11 +121,11 @@ func TestListingCatchesUpOnMissedChanges(t *testing.T) {
 	// started again. A fresh listing shows both. Its sticky OOMKilled flag
 	// is no new kill: a worker's kill before the listing may have set it.
 	s.Apply(OOMKilled{Key: key, At: at(1000)})
-	s.Apply(Observed{Meta: meta(), At: at(6000), State: State{StartedAt: at(5000), FinishedAt: at(4000), ExitCode: 137, OOMKilled: true, Running: true}})
-	want(t, get(t, s, key), 1, 1, true, 137)
+	s.Apply(Observed{Meta: meta(), At: at(6000), State: State{StartedAt: at(5000), FinishedAt: at(4000), OOMKilled: true, Running: true}})
+	want(t, get(t, s, key), 1, 1, false, 0) // the code of the missed exit is lost
 	// The same listing again changes nothing.
-	s.Apply(Observed{Meta: meta(), At: at(6000), State: State{StartedAt: at(5000), FinishedAt: at(4000), ExitCode: 137, OOMKilled: true, Running: true}})
-	want(t, get(t, s, key), 1, 1, true, 137)
+	s.Apply(Observed{Meta: meta(), At: at(6000), State: State{StartedAt: at(5000), FinishedAt: at(4000), OOMKilled: true, Running: true}})
+	want(t, get(t, s, key), 1, 1, false, 0)
 }
 
 func TestEventsBeforeMetadataAreKept(t *testing.T) {
@@ -200,10 +216,13 @@ func TestSlowStartEventIsNoRestart(t *testing.T) {
 func TestRelistingCatchesMissedRestart(t *testing.T) {
 	s := New(time.Minute)
 	s.Apply(Observed{Meta: meta(), At: at(10), State: State{StartedAt: at(0), Running: true}})
-	s.Apply(Observed{Meta: meta(), At: at(5000), State: State{StartedAt: at(3000), FinishedAt: at(2000), ExitCode: 1, Running: true}})
-	want(t, get(t, s, key), 0, 1, true, 1)
+	s.Apply(Observed{Meta: meta(), At: at(5000), State: State{StartedAt: at(3000), FinishedAt: at(2000), Running: true}})
+	want(t, get(t, s, key), 0, 1, false, 0) // running again: the exit's code is not in the state
+	// The events dockerd replays bring the code back, and count nothing.
 	s.Apply(Exited{Key: key, At: at(2010), Code: 1})
 	s.Apply(Started{Key: key, At: at(3010)})
+	want(t, get(t, s, key), 0, 1, true, 1)
+	s.Apply(Exited{Key: key, At: at(2010), Code: 1})
 	want(t, get(t, s, key), 0, 1, true, 1)
 }
 

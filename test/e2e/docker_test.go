@@ -178,6 +178,20 @@ func TestCountsFromBeforeExporterStart(t *testing.T) {
 	e.waitCounts(t, id, counts{OOMs: 1, Restarts: 2, Exited: true, ExitCode: 137})
 }
 
+// A container that exited and was restarted before the exporter started:
+// Docker's inspect says exit code 0 for it (Docker resets the code at every
+// start), but the code is unknown. The exporter shows none rather than a
+// wrong 0, and the right one at the next exit.
+func TestRestartedBeforeExporterStartHasNoExitCode(t *testing.T) {
+	t.Parallel()
+	id := run(t, []string{"--restart", "on-failure:1"}, "if [ -e /ran ]; then sleep 100000; else touch /ran; exit 7; fi")
+	waitInspect(t, id, "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", "running 1 0")
+	e := startExporter(t)
+	e.waitCounts(t, id, counts{Restarts: 1})
+	docker(t, "kill", id)
+	e.waitCounts(t, id, counts{Restarts: 1, Exited: true, ExitCode: 137})
+}
+
 // dockerd stopped and started again while the exporter runs: the exporter
 // keeps serving with the source down, keeps the counts it had, counts the
 // kills after dockerd is back, and counts nothing twice.

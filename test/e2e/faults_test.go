@@ -377,8 +377,8 @@ func (c *faultContainer) truth(t *testing.T) truth {
 // check compares what the exporter shows with the truth of every container.
 // Only once every container is stopped: while a container runs again after
 // an exit no event told of (one while dockerd was away, or before the
-// exporter started), the exporter shows last exit code 0, as docker
-// inspect does (Docker resets the code at every start), until its next exit.
+// exporter started), its code is lost (Docker resets it at every start), and
+// the exporter shows no last exit code until the next exit.
 func check(t *testing.T, e *exporter, cs []*faultContainer, truths []truth) {
 	t.Helper()
 	for i, c := range cs {
