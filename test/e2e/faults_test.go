@@ -832,9 +832,11 @@ func socketDir(t *testing.T) string {
 // it, with the counts of a container from before.
 func TestFaultsDockerSocketLate(t *testing.T) {
 	t.Parallel()
-	id := run(t, []string{"--restart", "on-failure:2"}, "exec "+oomOnce)
-	waitInspect(t, id, "{{.State.Status}} {{.RestartCount}} {{.State.OOMKilled}}", "exited 2 true")
-	want := counts{OOMs: 1, Restarts: 2, Exited: true, ExitCode: 137}
+	// Exits, not OOM kills: on a loaded host dockerd may handle a main
+	// process's exit before containerd's OOM event and never set OOMKilled.
+	id := run(t, []string{"--restart", "on-failure:2"}, "exit 3")
+	waitInspect(t, id, "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", "exited 2 3")
+	want := counts{Restarts: 2, Exited: true, ExitCode: 3}
 	args := []string{"--no-containerd", "--no-kernel"}
 
 	t.Run("missing", func(t *testing.T) {

@@ -127,7 +127,7 @@ func startGRPCRecorder(t *testing.T, upstream string) (*grpcRecorder, string) {
 func TestContainerdSourceOnlyReads(t *testing.T) {
 	t.Parallel()
 	rec, sock := startGRPCRecorder(t, containerdAddress(t))
-	e := startExporter(t, "--containerd.address="+sock, "--no-docker", "--no-kernel")
+	e := startExporter(t, "--containerd.address="+sock, "--no-docker") // the kernel reader on: runtime oom events can outnumber kills
 
 	c := containerdClient(t)
 	id := "ro" + randomID(4)
@@ -143,7 +143,7 @@ func TestContainerdSourceOnlyReads(t *testing.T) {
 	// A second exporter lists what is there now: the CRI plugin has deleted
 	// the exited Kubernetes container's task, so its state comes from the
 	// CRI's ContainerStatus.
-	again := startExporter(t, "--containerd.address="+sock, "--no-docker", "--no-kernel")
+	again := startExporter(t, "--containerd.address="+sock, "--no-docker")
 	again.waitContainerdCounts(t, worker, counts{OOMs: 1, Exited: true, ExitCode: 3})
 
 	// Reads only: the method names of containerd's and the CRI's services
