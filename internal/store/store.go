@@ -177,6 +177,10 @@ type Store struct {
 	limit      int                 // most entries kept; 0: no limit
 	refused    map[string]struct{} // keys turned away at the limit, until removed
 	turnedAway uint64
+	// noneRemoved: the last look for a removed container found none, and
+	// none was removed since. At the limit it spares a look at every
+	// container for each event of a container turned away.
+	noneRemoved bool
 }
 
 // New returns an empty store that keeps removed containers for retention.
@@ -229,7 +233,7 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 			s.ids[e.Meta.ID] = k
 		}
 	}
-	oomsBefore := e.lastOOM
+	oomsBefore, wasRemoved := e.lastOOM, !e.removedAt.IsZero()
 	switch ev := ev.(type) {
 	case Observed:
 		e.observe(ev)
@@ -252,6 +256,9 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 		}
 	}
 	e.refresh()
+	if !wasRemoved && !e.removedAt.IsZero() {
+		s.noneRemoved = false
+	}
 	if _, ok := ev.(OOMKilled); ok && e.lastOOM != oomsBefore {
 		return s.onOOM, k
 	}
@@ -314,8 +321,12 @@ func (s *Store) room() bool {
 }
 
 // oldestRemoved returns the key of the container removed longest ago, or "".
-// It looks at every container: only at the limit.
+// It looks at every container: only at the limit, and only once after each
+// removal when it finds none.
 func (s *Store) oldestRemoved() string {
+	if s.noneRemoved {
+		return ""
+	}
 	var oldest string
 	var when time.Time
 	for k, e := range s.containers {
@@ -323,6 +334,7 @@ func (s *Store) oldestRemoved() string {
 			oldest, when = k, e.removedAt
 		}
 	}
+	s.noneRemoved = oldest == ""
 	return oldest
 }
 
@@ -464,6 +476,7 @@ func (s *Store) MarkGone(runtime string, present map[string]bool, at time.Time) 
 		// inspected) go too, so that they cannot pile up.
 		if strings.HasPrefix(k, prefix) && !present[k] && e.removedAt.IsZero() {
 			e.removedAt = at
+			s.noneRemoved = false
 		}
 	}
 }

@@ -293,6 +293,12 @@ func TestLimitOfTrackedContainers(t *testing.T) {
 	if _, n := s.Limit(); n != 3 {
 		t.Fatalf("turned away %d, want 3", n)
 	}
+	// A relisting that no longer has d makes room too.
+	s.MarkGone("docker", map[string]bool{"docker://c": true, "docker://e": true}, at(17))
+	s.Apply(observed("e", at(18)))
+	if got := keys(s); len(got) != 2 || !got["c"] || !got["e"] {
+		t.Fatalf("tracked %v, want c and e (in d's place)", got)
+	}
 }
 
 func TestNoLimitByDefault(t *testing.T) {
