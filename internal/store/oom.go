@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -268,8 +269,14 @@ func (c *oomCount) counters(ev KernelOOMCount) {
 	}
 }
 
-// gone marks an instance removed; it reports whether none is left.
+// gone marks an instance removed; it reports whether none is left. An
+// instance not seen before is kept as removed, so that a reading of its
+// counters that comes later (read before the rmdir, applied after) counts
+// without making it live again.
 func (c *oomCount) gone(id uint64, t time.Time) bool {
+	if !slices.ContainsFunc(c.instances, func(in *instance) bool { return in.id == id }) {
+		c.counters(KernelOOMCount{Cgroup: id})
+	}
 	for _, in := range c.instances {
 		if in.id == id && in.gone.IsZero() {
 			in.gone = t
@@ -284,7 +291,7 @@ func (s *Store) applyKernel(e *entry, ev Event) {
 	switch ev := ev.(type) {
 	case KernelOOMCount:
 		e.ooms.counters(ev)
-		if e.kernelRemoved {
+		if e.kernelRemoved && e.ooms.live() {
 			e.removedAt, e.kernelRemoved = time.Time{}, false
 		}
 		if e.ooms.total() > before {

@@ -354,3 +354,26 @@ func TestCountNeverGoesDown(t *testing.T) {
 		}
 	}
 }
+
+// A reading of a cgroup's counters can reach the store after the cgroup's
+// removal: the reader read the file just before the rmdir, the watcher
+// reported the rmdir first. The late reading still counts, but it must not
+// bring the removed container back to life, or Sweep never drops it.
+func TestLateCounterReadDoesNotReviveRemovedContainer(t *testing.T) {
+	for _, known := range []bool{true, false} {
+		s := New(time.Minute)
+		m := Meta{Runtime: "cri-o", ID: "abc"}
+		if known {
+			s.Apply(KernelOOMCount{Meta: m, Cgroup: 7, At: at(0)})
+		}
+		s.Apply(CgroupGone{Meta: m, Cgroup: 7, At: at(1000)})
+		s.Apply(KernelOOMCount{Meta: m, Cgroup: 7, Kills: 1, At: at(900)}) // read before the rmdir, applied after
+		if c, ok := find(s, "cri-o://abc"); known && (!ok || c.OOMs != 1) {
+			t.Fatalf("known %v: the late reading is lost: %+v", known, c)
+		}
+		s.Sweep(at(62_000))
+		if _, ok := find(s, "cri-o://abc"); ok {
+			t.Fatalf("known %v: kept for ever after its cgroup went", known)
+		}
+	}
+}
