@@ -308,10 +308,7 @@ func (s *Store) applyKernel(e *entry, ev Event) {
 			return
 		}
 		if e.ooms.victim(ev.Cgroup, ev.At, ev.Live) {
-			if e.byProcess == nil {
-				e.byProcess = map[string]uint64{}
-			}
-			e.byProcess[ev.Process]++
+			e.byProcess = countProcess(e.byProcess, ev.Process, 1, MaxProcessNames)
 			e.lastKill = latest(e.lastKill, ev.At)
 		}
 		if !e.observed && !e.ooms.live() && e.removedAt.IsZero() {
@@ -320,6 +317,38 @@ func (s *Store) applyKernel(e *entry, ev Event) {
 			e.removedAt, e.kernelRemoved = ev.At, true
 		}
 	}
+}
+
+// MaxProcessNames and MaxHostProcessNames bound the victims' names counted
+// apart, per container and for the host: any process may rename itself
+// (prctl PR_SET_NAME), and each name would be a series of its own. Kills of
+// further names count under OtherProcesses.
+const (
+	MaxProcessNames     = 10
+	MaxHostProcessNames = 30
+)
+
+// OtherProcesses is the name under which kills of processes beyond
+// MaxProcessNames count (and those of a process named "other").
+const OtherProcesses = "other"
+
+// countProcess adds n kills of process to m, the kills by name, folding a
+// name beyond limit into OtherProcesses. It returns m, made if nil.
+func countProcess(m map[string]uint64, process string, n uint64, limit int) map[string]uint64 {
+	if m == nil {
+		m = map[string]uint64{}
+	}
+	if _, ok := m[process]; !ok {
+		named := len(m)
+		if _, ok := m[OtherProcesses]; ok {
+			named--
+		}
+		if named >= limit {
+			process = OtherProcesses
+		}
+	}
+	m[process] += n
+	return m
 }
 
 // newRecord reports whether the kernel log record seq is new: records come
@@ -363,10 +392,7 @@ func (s *Store) adopt(k string) {
 		dst.ooms.instances, dst.ooms.settled, dst.ooms.settledGroup, dst.ooms.hasGroup =
 			src.ooms.instances, src.ooms.settled, src.ooms.settledGroup, src.ooms.hasGroup
 		for p, n := range src.byProcess {
-			if dst.byProcess == nil {
-				dst.byProcess = map[string]uint64{}
-			}
-			dst.byProcess[p] += n
+			dst.byProcess = countProcess(dst.byProcess, p, n, MaxProcessNames)
 		}
 		dst.lastKill = latest(dst.lastKill, src.lastKill)
 	}

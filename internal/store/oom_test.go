@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -375,5 +376,35 @@ func TestLateCounterReadDoesNotReviveRemovedContainer(t *testing.T) {
 		if _, ok := find(s, "cri-o://abc"); ok {
 			t.Fatalf("known %v: kept for ever after its cgroup went", known)
 		}
+	}
+}
+
+// A tenant that renames its processes and is OOM-killed in a loop must not
+// add a series at every kill: beyond MaxProcessNames names per container
+// (MaxHostProcessNames for the host) kills count under "other", none lost.
+func TestVictimNamesAreBounded(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true}})
+	const kills = 1000
+	for i := range kills {
+		name := fmt.Sprintf("w%d", i)
+		s.Apply(victim(0, name, 10+i, uint64(2*i+1)))
+		s.Apply(HostOOMKill{Process: name, At: at(10 + i), Seq: uint64(2*i + 2), Live: true})
+	}
+	c := get(t, s, key)
+	check := func(what string, m map[string]uint64, limit int) {
+		t.Helper()
+		var sum uint64
+		for _, n := range m {
+			sum += n
+		}
+		if len(m) != limit+1 || sum != kills || m[OtherProcesses] != kills-uint64(limit) {
+			t.Errorf("%s: %d names, %d kills, %d other; want %d names and other, %d kills", what, len(m), sum, m[OtherProcesses], limit, kills)
+		}
+	}
+	check("container", c.ProcessKills, MaxProcessNames)
+	check("host", s.Snapshot().HostKills, MaxHostProcessNames)
+	if c.OOMs != kills {
+		t.Errorf("ooms %d, want %d", c.OOMs, kills)
 	}
 }

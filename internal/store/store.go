@@ -205,10 +205,7 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 	defer s.mu.Unlock()
 	if h, ok := ev.(HostOOMKill); ok {
 		if s.newRecord(h.Seq) && h.Live {
-			if s.hostKills == nil {
-				s.hostKills = map[string]uint64{}
-			}
-			s.hostKills[h.Process]++
+			s.hostKills = countProcess(s.hostKills, h.Process, 1, MaxHostProcessNames)
 		}
 		return nil, ""
 	}
