@@ -14,7 +14,18 @@ type Record struct {
 	Seq  uint64        // the kernel's sequence number; a gap means records were lost
 	Time time.Duration // since boot, on the kernel's log clock
 	Text string        // the message, with the kernel's \xNN escapes undone
+	// Facility is the syslog facility: 0 for the kernel's own messages. A
+	// record written to /dev/kmsg from userspace never has 0 (the kernel
+	// makes it LOG_USER), so only facility 0 can tell of an OOM kill.
+	Facility int
 }
+
+// facilityKernel is the syslog facility of the kernel's own messages.
+const facilityKernel = 0
+
+// maxComm is the longest command name the kernel prints: TASK_COMM_LEN - 1
+// bytes. A longer one in a line that claims to be an OOM report is forged.
+const maxComm = 15
 
 // errNotRecord is a /dev/kmsg read that is not a record: the kernel never
 // writes one, but a file given as --path.kmsg might.
@@ -33,7 +44,8 @@ func ParseRecord(b []byte) (Record, error) {
 	if len(fields) < 3 {
 		return Record{}, fmt.Errorf("%w: header %q", errNotRecord, clip(head))
 	}
-	if _, err := strconv.ParseUint(fields[0], 10, 16); err != nil {
+	prio, err := strconv.ParseUint(fields[0], 10, 16)
+	if err != nil {
 		return Record{}, fmt.Errorf("%w: priority %q", errNotRecord, clip([]byte(fields[0])))
 	}
 	seq, err := strconv.ParseUint(fields[1], 10, 64)
@@ -48,7 +60,7 @@ func ParseRecord(b []byte) (Record, error) {
 	if i := bytes.IndexByte(text, '\n'); i >= 0 {
 		text = text[:i]
 	}
-	return Record{Seq: seq, Time: time.Duration(us) * time.Microsecond, Text: unescape(text)}, nil
+	return Record{Seq: seq, Time: time.Duration(us) * time.Microsecond, Text: unescape(text), Facility: int(prio >> 3)}, nil
 }
 
 // unescape undoes the \xNN escapes the kernel writes for bytes that are not
@@ -161,6 +173,9 @@ func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
 	if !l.started || r.Seq > l.lastSeq {
 		l.lastSeq, l.started = r.Seq, true
 	}
+	if r.Facility != facilityKernel {
+		return nil, lost // written from userspace: anyone can write that
+	}
 	t := r.Text
 	if l.partial != "" {
 		if strings.HasPrefix(t, ",") || strings.HasPrefix(t, "/") || strings.HasPrefix(t, " are going to be killed") {
@@ -169,18 +184,19 @@ func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
 		l.partial = ""
 	}
 	switch {
-	case strings.Contains(t, "oom-kill:constraint="):
-		if cg, pid, ok := parseOOMKill(t); ok {
-			l.cgroup, l.pid, l.victimSet, l.parts = cg, pid, false, 0
+	case strings.HasPrefix(t, "oom-kill:"):
+		if k, ok := parseOOMKill(t); ok {
+			l.cgroup, l.pid, l.victimSet, l.parts = k.taskMemcg, k.pid, false, 0
 			l.group = ""
 		} else {
 			l.keepPartial(t)
 		}
+	case invokedOOMKiller(t):
+		// The report of a new kill begins. It comes before "Tasks in": a
+		// command name may read "Tasks in /x".
+		l.cgroup, l.pid, l.victimSet, l.group = "", 0, false, ""
 	case strings.HasPrefix(t, "Tasks in ") && !strings.HasSuffix(t, groupSuffix):
 		l.keepPartial(t)
-	case strings.Contains(t, " invoked oom-killer: "):
-		// The report of a new kill begins.
-		l.cgroup, l.pid, l.victimSet, l.group = "", 0, false, ""
 	case strings.HasPrefix(t, "Task in "):
 		if cg, _, ok := strings.Cut(strings.TrimPrefix(t, "Task in "), " killed as a result of limit of "); ok && strings.HasPrefix(cg, "/") {
 			l.cgroup, l.pid, l.victimSet, l.group = cg, 0, false, ""
@@ -208,51 +224,143 @@ func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
 	return nil, lost
 }
 
-// parseOOMKill reads the victim's memory cgroup and pid from an oom-kill
-// line. Cgroup names may hold commas, so the fields around the path are found
-// from both ends.
-func parseOOMKill(t string) (cgroup string, pid int, ok bool) {
-	const memcg = ",task_memcg="
-	i := strings.Index(t, memcg)
-	if i < 0 {
-		return "", 0, false
-	}
-	rest := t[i+len(memcg):]
-	// rest: PATH,task=COMM,pid=N,uid=N
-	j := strings.LastIndex(rest, ",pid=")
-	if j < 0 {
-		return "", 0, false
-	}
-	p := rest[j+len(",pid="):]
-	if k := strings.IndexByte(p, ','); k >= 0 {
-		p = p[:k]
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(p)) // some versions pad it: pid= 4242
-	if err != nil || n <= 0 {
-		return "", 0, false
-	}
-	k := strings.LastIndex(rest[:j], ",task=")
-	if k < 0 {
-		return "", 0, false
-	}
-	cgroup = rest[:k]
-	if !strings.HasPrefix(cgroup, "/") {
-		return "", 0, false
-	}
-	return cgroup, n, true
+// invokedOOMKiller reports whether t is the first line of an OOM report:
+// "COMM invoked oom-killer: gfp_mask=...", COMM being the command name.
+func invokedOOMKiller(t string) bool {
+	i := strings.Index(t, " invoked oom-killer: gfp_mask=")
+	return i >= 0 && i <= maxComm
 }
 
-// parseKilled reads "... Killed process PID (COMM) total-vm:..." (also the
-// "PID (COMM), UID N, total-vm" of some vendor kernels). It is not fooled by
-// "Kill process ... or sacrifice child", nor by the oom_reaper's
-// "reaped process" lines. COMM may hold spaces and parentheses.
-func parseKilled(t string) (pid int, comm string, ok bool) {
-	const kp = "Killed process "
-	i := strings.Index(t, kp)
+// oomKillLine is what an oom-kill line says.
+type oomKillLine struct {
+	constraint string // CONSTRAINT_MEMCG, CONSTRAINT_NONE, ...
+	// oomMemcg is the cgroup whose limit was hit (empty for a global OOM),
+	// taskMemcg the victim's. Both are empty where the line could be read
+	// more than one way (see parseOOMKill).
+	oomMemcg, taskMemcg string
+	global              bool
+	comm                string
+	pid, uid            int
+}
+
+// parseOOMKill reads an oom-kill line:
+//
+//	oom-kill:constraint=C,nodemask=N,cpuset=S,mems_allowed=M,oom_memcg=P1,task_memcg=P2,task=COMM,pid=N,uid=N
+//	oom-kill:constraint=C,nodemask=N,cpuset=S,mems_allowed=M,global_oom,task_memcg=P2,task=COMM,pid=N,uid=N
+//
+// Cgroup names and COMM may hold anything, commas and "task=" included, and
+// both are chosen by whoever runs a process or makes a cgroup. So the line
+// is read from both ends: pid and uid (digits) from the end; COMM, at most
+// maxComm bytes, before them; of the paths, only a reading where the
+// victim's cgroup P2 lies in P1 (the kernel kills in the cgroup that hit
+// its limit). Where more than one reading fits, the paths are left empty:
+// the victim's cgroup is then read from /proc/PID/cgroup, or not known.
+func parseOOMKill(t string) (k oomKillLine, ok bool) {
+	rest, ok := strings.CutPrefix(t, "oom-kill:constraint=")
+	if !ok {
+		return oomKillLine{}, false
+	}
+	k.constraint, _, _ = strings.Cut(rest, ",")
+	i := strings.LastIndex(t, ",pid=")
 	if i < 0 {
+		return oomKillLine{}, false
+	}
+	pid, uid, ok := strings.Cut(t[i+len(",pid="):], ",uid=")
+	if !ok {
+		return oomKillLine{}, false
+	}
+	var err error
+	if k.pid, err = strconv.Atoi(strings.TrimSpace(pid)); err != nil || k.pid <= 0 { // some versions pad it: pid= 4242
+		return oomKillLine{}, false
+	}
+	if k.uid, err = strconv.Atoi(strings.TrimSpace(uid)); err != nil || k.uid < 0 {
+		return oomKillLine{}, false
+	}
+	head := t[:i] // ...,task_memcg=P2,task=COMM
+	const task = ",task="
+	var starts []int
+	for j := len(head) - len(task); j >= 0 && len(head)-j-len(task) <= maxComm; j-- {
+		if strings.HasPrefix(head[j:], task) {
+			starts = append(starts, j)
+		}
+	}
+	if len(starts) == 0 {
+		return oomKillLine{}, false
+	}
+	k.comm = head[starts[0]+len(task):]
+	if len(starts) > 1 {
+		return k, true // COMM holds ",task=": where the path ends is not known
+	}
+	body := head[:starts[0]] // ...,oom_memcg=P1,task_memcg=P2 or ...,global_oom,task_memcg=P2
+	const taskMemcg, oomMemcg, global = ",task_memcg=", ",oom_memcg=", ",global_oom"
+	found := 0
+	for m := range indexes(body, taskMemcg) {
+		p2 := body[m+len(taskMemcg):]
+		if !strings.HasPrefix(p2, "/") {
+			continue
+		}
+		if strings.HasSuffix(body[:m], global) {
+			found++
+			k.global, k.oomMemcg, k.taskMemcg = true, "", p2
+			continue
+		}
+		for o := range indexes(body[:m], oomMemcg) {
+			p1 := body[o+len(oomMemcg) : m]
+			if p2 == p1 || p1 == "/" || strings.HasPrefix(p2, p1+"/") {
+				found++
+				k.global, k.oomMemcg, k.taskMemcg = false, p1, p2
+			}
+		}
+	}
+	switch found {
+	case 0:
+		return oomKillLine{}, false
+	case 1:
+		return k, true
+	}
+	k.global, k.oomMemcg, k.taskMemcg = false, "", "" // more than one reading fits
+	return k, true
+}
+
+// indexes yields the index of every occurrence of sub in s.
+func indexes(s, sub string) func(yield func(int) bool) {
+	return func(yield func(int) bool) {
+		for off := 0; ; {
+			i := strings.Index(s[off:], sub)
+			if i < 0 || !yield(off+i) {
+				return
+			}
+			off += i + 1
+		}
+	}
+}
+
+// killedPrefixes are what the kernel writes before "Killed process": the
+// message of the kill (Linux 5.1 and later), or nothing (before).
+var killedPrefixes = []string{
+	"Memory cgroup out of memory: ",
+	"Out of memory: ",
+	"Out of memory (oom_kill_allocating_task): ",
+	"",
+}
+
+// parseKilled reads "Killed process PID (COMM) total-vm:..." (also the "PID
+// (COMM), UID N, total-vm" of some vendor kernels), only where the kernel
+// writes it: at the start of the message, or after the kill's message. Other
+// kernel messages quote strings anyone sets (Yama's ptrace denial quotes a
+// command line), so the line must begin so. It is not fooled by "Kill
+// process ... or sacrifice child", nor by the oom_reaper's "reaped process"
+// lines. COMM, at most maxComm bytes, may hold spaces and parentheses.
+func parseKilled(t string) (pid int, comm string, ok bool) {
+	var rest string
+	for _, p := range killedPrefixes {
+		if rest, ok = strings.CutPrefix(t, p+"Killed process "); ok {
+			break
+		}
+	}
+	if !ok {
 		return 0, "", false
 	}
-	rest := t[i+len(kp):]
 	j := strings.IndexByte(rest, ' ')
 	if j <= 0 {
 		return 0, "", false
@@ -261,19 +369,21 @@ func parseKilled(t string) (pid int, comm string, ok bool) {
 	if err != nil || pid <= 0 {
 		return 0, "", false
 	}
-	rest = rest[j+1:]
-	if !strings.HasPrefix(rest, "(") {
+	rest, ok = strings.CutPrefix(rest[j+1:], "(")
+	if !ok {
 		return 0, "", false
 	}
-	rest = rest[1:]
+	// COMM ends at the last ") total-vm:" (or the like) that leaves it at
+	// most maxComm bytes: what follows the real one is numbers.
 	end := -1
-	for _, sep := range []string{") total-vm:", "), UID ", "), total-vm:"} {
-		if k := strings.Index(rest, sep); k >= 0 && (end < 0 || k < end) {
+	for k := min(maxComm, len(rest)); k >= 0; k-- {
+		if strings.HasPrefix(rest[k:], ") total-vm:") || strings.HasPrefix(rest[k:], "), UID ") || strings.HasPrefix(rest[k:], "), total-vm:") {
 			end = k
+			break
 		}
 	}
-	if end < 0 {
-		end = strings.LastIndexByte(rest, ')')
+	if end < 0 && strings.HasSuffix(rest, ")") && len(rest)-1 <= maxComm {
+		end = len(rest) - 1
 	}
 	if end < 0 {
 		return 0, "", false

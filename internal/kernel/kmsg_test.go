@@ -168,8 +168,9 @@ func TestRateLimitedReportsAreNotGuessed(t *testing.T) {
 }
 
 // FuzzKernelLog feeds arbitrary records to the parser and the OOM log
-// reader: nothing panics, and every victim has a positive pid. As a plain
-// test it runs over the seeds: every record of testdata.
+// reader: nothing panics, every victim has a positive pid and a name the
+// kernel could print, and only the kernel's own records name one. As a
+// plain test it runs over the seeds: every record of testdata.
 func FuzzKernelLog(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.kmsg")
 	for _, file := range files {
@@ -184,8 +185,15 @@ func FuzzKernelLog(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			if v, _ := l.add(r); v != nil && v.PID <= 0 {
+			v, _ := l.add(r)
+			switch {
+			case v == nil:
+			case v.PID <= 0:
 				t.Fatalf("victim with pid %d from %q", v.PID, raw)
+			case len(v.Process) > maxComm:
+				t.Fatalf("victim named %q, longer than the kernel's %d bytes, from %q", v.Process, maxComm, raw)
+			case r.Facility != facilityKernel:
+				t.Fatalf("victim from a record of facility %d: %q", r.Facility, raw)
 			}
 		}
 	})

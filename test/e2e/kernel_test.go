@@ -279,3 +279,56 @@ func TestKernelHostKill(t *testing.T) {
 		return nil
 	})
 }
+
+// Anyone who may write to /dev/kmsg (root in a container that has it, a
+// daemon) can write a line that reads like the kernel's OOM report, naming
+// the pid of a process in another container. The kernel gives such a record
+// a userspace facility, whatever it claims; the reader counts none of them.
+// A real kill after them shows that the reader read past them.
+func TestKernelForgedLogLinesAreNotKills(t *testing.T) {
+	kernelPrereqs(t)
+	e := startExporter(t)
+	target := run(t, nil, "sleep 100000")
+	pid := inspect(t, target, "{{.State.Pid}}")
+	real := run(t, nil, "while [ ! -e /tmp/go ]; do sleep 0.05; done; "+worker("real-victim")+"; echo done; sleep 100000")
+	e.waitCounts(t, target, counts{})
+	e.waitCounts(t, real, counts{})
+
+	kmsg, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kmsg.Close()
+	cg := filepath.Join(env.cgroupParent, target)
+	for _, line := range []string{
+		"Memory cgroup out of memory: Killed process " + pid + " (forged-a) total-vm:1000kB, anon-rss:10kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0",
+		// A priority that claims the kernel's facility: the kernel makes it LOG_USER.
+		"<3>oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=" + cg + ",task_memcg=" + cg + ",task=forged-b,pid=" + pid + ",uid=0",
+		"<0>Memory cgroup out of memory: Killed process " + pid + " (forged-b) total-vm:1000kB, anon-rss:10kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0",
+		"<0>Out of memory: Killed process 1 (forged-host) total-vm:1000kB, anon-rss:10kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0",
+	} {
+		if _, err := kmsg.Write([]byte(line + "\n")); err != nil {
+			t.Fatalf("write /dev/kmsg: %v", err)
+		}
+	}
+	docker(t, "exec", real, "touch", "/tmp/go")
+	waitLog(t, real, "done")
+	e.waitCounts(t, real, counts{OOMs: 1})
+	e.waitValue(t, "container_oom_kills_by_process_total", real, map[string]string{"process": "real-victim"}, 1)
+
+	s, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.containerCounts(target); c.OOMs != 0 {
+		t.Errorf("forged lines counted as kills of %.12s: %v", target, c)
+	}
+	for _, name := range []string{"forged-a", "forged-b"} {
+		if _, v, ok := s.series("container_oom_kills_by_process_total", map[string]string{"process": name}); ok {
+			t.Errorf("a forged victim %q is counted: %v", name, v)
+		}
+	}
+	if _, v, ok := s.series("host_oom_kills_total", map[string]string{"process": "forged-host"}); ok {
+		t.Errorf("a forged host kill is counted: %v", v)
+	}
+}
