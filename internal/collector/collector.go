@@ -107,7 +107,7 @@ type Collector struct {
 	labels  labelCache
 
 	up, events, malformed, reconnects, panics, tracked *prometheus.Desc
-	limit, turnedAway                                  *prometheus.Desc
+	limit, turnedAway, watches                         *prometheus.Desc
 }
 
 // New returns a collector that reads s at every scrape.
@@ -142,6 +142,8 @@ func New(s *store.Store, opts Options) *Collector {
 		"The most containers the exporter tracks (--max-containers); 0: no limit.", nil, nil)
 	c.turnedAway = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "containers_turned_away_total"),
 		"Containers not tracked because --max-containers was reached and no removed container could make room: their kills, restarts and exits are not counted.", nil, nil)
+	c.watches = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "inotify_watches"),
+		"inotify watches the kernel reader holds on the cgroup hierarchy; they count against the user's fs.inotify.max_user_watches.", nil, nil)
 	return c
 }
 
@@ -157,7 +159,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.panics, c.tracked, c.limit, c.turnedAway} {
+	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.panics, c.tracked, c.limit, c.turnedAway, c.watches} {
 		ch <- d
 	}
 }
@@ -179,5 +181,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(src.Reconnects), src.Name)
 		ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(src.Panics), src.Name)
 		ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(src.Containers), src.Name)
+		if src.Name == store.CgroupSource {
+			ch <- prometheus.MustNewConstMetric(c.watches, prometheus.GaugeValue, float64(src.Watches))
+		}
 	}
 }

@@ -98,6 +98,7 @@ func (c *cgroups) session(ctx context.Context, up func()) error {
 			c.w = nil
 			c.mu.Unlock()
 			w.close()
+			c.updateWatches()
 		}()
 	}
 	c.mu.Lock()
@@ -154,8 +155,10 @@ func (c *cgroups) handle(ev watchEvent) {
 			c.appeared(c.rel(p), now, true)
 			return nil
 		})
+		c.updateWatches()
 	case ev.removed:
 		c.removedUnder(c.rel(ev.path), time.Now())
+		c.updateWatches()
 	case ev.modified:
 		c.read(c.rel(ev.path))
 	}
@@ -186,6 +189,7 @@ func (c *cgroups) scan() {
 	root := c.h.Root
 	c.mu.Unlock()
 	seen := map[string]bool{}
+	walked := map[string]bool{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == root {
@@ -196,6 +200,7 @@ func (c *cgroups) scan() {
 		if !d.IsDir() {
 			return nil
 		}
+		walked[p] = true
 		c.addWatch(p)
 		rel := c.rel(p)
 		if c.appeared(rel, time.Time{}, false) {
@@ -207,6 +212,10 @@ func (c *cgroups) scan() {
 		c.log.Warn("cannot walk the cgroup hierarchy", "err", err)
 		return
 	}
+	if w := c.watcher(); w != nil {
+		w.prune(walked)
+	}
+	c.updateWatches()
 	now := time.Now()
 	for _, t := range c.all() {
 		if !seen[t.c.Dir] {
@@ -619,4 +628,21 @@ func runtimeOfShim(cmdline []byte) (string, bool) {
 		return RuntimeCRIO, true
 	}
 	return "", false
+}
+
+// updateWatches tells the store how many inotify watches the reader holds,
+// which count against fs.inotify.max_user_watches.
+func (c *cgroups) updateWatches() {
+	n := 0
+	if w := c.watcher(); w != nil {
+		n = w.count()
+	}
+	c.src.store.SetWatches(store.CgroupSource, n)
+}
+
+// watcher returns the watcher of the session under way, nil if none.
+func (c *cgroups) watcher() *watcher {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w
 }

@@ -3,8 +3,10 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -23,6 +25,7 @@ type watcher struct {
 
 	mu    sync.Mutex
 	paths map[int32]watchTarget // by watch descriptor
+	wds   map[watchTarget]int32 // the other way round
 }
 
 type watchTarget struct {
@@ -54,6 +57,7 @@ func newWatcher(root string) (*watcher, error) {
 		errs:   make(chan error, 1),
 		done:   make(chan struct{}),
 		paths:  map[int32]watchTarget{},
+		wds:    map[watchTarget]int32{},
 	}
 	if err := w.watch(root, dirEvents, watchTarget{path: root}); err != nil {
 		w.f.Close()
@@ -79,9 +83,71 @@ func (w *watcher) watch(path string, mask uint32, t watchTarget) error {
 		return fmt.Errorf("inotify_add_watch %s: %w", path, err)
 	}
 	w.mu.Lock()
-	w.paths[int32(wd)] = t
-	w.mu.Unlock()
+	defer w.mu.Unlock()
+	if old, ok := w.wds[t]; ok && old != int32(wd) {
+		// The directory was removed and made again: the old watch is of
+		// the removed one.
+		w.rm(old)
+	}
+	w.paths[int32(wd)], w.wds[t] = t, int32(wd)
 	return nil
+}
+
+// forget removes the watches of a directory that is gone and of everything
+// in it. cgroupfs never reports that the watch of a removed cgroup is gone
+// (IN_IGNORED), so the watch would be held, and charged to
+// fs.inotify.max_user_watches, for as long as the reader runs.
+func (w *watcher) forget(dir string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for t, wd := range w.wds {
+		if t.path == dir || strings.HasPrefix(t.path, dir+"/") {
+			w.rm(wd)
+		}
+	}
+}
+
+// rm removes a watch, with w.mu held. The kernel may have dropped it
+// already (EINVAL): either way it is gone.
+func (w *watcher) rm(wd int32) {
+	_, _ = unix.InotifyRmWatch(int(w.f.Fd()), uint32(wd))
+	w.drop(wd)
+}
+
+// drop forgets a watch descriptor, with w.mu held.
+func (w *watcher) drop(wd int32) {
+	if t, ok := w.paths[wd]; ok {
+		delete(w.paths, wd)
+		if w.wds[t] == wd {
+			delete(w.wds, t)
+		}
+	}
+}
+
+// prune forgets the watches of directories that are gone and were not
+// walked: their removal was lost (an inotify overflow) or came before
+// their watch was set.
+func (w *watcher) prune(walked map[string]bool) {
+	w.mu.Lock()
+	var gone []string
+	for t := range w.wds {
+		if !walked[t.path] {
+			if _, err := os.Stat(t.path); errors.Is(err, fs.ErrNotExist) {
+				gone = append(gone, t.path)
+			}
+		}
+	}
+	w.mu.Unlock()
+	for _, p := range gone {
+		w.forget(p)
+	}
+}
+
+// count is how many watches the reader holds.
+func (w *watcher) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.paths)
 }
 
 func (w *watcher) close() {
@@ -127,7 +193,7 @@ func (w *watcher) dispatch(wd int32, mask uint32, name string) {
 	w.mu.Lock()
 	t, ok := w.paths[wd]
 	if mask&unix.IN_IGNORED != 0 {
-		delete(w.paths, wd) // the watched directory or file is gone
+		w.drop(wd) // the watched directory or file is gone (not on cgroupfs)
 	}
 	w.mu.Unlock()
 	if !ok {
@@ -139,7 +205,9 @@ func (w *watcher) dispatch(wd int32, mask uint32, name string) {
 	case !t.file && mask&unix.IN_ISDIR != 0 && mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
 		w.send(watchEvent{path: filepath.Join(t.path, name), created: true})
 	case !t.file && mask&unix.IN_ISDIR != 0 && mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0:
-		w.send(watchEvent{path: filepath.Join(t.path, name), removed: true})
+		removed := filepath.Join(t.path, name)
+		w.forget(removed)
+		w.send(watchEvent{path: removed, removed: true})
 	}
 }
 
@@ -150,4 +218,19 @@ func trimNUL(b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// fd is the inotify descriptor: its watches show in /proc/self/fdinfo.
+func (w *watcher) fd() uintptr { return w.f.Fd() }
+
+// watched returns the path of every watch held, for a file watch the
+// directory it is in.
+func (w *watcher) watched() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.paths))
+	for _, t := range w.paths {
+		out = append(out, t.path)
+	}
+	return out
 }

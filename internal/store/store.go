@@ -151,6 +151,7 @@ type SourceStatus struct {
 	Reconnects uint64
 	Panics     uint64 // sessions that ended in a recovered panic
 	Containers int    // containers of this source currently tracked
+	Watches    int    // inotify watches held (the cgroup source)
 }
 
 // Snapshot is a consistent copy of everything the collector exports.
@@ -610,6 +611,13 @@ func (s *Store) CountReconnect(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.source(name).Reconnects++
+}
+
+// SetWatches records how many inotify watches a source holds.
+func (s *Store) SetWatches(name string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.source(name).Watches = n
 }
 
 // CountPanic counts a source's session that ended in a recovered panic.
