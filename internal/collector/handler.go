@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -26,8 +27,39 @@ type HandlerOpts struct {
 	// Logger logs scrapes that failed, or were only partly written; nil: none.
 	Logger *slog.Logger
 	// MaxRequestsInFlight, if above 0, is how many scrapes may run at
-	// once: the next one is answered 503.
+	// once. The next one waits for a free slot for as long as its scrape
+	// timeout allows (X-Prometheus-Scrape-Timeout-Seconds, else
+	// DefaultSlotWait), then is answered 503.
 	MaxRequestsInFlight int
+}
+
+// StallTimeout is how long one write of a scrape may wait for the client to
+// read: a client that stops reading gives up its slot after it, not after
+// the server's whole write timeout. Prometheus reads at once.
+const StallTimeout = 5 * time.Second
+
+// DefaultSlotWait is how long a scrape that says no timeout of its own waits
+// for a slot: Prometheus' default scrape timeout.
+const DefaultSlotWait = 10 * time.Second
+
+// slotWait is how long a scrape waits for a slot: its scrape timeout less
+// a margin to answer in, if it gives one.
+func slotWait(r *http.Request) time.Duration {
+	if v, err := strconv.ParseFloat(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64); err == nil && v > 0 {
+		return max(time.Duration(v*float64(time.Second))-500*time.Millisecond, 0)
+	}
+	return DefaultSlotWait
+}
+
+// stallWriter ends a write that the client does not take within StallTimeout.
+type stallWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (s stallWriter) Write(p []byte) (int, error) {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(StallTimeout)) // not supported by test recorders: no deadline then
+	return s.w.Write(p)
 }
 
 var gzipWriters = sync.Pool{New: func() any {
@@ -45,12 +77,17 @@ func (c *Collector) Handler(g prometheus.Gatherer, opts HandlerOpts) http.Handle
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if inFlight != nil {
+			wait := time.NewTimer(slotWait(r))
 			select {
 			case inFlight <- struct{}{}:
+				wait.Stop()
 				defer func() { <-inFlight }()
-			default:
+			case <-wait.C:
 				http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", opts.MaxRequestsInFlight),
 					http.StatusServiceUnavailable)
+				return
+			case <-r.Context().Done():
+				wait.Stop()
 				return
 			}
 		}
@@ -64,12 +101,12 @@ func (c *Collector) Handler(g prometheus.Gatherer, opts HandlerOpts) http.Handle
 		h := w.Header()
 		h.Set("Content-Type", ContentType)
 		h.Add("Vary", "Accept-Encoding")
-		var out io.Writer = w
+		var out io.Writer = stallWriter{w, http.NewResponseController(w)}
 		var gz *gzip.Writer
 		if acceptsGzip(r.Header.Values("Accept-Encoding")) {
 			h.Set("Content-Encoding", "gzip")
 			gz = gzipWriters.Get().(*gzip.Writer)
-			gz.Reset(w)
+			gz.Reset(out)
 			out = gz
 		}
 		err := c.WriteText(out, g, only)

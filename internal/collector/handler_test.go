@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -101,7 +104,8 @@ func TestHandlerSelectsFamiliesByName(t *testing.T) {
 	}
 }
 
-// A scrape beyond MaxRequestsInFlight is answered 503 at once.
+// A scrape beyond MaxRequestsInFlight waits for a slot for as long as its
+// scrape timeout allows, then is answered 503.
 func TestHandlerLimitsScrapesInFlight(t *testing.T) {
 	inRefresh, release := make(chan struct{}), make(chan struct{})
 	first := true
@@ -115,7 +119,7 @@ func TestHandlerLimitsScrapesInFlight(t *testing.T) {
 	done := make(chan int)
 	go func() { done <- serve(h, "/metrics", nil).Code }()
 	<-inRefresh
-	if code := serve(h, "/metrics", nil).Code; code != http.StatusServiceUnavailable {
+	if code := serve(h, "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"0.6"}}).Code; code != http.StatusServiceUnavailable {
 		t.Errorf("second scrape in flight: %d, want 503", code)
 	}
 	close(release)
@@ -125,4 +129,61 @@ func TestHandlerLimitsScrapesInFlight(t *testing.T) {
 	if code := serve(h, "/metrics", nil).Code; code != http.StatusOK {
 		t.Errorf("scrape after the first: %d", code)
 	}
+}
+
+// Clients that ask for a large exposition and never read it must not keep
+// Prometheus from scraping: ten of them (MaxRequestsInFlight, as main sets
+// it) held every slot for as long as the server's write timeout, and the
+// next real scrape was answered 503. A stalled write now ends after
+// StallTimeout, and a scrape waits for a free slot for as long as its
+// scrape timeout allows.
+func TestStalledReadersDoNotStarveScrapes(t *testing.T) {
+	const containers, stalled = 10000, 10
+	c := New(benchStore(containers), Options{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	srv := httptest.NewUnstartedServer(c.Handler(reg, HandlerOpts{MaxRequestsInFlight: stalled}))
+	srv.Config.ReadHeaderTimeout, srv.Config.WriteTimeout = 10*time.Second, 60*time.Second // as main sets them
+	srv.Start()
+	defer srv.Close()
+
+	// Each stalled client has a tiny receive buffer and reads nothing.
+	dialer := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		if cerr := rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	for range stalled {
+		conn, err := dialer.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		// It got its slot once the server has begun to answer it.
+		if _, err := conn.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	began := time.Now()
+	req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10") // Prometheus' default
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a scrape behind %d stalled clients: %s, %v", stalled, resp.Status, err)
+	}
+	if n := len(parse(t, body)["container_ooms_total"].GetMetric()); n != containers {
+		t.Fatalf("%d containers in the scrape, want %d", n, containers)
+	}
+	t.Logf("a scrape of %d containers (%d bytes) behind %d stalled clients took %s", containers, len(body), stalled, time.Since(began).Round(time.Millisecond))
 }
