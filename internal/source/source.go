@@ -33,22 +33,34 @@ type Session func(ctx context.Context, up func()) error
 // already name the source (log.With("runtime", name)). A panic in a
 // session is recovered, logged and counted as a failure, so one bad event
 // never takes the exporter down.
+//
+// The back-off starts afresh only after a session that stayed connected for
+// b.Max: one that breaks right after its listing would otherwise list again
+// every b.Min. The first failure is logged as a warning, the retries while
+// the source stays down at debug level, the recovery at info.
 func Run(ctx context.Context, name string, st *store.Store, log *slog.Logger, b Backoff, session Session) {
 	st.AddSource(name)
 	wait := b.Min
 	connectedBefore := false
+	var downSince time.Time // zero while the source is up
 	for ctx.Err() == nil {
-		wasUp := false
+		var upAt time.Time
 		err := runSafely(ctx, session, func() {
-			wasUp = true
+			upAt = time.Now()
 			st.SetUp(name, true, nil)
-			if connectedBefore {
+			switch {
+			case !downSince.IsZero() && connectedBefore:
 				st.CountReconnect(name)
-				log.Info("connected again")
-			} else {
-				log.Info("connected")
+				log.Info("source connected again", "source", name, "down_for", upAt.Sub(downSince).Round(time.Millisecond))
+			case !downSince.IsZero():
+				log.Info("source connected", "source", name, "after", upAt.Sub(downSince).Round(time.Millisecond))
+			case connectedBefore:
+				st.CountReconnect(name)
+				log.Info("source connected again", "source", name)
+			default:
+				log.Info("source connected", "source", name)
 			}
-			connectedBefore = true
+			connectedBefore, downSince = true, time.Time{}
 		})
 		if ctx.Err() != nil {
 			return
@@ -57,12 +69,17 @@ func Run(ctx context.Context, name string, st *store.Store, log *slog.Logger, b 
 		var p *PanicError
 		if errors.As(err, &p) {
 			st.CountPanic(name)
-			log.Error("source panicked; recovered", "panic", p.Value, "stack", p.Stack)
+			log.Error("source panicked; recovered", "source", name, "panic", p.Value, "stack", p.Stack)
 		}
-		if wasUp {
-			wait = b.Min
+		if !upAt.IsZero() && time.Since(upAt) >= b.Max {
+			wait = b.Min // it was up long enough: a new failure, not the same one
 		}
-		log.Warn("runtime unreachable, retrying", "err", err, "retry_in", wait)
+		if downSince.IsZero() {
+			downSince = time.Now()
+			log.Warn("source down; retrying with back-off", "source", name, "err", err, "retry_in", wait)
+		} else {
+			log.Debug("source still down; retrying", "source", name, "err", err, "retry_in", wait, "down_for", time.Since(downSince).Round(time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,4 +114,89 @@ func TestRunReportsWhyItIsDown(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// A session that connects and breaks at once (a stream that fails right
+// after its listing) is retried with a growing back-off, not every Min: only
+// a session that stayed up for Max starts the back-off afresh.
+func TestBackoffGrowsWhenSessionsBreakAtOnce(t *testing.T) {
+	st := store.New(time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b := Backoff{Min: time.Millisecond, Max: 64 * time.Millisecond}
+	const attempts = 8
+	calls := make(chan time.Time, attempts)
+	go Run(ctx, "fake", st, quietLog(), b, func(ctx context.Context, up func()) error {
+		up()
+		select {
+		case calls <- time.Now():
+		default:
+			<-ctx.Done()
+		}
+		return errors.New("event stream: unexpected EOF")
+	})
+	var first, last time.Time
+	for i := range attempts {
+		select {
+		case last = <-calls:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("attempt %d never came", i+1)
+		}
+		if i == 0 {
+			first = last
+		}
+	}
+	// 1+2+4+...+64 ms of back-off at least between the first and the eighth.
+	if min := 127 * time.Millisecond; last.Sub(first) < min {
+		t.Fatalf("%d attempts within %s, want at least %s of back-off between them", attempts, last.Sub(first), min)
+	}
+}
+
+// A source that stays down is logged once as a warning, its retries at
+// debug level, and its recovery at info: not a warning every 10 s for ever.
+func TestDownSourceLogsOnceThenAtDebug(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st := store.New(time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var calls atomic.Int32
+	connected := make(chan struct{})
+	go Run(ctx, "kmsg", st, log, Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond}, func(ctx context.Context, up func()) error {
+		if calls.Add(1) <= 5 {
+			return errors.New("open /dev/kmsg: permission denied")
+		}
+		up()
+		close(connected)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	select {
+	case <-connected:
+	case <-time.After(30 * time.Second):
+		t.Fatal("never connected")
+	}
+	cancel()
+	out := buf.String()
+	warn, debug, info := strings.Count(out, "level=WARN"), strings.Count(out, "level=DEBUG"), strings.Count(out, "level=INFO")
+	if warn != 1 || debug != 4 || info != 1 || !strings.Contains(out, "source=kmsg") {
+		t.Fatalf("%d warnings, %d debug, %d info lines, want 1, 4, 1 naming the source:\n%s", warn, debug, info, out)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
