@@ -41,9 +41,13 @@ type Source struct {
 }
 
 // New returns a source for the dockerd at host (e.g. unix:///var/run/docker.sock).
-// It does not connect yet.
+// A tcp:// host uses TLS as the docker CLI does when DOCKER_CERT_PATH is set:
+// the client certificate and key from there, and with DOCKER_TLS_VERIFY the
+// daemon's certificate checked against its ca.pem. It does not connect yet.
 func New(host string, st *store.Store, log *slog.Logger) (*Source, error) {
-	cli, err := client.New(client.WithHost(host)) // negotiates the API version with dockerd
+	// The TLS option replaces the transport: before the host configures it.
+	// The client negotiates the API version with dockerd.
+	cli, err := client.New(client.WithTLSClientConfigFromEnv(), client.WithHost(host))
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %q: %w", host, err)
 	}

@@ -1,0 +1,122 @@
+package docker
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// certs writes a CA and, signed by it, a server certificate for 127.0.0.1
+// and a client certificate, as DOCKER_CERT_PATH holds them (ca.pem,
+// cert.pem, key.pem), and returns the server's TLS config that asks for a
+// client certificate of that CA.
+func certs(t *testing.T, dir string) *tls.Config {
+	t.Helper()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	write := func(name, typ string, der []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	caKey := key()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ = x509.ParseCertificate(caDER)
+	write("ca.pem", "CERTIFICATE", caDER)
+	leaf := func(serial int64, usage x509.ExtKeyUsage) (*ecdsa.PrivateKey, []byte) {
+		k := key()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "test"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k, der
+	}
+	clientKey, clientDER := leaf(2, x509.ExtKeyUsageClientAuth)
+	write("cert.pem", "CERTIFICATE", clientDER)
+	b, err := x509.MarshalECPrivateKey(clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("key.pem", "EC PRIVATE KEY", b)
+	serverKey, serverDER := leaf(3, x509.ExtKeyUsageServerAuth)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{serverDER}, PrivateKey: serverKey}},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+	}
+}
+
+// A dockerd on tcp:// with TLS, as DOCKER_HOST, DOCKER_TLS_VERIFY and
+// DOCKER_CERT_PATH describe it to the docker CLI: the source connects with
+// the client certificate and checks the daemon's against the CA.
+func TestTCPHostWithTLSFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			http.Error(w, "no client certificate", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Api-Version", client.MaxAPIVersion)
+		_, _ = io.WriteString(w, "OK")
+	}))
+	srv.TLS = certs(t, dir)
+	srv.StartTLS()
+	defer srv.Close()
+	t.Setenv("DOCKER_CERT_PATH", dir)
+	t.Setenv("DOCKER_TLS_VERIFY", "1")
+
+	s, err := New("tcp://"+srv.Listener.Addr().String(), store.New(time.Minute), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.cli.Ping(ctx, client.PingOptions{}); err != nil {
+		t.Fatalf("ping over TLS with the environment's certificates: %v", err)
+	}
+
+	// Verification on: a daemon whose certificate the CA did not sign is refused.
+	other := httptest.NewTLSServer(http.NotFoundHandler())
+	defer other.Close()
+	s, err = New("tcp://"+other.Listener.Addr().String(), store.New(time.Minute), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.cli.Ping(ctx, client.PingOptions{}); err == nil {
+		t.Fatal("a daemon with a certificate of another CA was accepted")
+	}
+}
