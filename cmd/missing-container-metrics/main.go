@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -170,6 +171,20 @@ func sweep(ctx context.Context, st *store.Store, retention time.Duration) {
 	}
 }
 
+// checkTelemetryPath refuses a --web.telemetry-path that is no path, or one
+// of the paths the exporter serves itself.
+func checkTelemetryPath(path string, pprof bool) error {
+	switch {
+	case !strings.HasPrefix(path, "/"):
+		return fmt.Errorf("--web.telemetry-path must begin with /, got %q", path)
+	case path == "/" || path == "/healthz":
+		return fmt.Errorf("--web.telemetry-path %q is taken: the exporter serves its landing page at / and its health at /healthz", path)
+	case pprof && strings.HasPrefix(path, "/debug/pprof/"):
+		return fmt.Errorf("--web.telemetry-path %q is taken by --web.enable-pprof", path)
+	}
+	return nil
+}
+
 func parseFlags(args []string) (*config, error) {
 	app := kingpin.New(program, "Exports OOM kills, restarts and last exit codes of every container to Prometheus.").
 		DefaultEnvars()
@@ -182,7 +197,7 @@ func parseFlags(args []string) (*config, error) {
 		Default("/metrics").StringVar(&cfg.metricsPath)
 	app.Flag("docker", "Follow the containers of Docker.").
 		Envar("DOCKER").Default("true").BoolVar(&cfg.docker)
-	app.Flag("docker.host", "Address of the Docker daemon.").
+	app.Flag("docker.host", "Address of the Docker daemon. For tcp://, DOCKER_CERT_PATH and DOCKER_TLS_VERIFY set up TLS as for the docker CLI.").
 		Envar("DOCKER_HOST").Default("unix:///var/run/docker.sock").StringVar(&cfg.dockerHost)
 	app.Flag("containerd", "Follow the containers of containerd.").
 		Envar("CONTAINERD").Default("true").BoolVar(&cfg.containerd)
@@ -223,6 +238,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.retention < 0 {
 		return nil, fmt.Errorf("--retention must not be negative, got %s", cfg.retention)
+	}
+	if err := checkTelemetryPath(cfg.metricsPath, cfg.pprof); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }

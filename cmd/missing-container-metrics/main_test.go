@@ -85,9 +85,28 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 }
 
 func TestBadFlagsAreRejected(t *testing.T) {
-	for _, args := range [][]string{{"--retention=-1s"}, {"--retention=soon"}, {"--no-such-flag"}} {
+	for _, args := range [][]string{{"--retention=-1s"}, {"--retention=soon"}, {"--no-such-flag"},
+		// Paths the exporter serves itself: the server would refuse them at start.
+		{"--web.telemetry-path=/"}, {"--web.telemetry-path=/healthz"}, {"--web.telemetry-path=metrics"},
+		{"--web.telemetry-path="}, {"--web.telemetry-path=/debug/pprof/x", "--web.enable-pprof"}} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+// A telemetry path of one's own is served, beside the others.
+func TestOwnTelemetryPath(t *testing.T) {
+	cfg, err := parseFlags([]string{"--web.telemetry-path=/prom/metrics", "--web.enable-pprof"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := routes(cfg, store.New(time.Minute), nil, promslog.NewNopLogger())
+	for path, want := range map[string]int{"/prom/metrics": 200, "/healthz": 200, "/": 200, "/metrics": 404} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want {
+			t.Errorf("%s: %d, want %d", path, rec.Code, want)
 		}
 	}
 }
