@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -135,6 +136,13 @@ type conn struct {
 func (s *Source) session(ctx context.Context, up func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The client retries a missing or forbidden socket until its 10 s
+	// timeout, then says only "timeout": dial once first to say why.
+	probe, err := (&net.Dialer{Timeout: requestTimeout}).DialContext(ctx, "unix", s.address)
+	if err != nil {
+		return err // dial unix PATH: connect: no such file or directory (or permission denied)
+	}
+	probe.Close()
 	cli, err := client.New(s.address)
 	if err != nil {
 		return fmt.Errorf("containerd client for %q: %w", s.address, err)
@@ -274,7 +282,11 @@ func (c *conn) listNamespace(ctx context.Context, ns string) ([]store.Observed, 
 				return nil, err
 			}
 			if cst != nil {
+				pid := st.Pid // the CRI plugin does not say it; the task list does
 				st = criState(cst)
+				if st.Running {
+					st.Pid = pid
+				}
 			}
 		}
 		st.Restarts = o.State.Restarts

@@ -1,8 +1,13 @@
 package containerd
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +53,37 @@ func TestAddress(t *testing.T) {
 	}
 	if _, err := newSource(t, "", nil, false); err == nil {
 		t.Fatal("empty address accepted")
+	}
+}
+
+// A containerd socket that is not there, or that the exporter may not open,
+// is said at once and in the words Docker's source uses, so that / and the
+// log tell why the source is down: not "down" with no error, then a timeout.
+func TestMissingOrForbiddenSocketSaysWhy(t *testing.T) {
+	dir := t.TempDir()
+	forbidden := filepath.Join(dir, "forbidden.sock")
+	l, err := net.Listen("unix", forbidden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := os.Chmod(forbidden, 0); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{filepath.Join(dir, "missing.sock"): "no such file or directory"}
+	if os.Geteuid() != 0 { // root may connect whatever the mode
+		cases[forbidden] = "permission denied"
+	}
+	for sock, why := range cases {
+		s, err := newSource(t, sock, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		err = s.session(ctx, func() { t.Error("up without a containerd") })
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), sock) || !strings.Contains(err.Error(), why) {
+			t.Errorf("session with %s: %v, want an error naming it and saying %q", sock, err, why)
+		}
 	}
 }
