@@ -124,6 +124,9 @@ func taskState(p *task.Process) store.State {
 		return store.State{}
 	}
 	st := store.State{Running: p.Status == task.Status_RUNNING || p.Status == task.Status_PAUSED || p.Status == task.Status_PAUSING}
+	if st.Running {
+		st.Pid = int(p.Pid)
+	}
 	if p.Status == task.Status_STOPPED {
 		st.FinishedAt = pbTime(p.ExitedAt)
 		st.ExitCode = int(p.ExitStatus)
@@ -215,7 +218,7 @@ func translate(env *events.Envelope) (translation, error) {
 	t := translation{namespace: env.Namespace, id: id}
 	switch e := v.(type) {
 	case *apievents.TaskStart:
-		t.event = store.Started{Key: key, At: at}
+		t.event = store.Started{Key: key, At: at, Pid: int(e.Pid)}
 	case *apievents.TaskExit:
 		// The exit time that containerd and the CRI plugin keep as the
 		// task's and the container's, so that a listing of the same exit

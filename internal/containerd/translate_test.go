@@ -45,7 +45,7 @@ func TestTranslate(t *testing.T) {
 		want  translation
 	}{
 		{"start", "/tasks/start", &apievents.TaskStart{ContainerID: id, Pid: 7},
-			translation{namespace: "k8s.io", id: id, event: store.Started{Key: key, At: when}}},
+			translation{namespace: "k8s.io", id: id, event: store.Started{Key: key, At: when, Pid: 7}}},
 		{"exit of the init process, at its exit time", "/tasks/exit",
 			&apievents.TaskExit{ContainerID: id, ID: id, Pid: 7, ExitStatus: 137, ExitedAt: timestamppb.New(exitedAt)},
 			translation{namespace: "k8s.io", id: id, event: store.Exited{Key: key, At: exitedAt, Code: 137}}},

@@ -169,6 +169,12 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 	if !ok {
 		c, ok = s.cg.byPath(path) // a container found by its main process's pid
 	}
+	if !ok && prompt {
+		// A container started since the last look, whose path names no
+		// container (ctr's /NAMESPACE/ID): its runtime gave its pid.
+		s.cg.watchPids()
+		c, ok = s.cg.byPath(path)
+	}
 	if !ok {
 		s.store.Apply(store.HostOOMKill{Process: v.Process, At: at, Seq: v.Seq, Live: live})
 		return

@@ -72,6 +72,7 @@ type Observed struct {
 type Started struct {
 	Key string
 	At  time.Time
+	Pid int // the main process's pid, if the runtime says (0 if not)
 }
 
 // Exited reports that the container's main process exited at At with Code.
@@ -236,7 +237,7 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 	case Observed:
 		e.observe(ev)
 	case Started:
-		e.start(ev.At)
+		e.start(ev.At, ev.Pid)
 	case Exited:
 		e.exit(ev.At, ev.Code)
 	case OOMKilled:
@@ -409,7 +410,7 @@ func (e *entry) observe(ev Observed) {
 // exited since its last start: this needs the events in the runtime's order,
 // never a comparison of an event's time with a state's time, which a
 // runtime records a little earlier (tens of milliseconds on a busy host).
-func (e *entry) start(at time.Time) {
+func (e *entry) start(at time.Time, pid int) {
 	if at.Before(e.syncedAt) || !at.After(e.startedAt) {
 		return // reflected in an observation already, or a replay
 	}
@@ -417,6 +418,9 @@ func (e *entry) start(at time.Time) {
 		e.Restarts++
 	}
 	e.startedAt, e.running = at, true
+	if pid > 0 {
+		e.pid = pid
+	}
 }
 
 func (e *entry) exit(at time.Time, code int) {

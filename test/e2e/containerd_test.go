@@ -544,3 +544,45 @@ func testContainerdAway(t *testing.T, stop string) {
 	e.waitContainerdCounts(t, after, counts{Restarts: 2})
 	e.waitContainerdCounts(t, away, counts{Exited: true, ExitCode: 7})
 }
+
+// Containers that ctr or nerdctl run in a plain namespace have ids that are
+// no 64-digit hex, and cgroups at /NAMESPACE-ID or so: their cgroup path
+// names no container. The kernel reader finds them through their main
+// process's pid, which containerd gives in its task list (for a container
+// running before the exporter started) and in its start event (for one
+// started since), so that the kernel log's victims count as the
+// container's, not as the host's.
+func TestContainerdPlainNamespaceKillsAreTheContainers(t *testing.T) {
+	t.Parallel()
+	kernelPrereqs(t)
+	c := containerdClient(t)
+	const ns = "e2e-plain"
+	before, after := "web-"+randomID(2), "web-"+randomID(2)
+	victim := func(id string) string { return "mcm" + id[len(id)-4:] }
+	script := func(id string) string {
+		return waitScript(worker(victim(id)) + "; echo done > /tmp/done; sleep 100000")
+	}
+	c.run(t, ns, before, script(before))
+	e := startContainerdExporter(t, "--kernel")
+	c.run(t, ns, after, script(after))
+	for _, id := range []string{before, after} {
+		e.waitContainerdCounts(t, id, counts{})
+		touch(t, c.pidOf(t, ns, id), "/tmp/go")
+	}
+	for _, id := range []string{before, after} {
+		e.waitContainerdCounts(t, id, counts{OOMs: 1})
+		eventually(t, 30*time.Second, func() error {
+			s, err := e.scrape()
+			if err != nil {
+				return err
+			}
+			if _, v, ok := s.series("host_oom_kills_total", map[string]string{"process": victim(id)}); ok {
+				return errStop{fmt.Errorf("the kill in %s counted as the host's: %v", id, v)}
+			}
+			if _, v, ok := s.series("container_oom_kills_by_process_total", map[string]string{"container_id": "containerd://" + id, "process": victim(id)}); !ok || v != 1 {
+				return fmt.Errorf("victim %s of %s: %v (present %v), want 1", victim(id), id, v, ok)
+			}
+			return nil
+		})
+	}
+}
