@@ -223,6 +223,8 @@ func parseFlags(args []string) (*config, error) {
 		Default("/proc").StringVar(&cfg.kernelCfg.ProcFS)
 	app.Flag("path.kmsg", "The kernel log device; empty: do not read it (OOM kills are counted, their victims not named).").
 		Default("/dev/kmsg").StringVar(&cfg.kernelCfg.Kmsg)
+	app.Flag("kernel.cgroup-parent", "A cgroup under which containers' cgroups are made, besides the runtimes' defaults (/docker, /system.slice's docker-*.scope, /kubepods, /kubepods.slice, /machine.slice, /libpod_parent): Docker's --cgroup-parent, the kubelet's --cgroup-root. Elsewhere a cgroup named like a container is none. Repeatable.").
+		PlaceHolder("CGROUP").StringsVar(&cfg.kernelCfg.CgroupParents)
 
 	// The earlier tool's BIND_ADDRESS keeps working where the new variable is not set.
 	if addr := os.Getenv("BIND_ADDRESS"); addr != "" && os.Getenv(envPrefix+"WEB_LISTEN_ADDRESS") == "" {

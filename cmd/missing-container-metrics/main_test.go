@@ -165,6 +165,7 @@ func TestMetricsBehindBasicAuth(t *testing.T) {
 	}
 	st := store.New(time.Minute)
 	st.AddSource("docker")
+	st.SetUp("docker", true, nil) // listed
 	st.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: "0123456789abcdef", Name: `we"b`, Pod: "web-1", Namespace: "shop"},
 		State: store.State{FinishedAt: time.Unix(1, 0), ExitCode: 137, OOMKilled: true}})
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -23,7 +23,7 @@ const Namespace = "missing_container_metrics"
 // ContainerLabels are the labels of every per-container series, in order.
 var ContainerLabels = []string{
 	"container_id", "container_short_id", "docker_container_id",
-	"name", "container", "image_id", "pod", "namespace",
+	"name", "container", "image_id", "pod", "namespace", "uid", "containerd_namespace",
 }
 
 // family is one per-container metric: its names, help, type and a pure

@@ -19,7 +19,7 @@ func FuzzLabelValues(f *testing.F) {
 		s := store.New(time.Minute)
 		m := store.Meta{Runtime: "docker", ID: id, Name: name, Container: container, Pod: pod, Namespace: namespace, ImageID: image}
 		s.Apply(store.Observed{Meta: m, State: store.State{FinishedAt: time.Unix(1, 0), ExitCode: 1}})
-		s.Apply(store.OOMVictim{Meta: store.Meta{Runtime: "docker", ID: id}, Cgroup: 1, Process: process, At: t0, Seq: 1, Live: true})
+		s.Apply(store.OOMVictim{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: id}), Instance: 1, Process: process, At: t0, Seq: 1, Live: true})
 		mfs := parse(t, scrape(t, New(s, Options{})))
 		checkLabels(t, mfs, []store.Meta{m})
 		kills := mfs["container_oom_kills_by_process_total"].GetMetric()

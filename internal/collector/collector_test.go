@@ -37,7 +37,7 @@ func fixture() *store.Store {
 	s.Apply(store.OOMKilled{Key: "docker://0123456789abcdef", At: t0.Add(time.Second)})
 	s.Apply(store.OOMKilled{Key: "docker://0123456789abcdef", At: t0.Add(2 * time.Second)})
 	// A Kubernetes container that exited 137 after restarting once.
-	s.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: "fedcba9876543210", Name: "app", Container: "app", Pod: "web-1", Namespace: "shop", ImageID: "sha256:bb"},
+	s.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: "fedcba9876543210", Name: "app", Container: "app", Pod: "web-1", Namespace: "shop", PodUID: "5c0ffee0-1234-4abc-8def-000000000001", ImageID: "sha256:bb"},
 		State: store.State{StartedAt: t0, FinishedAt: t0.Add(time.Second), ExitCode: 137, OOMKilled: true, Restarts: 1}})
 	return s
 }
@@ -51,13 +51,13 @@ func kernelFixture() *store.Store {
 	s.SetUp("docker", true, nil)
 	fluentd := store.Meta{Runtime: "docker", ID: "0123456789abcdef", Name: "fluentd", ImageID: "sha256:aa"}
 	s.Apply(store.Observed{Meta: fluentd, State: store.State{StartedAt: t0, Running: true}})
-	s.Apply(store.KernelOOMCount{Meta: store.Meta{Runtime: "docker", ID: fluentd.ID}, Cgroup: 7, Born: t0, BornExact: true, At: t0})
+	s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: fluentd.ID}), Instance: 7, Born: t0, BornExact: true, At: t0})
 	for i, p := range []string{"ruby", "ruby", "fluentd"} {
-		s.Apply(store.OOMVictim{Meta: store.Meta{Runtime: "docker", ID: fluentd.ID}, Cgroup: 7, Process: p, At: t0.Add(time.Duration(i+1) * time.Second), Seq: uint64(i + 1), Live: true})
+		s.Apply(store.OOMVictim{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: fluentd.ID}), Instance: 7, Process: p, At: t0.Add(time.Duration(i+1) * time.Second), Seq: uint64(i + 1), Live: true})
 	}
-	s.Apply(store.KernelOOMCount{Meta: store.Meta{Runtime: "docker", ID: fluentd.ID}, Cgroup: 7, Kills: 3, Born: t0, BornExact: true, At: t0.Add(3 * time.Second)})
+	s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: fluentd.ID}), Instance: 7, Kills: 3, Born: t0, BornExact: true, At: t0.Add(3 * time.Second)})
 	grouped := store.Meta{Runtime: "cri-o", ID: "fedcba9876543210"}
-	s.Apply(store.KernelOOMCount{Meta: grouped, Cgroup: 9, Kills: 4, GroupKills: 1, HasGroup: true, Born: t0, At: t0.Add(5 * time.Second)})
+	s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(grouped), Instance: 9, Kills: 4, GroupKills: 1, HasGroup: true, Born: t0, At: t0.Add(5 * time.Second)})
 	s.Apply(store.HostOOMKill{Process: "java", At: t0, Seq: 10, Live: true})
 	return s
 }
@@ -142,11 +142,15 @@ func checkLabels(t testing.TB, mfs map[string]*dto.MetricFamily, metas []store.M
 			short = short[:12]
 		}
 		ls := map[string]string{
-			"container_id": m.Key(), "container_short_id": short, "docker_container_id": m.ID,
+			"container_id": m.ContainerID(), "container_short_id": short, "docker_container_id": m.ID,
 			"name": m.Name, "container": m.Container, "image_id": m.ImageID, "pod": m.Pod, "namespace": m.Namespace,
+			"uid": m.PodUID, "containerd_namespace": m.ContainerdNamespace,
 		}
 		for k, v := range ls {
 			ls[k] = strings.ToValidUTF8(v, "\uFFFD")
+			if v == "" {
+				delete(ls, k) // an empty label is no label: not written
+			}
 		}
 		want[ls["container_id"]] = ls
 	}
@@ -195,7 +199,7 @@ func TestHostileLabelValuesGiveValidExposition(t *testing.T) {
 		metas = append(metas, m)
 		s.Apply(store.Observed{Meta: m})
 		// Victims named as hostilely, in the container and on the host.
-		s.Apply(store.OOMVictim{Meta: store.Meta{Runtime: "docker", ID: m.ID}, Cgroup: 1, Process: v, At: t0, Seq: uint64(2*i + 1), Live: true})
+		s.Apply(store.OOMVictim{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: m.ID}), Instance: 1, Process: v, At: t0, Seq: uint64(2*i + 1), Live: true})
 		s.Apply(store.HostOOMKill{Process: v, At: t0, Seq: uint64(2*i + 2), Live: true})
 	}
 	text := scrape(t, New(s, Options{}))
@@ -229,8 +233,8 @@ func TestLabelsThatBecomeTheSameAreOneSeries(t *testing.T) {
 	for i, id := range []string{"a\xff", "a\xfe", "a\xfd\xfc"} {
 		s.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: id, Name: id}, State: store.State{Restarts: i}})
 	}
-	s.Apply(store.OOMVictim{Meta: store.Meta{Runtime: "docker", ID: "b"}, Cgroup: 1, Process: "w\xff", At: t0, Seq: 1, Live: true})
-	s.Apply(store.OOMVictim{Meta: store.Meta{Runtime: "docker", ID: "b"}, Cgroup: 1, Process: "w\xfe", At: t0, Seq: 2, Live: true})
+	s.Apply(store.OOMVictim{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: "b"}), Instance: 1, Process: "w\xff", At: t0, Seq: 1, Live: true})
+	s.Apply(store.OOMVictim{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: "b"}), Instance: 1, Process: "w\xfe", At: t0, Seq: 2, Live: true})
 	c := New(s, Options{})
 	first := scrape(t, c)
 	for range 5 {
@@ -272,7 +276,7 @@ func TestRefreshRunsBeforeEachScrape(t *testing.T) {
 	calls := 0
 	c := New(s, Options{Refresh: func() {
 		calls++
-		s.Apply(store.KernelOOMCount{Meta: store.Meta{Runtime: "docker", ID: "a"}, Cgroup: 1, Kills: uint64(calls), At: t0})
+		s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: "a"}), Instance: 1, Kills: uint64(calls), At: t0})
 	}})
 	for want := 1; want <= 2; want++ {
 		series := parse(t, scrape(t, c))["container_ooms_total"].GetMetric()
@@ -434,4 +438,10 @@ func TestKeptOrderIsTheSortedOrder(t *testing.T) {
 			t.Fatalf("round %d: %d label sets kept for %d containers", round, len(c.labels.sets), len(snap.Containers))
 		}
 	}
+}
+
+// cgroupOf is the cgroup the kernel reader finds for a container of m's
+// runtime and id.
+func cgroupOf(m store.Meta) store.Cgroup {
+	return store.Cgroup{Meta: store.Meta{Runtime: m.Runtime, ID: m.ID}, Path: "/" + m.Runtime + "/" + m.ID}
 }

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +30,8 @@ type HandlerOpts struct {
 	// MaxRequestsInFlight, if above 0, is how many scrapes may run at
 	// once. The next one waits for a free slot for as long as its scrape
 	// timeout allows (X-Prometheus-Scrape-Timeout-Seconds, else
-	// DefaultSlotWait), then is answered 503.
+	// DefaultSlotWait), then is answered 503. Every scrape also waits so,
+	// at start, until every source has settled (store.WaitSettled).
 	MaxRequestsInFlight int
 }
 
@@ -76,18 +78,27 @@ func (c *Collector) Handler(g prometheus.Gatherer, opts HandlerOpts) http.Handle
 		inFlight = make(chan struct{}, opts.MaxRequestsInFlight)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), slotWait(r))
+		defer cancel()
+		// At start, a container's counts are not served before what the
+		// runtimes and the kernel have counted is read: a lower count
+		// would look to Prometheus like a counter reset.
+		if !c.store.WaitSettled(ctx, false) {
+			if r.Context().Err() == nil {
+				http.Error(w, "Starting: not every source has told what it found yet, and counts served now could be lower than those already counted. Try again later.",
+					http.StatusServiceUnavailable)
+			}
+			return
+		}
 		if inFlight != nil {
-			wait := time.NewTimer(slotWait(r))
 			select {
 			case inFlight <- struct{}{}:
-				wait.Stop()
 				defer func() { <-inFlight }()
-			case <-wait.C:
-				http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", opts.MaxRequestsInFlight),
-					http.StatusServiceUnavailable)
-				return
-			case <-r.Context().Done():
-				wait.Stop()
+			case <-ctx.Done():
+				if r.Context().Err() == nil {
+					http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", opts.MaxRequestsInFlight),
+						http.StatusServiceUnavailable)
+				}
 				return
 			}
 		}

@@ -3,17 +3,21 @@ package collector
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
 func TestAcceptsGzip(t *testing.T) {
@@ -186,4 +190,33 @@ func TestStalledReadersDoNotStarveScrapes(t *testing.T) {
 		t.Fatalf("%d containers in the scrape, want %d", n, containers)
 	}
 	t.Logf("a scrape of %d containers (%d bytes) behind %d stalled clients took %s", containers, len(body), stalled, time.Since(began).Round(time.Millisecond))
+}
+
+// At start a scrape waits until every source has told what it found, so
+// that no container is served with a count below what the runtime and the
+// kernel have counted already (Prometheus would take the lower count for a
+// counter reset); one that cannot wait that long is answered 503, with no
+// sample at all.
+func TestScrapeWaitsUntilSourcesSettle(t *testing.T) {
+	s := store.New(time.Minute)
+	s.AddSource("docker")
+	s.AddSource(store.CgroupSource)
+	c := New(s, Options{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	h := c.Handler(reg, HandlerOpts{MaxRequestsInFlight: 1})
+	short := http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"0.7"}}
+	if rec := serve(h, "/metrics", short); rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "container_ooms_total") {
+		t.Fatalf("before any source settled: %d\n%s", rec.Code, rec.Body)
+	}
+	s.SetUp("docker", false, errors.New("dial unix /var/run/docker.sock: connect: no such file or directory"))
+	if rec := serve(h, "/metrics", short); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("before the cgroup reader settled: %d", rec.Code)
+	}
+	done := make(chan *httptest.ResponseRecorder)
+	go func() { done <- serve(h, "/metrics", nil) }()
+	s.SetUp(store.CgroupSource, true, nil)
+	if rec := <-done; rec.Code != http.StatusOK {
+		t.Fatalf("a scrape that waited for the sources: %d", rec.Code)
+	}
 }

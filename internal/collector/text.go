@@ -201,8 +201,8 @@ func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 // sortedLabels are ContainerLabels sorted: the order in which the text
 // format writes them and in which client_golang sorts series.
 var sortedLabels = [...]string{
-	"container", "container_id", "container_short_id", "docker_container_id",
-	"image_id", "name", "namespace", "pod",
+	"container", "container_id", "container_short_id", "containerd_namespace", "docker_container_id",
+	"image_id", "name", "namespace", "pod", "uid",
 }
 
 // labelSet is a container's labels, escaped for the text format once and
@@ -219,7 +219,7 @@ func newLabelSet(m store.Meta) *labelSet {
 	if len(short) > 12 {
 		short = short[:12]
 	}
-	l := &labelSet{values: [...]string{m.Container, m.Key(), short, m.ID, m.ImageID, m.Name, m.Namespace, m.Pod}, place: -1}
+	l := &labelSet{values: [...]string{m.Container, m.ContainerID(), short, m.ContainerdNamespace, m.ID, m.ImageID, m.Name, m.Namespace, m.Pod, m.PodUID}, place: -1}
 	size := 0
 	for i, name := range sortedLabels {
 		l.values[i] = validUTF8(l.values[i])
@@ -227,7 +227,10 @@ func newLabelSet(m store.Meta) *labelSet {
 	}
 	b := make([]byte, 0, size) // more only for escapes
 	for i, name := range sortedLabels {
-		if i > 0 {
+		if l.values[i] == "" {
+			continue // to Prometheus an empty label is no label: not written, to save the bytes
+		}
+		if len(b) > 0 {
 			b = append(b, ',')
 		}
 		b = appendLabel(b, name, l.values[i])

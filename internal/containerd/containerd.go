@@ -71,6 +71,7 @@ func New(address string, namespaces []string, skipMoby bool, st *store.Store, lo
 	if address == "" {
 		return nil, errors.New("containerd address is empty")
 	}
+	st.AddSource(Name)
 	s := &Source{
 		address:    address,
 		namespaces: map[string]bool{},
@@ -273,7 +274,7 @@ func (c *conn) listNamespace(ctx context.Context, ns string) ([]store.Observed, 
 			c.sandboxes[ref{ns, ct.ID}] = true
 			continue
 		}
-		o := c.observed(ct)
+		o := c.observed(ct, ns)
 		st, at := taskState(tasks[ct.ID]), readAt
 		if ns == namespaceCRI && isCRI(ct.Labels) {
 			at = time.Now()
@@ -324,12 +325,12 @@ func (c *conn) criStatus(ctx context.Context, id string) (*runtimeapi.ContainerS
 
 // observed is a container's metadata and, for a Kubernetes container, the
 // kubelet's restart count; its state is left empty.
-func (c *conn) observed(ct containers.Container) store.Observed {
+func (c *conn) observed(ct containers.Container, namespace string) store.Observed {
 	n, err := restartCount(ct)
 	if err != nil {
 		c.log.Warn("restart count unknown", "err", err)
 	}
-	return store.Observed{Meta: meta(ct), State: store.State{Restarts: n}}
+	return store.Observed{Meta: meta(ct, namespace), State: store.State{Restarts: n}}
 }
 
 // handle applies one event. A container that the store does not know yet is
@@ -354,7 +355,7 @@ func (c *conn) handle(ctx context.Context, env *events.Envelope) error {
 		}
 		return nil
 	}
-	key := Runtime + "://" + t.id
+	key := store.Key(Runtime, t.namespace, t.id)
 	if t.refresh || (!t.removed && !c.store.Known(key)) {
 		if err := c.read(ctx, r); err != nil {
 			return err
@@ -384,7 +385,7 @@ func (c *conn) read(ctx context.Context, r ref) error {
 		c.sandboxes[r] = true
 		return nil
 	}
-	c.store.Apply(c.observed(ct))
+	c.store.Apply(c.observed(ct, r.namespace))
 	return nil
 }
 

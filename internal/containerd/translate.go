@@ -28,6 +28,7 @@ const (
 	labelK8sContainer = "io.kubernetes.container.name"
 	labelK8sPod       = "io.kubernetes.pod.name"
 	labelK8sNamespace = "io.kubernetes.pod.namespace"
+	labelK8sPodUID    = "io.kubernetes.pod.uid"
 )
 
 // criMetadataExtension is the container extension in which the CRI plugin
@@ -58,17 +59,20 @@ func isCRI(labels map[string]string) bool {
 	return labels[labelKind] == "container"
 }
 
-// meta builds a container's labels from what containerd says of it. A
-// Kubernetes container is named by its pod-spec name, any other by its id.
-func meta(c containers.Container) store.Meta {
+// meta builds a container's labels from what containerd says of it, in its
+// namespace. A Kubernetes container is named by its pod-spec name, any other
+// by its id.
+func meta(c containers.Container, namespace string) store.Meta {
 	m := store.Meta{
-		Runtime:   Runtime,
-		ID:        c.ID,
-		Name:      c.ID,
-		ImageID:   c.Image,
-		Container: c.Labels[labelK8sContainer],
-		Pod:       c.Labels[labelK8sPod],
-		Namespace: c.Labels[labelK8sNamespace],
+		Runtime:             Runtime,
+		ContainerdNamespace: namespace,
+		ID:                  c.ID,
+		Name:                c.ID,
+		ImageID:             c.Image,
+		Container:           c.Labels[labelK8sContainer],
+		Pod:                 c.Labels[labelK8sPod],
+		Namespace:           c.Labels[labelK8sNamespace],
+		PodUID:              c.Labels[labelK8sPodUID],
 	}
 	if m.Container != "" {
 		m.Name = m.Container
@@ -214,7 +218,7 @@ func translate(env *events.Envelope) (translation, error) {
 	if env.Namespace == "" {
 		return translation{}, fmt.Errorf("event %s for %s without a namespace", env.Topic, id)
 	}
-	at, key := env.Timestamp, Runtime+"://"+id
+	at, key := env.Timestamp, store.Key(Runtime, env.Namespace, id)
 	t := translation{namespace: env.Namespace, id: id}
 	switch e := v.(type) {
 	case *apievents.TaskStart:

@@ -36,7 +36,7 @@ func marshal(t *testing.T, v any) typeurl.Any {
 }
 
 func TestTranslate(t *testing.T) {
-	key := "containerd://" + id
+	key := "containerd://k8s.io/" + id
 	exitedAt := when.Add(-3 * time.Millisecond)
 	for _, tc := range []struct {
 		name  string
@@ -61,7 +61,7 @@ func TestTranslate(t *testing.T) {
 		{"delete", "/containers/delete", &apievents.ContainerDelete{ID: id},
 			translation{namespace: "k8s.io", id: id, event: store.Removed{Key: key, At: when}, removed: true}},
 		{"a one-letter id", "/tasks/oom", &apievents.TaskOOM{ContainerID: "a"},
-			translation{namespace: "k8s.io", id: "a", event: store.OOMKilled{Key: "containerd://a", At: when}}},
+			translation{namespace: "k8s.io", id: "a", event: store.OOMKilled{Key: "containerd://k8s.io/a", At: when}}},
 		{"other events are ignored", "/tasks/create", &apievents.TaskCreate{ContainerID: id}, translation{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,20 +114,20 @@ func criContainer(t *testing.T, metadata string) containers.Container {
 }
 
 func TestMetaOfKubernetesContainer(t *testing.T) {
-	got := meta(criContainer(t, "{}"))
-	want := store.Meta{Runtime: "containerd", ID: id, Name: "app", Container: "app", Pod: "web-1",
-		Namespace: "shop", ImageID: "docker.io/library/busybox:test"}
+	got := meta(criContainer(t, "{}"), "k8s.io")
+	want := store.Meta{Runtime: "containerd", ContainerdNamespace: "k8s.io", ID: id, Name: "app", Container: "app", Pod: "web-1",
+		Namespace: "shop", PodUID: "uid-1", ImageID: "docker.io/library/busybox:test"}
 	if got != want {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
-	if got.Key() != "containerd://"+id {
-		t.Fatalf("key %q", got.Key())
+	if got.Key() != "containerd://k8s.io/"+id || got.ContainerID() != "containerd://"+id {
+		t.Fatalf("key %q, container_id %q", got.Key(), got.ContainerID())
 	}
 }
 
 func TestMetaOfPlainContainerIsNamedByItsID(t *testing.T) {
-	got := meta(containers.Container{ID: "x", Image: "docker.io/library/redis:7", Labels: map[string]string{"app": "cache"}})
-	want := store.Meta{Runtime: "containerd", ID: "x", Name: "x", ImageID: "docker.io/library/redis:7"}
+	got := meta(containers.Container{ID: "x", Image: "docker.io/library/redis:7", Labels: map[string]string{"app": "cache"}}, "default")
+	want := store.Meta{Runtime: "containerd", ContainerdNamespace: "default", ID: "x", Name: "x", ImageID: "docker.io/library/redis:7"}
 	if got != want {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
@@ -242,7 +242,7 @@ func TestKubernetesRestartThroughTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Apply(store.Observed{Meta: meta(ct), State: store.State{Restarts: n}})
+	st.Apply(store.Observed{Meta: meta(ct, "k8s.io"), State: store.State{Restarts: n}})
 	for _, env := range []*events.Envelope{
 		envelope(t, "/tasks/start", marshal(t, &apievents.TaskStart{ContainerID: id})),
 		envelope(t, "/tasks/start", marshal(t, &apievents.TaskStart{ContainerID: id})), // seen twice

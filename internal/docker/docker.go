@@ -51,6 +51,7 @@ func New(host string, st *store.Store, log *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %q: %w", host, err)
 	}
+	st.AddSource(Name)
 	return &Source{
 		cli:     cli,
 		store:   st,
@@ -113,7 +114,7 @@ func (s *Source) session(ctx context.Context, up func()) error {
 	queued := q.TakeAll()
 	var later []item
 	for _, it := range queued {
-		if it.at.Before(listedAt) && s.store.Known(Runtime+"://"+it.msg.Actor.ID) {
+		if it.at.Before(listedAt) && s.store.Known(store.Key(Runtime, "", it.msg.Actor.ID)) {
 			s.handle(it)
 		} else {
 			later = append(later, it)
@@ -199,7 +200,7 @@ func (s *Source) handle(it item) {
 	if t.event != nil {
 		s.store.Apply(t.event)
 	}
-	if t.refresh || (t.inspect && !s.store.Known(Runtime+"://"+m.Actor.ID)) {
+	if t.refresh || (t.inspect && !s.store.Known(store.Key(Runtime, "", m.Actor.ID))) {
 		s.requestInspect(m.Actor.ID, inspectRequest{attrs: m.Actor.Attributes, refresh: t.refresh})
 	}
 }
@@ -236,7 +237,7 @@ func (s *Source) inspector(ctx context.Context) {
 				continue
 			}
 		}
-		if !r.refresh && s.store.Known(Runtime+"://"+id) {
+		if !r.refresh && s.store.Known(store.Key(Runtime, "", id)) {
 			continue // an earlier inspect or the listing got there first
 		}
 		o, err := s.inspect(ctx, id)

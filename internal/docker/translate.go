@@ -21,6 +21,7 @@ const (
 	labelK8sPod       = "io.kubernetes.pod.name"
 	labelK8sNamespace = "io.kubernetes.pod.namespace"
 	labelK8sType      = "io.kubernetes.docker.type"
+	labelK8sPodUID    = "io.kubernetes.pod.uid"
 )
 
 // isSandbox reports whether the labels are those of a Kubernetes pod sandbox
@@ -39,6 +40,7 @@ func meta(id, name, imageID string, labels map[string]string) store.Meta {
 		Container: labels[labelK8sContainer],
 		Pod:       labels[labelK8sPod],
 		Namespace: labels[labelK8sNamespace],
+		PodUID:    labels[labelK8sPodUID],
 	}
 	if m.Container != "" {
 		m.Name = m.Container // Docker's own name is kubelet-generated noise
@@ -122,7 +124,7 @@ func translate(m events.Message) (translation, error) {
 	if at.IsZero() {
 		return translation{}, fmt.Errorf("container event %q for %s without a time", m.Action, id)
 	}
-	key := Runtime + "://" + id
+	key := store.Key(Runtime, "", id)
 	switch m.Action {
 	case events.ActionCreate:
 		return translation{inspect: true}, nil

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
 // Runtimes as container_id prefixes ("<runtime>://<id>"), as kube-state-metrics writes them.
@@ -25,41 +28,82 @@ type Container struct {
 	ID      string
 	// Dir is the container's own cgroup: the path up to the component that
 	// names it. Deeper cgroups (a container's own sub-cgroups, crun's
-	// "container" leaf) belong to it.
+	// "container" leaf, the containers of a Docker in the container) belong
+	// to it.
 	Dir string
 	// Sure is false when the runtime is only a guess: a bare id, which
 	// Docker with --cgroup-parent, dockershim and containerd with the
 	// cgroupfs driver all write.
 	Sure bool
+	// Owner is, for a cgroup found through the main pid a runtime gave,
+	// that runtime's container; nil for one found by its path.
+	Owner *store.Meta
 }
 
-// ParseContainerPath recognises a container from a cgroup path (from the
-// root of the hierarchy, as /proc/PID/cgroup and the kernel log write it):
+// key names the container among those tracked: its runtime's key if it was
+// found through its pid, else its (perhaps guessed) runtime and id.
+func (c Container) key() string {
+	if c.Owner != nil {
+		return c.Owner.Key()
+	}
+	return c.Runtime + "://" + c.ID
+}
+
+// ParseContainerPath recognises the container of a cgroup path (from the
+// root of the hierarchy, as /proc/PID/cgroup and the kernel log write it),
+// only where runtimes make containers' cgroups:
 //
-//	/docker/ID, /system.slice/docker-ID.scope                         Docker
-//	/kubepods/burstable/podUID/ID                                     kubelet, cgroupfs driver (runtime guessed)
-//	/kubepods.slice/.../cri-containerd-ID.scope                       containerd (CRI)
-//	/kubepods.slice/.../crio-ID.scope, /kubepods/.../crio-ID          CRI-O
-//	/machine.slice/libpod-ID.scope[/container], /libpod_parent/libpod-ID  Podman
-//	/any/parent/ID                                                    a bare id (e.g. docker --cgroup-parent)
+//	/docker/ID, /system.slice/docker-ID.scope                          Docker
+//	/kubepods/[QOS/]podUID/ID                                          kubelet, cgroupfs driver (runtime guessed)
+//	/kubepods.slice/.../cri-containerd-ID.scope (crio-, docker-)       kubelet, systemd driver
+//	/kubepods/.../crio-ID                                              CRI-O, cgroupfs driver
+//	/machine.slice/...libpod-ID.scope[/container], /libpod_parent/...libpod-ID   Podman (as root)
+//	PARENT/.../ID (or any of the forms above) for a PARENT in parents: Docker's --cgroup-parent, the kubelet's --cgroup-root
 //
-// ID is 64 lowercase hex digits. The innermost component that names a
-// container wins, so a container nested in another is itself. The
+// ID is 64 lowercase hex digits. Anyone with a cgroup of their own to make
+// children in (a delegated cgroup v2 subtree, a rootless runtime) can name
+// a directory like a container, so a path elsewhere names none. The
+// outermost component that names a container wins: what is inside a
+// container's cgroup is the container's, whatever it is called. The
 // monitors' own cgroups (crio-conmon-ID.scope, libpod-conmon-ID.scope) are
 // no containers.
-func ParseContainerPath(path string) (Container, bool) {
+func ParseContainerPath(path string, parents []string) (Container, bool) {
 	if !strings.HasPrefix(path, "/") {
 		return Container{}, false
 	}
 	parts := strings.Split(path, "/")
-	for i := len(parts) - 1; i >= 1; i-- {
+	for i := 1; i < len(parts); i++ {
 		c, ok := parseComponent(parts[i], parts[:i])
-		if ok {
+		if ok && trusted(parts[:i], parts[i], parents) {
 			c.Dir = strings.Join(parts[:i+1], "/")
 			return c, true
 		}
 	}
 	return Container{}, false
+}
+
+// trusted reports whether runtimes make containers' cgroups named name in
+// the cgroup parent (the path's components before it).
+func trusted(parent []string, name string, parents []string) bool {
+	p := strings.Join(parent, "/")
+	if p == "" {
+		p = "/"
+	}
+	for _, x := range parents {
+		if x = strings.TrimSuffix(x, "/"); x != "" && (p == x || strings.HasPrefix(p, x+"/")) {
+			return true
+		}
+	}
+	kubepods := strings.HasPrefix(p, "/kubepods/") || strings.HasPrefix(p, "/kubepods.slice/")
+	switch {
+	case strings.HasPrefix(name, "docker-"):
+		return p == "/system.slice" || kubepods
+	case strings.HasPrefix(name, "cri-containerd-"), strings.HasPrefix(name, "crio-"):
+		return kubepods
+	case strings.HasPrefix(name, "libpod-"):
+		return p == "/machine.slice" || strings.HasPrefix(p, "/machine.slice/") || p == "/libpod_parent" || strings.HasPrefix(p, "/libpod_parent/")
+	}
+	return p == "/docker" || kubepods // a bare id
 }
 
 func parseComponent(name string, parents []string) (Container, bool) {
@@ -85,21 +129,12 @@ func parseComponent(name string, parents []string) (Container, bool) {
 		parent = parents[len(parents)-1]
 	}
 	switch {
-	case parent == "docker":
+	case parent == "docker" && len(parents) == 2:
 		return Container{Runtime: RuntimeDocker, ID: name, Sure: true}, true
-	case strings.HasPrefix(parent, "pod") && underKubepods(parents):
+	case strings.HasPrefix(parent, "pod") && slices.ContainsFunc(parents, func(p string) bool { return strings.HasPrefix(p, "kubepods") }):
 		return Container{Runtime: RuntimeContainerd, ID: name}, true
 	}
 	return Container{Runtime: RuntimeDocker, ID: name}, true
-}
-
-func underKubepods(parents []string) bool {
-	for _, p := range parents {
-		if strings.HasPrefix(p, "kubepods") {
-			return true
-		}
-	}
-	return false
 }
 
 // isID reports whether s is a full container id: 64 lowercase hex digits.

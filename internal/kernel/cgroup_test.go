@@ -28,11 +28,16 @@ var cgroupPaths = []struct {
 	{"/kubepods.slice/kubepods-podx.slice/docker-" + id1 + ".scope", RuntimeDocker, id1, "/kubepods.slice/kubepods-podx.slice/docker-" + id1 + ".scope", true},
 	{"/machine.slice/libpod-" + id1 + ".scope", RuntimePodman, id1, "/machine.slice/libpod-" + id1 + ".scope", true},
 	{"/machine.slice/libpod-" + id1 + ".scope/container", RuntimePodman, id1, "/machine.slice/libpod-" + id1 + ".scope", true},
-	{"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id1 + ".scope", RuntimePodman, id1, "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id1 + ".scope", true},
+	{"/machine.slice/machine-libpod_pod_abc.slice/libpod-" + id1 + ".scope", RuntimePodman, id1, "/machine.slice/machine-libpod_pod_abc.slice/libpod-" + id1 + ".scope", true},
 	{"/libpod_parent/libpod-" + id1, RuntimePodman, id1, "/libpod_parent/libpod-" + id1, true},
+	// Under a parent of --kernel.cgroup-parent: Docker's --cgroup-parent, the kubelet's --cgroup-root.
 	{"/process_api/abc/mcm-test-1/" + id1, RuntimeDocker, id1, "/process_api/abc/mcm-test-1/" + id1, false},
-	{"/docker/" + id1 + "/docker/" + id2, RuntimeDocker, id2, "/docker/" + id1 + "/docker/" + id2, true},
+	{"/custom/kubepods/burstable/pod3f5c/" + id1, RuntimeContainerd, id1, "/custom/kubepods/burstable/pod3f5c/" + id1, false},
+	{"/custom.slice/docker-" + id1 + ".scope", RuntimeDocker, id1, "/custom.slice/docker-" + id1 + ".scope", true},
+	// What is inside a container's cgroup is the container's: a Docker in it, its own sub-cgroups.
+	{"/docker/" + id1 + "/docker/" + id2, RuntimeDocker, id1, "/docker/" + id1, true},
 	{"/docker/" + id1 + "/init.scope", RuntimeDocker, id1, "/docker/" + id1, true},
+	{"/kubepods/burstable/pod3f5c/" + id1 + "/" + id2, RuntimeContainerd, id1, "/kubepods/burstable/pod3f5c/" + id1, false},
 	// No containers.
 	{"/", "", "", "", false},
 	{"", "", "", "", false},
@@ -46,11 +51,26 @@ var cgroupPaths = []struct {
 	{"/system.slice/docker-" + id1, "", "", "", false},
 	{"/process_api/cd37185a006935f552f4df05cc078363", "", "", "", false},
 	{"/default/web", "", "", "", false},
+	// Not where runtimes make containers' cgroups: anyone with a cgroup of
+	// their own (a delegated v2 subtree, a rootless runtime) can make these.
+	{"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id1 + ".scope", "", "", "", false},
+	{"/user.slice/user-1000.slice/user@1000.service/app.slice/docker-" + id1 + ".scope", "", "", "", false},
+	{"/user.slice/user-1000.slice/session-1.scope/docker/" + id1, "", "", "", false},
+	{"/user.slice/x/kubepods/burstable/pod1/" + id1, "", "", "", false},
+	{"/user.slice/x/a,task_memcg=/docker/" + id1, "", "", "", false},
+	{"/system.slice/app.service/docker-" + id1 + ".scope", "", "", "", false},
+	{"/system.slice/app.service/" + id1, "", "", "", false},
+	{"/" + id1, "", "", "", false},
+	{"/process_api/abc/mcm-test-2/" + id1, "", "", "", false},
+	{"/docker/x/" + id1, "", "", "", false},
 }
+
+// extraParents are the --kernel.cgroup-parent values the table's paths are read with.
+var extraParents = []string{"/process_api/abc/mcm-test-1", "/custom/", "/custom.slice"}
 
 func TestParseContainerPath(t *testing.T) {
 	for _, tc := range cgroupPaths {
-		c, ok := ParseContainerPath(tc.path)
+		c, ok := ParseContainerPath(tc.path, extraParents)
 		if ok != (tc.id != "") {
 			t.Errorf("%q: recognised %v (%+v)", tc.path, ok, c)
 			continue
@@ -71,7 +91,7 @@ func FuzzContainerPath(f *testing.F) {
 	f.Add("/a//b/" + id1 + "/")
 	f.Add("/\x00/docker-" + id1 + ".scope")
 	f.Fuzz(func(t *testing.T, path string) {
-		c, ok := ParseContainerPath(path)
+		c, ok := ParseContainerPath(path, extraParents)
 		if !ok {
 			return
 		}

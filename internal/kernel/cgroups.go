@@ -39,8 +39,8 @@ type cgroups struct {
 	w      *watcher            // nil: rescans only
 	warned bool                // a failed watch was logged
 	byDir  map[string]*tracked // by cgroup path (from the hierarchy's root)
-	byID   map[string]*tracked
-	serial uint64 // of the last instance seen
+	byID   map[string]*tracked // by Container.key
+	serial uint64              // of the last instance seen
 }
 
 // tracked is one instance of a container's cgroup: the directory from
@@ -105,6 +105,11 @@ func (c *cgroups) session(ctx context.Context, up func()) error {
 	c.w = w
 	c.mu.Unlock()
 	c.scan()
+	// Up once it knows every container's cgroup that exists: also those
+	// found through the pids the runtimes give in their first listing.
+	if !c.src.store.WaitSettled(ctx, true) {
+		return ctx.Err()
+	}
 	c.watchPids()
 	up()
 	log.Info("watching the memory cgroups of containers", "containers", c.count())
@@ -131,8 +136,7 @@ func (c *cgroups) session(ctx context.Context, up func()) error {
 			c.scan()
 			c.watchPids()
 		case key := <-c.src.reports:
-			_, id, _ := strings.Cut(key, "://")
-			if t := c.lookupID(id); t != nil {
+			if t := c.lookupKey(key); t != nil {
 				c.read(t.c.Dir)
 			}
 		}
@@ -231,7 +235,7 @@ func (c *cgroups) scan() {
 // container's. born is when it was made, if known. It reports whether the
 // directory is a container's.
 func (c *cgroups) appeared(rel string, born time.Time, exact bool) bool {
-	ct, ok := ParseContainerPath(rel)
+	ct, ok := ParseContainerPath(rel, c.src.cfg.CgroupParents)
 	if !ok || ct.Dir != rel {
 		return false
 	}
@@ -263,11 +267,11 @@ func (c *cgroups) track(t *tracked) bool {
 	if old != nil {
 		// Made again between two looks.
 		t.runtime, t.refined = old.runtime, old.refined
-		gone = &store.CgroupGone{Meta: c.metaLocked(old), Cgroup: old.id, At: time.Now()}
+		gone = &store.CgroupGone{Cgroup: c.cgroupLocked(old), Instance: old.id, At: time.Now()}
 	}
 	c.serial++
 	t.id = c.serial
-	c.byDir[t.c.Dir], c.byID[t.c.ID] = t, t
+	c.byDir[t.c.Dir], c.byID[t.c.key()] = t, t
 	v2, dir := c.h.V2, filepath.Join(c.h.Root, t.c.Dir)
 	c.mu.Unlock()
 	if gone != nil {
@@ -345,17 +349,20 @@ func (c *cgroups) gone(t *tracked, now time.Time) {
 		return
 	}
 	delete(c.byDir, t.c.Dir)
-	if c.byID[t.c.ID] == t {
-		delete(c.byID, t.c.ID)
+	if c.byID[t.c.key()] == t {
+		delete(c.byID, t.c.key())
 	}
-	ev := store.CgroupGone{Meta: c.metaLocked(t), Cgroup: t.id, At: now}
+	ev := store.CgroupGone{Cgroup: c.cgroupLocked(t), Instance: t.id, At: now}
 	c.mu.Unlock()
 	c.src.store.Apply(ev)
 }
 
-// metaLocked is how the store names the container of a tracked cgroup.
-func (c *cgroups) metaLocked(t *tracked) store.Meta {
-	return store.Meta{Runtime: t.runtime, ID: t.c.ID}
+// cgroupLocked is how the store is told of a tracked cgroup: its runtime
+// checked against its shim where the path left it a guess.
+func (c *cgroups) cgroupLocked(t *tracked) store.Cgroup {
+	ct := t.c
+	ct.Runtime, ct.Sure = t.runtime, ct.Sure || t.refined
+	return storeCgroup(ct)
 }
 
 // read reads the OOM counters of the tracked cgroup at rel and sends them
@@ -400,7 +407,7 @@ func (c *cgroups) read(rel string) {
 		}
 	}
 	c.mu.Lock()
-	ev := store.KernelOOMCount{Meta: c.metaLocked(t), Cgroup: t.id, Born: t.born, BornExact: t.bornExact,
+	ev := store.KernelOOMCount{Cgroup: c.cgroupLocked(t), Instance: t.id, Born: t.born, BornExact: t.bornExact,
 		Kills: n.Kills, GroupKills: n.GroupKills, HasGroup: n.HasGroup, At: at}
 	c.mu.Unlock()
 	c.src.store.Apply(ev)
@@ -428,7 +435,7 @@ func (c *cgroups) ensure(ct Container) uint64 {
 		c.check(t, time.Now()) // made again since the reader looked
 		return c.instance(ct.Dir)
 	}
-	if parsed, ok := ParseContainerPath(ct.Dir); !ok || parsed.Dir != ct.Dir {
+	if parsed, ok := ParseContainerPath(ct.Dir, c.src.cfg.CgroupParents); !ok || parsed.Dir != ct.Dir {
 		return 0 // found by pid and gone since: tracked again by the next walk
 	}
 	c.track(&tracked{c: ct, ino: st.ino, born: st.ctime, runtime: ct.Runtime})
@@ -450,7 +457,7 @@ func (c *cgroups) readAll(limit time.Duration) {
 // container the reader recognises: a runtime gave their main process's pid.
 func (c *cgroups) watchPids() {
 	for _, tg := range c.src.store.Unwatched() {
-		if c.lookupID(tg.Meta.ID) != nil {
+		if c.lookupKey(tg.Meta.Key()) != nil {
 			continue
 		}
 		path, err := c.src.procCgroup(tg.Pid)
@@ -470,7 +477,8 @@ func (c *cgroups) watchPids() {
 		if c.lookupDir(path) != nil {
 			continue
 		}
-		t := &tracked{c: Container{Runtime: tg.Meta.Runtime, ID: tg.Meta.ID, Dir: path, Sure: true}, ino: st.ino, born: st.ctime, runtime: tg.Meta.Runtime}
+		owner := tg.Meta
+		t := &tracked{c: Container{Runtime: tg.Meta.Runtime, ID: tg.Meta.ID, Dir: path, Sure: true, Owner: &owner}, ino: st.ino, born: st.ctime, runtime: tg.Meta.Runtime}
 		if c.track(t) {
 			c.read(path)
 		}
@@ -496,7 +504,7 @@ func (c *cgroups) byPath(path string) (Container, bool) {
 func (c *cgroups) known(ct Container) Container {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t := c.byID[ct.ID]; t != nil && t.c.Dir == ct.Dir {
+	if t := c.byID[ct.key()]; t != nil && t.c.Dir == ct.Dir {
 		ct.Runtime = t.runtime
 	}
 	return ct
@@ -523,10 +531,22 @@ func (c *cgroups) lookupDir(rel string) *tracked {
 	return c.byDir[rel]
 }
 
-func (c *cgroups) lookupID(id string) *tracked {
+// lookupKey finds the tracked cgroup of the container the store keeps under
+// key: one found through its pid, or one whose path names its id.
+func (c *cgroups) lookupKey(key string) *tracked {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.byID[id]
+	if t := c.byID[key]; t != nil {
+		return t
+	}
+	_, rest, _ := strings.Cut(key, "://")
+	id := rest[strings.LastIndexByte(rest, '/')+1:] // containerd's keys hold the namespace
+	for _, r := range []string{RuntimeDocker, RuntimeContainerd, RuntimeCRIO, RuntimePodman} {
+		if t := c.byID[r+"://"+id]; t != nil && t.c.Owner == nil {
+			return t
+		}
+	}
+	return nil
 }
 
 func (c *cgroups) all() []*tracked {
@@ -638,6 +658,14 @@ func (c *cgroups) updateWatches() {
 		n = w.count()
 	}
 	c.src.store.SetWatches(store.CgroupSource, n)
+}
+
+// v2 reports whether the hierarchy is cgroup v2, which notifies every change
+// of the counters.
+func (c *cgroups) v2() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.found && c.h.V2
 }
 
 // watcher returns the watcher of the session under way, nil if none.

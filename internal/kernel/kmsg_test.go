@@ -35,6 +35,11 @@ func readKmsgFile(t testing.TB, path string) [][]byte {
 	return recs
 }
 
+// goldenParents are the cgroup parents the captures' containers ran in, as
+// --kernel.cgroup-parent would give them: the test harness's, under
+// /process_api on the machines the captures come from.
+var goldenParents = []string{"/process_api"}
+
 // victimsOf runs a file's records through the OOM log reader and describes
 // what it finds, one line a victim or event.
 func victimsOf(t testing.TB, path string) string {
@@ -54,7 +59,7 @@ func victimsOf(t testing.TB, path string) string {
 			continue
 		}
 		where := "host"
-		if c, ok := ParseContainerPath(v.Cgroup); ok {
+		if c, ok := ParseContainerPath(v.Cgroup, goldenParents); ok {
 			where = fmt.Sprintf("%s://%.12s", c.Runtime, c.ID)
 		} else if v.Cgroup == "" {
 			where = "unknown"

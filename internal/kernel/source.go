@@ -21,15 +21,16 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
-// KmsgSource is the kernel log reader's name among the sources.
-const KmsgSource = "kmsg"
-
 // Config says where the kernel's files are: in a container, the host's are
 // mounted elsewhere (--path.sysfs=/host/sys, --path.procfs=/host/proc).
 type Config struct {
 	SysFS  string // /sys
 	ProcFS string // /proc
 	Kmsg   string // /dev/kmsg; empty: the kernel log is not read (no victims' names)
+	// CgroupParents are cgroups, besides those runtimes use by default,
+	// under which containers' cgroups are made: Docker's --cgroup-parent,
+	// the kubelet's --cgroup-root (see ParseContainerPath).
+	CgroupParents []string
 }
 
 // Source reads the kernel's OOM counters and log.
@@ -40,6 +41,9 @@ type Source struct {
 
 	cg      *cgroups
 	reports chan string // keys of containers a runtime reported an OOM kill in
+	// readAll asks that every counter be read at once; requests made while
+	// one is read make one more read (see readAllSoon).
+	readAll chan struct{}
 
 	// everLive is set once the log reader has read everything the kernel
 	// had when it started: later records happened while the exporter ran.
@@ -52,10 +56,15 @@ func New(cfg Config, st *store.Store, log *slog.Logger) *Source {
 	s := &Source{
 		cfg:     cfg,
 		store:   st,
-		log:     log.With("kernel", KmsgSource),
+		log:     log.With("kernel", store.KmsgSource),
 		reports: make(chan string, 1024),
+		readAll: make(chan struct{}, 1),
 	}
 	s.cg = newCgroups(s, log.With("kernel", store.CgroupSource))
+	st.AddSource(store.CgroupSource)
+	if cfg.Kmsg != "" {
+		st.AddSource(store.KmsgSource)
+	}
 	st.OnOOMReport(func(key string) {
 		select {
 		case s.reports <- key:
@@ -71,11 +80,23 @@ func New(cfg Config, st *store.Store, log *slog.Logger) *Source {
 // missing_container_metrics_source_up{source="cgroup"|"kmsg"}.
 func (s *Source) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.readAll:
+				s.cg.readAll(time.Second)
+			}
+		}
+	}()
 	if s.cfg.Kmsg != "" {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			source.Run(ctx, KmsgSource, s.store, s.log, source.DefaultBackoff, s.kmsgSession)
+			source.Run(ctx, store.KmsgSource, s.store, s.log, source.DefaultBackoff, s.kmsgSession)
 		}()
 	} else {
 		s.log.Info("not reading the kernel log (--path.kmsg is empty): OOM kills are counted, their victims not named")
@@ -116,7 +137,7 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 		case errors.Is(err, unix.EPIPE):
 			// The kernel overwrote records before they were read. The next
 			// record's sequence number says how many; counters stay exact.
-			s.store.CountEvent(KmsgSource, true)
+			s.store.CountEvent(store.KmsgSource, true)
 			s.log.Warn("kernel log records were overwritten before they could be read; victims' names may be missing", "err", err)
 			oom.reset()
 			s.cg.requestRescan()
@@ -131,11 +152,11 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 		}
 		rec, err := ParseRecord(buf[:n])
 		if err != nil {
-			s.store.CountEvent(KmsgSource, true)
+			s.store.CountEvent(store.KmsgSource, true)
 			s.log.Warn("skipping a malformed kernel log record", "err", err)
 			continue
 		}
-		s.store.CountEvent(KmsgSource, false)
+		s.store.CountEvent(store.KmsgSource, false)
 		if waited {
 			clk.calibrate(rec.Time, time.Now())
 		}
@@ -160,12 +181,18 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 		}
 	}
 	if path == "" {
-		// Its report was rate-limited or lost: many such in a burst.
-		s.log.Debug("OOM kill of a process whose cgroup the kernel log does not give; the cgroup counters still count it",
+		// Its report was rate-limited (ten in five seconds) or lost, and
+		// the process is gone. Its cgroup's counter counts it, but cgroup
+		// v1 notifies no kill: read every counter now, before a runtime
+		// removes the cgroup of a container whose main process this was.
+		s.log.Debug("OOM kill of a process whose cgroup the kernel log does not give; reading every cgroup's counters",
 			"pid", v.PID, "process", v.Process, "seq", v.Seq)
+		if prompt && !s.cg.v2() {
+			s.readAllSoon()
+		}
 		return
 	}
-	c, ok := ParseContainerPath(path)
+	c, ok := ParseContainerPath(path, s.cfg.CgroupParents)
 	if !ok {
 		c, ok = s.cg.byPath(path) // a container found by its main process's pid
 	}
@@ -188,8 +215,17 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 			s.cg.read(c.Dir)
 		}
 	}
-	s.log.Debug("OOM victim", "process", v.Process, "pid", v.PID, "container", meta(c).Key(), "cgroup", path, "live", live)
-	s.store.Apply(store.OOMVictim{Meta: meta(c), Cgroup: instance, Process: v.Process, At: at, Seq: v.Seq, Live: live})
+	s.log.Debug("OOM victim", "process", v.Process, "pid", v.PID, "container", c.Runtime+"://"+c.ID, "cgroup", path, "live", live)
+	s.store.Apply(store.OOMVictim{Cgroup: storeCgroup(c), Instance: instance, Process: v.Process, At: at, Seq: v.Seq, Live: live})
+}
+
+// readAllSoon has every cgroup's counters read now, off the log reader's
+// path: a burst of kills makes one read, or two, not one per kill.
+func (s *Source) readAllSoon() {
+	select {
+	case s.readAll <- struct{}{}:
+	default: // a read is asked for already, and will start after this kill
+	}
 }
 
 // procCgroup reads the memory cgroup of a live process.
@@ -201,4 +237,10 @@ func (s *Source) procCgroup(pid int) (string, error) {
 	return ParseProcCgroup(b)
 }
 
-func meta(c Container) store.Meta { return store.Meta{Runtime: c.Runtime, ID: c.ID} }
+// storeCgroup is how the store is told of a container's cgroup.
+func storeCgroup(c Container) store.Cgroup {
+	if c.Owner != nil {
+		return store.Cgroup{Meta: *c.Owner, Path: c.Dir, ByPid: true}
+	}
+	return store.Cgroup{Meta: store.Meta{Runtime: c.Runtime, ID: c.ID}, Path: c.Dir, Guessed: !c.Sure}
+}

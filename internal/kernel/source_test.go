@@ -118,7 +118,7 @@ func TestFollowSurvivesOverwritesAndBadRecords(t *testing.T) {
 	}
 	var kmsg store.SourceStatus
 	for _, s := range st.Sources() {
-		if s.Name == KmsgSource {
+		if s.Name == store.KmsgSource {
 			kmsg = s
 		}
 	}
@@ -287,7 +287,7 @@ func runCgroups(t *testing.T, src *Source) {
 // instance, and reads the counters at every refresh (cgroup v1).
 func TestCgroupsV1(t *testing.T) {
 	h := newFakeHierarchy(t, false)
-	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
+	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir(), CgroupParents: []string{"/parent"}})
 	a, b := "/docker/"+id1, "/parent/"+id2
 	h.mkdir(a, 2)
 	h.mkdir("/system.slice/cron.service", 9)
@@ -310,8 +310,12 @@ func TestCgroupsV1(t *testing.T) {
 	src.Refresh()
 	wantOOMs(t, st, "docker://"+id1, 3) // 2 of the old instance + 1 of the new
 
+	// Named like a container, but where no runtime makes containers.
+	h.mkdir("/user.slice/u/docker/"+strings.Repeat("d", 64), 7)
+	h.mkdir("/elsewhere/"+strings.Repeat("e", 64), 7)
+	src.Refresh()
 	if n := len(st.Snapshot().Containers); n != 2 {
-		t.Errorf("%d containers exported, want 2 (cron.service is none)", n)
+		t.Errorf("%d containers exported, want 2 (cron.service and the cgroups out of place are none)", n)
 	}
 
 	// The kernel log may report a kill in a new cgroup before inotify: the
@@ -422,7 +426,7 @@ func TestWithoutKernelLog(t *testing.T) {
 	cancel()
 	<-done
 	for _, s := range st.Sources() {
-		if s.Name == KmsgSource {
+		if s.Name == store.KmsgSource {
 			t.Errorf("the kernel log is a source: %+v", s)
 		}
 	}

@@ -24,7 +24,8 @@ var DefaultBackoff = Backoff{Min: 250 * time.Millisecond, Max: 10 * time.Second}
 
 // Session connects to a runtime, lists its containers, and follows its
 // events until the connection breaks or ctx ends. It calls up once it is
-// connected and has listed. It returns why it ended.
+// connected and has listed: what it found is in the store then. It returns
+// why it ended.
 type Session func(ctx context.Context, up func()) error
 
 // Run keeps a source connected until ctx ends: it runs session again and
@@ -51,14 +52,14 @@ func Run(ctx context.Context, name string, st *store.Store, log *slog.Logger, b 
 			switch {
 			case !downSince.IsZero() && connectedBefore:
 				st.CountReconnect(name)
-				log.Info("source connected again", "source", name, "down_for", upAt.Sub(downSince).Round(time.Millisecond))
+				log.Info("source connected again", "down_for", upAt.Sub(downSince).Round(time.Millisecond))
 			case !downSince.IsZero():
-				log.Info("source connected", "source", name, "after", upAt.Sub(downSince).Round(time.Millisecond))
+				log.Info("source connected", "after", upAt.Sub(downSince).Round(time.Millisecond))
 			case connectedBefore:
 				st.CountReconnect(name)
-				log.Info("source connected again", "source", name)
+				log.Info("source connected again")
 			default:
-				log.Info("source connected", "source", name)
+				log.Info("source connected")
 			}
 			connectedBefore, downSince = true, time.Time{}
 		})
@@ -69,16 +70,16 @@ func Run(ctx context.Context, name string, st *store.Store, log *slog.Logger, b 
 		var p *PanicError
 		if errors.As(err, &p) {
 			st.CountPanic(name)
-			log.Error("source panicked; recovered", "source", name, "panic", p.Value, "stack", p.Stack)
+			log.Error("source panicked; recovered", "panic", p.Value, "stack", p.Stack)
 		}
 		if !upAt.IsZero() && time.Since(upAt) >= b.Max {
 			wait = b.Min // it was up long enough: a new failure, not the same one
 		}
 		if downSince.IsZero() {
 			downSince = time.Now()
-			log.Warn("source down; retrying with back-off", "source", name, "err", err, "retry_in", wait)
+			log.Warn("source down; retrying with back-off", "err", err, "retry_in", wait)
 		} else {
-			log.Debug("source still down; retrying", "source", name, "err", err, "retry_in", wait, "down_for", time.Since(downSince).Round(time.Millisecond))
+			log.Debug("source still down; retrying", "err", err, "retry_in", wait, "down_for", time.Since(downSince).Round(time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():

@@ -156,7 +156,7 @@ func TestBackoffGrowsWhenSessionsBreakAtOnce(t *testing.T) {
 // debug level, and its recovery at info: not a warning every 10 s for ever.
 func TestDownSourceLogsOnceThenAtDebug(t *testing.T) {
 	var buf syncBuffer
-	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("kernel", "kmsg")
 	st := store.New(time.Minute)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -179,7 +179,7 @@ func TestDownSourceLogsOnceThenAtDebug(t *testing.T) {
 	cancel()
 	out := buf.String()
 	warn, debug, info := strings.Count(out, "level=WARN"), strings.Count(out, "level=DEBUG"), strings.Count(out, "level=INFO")
-	if warn != 1 || debug != 4 || info != 1 || !strings.Contains(out, "source=kmsg") {
+	if warn != 1 || debug != 4 || info != 1 || strings.Count(out, "kernel=kmsg") != 6 || !strings.Contains(out, "source down") {
 		t.Fatalf("%d warnings, %d debug, %d info lines, want 1, 4, 1 naming the source:\n%s", warn, debug, info, out)
 	}
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -10,21 +9,30 @@ import (
 // them with the runtime's. The rule is written down in docs/design.md
 // ("OOM kills: the kernel and the runtime").
 
-// CgroupSource is the name of the kernel's cgroup reader among the sources;
-// its container count is the containers whose memory cgroup it watches.
-const CgroupSource = "cgroup"
+// Cgroup is a container's memory cgroup as the kernel reader found it.
+type Cgroup struct {
+	// Meta is the container as the cgroup's path names it: Runtime (a
+	// guess if Guessed) and ID. For a cgroup found through the main pid a
+	// runtime gave (ByPid), it is that runtime's container.
+	Meta    Meta
+	Path    string // from the root of the hierarchy
+	Guessed bool
+	ByPid   bool
+}
 
 // KernelOOMCount reports the OOM counters the kernel keeps for one instance
 // of a container's memory cgroup. Each start of a container makes a new
 // cgroup (even at the same path), whose counters start at 0.
+//
+// The counters are the container's whose runtime reports its id, when it
+// is the only one of that runtime (any runtime, if the path's is a guess)
+// with that id; else, or until a runtime reports it, they are a container's
+// that only the kernel knows.
 type KernelOOMCount struct {
-	// Meta is the container as its cgroup path tells it: Runtime (perhaps a
-	// guess) and ID. A container a runtime already reported under the same
-	// ID is that container, whatever the Runtime here says.
-	Meta Meta
-	// Cgroup names the instance, the directory from its mkdir to its
-	// rmdir: a number the reader never gives to another.
-	Cgroup uint64
+	Cgroup Cgroup
+	// Instance names the directory from its mkdir to its rmdir: a number
+	// the reader never gives to another.
+	Instance uint64
 	// Born is when the cgroup was created. BornExact is true when the
 	// exporter saw the creation; else Born is the directory's change time,
 	// an estimate, and the cgroup existed before the exporter looked.
@@ -39,19 +47,19 @@ type KernelOOMCount struct {
 
 // CgroupGone reports that an instance of a container's memory cgroup was removed.
 type CgroupGone struct {
-	Meta   Meta
-	Cgroup uint64
-	At     time.Time
+	Cgroup   Cgroup
+	Instance uint64
+	At       time.Time
 }
 
 // OOMVictim reports a process the kernel log names as killed by the OOM
 // killer in a container.
 type OOMVictim struct {
-	Meta    Meta
-	Cgroup  uint64 // the instance the victim was in (as in KernelOOMCount); 0 if not known (gone when the record was read)
-	Process string // the command name (comm)
-	At      time.Time
-	Seq     uint64 // the kernel log's sequence number: a record applied twice counts once
+	Cgroup   Cgroup
+	Instance uint64 // the instance the victim was in (as in KernelOOMCount); 0 if not known (gone when the record was read)
+	Process  string // the command name (comm)
+	At       time.Time
+	Seq      uint64 // the kernel log's sequence number: a record applied twice counts once
 	// Live is false for a record that was in the kernel's log buffer before
 	// the exporter started: history, counted only where a cgroup the
 	// kernel still counts for confirms it.
@@ -66,18 +74,18 @@ type HostOOMKill struct {
 	Live    bool // as in OOMVictim: history is not counted
 }
 
-func (e KernelOOMCount) key() string { return e.Meta.Key() }
-func (e CgroupGone) key() string     { return e.Meta.Key() }
-func (e OOMVictim) key() string      { return e.Meta.Key() }
+func (e KernelOOMCount) key() string { return "" }
+func (e CgroupGone) key() string     { return "" }
+func (e OOMVictim) key() string      { return "" }
 func (e HostOOMKill) key() string    { return "" }
 
-// kernelEvent is an event about a container as the kernel names it: by ID,
-// perhaps with a guessed runtime.
-type kernelEvent interface{ meta() Meta }
+// kernelEvent is an event about a container as the kernel names it: by its
+// cgroup.
+type kernelEvent interface{ cgroup() Cgroup }
 
-func (e KernelOOMCount) meta() Meta { return e.Meta }
-func (e CgroupGone) meta() Meta     { return e.Meta }
-func (e OOMVictim) meta() Meta      { return e.Meta }
+func (e KernelOOMCount) cgroup() Cgroup { return e.Cgroup }
+func (e CgroupGone) cgroup() Cgroup     { return e.Cgroup }
+func (e OOMVictim) cgroup() Cgroup      { return e.Cgroup }
 
 // maxInstances is how many cgroup instances of a container stay open to late
 // reports; older ones are folded into a sum.
@@ -229,13 +237,13 @@ func (c *oomCount) counters(ev KernelOOMCount) {
 		c.hasGroup = true
 	}
 	for _, in := range c.instances {
-		if in.id == ev.Cgroup {
+		if in.id == ev.Instance {
 			in.kills = max(in.kills, ev.Kills)
 			in.groupKill = max(in.groupKill, ev.GroupKills)
 			return
 		}
 	}
-	in := &instance{id: ev.Cgroup, born: ev.Born, bornExact: ev.BornExact, kills: ev.Kills, groupKill: ev.GroupKills}
+	in := &instance{id: ev.Instance, born: ev.Born, bornExact: ev.BornExact, kills: ev.Kills, groupKill: ev.GroupKills}
 	if len(c.instances) == 0 && c.settled == 0 {
 		// The first cgroup the kernel counts for the container takes over
 		// what was counted before from its time on: all of it if the cgroup
@@ -275,7 +283,7 @@ func (c *oomCount) counters(ev KernelOOMCount) {
 // without making it live again.
 func (c *oomCount) gone(id uint64, t time.Time) bool {
 	if !slices.ContainsFunc(c.instances, func(in *instance) bool { return in.id == id }) {
-		c.counters(KernelOOMCount{Cgroup: id})
+		c.counters(KernelOOMCount{Instance: id})
 	}
 	for _, in := range c.instances {
 		if in.id == id && in.gone.IsZero() {
@@ -298,7 +306,7 @@ func (s *Store) applyKernel(e *entry, ev Event) {
 			e.lastKill = latest(e.lastKill, ev.At)
 		}
 	case CgroupGone:
-		if e.ooms.gone(ev.Cgroup, ev.At) && !e.observed && e.removedAt.IsZero() {
+		if e.ooms.gone(ev.Instance, ev.At) && !e.observed && e.removedAt.IsZero() {
 			// A container only the kernel knows: gone with its cgroup (the
 			// series stay for the retention, and come back if it starts again).
 			e.removedAt, e.kernelRemoved = ev.At, true
@@ -307,7 +315,7 @@ func (s *Store) applyKernel(e *entry, ev Event) {
 		if !s.newRecord(ev.Seq) {
 			return
 		}
-		if e.ooms.victim(ev.Cgroup, ev.At, ev.Live) {
+		if e.ooms.victim(ev.Instance, ev.At, ev.Live) {
 			e.byProcess = countProcess(e.byProcess, ev.Process, 1, MaxProcessNames)
 			e.lastKill = latest(e.lastKill, ev.At)
 		}
@@ -362,52 +370,74 @@ func (s *Store) newRecord(seq uint64) bool {
 	return true
 }
 
-// keyFor returns the key under which the store keeps the container a kernel
-// event names: the one a runtime reported with that ID, else the kernel's.
-func (s *Store) keyFor(m Meta) string {
-	if k, ok := s.ids[m.ID]; ok {
-		return k
+// kernelKey is the key of a container only the kernel knows: its cgroup's path.
+func kernelKey(path string) string { return "cgroup:" + path }
+
+// keyFor returns the key under which the store keeps the container of a
+// cgroup: that of the one runtime container it can be, else the cgroup's own.
+func (s *Store) keyFor(cg Cgroup) string {
+	if cg.ByPid {
+		return cg.Meta.Key() // the runtime's own container: its process is in the cgroup
 	}
-	return m.Key()
+	if keys := s.owners(cg.Meta.ID, cg.Meta.Runtime, cg.Guessed, ""); len(keys) == 1 {
+		return keys[0]
+	}
+	return kernelKey(cg.Path)
 }
 
-// adopt moves a container the kernel reported under a guessed runtime to the
-// key a runtime reports it under.
+// owners returns the keys of the runtimes' containers with the id that a
+// cgroup of runtime (any runtime if guessed) can belong to; extra, a key
+// about to be made, counts among them. Two containerd containers with one
+// id in two namespaces both can: the cgroup's path does not say whose.
+func (s *Store) owners(id, runtime string, guessed bool, extra string) []string {
+	var out []string
+	for _, k := range s.ids[id] {
+		if e := s.containers[k]; !e.fromKernel && (guessed || e.Meta.Runtime == runtime) {
+			out = append(out, k)
+		}
+	}
+	if extra != "" && !slices.Contains(out, extra) {
+		if m := parseKey(extra); guessed || m.Runtime == runtime {
+			out = append(out, extra)
+		}
+	}
+	return out
+}
+
+// adopt moves what the kernel reader counted for a container only it knew
+// to k, the key under which a runtime now reports it, when that container is
+// the only one the cgroup can belong to.
 func (s *Store) adopt(k string) {
-	id := idOf(k)
-	old, ok := s.ids[id]
-	if !ok || old == k {
+	m := parseKey(k)
+	for _, old := range s.ids[m.ID] {
+		src := s.containers[old]
+		if !src.fromKernel {
+			continue
+		}
+		if owners := s.owners(m.ID, src.Meta.Runtime, src.guessed, k); len(owners) != 1 || owners[0] != k {
+			continue
+		}
+		dst := s.containers[k]
+		if dst == nil {
+			// The whole entry moves, under the runtime's name.
+			s.forget(old)
+			src.fromKernel, src.guessed = false, false
+			src.Meta = m
+			s.containers[k] = src
+			s.ids[m.ID] = append(s.ids[m.ID], k)
+			return
+		}
+		if !dst.ooms.kernelSeen() {
+			dst.ooms.instances, dst.ooms.settled, dst.ooms.settledGroup, dst.ooms.hasGroup =
+				src.ooms.instances, src.ooms.settled, src.ooms.settledGroup, src.ooms.hasGroup
+			for p, n := range src.byProcess {
+				dst.byProcess = countProcess(dst.byProcess, p, n, MaxProcessNames)
+			}
+			dst.lastKill = latest(dst.lastKill, src.lastKill)
+		}
+		s.forget(old)
 		return
 	}
-	src := s.containers[old]
-	if src == nil || src.observed {
-		return // two runtimes report the same id: keep each
-	}
-	dst := s.containers[k]
-	if dst == nil {
-		dst = src
-		dst.Meta.Runtime = runtimeOf(k)
-		s.containers[k] = dst
-	} else if !dst.ooms.kernelSeen() {
-		dst.ooms.instances, dst.ooms.settled, dst.ooms.settledGroup, dst.ooms.hasGroup =
-			src.ooms.instances, src.ooms.settled, src.ooms.settledGroup, src.ooms.hasGroup
-		for p, n := range src.byProcess {
-			dst.byProcess = countProcess(dst.byProcess, p, n, MaxProcessNames)
-		}
-		dst.lastKill = latest(dst.lastKill, src.lastKill)
-	}
-	delete(s.containers, old)
-	s.ids[id] = k
-}
-
-func idOf(k string) string {
-	_, id, _ := strings.Cut(k, "://")
-	return id
-}
-
-func runtimeOf(k string) string {
-	r, _, _ := strings.Cut(k, "://")
-	return r
 }
 
 // silent reports whether no source of runtime answers: none is configured,

@@ -11,15 +11,15 @@ import (
 func dockerMeta() Meta { return Meta{Runtime: "docker", ID: "abc"} }
 
 func count(ino uint64, kills uint64, ms int) KernelOOMCount {
-	return KernelOOMCount{Meta: dockerMeta(), Cgroup: ino, Kills: kills, At: at(ms), Born: at(0), BornExact: false}
+	return KernelOOMCount{Cgroup: cgroupOf(dockerMeta()), Instance: ino, Kills: kills, At: at(ms), Born: at(0), BornExact: false}
 }
 
 func born(ino uint64, bornMs int, kills uint64, ms int) KernelOOMCount {
-	return KernelOOMCount{Meta: dockerMeta(), Cgroup: ino, Kills: kills, At: at(ms), Born: at(bornMs), BornExact: true}
+	return KernelOOMCount{Cgroup: cgroupOf(dockerMeta()), Instance: ino, Kills: kills, At: at(ms), Born: at(bornMs), BornExact: true}
 }
 
 func victim(ino uint64, process string, ms int, seq uint64) OOMVictim {
-	return OOMVictim{Meta: dockerMeta(), Cgroup: ino, Process: process, At: at(ms), Seq: seq, Live: true}
+	return OOMVictim{Cgroup: cgroupOf(dockerMeta()), Instance: ino, Process: process, At: at(ms), Seq: seq, Live: true}
 }
 
 func ooms(t *testing.T, s *Store) uint64 {
@@ -94,7 +94,7 @@ func TestInstancesAddUp(t *testing.T) {
 	s.Apply(count(10, 2, 61_000))
 	s.Apply(OOMKilled{Key: key, At: at(60_990)})
 	s.Apply(OOMKilled{Key: key, At: at(60_995)})
-	s.Apply(CgroupGone{Meta: dockerMeta(), Cgroup: 10, At: at(62_000)})
+	s.Apply(CgroupGone{Cgroup: cgroupOf(dockerMeta()), Instance: 10, At: at(62_000)})
 	s.Apply(born(11, 62_100, 0, 62_101))
 	s.Apply(count(11, 3, 63_000))
 	if n := ooms(t, s); n != 6 {
@@ -149,7 +149,7 @@ func TestVictimsCountWhereTheCounterMissedThem(t *testing.T) {
 	s := New(time.Minute)
 	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(100), Running: true}})
 	s.Apply(born(7, 90, 0, 95))
-	s.Apply(CgroupGone{Meta: dockerMeta(), Cgroup: 7, At: at(1005)})
+	s.Apply(CgroupGone{Cgroup: cgroupOf(dockerMeta()), Instance: 7, At: at(1005)})
 	s.Apply(victim(0, "app", 1000, 1))
 	s.Apply(born(8, 1200, 0, 1201))
 	s.Apply(victim(0, "app", 1300, 2))
@@ -205,8 +205,8 @@ func TestGroupKills(t *testing.T) {
 
 func TestContainersOnlyTheKernelKnows(t *testing.T) {
 	s := New(time.Minute)
-	guess := Meta{Runtime: "containerd", ID: "abc"}
-	ev := KernelOOMCount{Meta: guess, Cgroup: 7, Kills: 2, At: at(100), Born: at(0)}
+	guess := Cgroup{Meta: Meta{Runtime: "containerd", ID: "abc"}, Path: "/kubepods/pod1/abc", Guessed: true}
+	ev := KernelOOMCount{Cgroup: guess, Instance: 7, Kills: 2, At: at(100), Born: at(0)}
 	s.Apply(ev)
 	snap := s.Snapshot()
 	if len(snap.Containers) != 1 || !snap.Containers[0].KernelOnly || snap.Containers[0].Meta.Key() != "containerd://abc" || snap.Containers[0].OOMs != 2 {
@@ -232,7 +232,7 @@ func TestContainersOnlyTheKernelKnows(t *testing.T) {
 	if len(snap.Containers) != 1 || snap.Containers[0].Meta.Key() != key || snap.Containers[0].OOMs != 2 || snap.Containers[0].KernelOnly {
 		t.Fatalf("after the runtime reported it: %+v", snap.Containers)
 	}
-	s.Apply(KernelOOMCount{Meta: guess, Cgroup: 7, Kills: 3, At: at(200), Born: at(0)})
+	s.Apply(KernelOOMCount{Cgroup: guess, Instance: 7, Kills: 3, At: at(200), Born: at(0)})
 	if n := ooms(t, s); n != 3 {
 		t.Fatalf("later kernel readings under the guessed runtime: ooms %d, want 3", n)
 	}
@@ -241,8 +241,8 @@ func TestContainersOnlyTheKernelKnows(t *testing.T) {
 func TestKernelOnlyContainerGoesWithItsCgroup(t *testing.T) {
 	s := New(time.Minute)
 	m := Meta{Runtime: "cri-o", ID: "abc"}
-	s.Apply(KernelOOMCount{Meta: m, Cgroup: 7, At: at(0)})
-	s.Apply(CgroupGone{Meta: m, Cgroup: 7, At: at(1000)})
+	s.Apply(KernelOOMCount{Cgroup: cgroupOf(m), Instance: 7, At: at(0)})
+	s.Apply(CgroupGone{Cgroup: cgroupOf(m), Instance: 7, At: at(1000)})
 	s.Sweep(at(59_000))
 	if n := len(s.Snapshot().Containers); n != 1 {
 		t.Fatalf("dropped before its retention: %d", n)
@@ -272,7 +272,7 @@ func TestOldInstancesAreFoldedNotLost(t *testing.T) {
 		ino := uint64(100 + i)
 		s.Apply(born(ino, 1000*i+1, 0, 1000*i+2))
 		s.Apply(count(ino, 1, 1000*i+500))
-		s.Apply(CgroupGone{Meta: dockerMeta(), Cgroup: ino, At: at(1000*i + 900)})
+		s.Apply(CgroupGone{Cgroup: cgroupOf(dockerMeta()), Instance: ino, At: at(1000*i + 900)})
 	}
 	if n := ooms(t, s); n != 3*maxInstances {
 		t.Fatalf("ooms %d, want %d", n, 3*maxInstances)
@@ -330,7 +330,7 @@ func TestCountNeverGoesDown(t *testing.T) {
 				s.Apply(v)
 				trace = append(trace, "victim")
 			case 3:
-				s.Apply(CgroupGone{Meta: dockerMeta(), Cgroup: ino, At: at(ms)})
+				s.Apply(CgroupGone{Cgroup: cgroupOf(dockerMeta()), Instance: ino, At: at(ms)})
 				ino++
 				trace = append(trace, "gone")
 			case 4:
@@ -365,10 +365,10 @@ func TestLateCounterReadDoesNotReviveRemovedContainer(t *testing.T) {
 		s := New(time.Minute)
 		m := Meta{Runtime: "cri-o", ID: "abc"}
 		if known {
-			s.Apply(KernelOOMCount{Meta: m, Cgroup: 7, At: at(0)})
+			s.Apply(KernelOOMCount{Cgroup: cgroupOf(m), Instance: 7, At: at(0)})
 		}
-		s.Apply(CgroupGone{Meta: m, Cgroup: 7, At: at(1000)})
-		s.Apply(KernelOOMCount{Meta: m, Cgroup: 7, Kills: 1, At: at(900)}) // read before the rmdir, applied after
+		s.Apply(CgroupGone{Cgroup: cgroupOf(m), Instance: 7, At: at(1000)})
+		s.Apply(KernelOOMCount{Cgroup: cgroupOf(m), Instance: 7, Kills: 1, At: at(900)}) // read before the rmdir, applied after
 		if c, ok := find(s, "cri-o://abc"); known && (!ok || c.OOMs != 1) {
 			t.Fatalf("known %v: the late reading is lost: %+v", known, c)
 		}
@@ -407,4 +407,10 @@ func TestVictimNamesAreBounded(t *testing.T) {
 	if c.OOMs != kills {
 		t.Errorf("ooms %d, want %d", c.OOMs, kills)
 	}
+}
+
+// cgroupOf is the cgroup the kernel reader finds for a container of m's
+// runtime and id, at a path such as that runtime makes.
+func cgroupOf(m Meta) Cgroup {
+	return Cgroup{Meta: Meta{Runtime: m.Runtime, ID: m.ID}, Path: "/" + m.Runtime + "/" + m.ID}
 }

@@ -28,8 +28,8 @@ func TestShortLivedContainerAnyOrder(t *testing.T) {
 	const ino = 9
 	m := Meta{Runtime: "docker", ID: "abc", Name: "web"}
 	evs := []Event{
-		KernelOOMCount{Meta: Meta{Runtime: "docker", ID: "abc"}, Cgroup: ino, At: at(10), Born: at(0), BornExact: true},
-		CgroupGone{Meta: Meta{Runtime: "docker", ID: "abc"}, Cgroup: ino, At: at(120)},
+		KernelOOMCount{Cgroup: cgroupOf(Meta{Runtime: "docker", ID: "abc"}), Instance: ino, At: at(10), Born: at(0), BornExact: true},
+		CgroupGone{Cgroup: cgroupOf(Meta{Runtime: "docker", ID: "abc"}), Instance: ino, At: at(120)},
 		Started{Key: key, At: at(50)},
 		Exited{Key: key, At: at(100), Code: 2},
 		Observed{Meta: m, State: State{StartedAt: at(50), FinishedAt: at(100), ExitCode: 2}, At: at(7000)},

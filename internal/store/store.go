@@ -9,6 +9,8 @@
 package store
 
 import (
+	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,17 +19,45 @@ import (
 
 // Meta is what identifies and describes a container: the labels of its series.
 type Meta struct {
-	Runtime   string // "docker", "containerd"
-	ID        string // the runtime's full container id
-	Name      string // pod-spec container name for Kubernetes, else the runtime's name
-	Container string // io.kubernetes.container.name, else empty
-	Pod       string
-	Namespace string
-	ImageID   string
+	Runtime string // "docker", "containerd"
+	// ContainerdNamespace is the containerd namespace of a containerd
+	// container: its ids are unique only within one. Empty for others.
+	ContainerdNamespace string
+	ID                  string // the runtime's full container id
+	Name                string // pod-spec container name for Kubernetes, else the runtime's name
+	Container           string // io.kubernetes.container.name, else empty
+	Pod                 string
+	Namespace           string // the Kubernetes namespace
+	PodUID              string // io.kubernetes.pod.uid: a pod made again under its name has a new one
+	ImageID             string
 }
 
-// Key is the container's id as kube-state-metrics writes it: "<runtime>://<id>".
-func (m Meta) Key() string { return m.Runtime + "://" + m.ID }
+// Key names the container in the store: Key(Runtime, ContainerdNamespace, ID).
+func (m Meta) Key() string { return Key(m.Runtime, m.ContainerdNamespace, m.ID) }
+
+// ContainerID is the container's id as the kubelet and kube-state-metrics
+// write it: "<runtime>://<id>".
+func (m Meta) ContainerID() string { return m.Runtime + "://" + m.ID }
+
+// Key is how the store names a container of a runtime: "<runtime>://<id>",
+// or "containerd://<namespace>/<id>" for a containerd container, whose id is
+// unique only in its namespace. Neither ids nor namespace names hold a "/".
+func Key(runtime, containerdNamespace, id string) string {
+	if containerdNamespace != "" {
+		return runtime + "://" + containerdNamespace + "/" + id
+	}
+	return runtime + "://" + id
+}
+
+// parseKey is the Meta a runtime's key names.
+func parseKey(k string) Meta {
+	runtime, rest, _ := strings.Cut(k, "://")
+	ns, id, ok := strings.Cut(rest, "/")
+	if !ok {
+		ns, id = "", rest
+	}
+	return Meta{Runtime: runtime, ContainerdNamespace: ns, ID: id}
+}
 
 // State is a runtime's view of a container at one moment (a listing or an
 // inspect), used to initialise a container and to catch up on missed events.
@@ -126,21 +156,34 @@ type Container struct {
 
 type entry struct {
 	Container
-	observed  bool      // metadata known: exported only from then on
-	applied   int       // runtime events applied before the first observation
-	startedAt time.Time // the last start known (event or state time)
-	finished  time.Time // the last exit known (event or state time)
-	running   bool      // started, and no exit known since
-	syncedAt  time.Time // Observed.At of the newest observation
-	lastOOM   time.Time // the newest runtime OOM report taken
-	removedAt time.Time
-	pid       int
+	observed bool // metadata known: exported only from then on
+	// fromKernel is true for an entry the kernel reader made, of a cgroup no
+	// runtime's container could be told to own (yet): its key is the
+	// cgroup's path (kernelKey), and Meta.Runtime is a guess if guessed.
+	fromKernel bool
+	guessed    bool
+	applied    int       // runtime events applied before the first observation
+	startedAt  time.Time // the last start known (event or state time)
+	finished   time.Time // the last exit known (event or state time)
+	running    bool      // started, and no exit known since
+	syncedAt   time.Time // Observed.At of the newest observation
+	lastOOM    time.Time // the newest runtime OOM report taken
+	removedAt  time.Time
+	pid        int
 
 	ooms          oomCount
 	byProcess     map[string]uint64
 	lastKill      time.Time
 	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
 }
+
+// The kernel reader's two sources, beside the runtimes' (each named after
+// its runtime). The cgroup source's container count is the containers whose
+// memory cgroup it watches.
+const (
+	CgroupSource = "cgroup"
+	KmsgSource   = "kmsg"
+)
 
 // SourceStatus is the health of one runtime source.
 type SourceStatus struct {
@@ -169,12 +212,19 @@ type Store struct {
 	mu         sync.Mutex
 	retention  time.Duration
 	containers map[string]*entry
-	ids        map[string]string // container ID -> key
+	ids        map[string][]string // container ID -> the keys of the entries with that ID
+	kernelOnly int                 // entries with fromKernel set
 	sources    map[string]*SourceStatus
 	hostKills  map[string]uint64
 	kmsgSeq    uint64 // newest kernel log record applied
 	kmsgSeen   bool
 	onOOM      func(key string)
+
+	// settled holds the sources that told what they found at start: they
+	// listed once, or failed once. settledChanged is closed and made anew
+	// at every change.
+	settled        map[string]bool
+	settledChanged chan struct{}
 
 	limit      int                 // most entries kept; 0: no limit
 	refused    map[string]struct{} // keys turned away at the limit, until removed
@@ -190,8 +240,11 @@ func New(retention time.Duration) *Store {
 	return &Store{
 		retention:  retention,
 		containers: map[string]*entry{},
-		ids:        map[string]string{},
+		ids:        map[string][]string{},
 		sources:    map[string]*SourceStatus{},
+		settled:    map[string]bool{},
+
+		settledChanged: make(chan struct{}),
 	}
 }
 
@@ -211,8 +264,9 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 		}
 		return nil, ""
 	}
-	if ke, ok := ev.(kernelEvent); ok {
-		k = s.keyFor(ke.meta())
+	ke, fromKernel := ev.(kernelEvent)
+	if fromKernel {
+		k = s.keyFor(ke.cgroup())
 	} else {
 		k = ev.key()
 		s.adopt(k)
@@ -226,11 +280,16 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 			return nil, ""
 		}
 		e = &entry{}
-		e.Meta.Runtime, e.Meta.ID = runtimeOf(k), idOf(k)
-		s.containers[k] = e
-		if _, ok := s.ids[e.Meta.ID]; !ok {
-			s.ids[e.Meta.ID] = k
+		if fromKernel && k == kernelKey(ke.cgroup().Path) {
+			cg := ke.cgroup()
+			e.Meta = Meta{Runtime: cg.Meta.Runtime, ID: cg.Meta.ID}
+			e.fromKernel, e.guessed = true, cg.Guessed
+			s.kernelOnly++
+		} else {
+			e.Meta = parseKey(k)
 		}
+		s.containers[k] = e
+		s.ids[e.Meta.ID] = append(s.ids[e.Meta.ID], k)
 	}
 	oomsBefore, wasRemoved := e.lastOOM, !e.removedAt.IsZero()
 	switch ev := ev.(type) {
@@ -298,6 +357,17 @@ func (s *Store) admit(k string, ev Event) bool {
 		delete(s.refused, k)
 		return true
 	}
+	if _, kernel := ev.(kernelEvent); !kernel && s.kernelOnly > 0 {
+		// Containers only the kernel knows never crowd out a runtime's:
+		// whoever may make cgroups could make thousands.
+		for key, e := range s.containers {
+			if e.fromKernel {
+				s.forget(key)
+				delete(s.refused, k)
+				return true
+			}
+		}
+	}
 	if _, ok := s.refused[k]; ok {
 		return false
 	}
@@ -340,8 +410,14 @@ func (s *Store) oldestRemoved() string {
 func (s *Store) forget(k string) {
 	e := s.containers[k]
 	delete(s.containers, k)
-	if s.ids[e.Meta.ID] == k {
+	if e.fromKernel {
+		s.kernelOnly--
+	}
+	keys := slices.DeleteFunc(s.ids[e.Meta.ID], func(key string) bool { return key == k })
+	if len(keys) == 0 {
 		delete(s.ids, e.Meta.ID)
+	} else {
+		s.ids[e.Meta.ID] = keys
 	}
 }
 
@@ -580,6 +656,41 @@ func (s *Store) source(name string) *SourceStatus {
 	return src
 }
 
+// settle records, with s.mu held, that source name told what it found at
+// start: it listed every container once, or it failed once (it will not
+// tell soon).
+func (s *Store) settle(name string) {
+	if !s.settled[name] {
+		s.settled[name] = true
+		close(s.settledChanged)
+		s.settledChanged = make(chan struct{})
+	}
+}
+
+// WaitSettled waits until every source added has settled, or only every
+// runtime's (not the kernel reader's) if runtimesOnly. It returns false if
+// ctx ends first.
+func (s *Store) WaitSettled(ctx context.Context, runtimesOnly bool) bool {
+	for {
+		s.mu.Lock()
+		done, changed := true, s.settledChanged
+		for name := range s.sources {
+			if !s.settled[name] && !(runtimesOnly && (name == CgroupSource || name == KmsgSource)) {
+				done = false
+			}
+		}
+		s.mu.Unlock()
+		if done {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // AddSource registers a source so that it is reported (down) before it first connects.
 func (s *Store) AddSource(name string) {
 	s.mu.Lock()
@@ -587,7 +698,9 @@ func (s *Store) AddSource(name string) {
 	s.source(name)
 }
 
-// SetUp records whether a source is connected; err says why not.
+// SetUp records whether a source is connected; err says why not. A source
+// is up once it has listed what it found (Session), so up, or down with an
+// error, it has settled (WaitSettled).
 func (s *Store) SetUp(name string, up bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -596,6 +709,9 @@ func (s *Store) SetUp(name string, up bool, err error) {
 	src.LastError = ""
 	if err != nil {
 		src.LastError = err.Error()
+	}
+	if up || err != nil {
+		s.settle(name)
 	}
 }
 

@@ -310,3 +310,75 @@ func TestNoLimitByDefault(t *testing.T) {
 		t.Fatalf("%d tracked, %d turned away; want 1000 and 0", len(s.Snapshot().Containers), away)
 	}
 }
+
+// containerd's ids are unique only within a namespace: two "web" containers
+// in namespaces a and b are two containers, each with its own counts; the
+// removal of one leaves the other.
+func TestSameIDInTwoContainerdNamespaces(t *testing.T) {
+	s := New(time.Minute)
+	a := Meta{Runtime: "containerd", ContainerdNamespace: "a", ID: "web", Name: "web"}
+	b := Meta{Runtime: "containerd", ContainerdNamespace: "b", ID: "web", Name: "web"}
+	s.Apply(Observed{Meta: a, At: at(10), State: State{StartedAt: at(0), Running: true}})
+	s.Apply(Observed{Meta: b, At: at(10), State: State{StartedAt: at(0), Running: true}})
+	s.Apply(Exited{Key: b.Key(), At: at(100), Code: 1})
+	s.Apply(Started{Key: b.Key(), At: at(200)})
+	s.Apply(OOMKilled{Key: a.Key(), At: at(300)})
+	want(t, get(t, s, a.Key()), 1, 0, false, 0)
+	want(t, get(t, s, b.Key()), 0, 1, true, 1)
+	s.Apply(Removed{Key: b.Key(), At: at(400)})
+	s.Sweep(at(70_000))
+	want(t, get(t, s, a.Key()), 1, 0, false, 0)
+	if _, ok := find(s, b.Key()); ok {
+		t.Fatal("b kept after its retention")
+	}
+}
+
+// A cgroup counts for a runtime's container only where the two agree: the
+// runtime its path names (or any, where the path only lets it be guessed),
+// and only one container of it with the id.
+func TestKernelCountsOnlyWhereThePathAgrees(t *testing.T) {
+	s := New(time.Minute)
+	running := State{StartedAt: at(0), Running: true}
+	docker := Meta{Runtime: "docker", ID: "abc", Name: "web"}
+	s.Apply(Observed{Meta: docker, State: running})
+	// A cgroup that says it is CRI-O's, with the Docker container's id.
+	crio := Cgroup{Meta: Meta{Runtime: "cri-o", ID: "abc"}, Path: "/kubepods/pod1/crio-abc"}
+	s.Apply(KernelOOMCount{Cgroup: crio, Instance: 1, Kills: 5, At: at(10)})
+	want(t, get(t, s, docker.Key()), 0, 0, false, 0)
+
+	// Two containerd containers with one id: the path does not say whose.
+	s.AddSource("containerd")
+	a := Meta{Runtime: "containerd", ContainerdNamespace: "a", ID: "def"}
+	b := Meta{Runtime: "containerd", ContainerdNamespace: "b", ID: "def"}
+	s.Apply(Observed{Meta: a, State: running})
+	s.Apply(Observed{Meta: b, State: running})
+	both := Cgroup{Meta: Meta{Runtime: "containerd", ID: "def"}, Path: "/kubepods/pod2/def", Guessed: true}
+	s.Apply(KernelOOMCount{Cgroup: both, Instance: 2, Kills: 3, At: at(20)})
+	want(t, get(t, s, a.Key()), 0, 0, false, 0)
+	want(t, get(t, s, b.Key()), 0, 0, false, 0)
+	// Found through b's main pid, it is b's.
+	s.Apply(KernelOOMCount{Cgroup: Cgroup{Meta: b, Path: "/b/def", ByPid: true}, Instance: 3, Kills: 2, At: at(30)})
+	want(t, get(t, s, b.Key()), 2, 0, false, 0)
+	want(t, get(t, s, a.Key()), 0, 0, false, 0)
+}
+
+// Whoever may make cgroups may make thousands that look like containers':
+// at the limit, a runtime's container takes the place of one only the
+// kernel knows; those never turn a runtime's container away.
+func TestKernelOnlyContainersNeverCrowdOutRuntimes(t *testing.T) {
+	s := New(time.Minute)
+	s.SetLimit(3)
+	for i := range 5 {
+		id := string(rune('a' + i))
+		s.Apply(KernelOOMCount{Cgroup: Cgroup{Meta: Meta{Runtime: "docker", ID: id}, Path: "/docker/" + id}, Instance: uint64(i + 1), At: at(i)})
+	}
+	for i := range 3 {
+		s.Apply(observed("r"+string(rune('0'+i)), at(10+i)))
+	}
+	if got := keys(s); len(got) != 3 || !got["r0"] || !got["r1"] || !got["r2"] {
+		t.Fatalf("tracked %v, want the runtime's three", got)
+	}
+	if _, away := s.Limit(); away != 2 {
+		t.Fatalf("turned away %d, want 2: the kernel's fourth and fifth", away)
+	}
+}

@@ -152,7 +152,8 @@ func startExporter() *exporter {
 	addr := l.Addr().String()
 	_ = l.Close()
 	cmd := exec.Command(*exporterBin, "--web.listen-address="+addr,
-		"--docker.host="+env.dockerHost, "--containerd.address="+env.containerd, "--log.level=warn")
+		"--docker.host="+env.dockerHost, "--containerd.address="+env.containerd, "--log.level=warn",
+		"--kernel.cgroup-parent="+env.cgroupParent)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)

@@ -330,8 +330,8 @@ func TestContainerdSandboxNotExportedAndKubernetesLabels(t *testing.T) {
 	labels, _, _ := s.series("container_restarts_total", map[string]string{"container_id": "containerd://" + id})
 	want := map[string]string{
 		"container_id": "containerd://" + id, "container_short_id": id[:12], "docker_container_id": id,
-		"name": "app", "container": "app", "pod": "web-1", "namespace": "shop",
-		"image_id": "docker.io/library/" + env.image,
+		"name": "app", "container": "app", "pod": "web-1", "namespace": "shop", "uid": p.config.Metadata.Uid,
+		"image_id": "docker.io/library/" + env.image, "containerd_namespace": "k8s.io",
 	}
 	for k, w := range want {
 		if labels[k] != w {
@@ -585,4 +585,75 @@ func TestContainerdPlainNamespaceKillsAreTheContainers(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// containerd's ids are unique only within a namespace: two containers
+// "web" in two namespaces are two containers, exported as two series that
+// the containerd_namespace label tells apart (container_id is what the
+// kubelet writes, the same for both). One exits 1 and runs again, the
+// other runs on untouched; removing the one leaves the other.
+func TestContainerdSameIDInTwoNamespaces(t *testing.T) {
+	t.Parallel()
+	c := containerdClient(t)
+	id := "web-" + randomID(3)
+	nsA, nsB := "e2e-a", "e2e-b"
+	script := waitScript("exit 1")
+	c.run(t, nsA, id, "sleep 100000")
+	task := c.run(t, nsB, id, script)
+	e := startContainerdExporter(t, "--retention=2s")
+	read := func(s *scrape, ns string) (counts, bool) {
+		match := map[string]string{"container_id": "containerd://" + id, "containerd_namespace": ns}
+		var got counts
+		_, ooms, ok1 := s.series("container_ooms_total", match)
+		_, restarts, ok2 := s.series("container_restarts_total", match)
+		_, code, exited := s.series("container_last_exit_code", match)
+		got.OOMs, got.Restarts, got.ExitCode, got.Exited = ooms, restarts, code, exited
+		return got, ok1 && ok2
+	}
+	waitBoth := func(a, b counts, bPresent bool) {
+		t.Helper()
+		eventually(t, 30*time.Second, func() error {
+			s, err := e.scrape()
+			if err != nil {
+				return err
+			}
+			gotA, okA := read(s, nsA)
+			gotB, okB := read(s, nsB)
+			if !okA || gotA != a || okB != bPresent || (bPresent && gotB != b) {
+				return fmt.Errorf("%s/%s: %v (exported %v), want %v; %s/%s: %v (exported %v), want %v (exported %v)",
+					nsA, id, gotA, okA, a, nsB, id, gotB, okB, b, bPresent)
+			}
+			return nil
+		})
+	}
+	waitBoth(counts{}, counts{}, true)
+
+	// b exits 1, and is started again as ctr start does: a new task.
+	touch(t, task.Pid(), "/tmp/go")
+	waitTaskExit(t, nsB, task, 1)
+	ctx := nsContext(t, nsB)
+	if _, err := task.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ct, err := c.LoadContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ct.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitBoth(counts{}, counts{Restarts: 1, Exited: true, ExitCode: 1}, true)
+
+	// b is removed: its series go after the retention, a's stay.
+	if _, err := again.Delete(ctx, client.WithProcessKill); err != nil {
+		t.Fatal(err)
+	}
+	if err := ct.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitBoth(counts{}, counts{}, false)
 }

@@ -125,7 +125,9 @@ func newExporterAs(cred *syscall.Credential, args ...string) (*exporter, error) 
 		return nil, err
 	}
 	e := &exporter{addr: addr, log: &bytes.Buffer{}, done: make(chan struct{})}
-	base := []string{"--web.listen-address=" + addr, "--log.level=debug"}
+	// The harness's containers' cgroups are under its cgroup parent, as
+	// with Docker's --cgroup-parent.
+	base := []string{"--web.listen-address=" + addr, "--log.level=debug", "--kernel.cgroup-parent=" + env.cgroupParent}
 	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--docker.host=") }) {
 		base = append(base, "--docker.host="+env.dockerHost)
 	}
