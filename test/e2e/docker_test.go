@@ -245,11 +245,9 @@ func TestDockerdRestart(t *testing.T) {
 // A removed container's series stay for --retention, then go.
 func TestRetentionOfRemovedContainers(t *testing.T) {
 	t.Parallel()
-	// The Docker source's own retention. With the kernel reader on, one CI
-	// run under heavy load saw this container's series go 3 s after its exit
-	// instead of its removal: an open bug between the kernel reader and the
-	// store (see docs/design.md, "Known limits"), checked here once it is fixed.
-	e := startExporter(t, "--retention=3s", "--no-kernel")
+	// With the kernel reader on, as users run it: its cgroup goes at the
+	// exit, the series stay until a retention after the removal.
+	e := startExporter(t, "--retention=3s")
 	id := run(t, nil, "exit 2")
 	waitInspect(t, id, "{{.State.Status}}", "exited")
 	e.waitCounts(t, id, counts{Exited: true, ExitCode: 2})
