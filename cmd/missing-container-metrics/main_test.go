@@ -111,6 +111,16 @@ func TestOwnTelemetryPath(t *testing.T) {
 	}
 }
 
+// The timeouts docs/reliability.md gives. The header timeout is also tested
+// end to end (TestSlowClientsDoNotBlockScrapes), as is the stall of a scrape
+// (collector.TestStalledReadersDoNotStarveScrapes).
+func TestServerTimeouts(t *testing.T) {
+	srv := newServer(http.NotFoundHandler())
+	if srv.ReadHeaderTimeout != 10*time.Second || srv.ReadTimeout != 30*time.Second || srv.WriteTimeout != 60*time.Second || srv.IdleTimeout != 2*time.Minute {
+		t.Fatalf("timeouts: headers %s, request %s, answer %s, idle %s", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
+	}
+}
+
 func TestKernelFlags(t *testing.T) {
 	cfg, err := parseFlags(nil)
 	if err != nil {

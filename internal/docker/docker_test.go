@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
@@ -118,5 +120,52 @@ func TestTCPHostWithTLSFromEnvironment(t *testing.T) {
 	}
 	if _, err := s.cli.Ping(ctx, client.PingOptions{}); err == nil {
 		t.Fatal("a daemon with a certificate of another CA was accepted")
+	}
+}
+
+// A malformed event is logged, counted, and skipped, and the stream goes on:
+// the events after it are applied, on the same stream, not after a
+// reconnect.
+func TestMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
+	f := newFakeDockerd(t)
+	const id = "c0ffee"
+	f.add(container.InspectResponse{ID: id, Name: "/web", State: &container.State{Status: "running", Running: true,
+		StartedAt: "2026-11-29T10:00:00Z", FinishedAt: "0001-01-01T00:00:00Z"}, Config: &container.Config{}})
+	st := store.New(time.Minute)
+	s, err := New(f.host(), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	base := time.Date(2026, 11, 29, 10, 0, 1, 0, time.UTC).UnixNano()
+	f.send(event(events.ActionDie, id, base, map[string]string{"exitCode": "not a number"}))
+	f.send(`{"Type":"container","Action":"die","Actor":{"ID":"a/b"},"timeNano":1}`) // an id that is no id
+	f.send(event(events.ActionDie, id, base+1e9, map[string]string{"exitCode": "3"}))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var src store.SourceStatus
+		for _, s := range st.Sources() {
+			if s.Name == Name {
+				src = s
+			}
+		}
+		var c store.Container
+		for _, x := range st.Snapshot().Containers {
+			if x.Meta.ID == id {
+				c = x
+			}
+		}
+		if src.Malformed == 2 && c.Exited && c.ExitCode == 3 {
+			if n := f.streamsOpened(); n != 1 || src.Reconnects != 0 {
+				t.Fatalf("%d event streams opened, %d reconnects: the stream did not go on", n, src.Reconnects)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("source %+v, container %+v: want 2 malformed events and the exit after them applied", src, c)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

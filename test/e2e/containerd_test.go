@@ -444,7 +444,8 @@ func TestContainerdHostileLabelsGiveValidExposition(t *testing.T) {
 	e := startContainerdExporter(t)
 	cri := criClient(t)
 	p := runPod(t, cri, "shop", "hostile-0")
-	hostile := "we\"ird\\pod\nname ✓ " + strings.Repeat("x", 2048)
+	// containerd takes at most 4,096 bytes of a label's key and value.
+	hostile := "we\"ird\\pod\nname ✓ " + strings.Repeat("x", 4000)
 	id := p.start(t, criContainer{name: "app", script: "sleep 100000", labels: map[string]string{
 		"io.kubernetes.pod.name":       hostile,
 		"io.kubernetes.pod.namespace":  "{}=,\"",
@@ -656,4 +657,45 @@ func TestContainerdSameIDInTwoNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitBoth(counts{}, counts{}, false)
+}
+
+// Anyone who may publish to containerd's event service can send an event
+// that makes no sense: it is logged, counted as malformed and skipped, and
+// the stream goes on without a reconnect.
+func TestContainerdMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
+	t.Parallel()
+	e := startContainerdExporter(t)
+	c := containerdClient(t)
+	const ns = "e2e-bad"
+	id := "after-" + randomID(2)
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		if up, _ := sourceState(s, "containerd"); up != 1 {
+			return fmt.Errorf("containerd source not up")
+		}
+		return nil
+	})
+	for topic, ev := range map[string]any{
+		"/tasks/exit":  &apievents.TaskExit{ContainerID: "no/such/id", ID: "no/such/id", ExitStatus: 1}, // an id that is no id
+		"/tasks/start": &apievents.TaskStart{Pid: 1},                                                     // no id
+	} {
+		if err := c.EventService().Publish(nsContext(t, ns), topic, ev); err != nil {
+			t.Fatalf("publish %s: %v", topic, err)
+		}
+	}
+	task := c.run(t, ns, id, "exit 4")
+	waitTaskExit(t, ns, task, 4)
+	e.waitContainerdCounts(t, id, counts{Exited: true, ExitCode: 4})
+	s, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, malformed, _ := s.series("missing_container_metrics_malformed_events_total", map[string]string{"source": "containerd"})
+	_, reconnects := sourceState(s, "containerd")
+	if malformed != 2 || reconnects != 0 {
+		t.Fatalf("%v malformed events, %v reconnects; want 2 and 0", malformed, reconnects)
+	}
 }

@@ -126,7 +126,7 @@ func TestExecDoesNotChangeExitCode(t *testing.T) {
 func TestHostileLabelsGiveValidExposition(t *testing.T) {
 	t.Parallel()
 	e := sharedExporter(t)
-	hostile := "we\"ird\\pod\nname ✓ " + strings.Repeat("x", 2048)
+	hostile := "we\"ird\\pod\nname ✓ " + strings.Repeat("x", 10<<10)
 	id := run(t, []string{
 		"--label", "io.kubernetes.pod.name=" + hostile,
 		"--label", "io.kubernetes.pod.namespace={}=,\"",

@@ -332,3 +332,70 @@ func TestKernelForgedLogLinesAreNotKills(t *testing.T) {
 		t.Errorf("a forged host kill is counted: %v", v)
 	}
 }
+
+// A tenant whose processes rename themselves and are OOM-killed again and
+// again must not add a series at every kill: a container has at most 10
+// victims' names, and further kills count under process="other", none lost.
+// The kills are 0.7 s apart: the kernel logs at most ten OOM reports in
+// five seconds, host-wide, and a victim whose report it left out has no
+// name (it still counts in container_ooms_total).
+func TestKernelVictimNamesAreBounded(t *testing.T) {
+	kernelPrereqs(t)
+	e := startExporter(t)
+	const kills = 16
+	var script strings.Builder
+	for i := range kills {
+		fmt.Fprintf(&script, "%s; sleep 0.7; ", worker(fmt.Sprintf("rename-%02d", i)))
+	}
+	id := run(t, nil, script.String()+"echo done; sleep 100000")
+	waitLog(t, id, "done")
+	e.waitCounts(t, id, counts{OOMs: kills})
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		var series, named, other float64
+		for _, m := range s.families["container_oom_kills_by_process_total"].GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["container_id"] != "docker://"+id {
+				continue
+			}
+			series++
+			named += m.GetCounter().GetValue()
+			if labels["process"] == "other" {
+				other = m.GetCounter().GetValue()
+			}
+		}
+		if series > 11 {
+			return errStop{fmt.Errorf("%v series for %v named kills: more than 10 names and other", series, named)}
+		}
+		if named < 11 || series != 11 || other != named-10 {
+			return fmt.Errorf("%v series of %v named kills, %v under other; want 11 (10 names and other) of at least 11, the kills beyond 10 names under other", series, named, other)
+		}
+		t.Logf("%d kills under %d names: %v named, in %v series", kills, kills, named, series)
+		return nil
+	})
+}
+
+// A process name is any 15 bytes, invalid UTF-8 too (Docker's and
+// containerd's APIs carry only valid UTF-8, the kernel log does not): the
+// label value gets U+FFFD and the scrape stays valid.
+func TestKernelInvalidUTF8ProcessName(t *testing.T) {
+	kernelPrereqs(t)
+	e := startExporter(t)
+	// The name's bytes are made in the container: the docker CLI sends the
+	// script as JSON, which would replace them.
+	id := run(t, nil, `n=$(printf 'bad\377\376name'); ln -sf /bin/busybox "/tmp/$n"; `+
+		`(exec -a dd "/tmp/$n" if=/dev/zero of=/dev/null bs=64M count=1); echo done; sleep 100000`)
+	waitLog(t, id, "done")
+	e.waitValue(t, "container_oom_kills_by_process_total", id, map[string]string{"process": "bad\uFFFDname"}, 1)
+	s, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	promtoolCheckMetrics(t, s.text)
+}

@@ -8,15 +8,14 @@ import (
 
 // --max-containers bounds what the exporter tracks: at the limit, more
 // containers are turned away and counted, the source stays up, and no scrape
-// ever shows more containers than the limit. (The harness's dockerd is
-// shared with the tests running alongside, so which container is tracked is
-// not this test's to choose; the store's unit test checks who is.)
+// ever shows more containers than the limit. Once the tracked container is
+// removed, a turned-away one takes its place at its next event. Not parallel:
+// the harness's dockerd is shared, and another test's containers would
+// compete for the one place.
 func TestMaxContainers(t *testing.T) {
-	t.Parallel()
 	e := startExporter(t, "--max-containers=1", "--no-kernel")
-	for range 3 {
-		run(t, nil, "sleep 100000")
-	}
+	ids := []string{run(t, nil, "sleep 100000"), run(t, nil, "sleep 100000"), run(t, nil, "sleep 100000")}
+	var tracked string
 	eventually(t, 60*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {
@@ -34,6 +33,28 @@ func TestMaxContainers(t *testing.T) {
 		if away < 2 {
 			return fmt.Errorf("%v containers turned away, want at least 2 of the 3 started", away)
 		}
+		tracked = ""
+		for _, id := range ids {
+			if _, ok := s.containerCounts(id); ok {
+				tracked = id
+			}
+		}
+		if tracked == "" {
+			return fmt.Errorf("none of the three is tracked")
+		}
 		return nil
 	})
+
+	// Room again: the tracked one is removed, and a turned-away one has an
+	// event (a rename makes the source read it again).
+	docker(t, "rm", "-f", tracked)
+	var next string
+	for _, id := range ids {
+		if id != tracked {
+			next = id
+			break
+		}
+	}
+	docker(t, "rename", next, "mcm-limit-"+randomID(3))
+	e.waitCounts(t, next, counts{})
 }

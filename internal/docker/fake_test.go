@@ -1,0 +1,112 @@
+package docker
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+)
+
+// fakeDockerd is a dockerd on httptest that serves what a test scripts: the
+// containers of a listing and their inspects, and an event stream that
+// sends each message the test pushes. It lets a unit test drive the Docker
+// source without root or a runtime; what dockerd itself does is tested
+// against the real one (test/e2e).
+type fakeDockerd struct {
+	srv    *httptest.Server
+	events chan any // events.Message, or a raw string sent as it is
+
+	mu         sync.Mutex
+	containers map[string]container.InspectResponse
+	streams    int // event streams opened
+}
+
+func newFakeDockerd(t *testing.T) *fakeDockerd {
+	t.Helper()
+	f := &fakeDockerd{events: make(chan any, 100), containers: map[string]container.InspectResponse{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/_ping", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		_, _ = w.Write([]byte("OK"))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Path
+		if i := strings.Index(path[1:], "/"); strings.HasPrefix(path, "/v1.") && i > 0 {
+			path = path[i+1:] // the API version
+		}
+		switch {
+		case path == "/containers/json":
+			f.mu.Lock()
+			var list []container.Summary
+			for _, c := range f.containers {
+				list = append(list, container.Summary{ID: c.ID})
+			}
+			f.mu.Unlock()
+			_ = json.NewEncoder(w).Encode(list)
+		case strings.HasPrefix(path, "/containers/") && strings.HasSuffix(path, "/json"):
+			id := strings.TrimSuffix(strings.TrimPrefix(path, "/containers/"), "/json")
+			f.mu.Lock()
+			c, ok := f.containers[id]
+			f.mu.Unlock()
+			if !ok {
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = w.Write([]byte(`{"message":"No such container: ` + id + `"}`))
+				return
+			}
+			_ = json.NewEncoder(w).Encode(c)
+		case path == "/events":
+			f.mu.Lock()
+			f.streams++
+			f.mu.Unlock()
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			for {
+				select {
+				case <-r.Context().Done():
+					return
+				case ev := <-f.events:
+					if raw, ok := ev.(string); ok {
+						_, _ = w.Write([]byte(raw + "\n"))
+					} else {
+						_ = json.NewEncoder(w).Encode(ev)
+					}
+					w.(http.Flusher).Flush()
+				}
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// host is the fake's address as --docker.host takes it.
+func (f *fakeDockerd) host() string { return "tcp://" + strings.TrimPrefix(f.srv.URL, "http://") }
+
+// add makes a container known to listings and inspects.
+func (f *fakeDockerd) add(c container.InspectResponse) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.containers[c.ID] = c
+}
+
+// send pushes an event to the stream.
+func (f *fakeDockerd) send(ev any) { f.events <- ev }
+
+func (f *fakeDockerd) streamsOpened() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.streams
+}
+
+// event is a container event of id at unix nanoseconds ns.
+func event(action events.Action, id string, ns int64, attrs map[string]string) events.Message {
+	return events.Message{Type: events.ContainerEventType, Action: action, Actor: events.Actor{ID: id, Attributes: attrs}, TimeNano: ns}
+}
