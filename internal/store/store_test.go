@@ -396,10 +396,10 @@ func TestContainerMadeDuringTheListingIsNotGone(t *testing.T) {
 	m := Meta{Runtime: "docker", ID: "abc", Name: "web"}
 	cg := Cgroup{Meta: Meta{Runtime: "docker", ID: "abc"}, Path: "/docker/abc"}
 	s.Apply(KernelOOMCount{Cgroup: cg, Instance: 1, Born: at(100), BornExact: true, At: at(110)}) // made during the listing
-	s.MarkGone("docker", map[string]bool{}, at(200))                                               // the listing did not have it
+	s.MarkGone("docker", map[string]bool{}, at(200))                                              // the listing did not have it
 	s.SetUp("docker", true, nil)
 	s.Apply(CgroupGone{Cgroup: cg, Instance: 1, At: at(300)}) // it exits
-	s.Apply(Started{Key: m.Key(), At: at(150)}) // the queued events, after the listing
+	s.Apply(Started{Key: m.Key(), At: at(150)})               // the queued events, after the listing
 	s.Apply(Exited{Key: m.Key(), At: at(290), Code: 2})
 	s.Apply(Observed{Meta: m, At: at(600), State: State{StartedAt: at(150), FinishedAt: at(290), ExitCode: 2}})
 	want(t, get(t, s, m.Key()), 0, 0, true, 2)

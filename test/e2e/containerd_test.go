@@ -680,7 +680,7 @@ func TestContainerdMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
 	})
 	for topic, ev := range map[string]any{
 		"/tasks/exit":  &apievents.TaskExit{ContainerID: "no/such/id", ID: "no/such/id", ExitStatus: 1}, // an id that is no id
-		"/tasks/start": &apievents.TaskStart{Pid: 1},                                                     // no id
+		"/tasks/start": &apievents.TaskStart{Pid: 1},                                                    // no id
 	} {
 		if err := c.EventService().Publish(nsContext(t, ns), topic, ev); err != nil {
 			t.Fatalf("publish %s: %v", topic, err)
