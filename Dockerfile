@@ -1,14 +1,18 @@
 # A minimal image: the static binary that `make build` wrote, and nothing else —
 # no shell, no package manager, no libc. Built without a registry (FROM scratch).
 #
-#   make image        # for this machine's architecture
+#   make image                  # for this machine's architecture
+#   make image GOARCH=arm64     # for another one (BuildKit)
+#   make release-image          # amd64 and arm64 in one multi-arch image, pushed (buildx)
 #
-# amd64 and arm64 in one multi-arch image, with buildx: docs/deploy.md.
+# docs/deploy.md says which docker each needs.
 FROM scratch
 
-# Set by buildx for each --platform; by `make image` for the classic builder.
-ARG TARGETOS=linux
-ARG TARGETARCH=amd64
+# No defaults: BuildKit (buildx, DOCKER_BUILDKIT=1) sets both for each --platform,
+# and a default here would win over its value, so that every platform's image got
+# the same binary. The classic builder sets nothing: `make image` passes them.
+ARG TARGETOS
+ARG TARGETARCH
 
 COPY bin/${TARGETOS}-${TARGETARCH}/missing-container-metrics /bin/missing-container-metrics
 

@@ -2,23 +2,34 @@
 #
 #   make build                    # static binary bin/linux-$(GOARCH)/missing-container-metrics
 #   make build GOARCH=arm64       # for another architecture
-#   make image                    # the image from that binary (Dockerfile; no registry needed);
-#                                 # other architectures: docker buildx (docs/deploy.md)
+#   make image                    # the image from that binary (Dockerfile; no registry needed),
+#                                 # tagged $(IMAGE): the name the chart and the manifests pull
+#   make image GOARCH=arm64       # the image for another architecture (BuildKit)
+#   make release-image            # amd64 and arm64 in one multi-arch image, pushed (docker buildx)
+#   make chart                    # the Helm chart as bin/missing-container-metrics-$(VERSION).tgz
+#   make check-release-tag TAG=v… # fails unless the git tag is v$(VERSION)
 #   make test                     # every test: scripts/test.sh
 #   make demo                     # a real OOM kill shown on /metrics: scripts/demo.sh
-#   make deploy-test              # only deploy/'s checks: chart (helm's linter), manifests, rules, dashboard
+#   make deploy-test              # only deploy/'s checks: chart, manifests, rules, dashboard, arm64
+#
+# The file VERSION is the one version: of the binary (--version), the image's tag, the
+# chart's version and appVersion, and the docs (deploy/version_test.go checks them).
 
 GO         ?= go
 GOOS       ?= linux
 GOARCH     ?= $(shell $(GO) env GOARCH)
+HOSTARCH   := $(shell $(GO) env GOHOSTARCH)
 BIN_DIR    := bin/$(GOOS)-$(GOARCH)
 BINARY     := $(BIN_DIR)/missing-container-metrics
-IMAGE      ?= missing-container-metrics:$(VERSION)
 DOCKER     ?= docker
 
-# Version information for --version, the landing page and
+VERSION    ?= $(shell cat VERSION)
+IMAGE_REPO ?= ghcr.io/missing-container-metrics/missing-container-metrics
+IMAGE      ?= $(IMAGE_REPO):$(VERSION)
+CHART      := bin/missing-container-metrics-$(VERSION).tgz
+
+# Build information for --version, the landing page and
 # missing_container_metrics_build_info (github.com/prometheus/common/version).
-VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BRANCH     ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
 BUILD_USER ?= $(shell id -un 2>/dev/null || echo unknown)@$(shell hostname 2>/dev/null || echo unknown)
@@ -31,8 +42,11 @@ LDFLAGS := -s -w \
 	-X $(VERSION_PKG).Branch=$(BRANCH) \
 	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
 	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+LABELS := --label org.opencontainers.image.version=$(VERSION) \
+	--label org.opencontainers.image.revision=$(REVISION) \
+	--label org.opencontainers.image.source=https://github.com/missing-container-metrics/missing-container-metrics
 
-.PHONY: build image test demo deploy-test clean
+.PHONY: build image release-image chart check-release-tag test demo deploy-test clean
 
 # Static (no cgo), so the image needs no libc; -trimpath keeps the build
 # machine's paths out of the binary.
@@ -40,13 +54,32 @@ build:
 	CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) \
 		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/missing-container-metrics
 
-# The classic builder sets no TARGETARCH of its own: pass it, so the
-# Dockerfile takes the binary of the architecture just built.
+# This machine's architecture: the classic builder, which any docker has. It sets
+# no TARGETARCH of its own and records the daemon's architecture in the image, so
+# another architecture takes BuildKit (--platform): Docker's own CLI before 23, or
+# a later one with the buildx plugin.
 image: build
-	$(DOCKER) build --build-arg TARGETOS=$(GOOS) --build-arg TARGETARCH=$(GOARCH) \
-		--label org.opencontainers.image.version=$(VERSION) \
-		--label org.opencontainers.image.revision=$(REVISION) \
-		-t $(IMAGE) .
+ifeq ($(GOARCH),$(HOSTARCH))
+	$(DOCKER) build --build-arg TARGETOS=$(GOOS) --build-arg TARGETARCH=$(GOARCH) $(LABELS) -t $(IMAGE) .
+else
+	DOCKER_BUILDKIT=1 $(DOCKER) build --platform $(GOOS)/$(GOARCH) $(LABELS) -t $(IMAGE) .
+endif
+
+# Both binaries, then one image index for amd64 and arm64, pushed to $(IMAGE)
+# (docker buildx; log in to the registry first). The release workflow runs this.
+release-image:
+	$(MAKE) build GOOS=linux GOARCH=amd64
+	$(MAKE) build GOOS=linux GOARCH=arm64
+	$(DOCKER) buildx build --platform linux/amd64,linux/arm64 $(LABELS) -t $(IMAGE) --push .
+
+# helm's own `helm package`, from deploy/'s Go module (no helm to install).
+chart:
+	mkdir -p bin
+	cd deploy && $(GO) tool helm package helm/missing-container-metrics --destination ../bin
+	@echo $(CHART)
+
+check-release-tag:
+	@test "$(TAG)" = "v$(VERSION)" || { echo "tag '$(TAG)' is not v$(VERSION), the version in the file VERSION" >&2; exit 1; }
 
 test:
 	scripts/test.sh

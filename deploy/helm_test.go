@@ -3,11 +3,14 @@ package deploy_test
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"os/exec"
 	"path"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"helm.sh/helm/v4/pkg/chart/common"
@@ -18,6 +21,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	chartv2util "helm.sh/helm/v4/pkg/chart/v2/util"
 	"helm.sh/helm/v4/pkg/engine"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 )
@@ -45,7 +49,35 @@ var chartCases = []chartCase{
 		args: []string{"--no-docker", "--containerd", "--containerd.address=/run/containerd/containerd.sock",
 			"--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc", "--path.kmsg="},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-sys": "/sys", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantUser(t, s, 65534, []int64{0})
+		},
+	},
+	{
+		name: "the kernel's counters only: nobody, no group",
+		values: `
+sources:
+  containerd: {enabled: false}
+`,
+		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
+		args:  []string{"--no-docker", "--no-containerd", "--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc"},
+		check: func(t *testing.T, s objectSet) {
+			wantHostPaths(t, s, map[string]string{"host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantUser(t, s, 65534, nil)
+		},
+	},
+	{
+		name: "Docker Engine nodes whose docker group is known: nobody in that group",
+		values: `
+sources:
+  docker: {enabled: true, socketGroup: 998}
+  containerd: {enabled: false}
+`,
+		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
+		args:  []string{"--docker", "--no-containerd", "--kernel"},
+		check: func(t *testing.T, s objectSet) {
+			wantHostPaths(t, s, map[string]string{"docker-socket": "/var/run/docker.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantUser(t, s, 65534, []int64{998})
 		},
 	},
 	{
@@ -62,6 +94,8 @@ service: {enabled: false}
 		args:  []string{"--docker", "--docker.host=unix:///var/run/docker.sock", "--no-containerd", "--no-kernel"},
 		check: func(t *testing.T, s objectSet) {
 			wantHostPaths(t, s, map[string]string{"docker-socket": "/run/docker.sock"})
+			// The docker group differs between distributions: root, without capabilities.
+			wantUser(t, s, 0, nil)
 		},
 	},
 	{
@@ -74,11 +108,28 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--containerd.namespaces=k8s.io,moby", "--kernel", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/k3s/containerd/containerd.sock", "host-sys": "/sys", "host-proc": "/proc", "kmsg": "/dev/kmsg"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/k3s/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc", "kmsg": "/dev/kmsg"})
 			sc := s.daemonSets[0].Spec.Template.Spec.Containers[0].SecurityContext
 			if sc.Privileged == nil || !*sc.Privileged || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
-				t.Errorf("reading /dev/kmsg needs a privileged container run as root: %+v", sc)
+				t.Errorf("opening a hostPath /dev/kmsg needs a privileged container run as root: %+v", sc)
 			}
+		},
+	},
+	{
+		name: "the kernel log from a device plugin: root with CAP_SYSLOG, not privileged",
+		values: `
+sources:
+  kernel: {kmsg: {enabled: true, deviceResource: squat.ai/kmsg}}
+`,
+		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
+		args:  []string{"--kernel", "--path.kmsg=/dev/kmsg"},
+		check: func(t *testing.T, s objectSet) {
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			c := s.daemonSets[0].Spec.Template.Spec.Containers[0]
+			if q := c.Resources.Limits["squat.ai/kmsg"]; q.Value() != 1 || c.Resources.Limits.Memory().IsZero() {
+				t.Errorf("limits %v: want one squat.ai/kmsg and the memory limit", c.Resources.Limits)
+			}
+			wantUser(t, s, 0, []int64{0})
 		},
 	},
 	{
@@ -165,6 +216,23 @@ serviceAccount: {create: false, name: monitoring}
 	},
 }
 
+// wantUser checks the uid the exporter runs as and the groups added to it.
+func wantUser(t *testing.T, s objectSet, uid int64, groups []int64) {
+	t.Helper()
+	spec := s.daemonSets[0].Spec.Template.Spec
+	sc := spec.Containers[0].SecurityContext
+	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != uid {
+		t.Errorf("runs as %v, want uid %d", sc, uid)
+	}
+	var got []int64
+	if spec.SecurityContext != nil {
+		got = spec.SecurityContext.SupplementalGroups
+	}
+	if !reflect.DeepEqual(got, groups) {
+		t.Errorf("supplementalGroups %v, want %v", got, groups)
+	}
+}
+
 // wantHostPaths checks the node paths the pods mount, by volume name.
 func wantHostPaths(t *testing.T, s objectSet, want map[string]string) {
 	t.Helper()
@@ -200,7 +268,12 @@ func parseValues(t *testing.T, s string) map[string]any {
 // renderChart renders the chart as `helm template RELEASE --namespace NS` does,
 // values checked against values.schema.json, and decodes the objects strictly.
 func renderChart(c *chart.Chart, release, namespace string, vals map[string]any) ([]runtime.Object, map[string]string, error) {
-	caps := capabilities()
+	return renderChartFor(kubeVersion, c, release, namespace, vals)
+}
+
+// renderChartFor renders the chart for a cluster of Kubernetes version kv.
+func renderChartFor(kv string, c *chart.Chart, release, namespace string, vals map[string]any) ([]runtime.Object, map[string]string, error) {
+	caps := capabilities(kv)
 	if c.Metadata.KubeVersion != "" && !chartv2util.IsCompatibleRange(c.Metadata.KubeVersion, caps.KubeVersion.String()) {
 		return nil, nil, fmt.Errorf("chart needs Kubernetes %s, helm renders for %s", c.Metadata.KubeVersion, caps.KubeVersion)
 	}
@@ -233,8 +306,8 @@ func renderChart(c *chart.Chart, release, namespace string, vals map[string]any)
 // binary helm's default would be 1.20; its CLI takes its client-go's version, too.
 const kubeVersion = "v1.37.0"
 
-func capabilities() *common.Capabilities {
-	kv, err := common.ParseKubeVersion(kubeVersion)
+func capabilities(version string) *common.Capabilities {
+	kv, err := common.ParseKubeVersion(version)
 	if err != nil {
 		panic(err)
 	}
@@ -305,6 +378,106 @@ func TestHelmTemplate(t *testing.T) {
 	t.Logf("%d cases, %d objects rendered and decoded strictly", len(chartCases), total)
 }
 
+// recursiveReadOnly is GA from Kubernetes 1.33 on: the chart sets it there, as
+// values.yaml says, and leaves it out on older clusters, whose API server would
+// refuse or drop the field.
+func TestHelmRecursiveReadOnly(t *testing.T) {
+	c := loadChart(t)
+	for _, tc := range []struct {
+		kube, values string
+		want         string // on every hostPath directory mount; "" for none
+	}{
+		{"v1.33.0", "", "Enabled"},
+		{"v1.32.4", "", ""},
+		{"v1.25.0", "", ""},
+		{"v1.34.1", "recursiveReadOnly: IfPossible", "IfPossible"},
+	} {
+		objs, _, err := renderChartFor(tc.kube, c, "mcm", "monitoring", parseValues(t, tc.values))
+		if err != nil {
+			t.Fatalf("Kubernetes %s: %v", tc.kube, err)
+		}
+		spec := sortObjects(t, objs).daemonSets[0].Spec.Template.Spec
+		dirs := map[string]bool{}
+		for _, v := range spec.Volumes {
+			if v.HostPath != nil && v.HostPath.Type != nil && *v.HostPath.Type == corev1.HostPathDirectory {
+				dirs[v.Name] = true
+			}
+		}
+		n := 0
+		for _, m := range spec.Containers[0].VolumeMounts {
+			got := ""
+			if m.RecursiveReadOnly != nil {
+				got = string(*m.RecursiveReadOnly)
+			}
+			if dirs[m.Name] {
+				n++
+				if got != tc.want {
+					t.Errorf("Kubernetes %s, values %q: mount %s recursiveReadOnly %q, want %q", tc.kube, tc.values, m.Name, got, tc.want)
+				}
+			} else if got != "" {
+				t.Errorf("Kubernetes %s: mount %s (no directory) has recursiveReadOnly %q", tc.kube, m.Name, got)
+			}
+		}
+		if n != 2 {
+			t.Errorf("Kubernetes %s: %d directory mounts, want /sys/fs/cgroup and /proc", tc.kube, n)
+		}
+	}
+}
+
+// The commands NOTES.txt gives after an install print what they say, run against
+// the exporter (here on 127.0.0.1, with the kernel's counters of this machine).
+func TestNotesCommandsWork(t *testing.T) {
+	need(t, "curl", "curl")
+	_, files, err := renderChart(loadChart(t), "mcm", "monitoring", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var curls []string
+	for _, line := range strings.Split(files["missing-container-metrics/templates/NOTES.txt"], "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "curl ") {
+			curls = append(curls, line)
+		}
+	}
+	if len(curls) == 0 {
+		t.Fatal("NOTES.txt gives no curl command")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(exporterBinary(t), "--web.listen-address="+addr, "--no-docker", "--no-containerd", "--kernel", "--path.kmsg=")
+	var logs lockedBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		body, err := get("http://" + addr + "/metrics")
+		if err == nil && strings.Contains(body, `missing_container_metrics_source_up{source="cgroup"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the exporter's cgroup source is not up within a minute: %v\n%s", err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i, c := range curls {
+		c = strings.ReplaceAll(c, "localhost:3001", addr)
+		out, err := run(t, time.Minute, "sh", "-c", c)
+		t.Logf("%s\n%s", c, out)
+		switch {
+		case i == 0 && (err != nil || !strings.Contains(out, `missing_container_metrics_source_up{source="cgroup"} 1`)):
+			t.Errorf("%s: want each source and its state: %v\n%s", c, err, out)
+		case strings.Contains(out, "<"):
+			t.Errorf("%s prints HTML:\n%s", c, out)
+		}
+	}
+}
+
 // Values the chart must refuse, with why.
 func TestHelmTemplateRefuses(t *testing.T) {
 	c := loadChart(t)
@@ -315,6 +488,10 @@ func TestHelmTemplateRefuses(t *testing.T) {
 		{"serviceMonitor: {enabled: true}\npodMonitor: {enabled: true}", "not both"},
 		{"serviceMonitor: {enabled: true}\nservice: {enabled: false}", "needs service.enabled"},
 		{"log: {level: verbose}", "level"},
+		{"recursiveReadOnly: true", "recursiveReadOnly"},
+		{"sources: {kernel: {sysfs: /sys}}", "sysfs"},
+		{"sources: {docker: {socketGroup: docker}}", "socketGroup"},
+		{"sources: {kernel: {kmsg: {deviceResource: 'kmsg device'}}}", "deviceResource"},
 	} {
 		_, _, err := renderChart(c, "r", "monitoring", parseValues(t, tc.values))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

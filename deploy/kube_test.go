@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -230,6 +231,15 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 		if v.HostPath != nil && vm.MountPropagation != nil && *vm.MountPropagation == corev1.MountPropagationBidirectional {
 			errorf("volume %s: bidirectional mount propagation", vm.Name)
 		}
+		// A node directory read-only with its submounts (the cgroup v1 controllers
+		// under /sys/fs/cgroup): these objects are for Kubernetes 1.33 or later.
+		if v.HostPath != nil && v.HostPath.Type != nil && *v.HostPath.Type == corev1.HostPathDirectory &&
+			(vm.RecursiveReadOnly == nil || *vm.RecursiveReadOnly == corev1.RecursiveReadOnlyDisabled) {
+			errorf("volume %s (%s) is not mounted recursively read-only", vm.Name, v.HostPath.Path)
+		}
+		if v.HostPath != nil && v.HostPath.Path == "/sys" {
+			errorf("volume %s mounts all of /sys; the exporter reads only /sys/fs/cgroup", vm.Name)
+		}
 	}
 	for name := range volumes {
 		if !mounted[name] {
@@ -342,14 +352,31 @@ func checkSecurityContext(t *testing.T, where string, c corev1.Container, volume
 		return
 	}
 	privileged := sc.Privileged != nil && *sc.Privileged
-	usesKmsg := false
+	// The kernel log: /dev/kmsg from a hostPath (which only a privileged container
+	// may open), or a device from a device plugin (with CAP_SYSLOG alone).
+	kmsgHostPath := false
 	for _, v := range volumes {
 		if v.HostPath != nil && v.HostPath.Type != nil && *v.HostPath.Type == corev1.HostPathCharDev {
-			usesKmsg = true
+			kmsgHostPath = true
 		}
 	}
-	if privileged != usesKmsg {
-		t.Errorf("%s: privileged=%v, but only reading /dev/kmsg needs it (mounted: %v)", where, privileged, usesKmsg)
+	usesKmsg := slices.ContainsFunc(c.Args, func(a string) bool {
+		return strings.HasPrefix(a, "--path.kmsg=") && a != "--path.kmsg="
+	}) && !slices.Contains(c.Args, "--no-kernel")
+	if privileged != kmsgHostPath {
+		t.Errorf("%s: privileged=%v, but only opening a hostPath /dev/kmsg needs it (mounted: %v)", where, privileged, kmsgHostPath)
+	}
+	wantAdd := []corev1.Capability(nil)
+	if usesKmsg && !kmsgHostPath {
+		wantAdd = []corev1.Capability{"SYSLOG"}
+	}
+	// Root only for what takes it: the kernel log (CAP_SYSLOG is lost at exec by any
+	// other uid), or a Docker socket whose group the deployment does not know.
+	_, dockerSocket := volumes["docker-socket"]
+	if root := sc.RunAsUser == nil || *sc.RunAsUser == 0; root && !usesKmsg && !dockerSocket {
+		t.Errorf("%s: runs as root, but mounts no socket or device that needs it", where)
+	} else if !root && (sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot) {
+		t.Errorf("%s: runs as uid %d without runAsNonRoot", where, *sc.RunAsUser)
 	}
 	// The API server rejects privileged with allowPrivilegeEscalation false, and
 	// runAsNonRoot true with runAsUser 0.
@@ -366,8 +393,8 @@ func checkSecurityContext(t *testing.T, where string, c corev1.Container, volume
 		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
 			t.Errorf("%s: privilege escalation allowed", where)
 		}
-		if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0 {
-			t.Errorf("%s: capabilities %+v, want every one dropped and none added", where, sc.Capabilities)
+		if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || !slices.Equal(sc.Capabilities.Add, wantAdd) {
+			t.Errorf("%s: capabilities %+v, want every one dropped and %v added", where, sc.Capabilities, wantAdd)
 		}
 	}
 }

@@ -20,8 +20,10 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
-// targetLabels are the labels Prometheus itself gives every series of a scrape.
-var targetLabels = []string{"job", "instance"}
+// targetLabels are the labels a scrape adds to every series: Prometheus' own, and
+// node, which the chart's ServiceMonitor and PodMonitor and the scrape config of
+// docs/deploy.md copy from the pod's node (absent elsewhere: an empty label).
+var targetLabels = []string{"job", "instance", "node"}
 
 // descString is client_golang's Desc.String().
 var descString = regexp.MustCompile(`^Desc\{fqName: ("(?:[^"\\]|\\.)*"), help: "(?:[^"\\]|\\.)*", unit: "(?:[^"\\]|\\.)*", constLabels: \{(.*)\}, variableLabels: \{(.*)\}\}$`)
@@ -181,19 +183,43 @@ type rule struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
+// Every rule selects metrics the exporter exports, or series an earlier recording
+// rule records, by labels they have.
 func TestRulesUseExportedMetrics(t *testing.T) {
 	metrics := exportedMetrics(t)
+	exported := len(metrics)
 	rf := readRules(t)
 	n := 0
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
 			n++
 			if err := checkQuery(metrics, r.Expr); err != nil {
-				t.Errorf("rule %s: %v\n%s", r.Alert, err, r.Expr)
+				t.Errorf("rule %s%s: %v\n%s", r.Alert, r.Record, err, r.Expr)
+			}
+			if r.Record != "" {
+				ls, err := recordedLabels(r.Expr)
+				if err != nil {
+					t.Errorf("recording rule %s: %v", r.Record, err)
+				}
+				metrics[r.Record] = ls
 			}
 		}
 	}
-	t.Logf("%d rule expressions checked against %d exported metrics", n, len(metrics))
+	t.Logf("%d rule expressions checked against %d exported metrics and %d recorded ones", n, exported, len(metrics)-exported)
+}
+
+// recordedLabels returns the labels of what a recording rule records: the rules
+// here aggregate by (...) at the top.
+func recordedLabels(expr string) ([]string, error) {
+	e, err := promqlParser.ParseExpr(expr)
+	if err != nil {
+		return nil, err
+	}
+	agg, ok := e.(*parser.AggregateExpr)
+	if !ok || agg.Without || len(agg.Grouping) == 0 {
+		return nil, fmt.Errorf("not an aggregation by (...): %s", expr)
+	}
+	return agg.Grouping, nil
 }
 
 // dashboard is the part of a Grafana dashboard the tests read.

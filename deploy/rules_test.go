@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,12 @@ func TestEveryAlertIsDocumentedAndTestedBothWays(t *testing.T) {
 			}
 		}
 	}
+	var runbookSections []string
+	for _, line := range strings.Split(string(readFile(t, runbookFile)), "\n") {
+		if h, ok := strings.CutPrefix(line, "## "); ok {
+			runbookSections = append(runbookSections, h)
+		}
+	}
 	alerts := 0
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
@@ -91,6 +98,12 @@ func TestEveryAlertIsDocumentedAndTestedBothWays(t *testing.T) {
 			if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
 				t.Errorf("%s: summary and description annotations are both needed", r.Alert)
 			}
+			if want := runbookURL + "#" + strings.ToLower(r.Alert); r.Annotations["runbook_url"] != want {
+				t.Errorf("%s: runbook_url %q, want %q", r.Alert, r.Annotations["runbook_url"], want)
+			}
+			if !slices.Contains(runbookSections, r.Alert) {
+				t.Errorf("%s: %s has no section \"## %s\"", r.Alert, runbookFile, r.Alert)
+			}
 			if fires[r.Alert] == 0 || quiet[r.Alert] == 0 {
 				t.Errorf("%s: %d unit tests in which it fires and %d in which it does not; want at least one of each",
 					r.Alert, fires[r.Alert], quiet[r.Alert])
@@ -102,6 +115,13 @@ func TestEveryAlertIsDocumentedAndTestedBothWays(t *testing.T) {
 		t.Errorf("%d alerts, want the 4 of the issue", alerts)
 	}
 }
+
+// runbookURL is where the alerts' runbook_url points: docs/runbook.md on GitHub,
+// each alert's section by the anchor GitHub makes of its heading.
+const (
+	runbookFile = "../docs/runbook.md"
+	runbookURL  = "https://github.com/missing-container-metrics/missing-container-metrics/blob/main/docs/runbook.md"
+)
 
 // updateCopies: UPDATE_COPIES=1 go test ./... writes the copies of the rules and the
 // dashboard anew from the files they copy.

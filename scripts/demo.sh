@@ -3,17 +3,20 @@
 # (Debian, as root): starts a private containerd and dockerd (scripts/harness.sh),
 # the exporter against them, and a container whose worker process is OOM-killed
 # while the container itself keeps running — the kill that no restart and no exit
-# code reveals — then shows the scrape and stops everything again.
+# code reveals — then shows Docker's own view of that container next to the
+# exporter's, and stops everything again.
 #
 #   scripts/demo.sh            # exporter on 127.0.0.1:3001 (DEMO_ADDR to change)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ADDR=${DEMO_ADDR:-127.0.0.1:3001}
 
-scripts/install-deps.sh curl
+# What the demo runs and nothing more: the harness's runtimes, and curl.
+scripts/install-deps.sh --harness curl
 exports=$(scripts/harness.sh start) # fails the script if start fails
 eval "$exports"
 pid=""
+# shellcheck disable=SC2317 # run by the trap, which shellcheck does not follow
 cleanup() {
 	[[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	scripts/harness.sh stop "$MCM_TEST_HARNESS_DIR"
@@ -35,10 +38,19 @@ docker run -d --name fluentd-demo --network none --cgroup-parent "$MCM_TEST_CGRO
 
 for _ in $(seq 300); do
 	if curl -fsS "http://$ADDR/metrics" 2>/dev/null | grep -q 'container_ooms_total{.*name="fluentd-demo".*} 1'; then
-		echo "== docker ps: the container is still running"
-		docker ps --format '{{.Names}}\t{{.Status}}'
-		echo "== curl http://$ADDR/metrics | grep container_"
-		curl -fsS "http://$ADDR/metrics" | grep -E '^(# (HELP|TYPE) )?container_'
+		echo
+		echo "== Docker's view: the container runs, it never exited, nothing restarted"
+		docker ps --filter name=fluentd-demo --format 'docker ps:      {{.Names}}  {{.Status}}' | sed 's/^/   /'
+		docker inspect -f 'docker inspect: Running={{.State.Running}} OOMKilled={{.State.OOMKilled}} ExitCode={{.State.ExitCode}} RestartCount={{.RestartCount}}' fluentd-demo | sed 's/^/   /'
+		echo
+		echo "== missing-container-metrics' view: curl http://$ADDR/metrics (labels but the process left out)"
+		metrics=$(curl -fsS "http://$ADDR/metrics" | grep 'name="fluentd-demo"')
+		grep -E '^container_(ooms|oom_kills_by_process|restarts)_total' <<<"$metrics" |
+			sed -E 's/\{[^}]*(process="[^"]*")[^}]*\}/{\1}/; s/\{[^}]*container_id[^}]*\}//; s/^/   /'
+		echo "   (no container_last_exit_code: the container has not exited)"
+		echo
+		echo "== in full:"
+		grep '^container_ooms_total' <<<"$metrics"
 		exit 0
 	fi
 	sleep 0.1

@@ -36,7 +36,7 @@ die() {
 
 need_deps() {
 	local c missing=()
-	for c in containerd ctr dockerd docker runc containerd-shim-runc-v2 busybox prometheus promtool; do
+	for c in containerd ctr dockerd docker runc containerd-shim-runc-v2 busybox; do
 		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 	done
 	if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed'; then
@@ -44,7 +44,7 @@ need_deps() {
 	fi
 	if ((${#missing[@]} > 0)); then
 		log "missing: ${missing[*]}; running install-deps.sh"
-		"$SCRIPTS_DIR/install-deps.sh" >&2
+		"$SCRIPTS_DIR/install-deps.sh" --harness >&2
 	fi
 }
 

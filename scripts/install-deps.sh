@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that the real-runtime test harness (scripts/harness.sh)
-# and the end-to-end tests need: a Docker daemon, containerd, runc, a static busybox
-# (for test images), Prometheus (server and promtool), make (the image test
-# builds through the Makefile) and systemd (systemd-analyze checks the unit).
+# Installs the Debian packages that the tests need. The real-runtime harness
+# (scripts/harness.sh) and the demo need only a Docker daemon, containerd, runc and a
+# static busybox (for test images); the test command also Prometheus (server and
+# promtool), make (the image tests build through the Makefile), systemd
+# (systemd-analyze checks the unit), qemu-user-static (the arm64 binary runs under
+# it), shellcheck (actionlint checks the workflows' scripts with it) and curl (the
+# chart's install notes are run).
 #
-# Usage: scripts/install-deps.sh [EXTRA_PACKAGE...]
-#   e.g. scripts/install-deps.sh shellcheck
+# Usage: scripts/install-deps.sh [--harness] [EXTRA_PACKAGE...]
+#   --harness: the harness's packages only, e.g. scripts/install-deps.sh --harness curl
 #
 # Idempotent: packages that are already installed are skipped, and nothing is
 # downloaded when everything is there. Must run as root (Debian/Ubuntu, apt).
@@ -16,7 +19,14 @@
 # already), so the packages' maintainer scripts start nothing.
 set -euo pipefail
 
-PACKAGES=(docker.io containerd runc busybox-static prometheus make systemd "$@")
+HARNESS_PACKAGES=(docker.io containerd runc busybox-static)
+TEST_PACKAGES=(prometheus make systemd qemu-user-static shellcheck curl)
+if [[ "${1:-}" == --harness ]]; then
+	shift
+	PACKAGES=("${HARNESS_PACKAGES[@]}" "$@")
+else
+	PACKAGES=("${HARNESS_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "$@")
+fi
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
