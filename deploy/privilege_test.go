@@ -48,7 +48,8 @@ func TestLeastPrivilege(t *testing.T) {
 
 	restricted := strings.TrimSpace(string(readFile(t, "/proc/sys/kernel/dmesg_restrict"))) == "1"
 	kernelMounts := []string{"-v", "/sys/fs/cgroup:/host/sys/fs/cgroup:ro", "-v", "/proc:/host/proc:ro"}
-	kernelArgs := []string{"--no-docker", "--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc"}
+	// The harness's containers are under its cgroup parent, as with Docker's --cgroup-parent.
+	kernelArgs := []string{"--no-docker", "--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc", "--kernel.cgroup-parent=" + cgroupParent}
 	confined := []string{"--cap-drop", "ALL", "--read-only", "--security-opt", "no-new-privileges"}
 
 	// start runs the image on the host's network, on 127.0.0.1, and returns its address.

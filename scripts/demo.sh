@@ -26,7 +26,9 @@ trap cleanup EXIT
 bin="$MCM_TEST_HARNESS_DIR/missing-container-metrics"
 echo "== building the exporter"
 go build -o "$bin" ./cmd/missing-container-metrics
-"$bin" --web.listen-address="$ADDR" --docker.host="$MCM_TEST_DOCKER_HOST" \
+# The demo's container runs under the harness's cgroup parent (as with Docker's
+# --cgroup-parent): the kernel reader is told to trust it.
+"$bin" --web.listen-address="$ADDR" --docker.host="$MCM_TEST_DOCKER_HOST" --kernel.cgroup-parent="$MCM_TEST_CGROUP_PARENT" \
 	>"$MCM_TEST_HARNESS_DIR/exporter.log" 2>&1 &
 pid=$!
 

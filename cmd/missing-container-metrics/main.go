@@ -225,7 +225,7 @@ func parseFlags(args []string) (*config, error) {
 
 	app.Flag("kernel", "Read the kernel's OOM counters of every container's memory cgroup and the victims in the kernel log.").
 		Default("true").BoolVar(&cfg.kernel)
-	app.Flag("path.sysfs", "sysfs mount point (the host's /sys, e.g. /host/sys in a container).").
+	app.Flag("path.sysfs", "sysfs mount point (the host's /sys, e.g. /host/sys in a container); only its fs/cgroup is read.").
 		Default("/sys").StringVar(&cfg.kernelCfg.SysFS)
 	app.Flag("path.procfs", "procfs mount point (the host's /proc, e.g. /host/proc in a container).").
 		Default("/proc").StringVar(&cfg.kernelCfg.ProcFS)

@@ -65,13 +65,15 @@ func TestImage(t *testing.T) {
 		// The DaemonSet's securityContext: uid 0 with every capability dropped.
 		{"root without capabilities", append([]string{"--user", "0:0"}, dockerSocket...),
 			[]string{"--no-containerd", "--no-kernel"}, "docker"},
-		// The DaemonSet's defaults: containerd and the kernel's cgroup counters from
-		// the node's /sys and /proc, no kernel log (Docker's containers are
+		// The DaemonSet's defaults: nobody in the containerd socket's group,
+		// containerd and the kernel's cgroup counters from the node's
+		// /sys/fs/cgroup and /proc, no kernel log (Docker's containers are
 		// containerd's, in its namespace moby, when the Docker source is off).
-		{"the DaemonSet's sources: containerd and the kernel's counters", []string{"--user", "0:0",
+		{"the DaemonSet's sources: containerd and the kernel's counters", []string{"--user", "65534:65534", "--group-add", "0",
 			"-v", containerdSocket + ":/run/containerd/containerd.sock:ro",
-			"-v", "/sys:/host/sys:ro", "-v", "/proc:/host/proc:ro"},
-			[]string{"--no-docker", "--containerd", "--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc", "--path.kmsg="},
+			"-v", "/sys/fs/cgroup:/host/sys/fs/cgroup:ro", "-v", "/proc:/host/proc:ro"},
+			[]string{"--no-docker", "--containerd", "--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc", "--path.kmsg=",
+				"--kernel.cgroup-parent=" + env.cgroupParent},
 			"containerd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
