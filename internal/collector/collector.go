@@ -132,12 +132,14 @@ func New(s *store.Store, opts Options) *Collector {
 	own := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, []string{"source"}, nil)
 	}
-	c.up = own("source_up", "Whether the exporter is connected to the runtime source (1) or not (0).")
-	c.events = own("events_total", "Events received from the runtime source.")
-	c.malformed = own("malformed_events_total", "Events from the runtime source that could not be understood and were skipped.")
-	c.reconnects = own("reconnects_total", "Times the exporter connected again to the runtime source after losing it.")
-	c.panics = own("source_panics_total", "Times the runtime source's connection ended in a panic, which was recovered; the source then connects again.")
-	c.tracked = own("containers", "Containers of the runtime source currently tracked (removed ones not included).")
+	// A source is a runtime's (docker, containerd) or one of the kernel
+	// reader's: cgroup (the memory cgroups' counters), kmsg (the kernel log).
+	c.up = own("source_up", "Whether the source works (1) or not (0): a runtime connected and listed, the cgroup hierarchy watched, the kernel log open.")
+	c.events = own("events_total", "What the source read: a runtime's events, the cgroups' counter readings, the kernel log's records.")
+	c.malformed = own("malformed_events_total", "What the source read that could not be understood and was skipped (and, for kmsg, kernel log records overwritten before they were read).")
+	c.reconnects = own("reconnects_total", "Times the source worked again after it failed.")
+	c.panics = own("source_panics_total", "Times the source ended in a panic, which was recovered; the source then starts again.")
+	c.tracked = own("containers", "Containers the source tracks now, removed ones not included: a runtime's containers, or for cgroup those whose memory cgroup it watches.")
 	c.limit = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "max_containers"),
 		"The most containers the exporter tracks (--max-containers); 0: no limit.", nil, nil)
 	c.turnedAway = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "containers_turned_away_total"),
@@ -180,7 +182,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.CounterValue, float64(src.Malformed), src.Name)
 		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(src.Reconnects), src.Name)
 		ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(src.Panics), src.Name)
-		ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(src.Containers), src.Name)
+		if src.Name != store.KmsgSource { // the kernel log tracks no container
+			ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(src.Containers), src.Name)
+		}
 		if src.Name == store.CgroupSource {
 			ch <- prometheus.MustNewConstMetric(c.watches, prometheus.GaugeValue, float64(src.Watches))
 		}

@@ -141,8 +141,12 @@ func checkLabels(t testing.TB, mfs map[string]*dto.MetricFamily, metas []store.M
 		if len(short) > 12 {
 			short = short[:12]
 		}
+		dockerID := "" // Docker's containers only
+		if m.Runtime == "docker" {
+			dockerID = m.ID
+		}
 		ls := map[string]string{
-			"container_id": m.ContainerID(), "container_short_id": short, "docker_container_id": m.ID,
+			"container_id": m.ContainerID(), "container_short_id": short, "docker_container_id": dockerID,
 			"name": m.Name, "container": m.Container, "image_id": m.ImageID, "pod": m.Pod, "namespace": m.Namespace,
 			"uid": m.PodUID, "containerd_namespace": m.ContainerdNamespace,
 		}

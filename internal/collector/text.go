@@ -219,7 +219,11 @@ func newLabelSet(m store.Meta) *labelSet {
 	if len(short) > 12 {
 		short = short[:12]
 	}
-	l := &labelSet{values: [...]string{m.Container, m.ContainerID(), short, m.ContainerdNamespace, m.ID, m.ImageID, m.Name, m.Namespace, m.Pod, m.PodUID}, place: -1}
+	dockerID := "" // the earlier tool's label, for Docker's containers only
+	if m.Runtime == "docker" {
+		dockerID = m.ID
+	}
+	l := &labelSet{values: [...]string{m.Container, m.ContainerID(), short, m.ContainerdNamespace, dockerID, m.ImageID, m.Name, m.Namespace, m.Pod, m.PodUID}, place: -1}
 	size := 0
 	for i, name := range sortedLabels {
 		l.values[i] = validUTF8(l.values[i])

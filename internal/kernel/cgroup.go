@@ -38,6 +38,10 @@ type Container struct {
 	// Owner is, for a cgroup found through the main pid a runtime gave,
 	// that runtime's container; nil for one found by its path.
 	Owner *store.Meta
+	// PodUID is the Kubernetes pod's UID where the path names it: the
+	// kubelet's pod<UID> (cgroupfs) or kubepods-...-pod<UID>.slice (systemd,
+	// with _ for -). It joins a container only the kernel knows to its pod.
+	PodUID string
 }
 
 // key names the container among those tracked: its runtime's key if it was
@@ -76,6 +80,7 @@ func ParseContainerPath(path string, parents []string) (Container, bool) {
 		c, ok := parseComponent(parts[i], parts[:i])
 		if ok && trusted(parts[:i], parts[i], parents) {
 			c.Dir = strings.Join(parts[:i+1], "/")
+			c.PodUID = podUID(parts[:i])
 			return c, true
 		}
 	}
@@ -104,6 +109,23 @@ func trusted(parent []string, name string, parents []string) bool {
 		return p == "/machine.slice" || strings.HasPrefix(p, "/machine.slice/") || p == "/libpod_parent" || strings.HasPrefix(p, "/libpod_parent/")
 	}
 	return p == "/docker" || kubepods // a bare id
+}
+
+// podUID finds the kubelet's pod cgroup among a container's parents.
+func podUID(parents []string) string {
+	if len(parents) == 0 {
+		return ""
+	}
+	p := parents[len(parents)-1]
+	if uid, ok := strings.CutPrefix(p, "pod"); ok && slices.ContainsFunc(parents, func(s string) bool { return strings.HasPrefix(s, "kubepods") }) {
+		return uid
+	}
+	if base, ok := strings.CutSuffix(p, ".slice"); ok && strings.HasPrefix(base, "kubepods-") {
+		if i := strings.LastIndex(base, "-pod"); i >= 0 {
+			return strings.ReplaceAll(base[i+len("-pod"):], "_", "-")
+		}
+	}
+	return ""
 }
 
 func parseComponent(name string, parents []string) (Container, bool) {

@@ -193,3 +193,21 @@ func TestRuntimeOfShim(t *testing.T) {
 		t.Error("ppid of a cut stat")
 	}
 }
+
+// The kubelet's pod cgroup gives the pod's UID, so that a container only the
+// kernel knows still joins its pod (kube_pod_info's uid).
+func TestPodUIDFromPath(t *testing.T) {
+	for path, want := range map[string]string{
+		"/kubepods/burstable/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1:                                                       "3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60",
+		"/kubepods/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1:                                                                 "3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60",
+		"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f5c9a1e_8b2d_4c6e.slice/cri-containerd-" + id1 + ".scope": "3f5c9a1e-8b2d-4c6e",
+		"/kubepods.slice/kubepods-pod3f5c9a1e_8b2d.slice/crio-" + id1 + ".scope":                                                   "3f5c9a1e-8b2d",
+		"/docker/" + id1:                         "",
+		"/system.slice/docker-" + id1 + ".scope": "",
+	} {
+		c, ok := ParseContainerPath(path, nil)
+		if !ok || c.PodUID != want {
+			t.Errorf("%s: pod UID %q (ok %v), want %q", path, c.PodUID, ok, want)
+		}
+	}
+}

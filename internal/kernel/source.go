@@ -242,5 +242,5 @@ func storeCgroup(c Container) store.Cgroup {
 	if c.Owner != nil {
 		return store.Cgroup{Meta: *c.Owner, Path: c.Dir, ByPid: true}
 	}
-	return store.Cgroup{Meta: store.Meta{Runtime: c.Runtime, ID: c.ID}, Path: c.Dir, Guessed: !c.Sure}
+	return store.Cgroup{Meta: store.Meta{Runtime: c.Runtime, ID: c.ID, PodUID: c.PodUID}, Path: c.Dir, Guessed: !c.Sure}
 }

@@ -282,7 +282,7 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 		e = &entry{}
 		if fromKernel && k == kernelKey(ke.cgroup().Path) {
 			cg := ke.cgroup()
-			e.Meta = Meta{Runtime: cg.Meta.Runtime, ID: cg.Meta.ID}
+			e.Meta = Meta{Runtime: cg.Meta.Runtime, ID: cg.Meta.ID, PodUID: cg.Meta.PodUID}
 			e.fromKernel, e.guessed = true, cg.Guessed
 			s.kernelOnly++
 		} else {
