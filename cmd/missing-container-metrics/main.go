@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,8 +31,8 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/containerd"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/docker"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/kernel"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/pages"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
-	mcmweb "github.com/missing-container-metrics/missing-container-metrics/internal/web"
 )
 
 const program = "missing-container-metrics"
@@ -47,6 +48,7 @@ type config struct {
 	dockerHost  string
 	retention   time.Duration
 	maxTracked  int
+	killsKept   int
 	pprof       bool
 	legacyNames bool
 	log         promslog.Config
@@ -77,6 +79,8 @@ func run(args []string) int {
 
 	st := store.New(cfg.retention)
 	st.SetLimit(cfg.maxTracked)
+	st.SetKillsKept(cfg.killsKept)
+	st.OnKill(func(k store.Kill) { logKill(logger, k) })
 	if cfg.docker {
 		src, err := docker.New(cfg.dockerHost, st, logger)
 		if err != nil {
@@ -153,8 +157,8 @@ func routes(cfg *config, st *store.Store, refresh func(), logger *slog.Logger) h
 	// would hold all of it (16 MB for 10,000 containers) in memory. The
 	// server's WriteTimeout ends a scrape that hangs.
 	mux.Handle(cfg.metricsPath, c.Handler(reg, collector.HandlerOpts{Logger: logger, MaxRequestsInFlight: 10}))
-	mux.Handle("/healthz", mcmweb.Healthz())
-	mux.Handle("/", mcmweb.Landing(st, version.Info(), cfg.metricsPath))
+	mux.Handle("/healthz", pages.Healthz())
+	mux.Handle("/", pages.Landing(st, version.Info(), cfg.metricsPath))
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -165,18 +169,64 @@ func routes(cfg *config, st *store.Store, refresh func(), logger *slog.Logger) h
 	return mux
 }
 
-// sweep drops removed containers once their retention has passed.
+// sweep drops removed containers once their retention has passed, and
+// announces every second the kills the kernel log did not describe.
 func sweep(ctx context.Context, st *store.Store, retention time.Duration) {
 	t := time.NewTicker(min(max(retention/10, time.Second), time.Minute))
 	defer t.Stop()
+	announce := time.NewTicker(time.Second)
+	defer announce.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			st.Sweep(now)
+		case now := <-announce.C:
+			st.AnnounceKills(now)
 		}
 	}
+}
+
+// logKill logs one OOM kill at info level, once: what a search in the
+// shipped logs finds (what was killed where, and why).
+func logKill(log *slog.Logger, k store.Kill) {
+	attrs := []any{"killed_at", k.Time, "from", k.From}
+	switch {
+	case k.Host:
+		attrs = append(attrs, "where", "host, in no container")
+	case k.Unplaced:
+		attrs = append(attrs, "where", "not known: the kernel rate-limited the report")
+	default:
+		m := k.Container
+		attrs = append(attrs, "container_id", m.ContainerID(), "name", m.Name)
+		if m.Pod != "" {
+			attrs = append(attrs, "namespace", m.Namespace, "pod", m.Pod, "container", m.Container)
+		}
+	}
+	d := k.Details
+	if k.Process != "" {
+		attrs = append(attrs, "process", k.Process, "pid", d.PID)
+	}
+	if d.MainProcess != nil {
+		attrs = append(attrs, "main_process", *d.MainProcess)
+	}
+	if d.Scope != "" {
+		attrs = append(attrs, "scope", d.Scope)
+	}
+	if d.HasUsage {
+		attrs = append(attrs, "usage_bytes", d.Usage, "limit_bytes", d.Limit)
+	}
+	if d.Memory != nil {
+		attrs = append(attrs, "anon_rss_bytes", d.Memory.AnonRSS, "file_rss_bytes", d.Memory.FileRSS, "shmem_rss_bytes", d.Memory.ShmemRSS)
+	}
+	if d.Trigger != nil {
+		attrs = append(attrs, "trigger", d.Trigger.Name, "trigger_pid", d.Trigger.PID)
+	}
+	if d.Group != "" {
+		attrs = append(attrs, "group", d.Group)
+	}
+	log.Info("OOM kill", attrs...)
 }
 
 // checkTelemetryPath refuses a --web.telemetry-path that is no path, or one
@@ -215,6 +265,8 @@ func parseFlags(args []string) (*config, error) {
 		PlaceHolder("NAMESPACE").StringsVar(&cfg.containerdNamespaces)
 	app.Flag("retention", "How long the series of a removed container stay exported.").
 		Default("5m").DurationVar(&cfg.retention)
+	app.Flag("kills.kept", "Most OOM kill records kept for /kills and /api/v1/kills (0: none).").
+		Default(strconv.Itoa(store.DefaultKillsKept)).IntVar(&cfg.killsKept)
 	app.Flag("max-containers", "Most containers tracked (0: no limit). At the limit a new container takes the place of the one removed longest ago; if none is removed, it is turned away and counted in missing_container_metrics_containers_turned_away_total.").
 		Default("10000").IntVar(&cfg.maxTracked)
 	app.Flag("web.enable-pprof", "Serve Go's profiler at /debug/pprof/ (behind the same TLS and auth as /metrics). For profiling only: it shows the process's internals.").
@@ -242,6 +294,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if _, err := app.Parse(args); err != nil {
 		return nil, err
+	}
+	if cfg.killsKept < 0 {
+		return nil, fmt.Errorf("--kills.kept must not be negative, got %d", cfg.killsKept)
 	}
 	if cfg.maxTracked < 0 {
 		return nil, fmt.Errorf("--max-containers must not be negative, got %d", cfg.maxTracked)

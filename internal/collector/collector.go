@@ -79,6 +79,41 @@ var families = []family{
 		},
 	},
 	{
+		name: "container_last_exit_reason", legacy: "container_last_exit_reason",
+		help:  "Why the container's main process last exited, as 1 with the reason: oom_killed (the OOM killer killed it), signal (another signal: a stop's SIGTERM or SIGKILL), exited (its own exit code). Absent where not known exactly.",
+		typ:   "gauge",
+		extra: "reason",
+		each: func(c *store.Container) map[string]uint64 {
+			if !c.Exited || c.ExitReason == "" {
+				return nil
+			}
+			return map[string]uint64{c.ExitReason: 1}
+		},
+	},
+	{
+		name: "container_oom_kills_by_scope_total", legacy: "container_oom_kills_by_scope_total",
+		help:  "OOM kills in the container that the kernel log described, by whose memory limit was hit: container, pod (the pod's limit), ancestor (another cgroup above the container), node (the node's memory).",
+		typ:   "counter",
+		extra: "scope",
+		each:  func(c *store.Container) map[string]uint64 { return c.KillsByScope },
+	},
+	{
+		name: "container_last_oom_memory_usage_bytes", legacy: "container_last_oom_memory_usage_bytes",
+		help: "Memory usage of the cgroup whose limit the container's newest described OOM kill hit, as the kernel reported it then; absent until one is known.",
+		typ:  "gauge",
+		value: func(c *store.Container) (float64, bool) {
+			return float64(c.LastOOMUsage), c.HasLastOOMUsage
+		},
+	},
+	{
+		name: "container_last_oom_memory_limit_bytes", legacy: "container_last_oom_memory_limit_bytes",
+		help: "Memory limit of the cgroup whose limit the container's newest described OOM kill hit, as the kernel reported it then; absent until one is known.",
+		typ:  "gauge",
+		value: func(c *store.Container) (float64, bool) {
+			return float64(c.LastOOMLimit), c.HasLastOOMUsage
+		},
+	},
+	{
 		name: "container_oom_group_kills_total", legacy: "container_oom_group_kills_total",
 		help: "memory.oom.group kills of the container's cgroup, each of which killed all its processes (cgroup v2).",
 		typ:  "counter",

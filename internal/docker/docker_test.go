@@ -129,8 +129,9 @@ func TestTCPHostWithTLSFromEnvironment(t *testing.T) {
 func TestMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
 	f := newFakeDockerd(t)
 	const id = "c0ffee"
+	started := time.Now()
 	f.add(container.InspectResponse{ID: id, Name: "/web", State: &container.State{Status: "running", Running: true,
-		StartedAt: "2026-11-29T10:00:00Z", FinishedAt: "0001-01-01T00:00:00Z"}, Config: &container.Config{}})
+		StartedAt: started.UTC().Format(time.RFC3339Nano), FinishedAt: "0001-01-01T00:00:00Z"}, Config: &container.Config{}})
 	st := store.New(time.Minute)
 	s, err := New(f.host(), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -139,7 +140,8 @@ func TestMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.Run(ctx)
-	base := time.Date(2026, 11, 29, 10, 0, 1, 0, time.UTC).UnixNano()
+	// Events after the listing: dockerd's clock is the host's.
+	base := started.Add(time.Hour).UnixNano()
 	f.send(event(events.ActionDie, id, base, map[string]string{"exitCode": "not a number"}))
 	f.send(`{"Type":"container","Action":"die","Actor":{"ID":"a/b"},"timeNano":1}`) // an id that is no id
 	f.send(event(events.ActionDie, id, base+1e9, map[string]string{"exitCode": "3"}))

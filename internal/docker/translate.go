@@ -126,12 +126,13 @@ func translate(m events.Message) (translation, error) {
 	}
 	key := store.Key(Runtime, "", id)
 	switch m.Action {
-	case events.ActionCreate:
-		return translation{inspect: true}, nil
 	case events.ActionRename:
 		return translation{refresh: true}, nil
 	case events.ActionStart:
-		return translation{event: store.Started{Key: key, At: at}, inspect: true}, nil
+		// Inspected at every start, not at its creation: its main
+		// process's pid, which the event does not carry, tells whether an
+		// OOM kill took the main process (and the container with it).
+		return translation{event: store.Started{Key: key, At: at}, refresh: true}, nil
 	case events.ActionDie:
 		code, err := strconv.Atoi(m.Actor.Attributes["exitCode"])
 		if err != nil {

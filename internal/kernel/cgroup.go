@@ -111,6 +111,25 @@ func trusted(parent []string, name string, parents []string) bool {
 	return p == "/docker" || kubepods // a bare id
 }
 
+// parseNSpid reads the NSpid line of /proc/PID/status ("NSpid:\t4242\t1"):
+// whether the process is pid 1 of its innermost pid namespace; nil where
+// the line is missing or has one pid only (the host's namespace).
+func parseNSpid(status []byte) *bool {
+	for _, line := range strings.Split(string(status), "\n") {
+		rest, ok := strings.CutPrefix(line, "NSpid:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			return nil
+		}
+		init := f[len(f)-1] == "1"
+		return &init
+	}
+	return nil
+}
+
 // podUID finds the kubelet's pod cgroup among a container's parents.
 func podUID(parents []string) string {
 	if len(parents) == 0 {

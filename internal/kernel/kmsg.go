@@ -105,24 +105,69 @@ type Victim struct {
 	// Linux 5.1, or a member of a memory.oom.group kill): the caller checks
 	// it against the process's own cgroup where it can.
 	Guessed bool
+	// Memory is what the Killed line says the victim held.
+	Memory VictimMemory
+	// Group is the cgroup of a memory.oom.group kill the victim was killed
+	// in, with every other task of it; empty for a kill of one process.
+	Group string
+	// Report is what the kill's report said before it; nil when the kernel
+	// rate-limited the report away (ten in five seconds) or it was lost.
+	Report *Report
+}
+
+// VictimMemory is the victim's memory as the Killed line gives it.
+type VictimMemory struct {
+	Known                      bool   // the line gave the RSS (Linux 4.14 and later)
+	AnonRSS, FileRSS, ShmemRSS uint64 // bytes
+	UID                        int    // -1 if the line does not say
+	OOMScoreAdj                int
+	HasOOMScoreAdj             bool
+}
+
+// Report is what the kernel's report of an OOM kill says of the kill as a
+// whole, before it names the victim.
+type Report struct {
+	// Seq is the sequence number of the report's first record read: the
+	// victims of one kill (the members of a memory.oom.group kill) share it.
+	Seq uint64
+	// Trigger is the process whose allocation invoked the OOM killer: the
+	// one that pushed the cgroup (or the node) over its limit.
+	TriggerPID     int // 0 if the report did not say
+	TriggerProcess string
+	// Constraint is the oom-kill line's: CONSTRAINT_MEMCG for a cgroup's
+	// limit, CONSTRAINT_NONE for the node's memory, ... Empty when the
+	// oom-kill line was not read.
+	Constraint string
+	// LimitCgroup is the cgroup whose limit was hit (the oom-kill line's
+	// oom_memcg); empty for a global OOM, or when the line was not read.
+	LimitCgroup string
+	Global      bool
+	// Usage and Limit are that cgroup's memory usage and limit in bytes,
+	// from the report's "memory: usage ..., limit ..." line; known if
+	// HasUsage.
+	Usage, Limit uint64
+	HasUsage     bool
 }
 
 // oomLog pairs the lines of one OOM kill in the kernel log. The OOM killer
 // holds a global lock for a whole kill, so the lines of two kills never
 // interleave; other messages may.
 //
-// The lines it reads (Linux 4.19 to 6.x; "Task in" is older):
+// The lines it reads (Linux 4.14 to 6.x; "Task in" is older):
 //
+//	COMM invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0   (the report begins)
+//	CPU: 0 UID: 0 PID: 42 Comm: dd Not tainted ...                                    (the trigger's pid)
+//	memory: usage 32768kB, limit 32768kB, failcnt 123                                 (the limit that was hit)
 //	oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=ID,mems_allowed=0,oom_memcg=/P,task_memcg=/P,task=dd,pid=42,uid=0
 //	oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/P,task=dd,pid=42,uid=0
 //	Task in /P killed as a result of limit of /P
-//	Memory cgroup out of memory: Killed process 42 (dd) total-vm:67804kB, anon-rss:32384kB, ...
+//	Memory cgroup out of memory: Killed process 42 (dd) total-vm:67804kB, anon-rss:32384kB, file-rss:1088kB, shmem-rss:0kB, UID:0 pgtables:168kB oom_score_adj:0
 //	Out of memory: Killed process 42 (dd) total-vm:...          (a global OOM)
 //	Killed process 42 (dd) total-vm:...                         (before 5.1; after "Kill process 42 (dd) score 1000 or sacrifice child")
 //	Tasks in /P are going to be killed due to memory.oom.group set
 //
-// The oom-kill line is rate-limited with the rest of the report (ten per
-// five seconds); the Killed line never is.
+// Everything but the Killed line is rate-limited with the report (ten
+// reports in five seconds, host-wide); the Killed line never is.
 type oomLog struct {
 	// partial is the first piece of an oom-kill or Tasks in line that came
 	// as several records: the kernel writes these lines piecewise (pr_cont),
@@ -130,10 +175,11 @@ type oomLog struct {
 	// joined when they follow each other.
 	partial   string
 	parts     int
-	cgroup    string // of the current kill, from its oom-kill or Task in line
-	pid       int    // the chosen task of the current kill
-	victimSet bool   // the current kill's first victim was seen
-	group     string // memory.oom.group kill under way in this cgroup
+	cgroup    string  // of the current kill, from its oom-kill or Task in line
+	pid       int     // the chosen task of the current kill
+	victimSet bool    // the current kill's first victim was seen
+	report    *Report // of the current kill, nil before its first line
+	group     string  // memory.oom.group kill under way in this cgroup
 	groupAt   time.Duration
 	lastSeq   uint64
 	started   bool
@@ -163,6 +209,13 @@ func (l *oomLog) reset() {
 	*l = oomLog{lastSeq: l.lastSeq, started: l.started}
 }
 
+// begin starts the report of a new kill at the record seq.
+func (l *oomLog) begin(seq uint64) *Report {
+	l.cgroup, l.pid, l.victimSet, l.group = "", 0, false, ""
+	l.report = &Report{Seq: seq}
+	return l.report
+}
+
 // add reads one record. It returns the victim it names, if any, and how many
 // records were lost before it (a gap in the sequence numbers).
 func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
@@ -186,37 +239,59 @@ func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
 	switch {
 	case strings.HasPrefix(t, "oom-kill:"):
 		if k, ok := parseOOMKill(t); ok {
+			rep := l.report
+			if rep == nil || l.victimSet {
+				rep = l.begin(r.Seq) // its first lines were lost or rate-limited: a report of its own
+			}
 			l.cgroup, l.pid, l.victimSet, l.parts = k.taskMemcg, k.pid, false, 0
 			l.group = ""
+			rep.Constraint, rep.LimitCgroup, rep.Global = k.constraint, k.oomMemcg, k.global
 		} else {
 			l.keepPartial(t)
 		}
-	case invokedOOMKiller(t):
+	case invokedOOMKiller(t) != "":
 		// The report of a new kill begins. It comes before "Tasks in": a
 		// command name may read "Tasks in /x".
-		l.cgroup, l.pid, l.victimSet, l.group = "", 0, false, ""
+		l.begin(r.Seq).TriggerProcess = invokedOOMKiller(t)
+	case strings.HasPrefix(t, "CPU: ") && l.report != nil && !l.victimSet && l.report.TriggerPID == 0:
+		l.report.TriggerPID = parseCPULine(t)
+	case strings.HasPrefix(t, "memory: usage ") && l.report != nil && !l.victimSet && !l.report.HasUsage:
+		l.report.Usage, l.report.Limit, l.report.HasUsage = parseUsage(t)
 	case strings.HasPrefix(t, "Tasks in ") && !strings.HasSuffix(t, groupSuffix):
 		l.keepPartial(t)
 	case strings.HasPrefix(t, "Task in "):
-		if cg, _, ok := strings.Cut(strings.TrimPrefix(t, "Task in "), " killed as a result of limit of "); ok && strings.HasPrefix(cg, "/") {
+		if cg, limit, ok := strings.Cut(strings.TrimPrefix(t, "Task in "), " killed as a result of limit of "); ok && strings.HasPrefix(cg, "/") {
+			rep := l.report
+			if rep == nil || l.victimSet {
+				rep = l.begin(r.Seq)
+			}
 			l.cgroup, l.pid, l.victimSet, l.group = cg, 0, false, ""
+			rep.Constraint, rep.LimitCgroup = "CONSTRAINT_MEMCG", limit
 		}
 	case strings.HasPrefix(t, "Tasks in "):
 		l.group = strings.TrimSuffix(strings.TrimPrefix(t, "Tasks in "), groupSuffix)
 		l.groupAt, l.parts = r.Time, 0
 	default:
-		pid, comm, ok := parseKilled(t)
+		pid, comm, mem, ok := parseKilled(t)
 		if !ok {
 			return nil, lost
 		}
-		v = &Victim{Seq: r.Seq, Time: r.Time, PID: pid, Process: comm}
+		v = &Victim{Seq: r.Seq, Time: r.Time, PID: pid, Process: comm, Memory: mem}
 		switch {
 		case !l.victimSet && l.cgroup != "" && (l.pid == 0 || l.pid == pid):
-			v.Cgroup = l.cgroup
+			v.Cgroup, v.Report = l.cgroup, l.report
 		case !l.victimSet && l.cgroup != "":
-			v.Cgroup, v.Guessed = l.cgroup, true // a child sacrificed for its parent
+			v.Cgroup, v.Guessed, v.Report = l.cgroup, true, l.report // a child sacrificed for its parent
 		case l.group != "" && r.Time-l.groupAt <= groupWindow:
-			v.Cgroup, v.Guessed = l.group, true
+			v.Cgroup, v.Guessed, v.Group, v.Report = l.group, true, l.group, l.report
+		case !l.victimSet && l.report != nil && strings.HasPrefix(t, "Out of memory"):
+			v.Report = l.report // a global OOM whose oom-kill line was lost
+		}
+		if v.Group == "" && l.group != "" && r.Time-l.groupAt <= groupWindow {
+			v.Group = l.group // the chosen victim, killed first, belongs to the group too
+		}
+		if v.Report == nil && !l.victimSet && l.report != nil && l.cgroup == "" && l.group == "" {
+			v.Report = l.report
 		}
 		l.victimSet = true
 		return v, lost
@@ -224,11 +299,57 @@ func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
 	return nil, lost
 }
 
-// invokedOOMKiller reports whether t is the first line of an OOM report:
-// "COMM invoked oom-killer: gfp_mask=...", COMM being the command name.
-func invokedOOMKiller(t string) bool {
+// parseCPULine reads the pid of "CPU: 0 UID: 0 PID: 42 Comm: dd ..." (or
+// "CPU: 0 PID: 42 Comm: dd ..." before Linux 6.6); 0 if it has none.
+func parseCPULine(t string) int {
+	_, rest, ok := strings.Cut(t, " PID: ")
+	if !ok {
+		return 0
+	}
+	f, _, _ := strings.Cut(rest, " ")
+	pid, err := strconv.Atoi(f)
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// parseUsage reads "memory: usage 32768kB, limit 32768kB, failcnt 123".
+func parseUsage(t string) (usage, limit uint64, ok bool) {
+	u, ok1 := kiB(t, "memory: usage ")
+	l, ok2 := kiB(t, ", limit ")
+	return u, l, ok1 && ok2
+}
+
+// kiB reads the number of kB after key in t, in bytes.
+func kiB(t, key string) (uint64, bool) {
+	i := strings.Index(t, key)
+	if i < 0 {
+		return 0, false
+	}
+	rest := t[i+len(key):]
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	if j == 0 || !strings.HasPrefix(rest[j:], "kB") {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest[:j], 10, 64)
+	if err != nil || n > 1<<53 {
+		return 0, false
+	}
+	return n << 10, true
+}
+
+// invokedOOMKiller returns the command name that begins the first line of
+// an OOM report, "COMM invoked oom-killer: gfp_mask=...", or "" if t is none.
+func invokedOOMKiller(t string) string {
 	i := strings.Index(t, " invoked oom-killer: gfp_mask=")
-	return i >= 0 && i <= maxComm
+	if i <= 0 || i > maxComm {
+		return ""
+	}
+	return t[:i]
 }
 
 // oomKillLine is what an oom-kill line says.
@@ -351,7 +472,7 @@ var killedPrefixes = []string{
 // command line), so the line must begin so. It is not fooled by "Kill
 // process ... or sacrifice child", nor by the oom_reaper's "reaped process"
 // lines. COMM, at most maxComm bytes, may hold spaces and parentheses.
-func parseKilled(t string) (pid int, comm string, ok bool) {
+func parseKilled(t string) (pid int, comm string, mem VictimMemory, ok bool) {
 	var rest string
 	for _, p := range killedPrefixes {
 		if rest, ok = strings.CutPrefix(t, p+"Killed process "); ok {
@@ -359,19 +480,19 @@ func parseKilled(t string) (pid int, comm string, ok bool) {
 		}
 	}
 	if !ok {
-		return 0, "", false
+		return 0, "", mem, false
 	}
 	j := strings.IndexByte(rest, ' ')
 	if j <= 0 {
-		return 0, "", false
+		return 0, "", mem, false
 	}
 	pid, err := strconv.Atoi(rest[:j])
 	if err != nil || pid <= 0 {
-		return 0, "", false
+		return 0, "", mem, false
 	}
 	rest, ok = strings.CutPrefix(rest[j+1:], "(")
 	if !ok {
-		return 0, "", false
+		return 0, "", mem, false
 	}
 	// COMM ends at the last ") total-vm:" (or the like) that leaves it at
 	// most maxComm bytes: what follows the real one is numbers.
@@ -386,7 +507,35 @@ func parseKilled(t string) (pid int, comm string, ok bool) {
 		end = len(rest) - 1
 	}
 	if end < 0 {
-		return 0, "", false
+		return 0, "", mem, false
 	}
-	return pid, rest[:end], true
+	return pid, rest[:end], parseVictimMemory(rest[end:]), true
+}
+
+// parseVictimMemory reads what follows the command name of a Killed line:
+// ") total-vm:67804kB, anon-rss:32384kB, file-rss:1088kB, shmem-rss:0kB, UID:0
+// pgtables:168kB oom_score_adj:0", or "), UID 1000, total-vm:...".
+func parseVictimMemory(t string) VictimMemory {
+	m := VictimMemory{UID: -1}
+	var ok1, ok2, ok3 bool
+	m.AnonRSS, ok1 = kiB(t, "anon-rss:")
+	m.FileRSS, ok2 = kiB(t, "file-rss:")
+	m.ShmemRSS, ok3 = kiB(t, "shmem-rss:")
+	m.Known = ok1 && ok2 && ok3
+	for _, key := range []string{" UID:", ", UID "} {
+		if _, rest, ok := strings.Cut(t, key); ok {
+			f, _, _ := strings.Cut(strings.TrimLeft(rest, " "), " ")
+			if uid, err := strconv.Atoi(strings.TrimSuffix(f, ",")); err == nil && uid >= 0 {
+				m.UID = uid
+			}
+			break
+		}
+	}
+	if _, rest, ok := strings.Cut(t, " oom_score_adj:"); ok {
+		f, _, _ := strings.Cut(rest, " ")
+		if adj, err := strconv.Atoi(f); err == nil && adj >= -1000 && adj <= 1000 {
+			m.OOMScoreAdj, m.HasOOMScoreAdj = adj, true
+		}
+	}
+	return m
 }

@@ -66,6 +66,21 @@ func victimsOf(t testing.TB, path string) string {
 		}
 		fmt.Fprintf(&out, "seq=%d t=%s pid=%d process=%q cgroup=%q guessed=%v -> %s\n",
 			v.Seq, v.Time, v.PID, v.Process, v.Cgroup, v.Guessed, where)
+		if m := v.Memory; m.Known {
+			fmt.Fprintf(&out, "    rss anon=%d file=%d shmem=%d uid=%d oom_score_adj=%d (known %v)\n", m.AnonRSS, m.FileRSS, m.ShmemRSS, m.UID, m.OOMScoreAdj, m.HasOOMScoreAdj)
+		}
+		if v.Group != "" {
+			fmt.Fprintf(&out, "    group %q\n", v.Group)
+		}
+		if r := v.Report; r != nil {
+			fmt.Fprintf(&out, "    report %d: trigger pid=%d process=%q constraint=%s limit_cgroup=%q global=%v", r.Seq, r.TriggerPID, r.TriggerProcess, r.Constraint, r.LimitCgroup, r.Global)
+			if r.HasUsage {
+				fmt.Fprintf(&out, " usage=%d limit=%d", r.Usage, r.Limit)
+			}
+			fmt.Fprintln(&out)
+		} else {
+			fmt.Fprintln(&out, "    no report")
+		}
 	}
 	return out.String()
 }
@@ -125,7 +140,7 @@ func TestParseKilled(t *testing.T) {
 		"oom_reaper: reaped process 7 (dd), now anon-rss:0kB": "",
 		"Memory cgroup out of memory: Kill process 7 (dd) score 1 or sacrifice child": "",
 	} {
-		pid, comm, ok := parseKilled(line)
+		pid, comm, _, ok := parseKilled(line)
 		got := ""
 		if ok {
 			got = fmt.Sprint(pid, " ", comm)

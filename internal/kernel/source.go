@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,9 +177,15 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 // written: the victim's cgroup and process are still there to look at.
 func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 	path := v.Cgroup
-	if prompt && (path == "" || v.Guessed) {
-		if p, err := s.procCgroup(v.PID); err == nil {
-			path = p
+	d := details(v)
+	if prompt {
+		// Whether it was its container's main process: pid 1 of its pid
+		// namespace. It is still there, dying, right after its record.
+		d.MainProcess = s.procInit(v.PID)
+		if path == "" || v.Guessed {
+			if p, err := s.procCgroup(v.PID); err == nil {
+				path = p
+			}
 		}
 	}
 	if path == "" {
@@ -190,6 +198,7 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 		if prompt && !s.cg.v2() {
 			s.readAllSoon()
 		}
+		s.store.Apply(store.UnplacedVictim{Process: v.Process, At: at, Seq: v.Seq, Live: live, Details: d})
 		return
 	}
 	c, ok := ParseContainerPath(path, s.cfg.CgroupParents)
@@ -203,10 +212,12 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 		c, ok = s.cg.byPath(path)
 	}
 	if !ok {
-		s.store.Apply(store.HostOOMKill{Process: v.Process, At: at, Seq: v.Seq, Live: live})
+		d.Scope = scope(d, "")
+		s.store.Apply(store.HostOOMKill{Process: v.Process, At: at, Seq: v.Seq, Live: live, Details: d})
 		return
 	}
 	c = s.cg.known(c)
+	d.Scope = scope(d, c.Dir)
 	var instance uint64
 	if prompt {
 		// The counter first: the store then knows the instance the victim
@@ -216,7 +227,66 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 		}
 	}
 	s.log.Debug("OOM victim", "process", v.Process, "pid", v.PID, "container", c.Runtime+"://"+c.ID, "cgroup", path, "live", live)
-	s.store.Apply(store.OOMVictim{Cgroup: storeCgroup(c), Instance: instance, Process: v.Process, At: at, Seq: v.Seq, Live: live})
+	s.store.Apply(store.OOMVictim{Cgroup: storeCgroup(c), Instance: instance, Process: v.Process, At: at, Seq: v.Seq, Live: live, Details: d})
+}
+
+// details is what the kernel log said of the kill of v, for the store.
+func details(v Victim) store.KillDetails {
+	d := store.KillDetails{PID: v.PID, Group: v.Group}
+	if m := v.Memory; m.Known {
+		d.Memory = &store.VictimMemory{AnonRSS: m.AnonRSS, FileRSS: m.FileRSS, ShmemRSS: m.ShmemRSS}
+	}
+	if uid := v.Memory.UID; uid >= 0 {
+		d.UID = &uid
+	}
+	if adj := v.Memory.OOMScoreAdj; v.Memory.HasOOMScoreAdj {
+		d.OOMScoreAdj = &adj
+	}
+	if r := v.Report; r != nil {
+		d.ReportSeq = r.Seq
+		if r.TriggerProcess != "" || r.TriggerPID != 0 {
+			d.Trigger = &store.Process{PID: r.TriggerPID, Name: r.TriggerProcess}
+		}
+		d.LimitCgroup = r.LimitCgroup
+		d.Usage, d.Limit, d.HasUsage = r.Usage, r.Limit, r.HasUsage
+		if r.Global {
+			d.Scope = store.ScopeNode
+		}
+	}
+	return d
+}
+
+// scope says whose limit the kill was for: the container's (dir, its
+// cgroup) or one inside it, the kubelet's pod cgroup above it, another
+// cgroup above it, or none (the node's memory). "" if not known.
+func scope(d store.KillDetails, dir string) string {
+	switch {
+	case d.Scope == store.ScopeNode:
+		return store.ScopeNode
+	case d.LimitCgroup == "":
+		return ""
+	case dir != "" && (d.LimitCgroup == dir || strings.HasPrefix(d.LimitCgroup, dir+"/")):
+		return store.ScopeContainer
+	case dir != "" && strings.HasPrefix(dir, d.LimitCgroup+"/"):
+		parts := strings.Split(d.LimitCgroup, "/")
+		if podUID(parts) != "" {
+			return store.ScopePod
+		}
+		return store.ScopeAncestor
+	}
+	return ""
+}
+
+// procInit reports whether the live process pid is pid 1 of its pid
+// namespace (a container's main process), from the NSpid line of
+// /proc/PID/status; nil if that cannot be told: the process is gone, or it
+// shares the host's pid namespace (one pid, not 1).
+func (s *Source) procInit(pid int) *bool {
+	b, err := os.ReadFile(filepath.Join(s.cfg.ProcFS, strconv.Itoa(pid), "status"))
+	if err != nil {
+		return nil
+	}
+	return parseNSpid(b)
 }
 
 // readAllSoon has every cgroup's counters read now, off the log reader's

@@ -64,6 +64,22 @@ type OOMVictim struct {
 	// the exporter started: history, counted only where a cgroup the
 	// kernel still counts for confirms it.
 	Live bool
+	// Details is what else the kernel log says of the kill.
+	Details KillDetails
+}
+
+// UnplacedVictim reports a process the kernel log names as killed by the
+// OOM killer whose cgroup it does not give (its report was rate-limited)
+// and that was gone before the reader could look. If it was the main
+// process of a running container (Details.PID against the pid its runtime
+// gave), the kill is that container's; else it is recorded, and counts
+// nowhere but in the cgroup's counter.
+type UnplacedVictim struct {
+	Process string
+	At      time.Time
+	Seq     uint64
+	Live    bool
+	Details KillDetails
 }
 
 // HostOOMKill reports an OOM kill of a process in no container.
@@ -72,12 +88,14 @@ type HostOOMKill struct {
 	At      time.Time
 	Seq     uint64
 	Live    bool // as in OOMVictim: history is not counted
+	Details KillDetails
 }
 
 func (e KernelOOMCount) key() string { return "" }
 func (e CgroupGone) key() string     { return "" }
 func (e OOMVictim) key() string      { return "" }
 func (e HostOOMKill) key() string    { return "" }
+func (e UnplacedVictim) key() string { return "" }
 
 // kernelEvent is an event about a container as the kernel names it: by its
 // cgroup.
@@ -174,6 +192,16 @@ func (c *oomCount) live() bool {
 }
 
 func (c *oomCount) kernelSeen() bool { return len(c.instances) > 0 || c.settled > 0 }
+
+// liveInstance is the newest instance that exists now; 0 if none.
+func (c *oomCount) liveInstance() uint64 {
+	for i := len(c.instances) - 1; i >= 0; i-- {
+		if c.instances[i].gone.IsZero() {
+			return c.instances[i].id
+		}
+	}
+	return 0
+}
 
 func (c *oomCount) addPrior(s stamp) {
 	c.prior = append(c.prior, s)
@@ -294,7 +322,8 @@ func (c *oomCount) gone(id uint64, t time.Time) bool {
 }
 
 // applyKernel applies a kernel event to an entry, with s.mu held.
-func (s *Store) applyKernel(e *entry, ev Event) {
+// It reports whether a victim counted.
+func (s *Store) applyKernel(e *entry, ev Event) (counted bool) {
 	before := e.ooms.total()
 	switch ev := ev.(type) {
 	case KernelOOMCount:
@@ -313,11 +342,12 @@ func (s *Store) applyKernel(e *entry, ev Event) {
 		}
 	case OOMVictim:
 		if !s.newRecord(ev.Seq) {
-			return
+			return false
 		}
 		if e.ooms.victim(ev.Instance, ev.At, ev.Live) {
 			e.byProcess = countProcess(e.byProcess, ev.Process, 1, MaxProcessNames)
 			e.lastKill = latest(e.lastKill, ev.At)
+			counted = true
 		}
 		if !e.observed && !e.ooms.live() && e.removedAt.IsZero() {
 			// Known only from the kernel log, its cgroup gone: kept for the
@@ -325,6 +355,7 @@ func (s *Store) applyKernel(e *entry, ev Event) {
 			e.removedAt, e.kernelRemoved = ev.At, true
 		}
 	}
+	return counted
 }
 
 // MaxProcessNames and MaxHostProcessNames bound the victims' names counted
@@ -434,6 +465,19 @@ func (s *Store) adopt(k string) {
 				dst.byProcess = countProcess(dst.byProcess, p, n, MaxProcessNames)
 			}
 			dst.lastKill = latest(dst.lastKill, src.lastKill)
+			// The records of its kills go with them.
+			dst.recorded += src.recorded
+			dst.unfilled = append(dst.unfilled, src.unfilled...)
+			dst.lastMainKill = latest(dst.lastMainKill, src.lastMainKill)
+			for sc, n := range src.byScope {
+				if dst.byScope == nil {
+					dst.byScope = map[string]uint64{}
+				}
+				dst.byScope[sc] += n
+			}
+			if src.HasLastOOMUsage {
+				dst.LastOOMUsage, dst.LastOOMLimit, dst.HasLastOOMUsage = src.LastOOMUsage, src.LastOOMLimit, true
+			}
 		}
 		s.forget(old)
 		return

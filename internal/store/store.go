@@ -152,6 +152,16 @@ type Container struct {
 	// (cgroup v2).
 	GroupKills    uint64
 	HasGroupKills bool
+	// ExitReason says why the main process last exited (Exit*), where it
+	// is known exactly; "" if not, or if it never exited.
+	ExitReason string
+	// KillsByScope counts the kills the kernel log described by whose limit
+	// was hit (Scope*). LastOOMUsage and LastOOMLimit are the memory usage
+	// and limit, in bytes, of the cgroup whose limit the newest of them hit,
+	// if HasLastOOMUsage.
+	KillsByScope                 map[string]uint64
+	LastOOMUsage, LastOOMLimit   uint64
+	HasLastOOMUsage              bool
 }
 
 type entry struct {
@@ -175,6 +185,11 @@ type entry struct {
 	byProcess     map[string]uint64
 	lastKill      time.Time
 	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
+
+	recorded     uint64    // kill records made of ooms.total()
+	unfilled     []*Kill   // records of kills the kernel log has not described yet
+	lastMainKill time.Time // the newest kill of the main process the kernel log named
+	byScope      map[string]uint64
 }
 
 // The kernel reader's two sources, beside the runtimes' (each named after
@@ -219,6 +234,8 @@ type Store struct {
 	kmsgSeq    uint64 // newest kernel log record applied
 	kmsgSeen   bool
 	onOOM      func(key string)
+	kills      killLog
+	onKill     func(Kill)
 
 	// settled holds the sources that told what they found at start: they
 	// listed once, or failed once. settledChanged is closed and made anew
@@ -243,6 +260,7 @@ func New(retention time.Duration) *Store {
 		ids:        map[string][]string{},
 		sources:    map[string]*SourceStatus{},
 		settled:    map[string]bool{},
+		kills:      killLog{keep: DefaultKillsKept},
 
 		settledChanged: make(chan struct{}),
 	}
@@ -250,20 +268,55 @@ func New(retention time.Duration) *Store {
 
 // Apply applies one event. It is safe to apply the same event twice.
 func (s *Store) Apply(ev Event) {
-	if notify, k := s.apply(ev); notify != nil {
-		notify(k)
+	a := s.apply(ev)
+	if a.onOOM != nil {
+		a.onOOM(a.key)
+	}
+	if a.onKill != nil {
+		for _, k := range a.kills {
+			a.onKill(*k)
+		}
 	}
 }
 
-func (s *Store) apply(ev Event) (notify func(string), k string) {
+// applied is what apply leaves to do once the lock is released.
+type applied struct {
+	onOOM  func(string)
+	key    string
+	onKill func(Kill)
+	kills  []*Kill
+}
+
+func (s *Store) apply(ev Event) (a applied) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h, ok := ev.(HostOOMKill); ok {
+	a.onKill = s.onKill
+	switch h := ev.(type) {
+	case HostOOMKill:
 		if s.newRecord(h.Seq) && h.Live {
 			s.hostKills = countProcess(s.hostKills, h.Process, 1, MaxHostProcessNames)
+			k := &Kill{Time: h.At, Host: true, Process: h.Process, From: FromKernelLog, Details: h.Details}
+			s.kills.add(k)
+			a.kills = append(a.kills, k)
 		}
-		return nil, ""
+		return a
+	case UnplacedVictim:
+		if e, in := s.mainProcessOf(h.Details.PID); e != nil {
+			// The main process of a container: its death is the container's.
+			d := h.Details
+			main := true
+			d.MainProcess = &main
+			ev = OOMVictim{Cgroup: Cgroup{Meta: e.Meta, Path: "", ByPid: true}, Instance: in, Process: h.Process, At: h.At, Seq: h.Seq, Live: h.Live, Details: d}
+			break
+		}
+		if s.newRecord(h.Seq) && h.Live {
+			k := &Kill{Time: h.At, Unplaced: true, Process: h.Process, From: FromKernelLog, Details: h.Details}
+			s.kills.add(k)
+			a.kills = append(a.kills, k)
+		}
+		return a
 	}
+	var k string
 	ke, fromKernel := ev.(kernelEvent)
 	if fromKernel {
 		k = s.keyFor(ke.cgroup())
@@ -273,11 +326,11 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 	}
 	e := s.containers[k]
 	if o, ok := ev.(Observed); ok && o.Gone && e == nil {
-		return nil, ""
+		return a
 	}
 	if e == nil {
 		if !s.admit(k, ev) {
-			return nil, ""
+			return a
 		}
 		e = &entry{}
 		if fromKernel && k == kernelKey(ke.cgroup().Path) {
@@ -292,13 +345,14 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 		s.ids[e.Meta.ID] = append(s.ids[e.Meta.ID], k)
 	}
 	oomsBefore, wasRemoved := e.lastOOM, !e.removedAt.IsZero()
+	counted := false
 	switch ev := ev.(type) {
 	case Observed:
-		e.observe(ev)
+		e.observe(ev, s.describesKills())
 	case Started:
 		e.start(ev.At, ev.Pid)
 	case Exited:
-		e.exit(ev.At, ev.Code)
+		e.exit(ev.At, ev.Code, s.describesKills())
 	case OOMKilled:
 		e.oom(ev.At)
 	case Removed:
@@ -306,8 +360,9 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 			e.removedAt, e.kernelRemoved = ev.At, false
 		}
 	case KernelOOMCount, CgroupGone, OOMVictim:
-		s.applyKernel(e, ev)
+		counted = s.applyKernel(e, ev)
 	}
+	a.kills = s.recordKills(e, ev, counted)
 	if _, ok := ev.(kernelEvent); !ok {
 		if _, ok := ev.(Observed); !ok && !e.observed {
 			e.applied++
@@ -318,9 +373,31 @@ func (s *Store) apply(ev Event) (notify func(string), k string) {
 		s.noneRemoved = false
 	}
 	if _, ok := ev.(OOMKilled); ok && e.lastOOM != oomsBefore {
-		return s.onOOM, k
+		a.onOOM, a.key = s.onOOM, k
 	}
-	return nil, k
+	return a
+}
+
+// mainProcessOf finds the running container whose main process has pid,
+// and its live cgroup instance (0 if none). With s.mu held.
+func (s *Store) mainProcessOf(pid int) (*entry, uint64) {
+	if pid <= 0 {
+		return nil, 0
+	}
+	for _, e := range s.containers {
+		if e.pid == pid && e.running && e.removedAt.IsZero() {
+			return e, e.ooms.liveInstance()
+		}
+	}
+	return nil, 0
+}
+
+// describesKills reports whether the kernel log is read now: an exit by
+// SIGKILL with no kill of the main process in it is then no OOM kill.
+// With s.mu held.
+func (s *Store) describesKills() bool {
+	src := s.sources[KmsgSource]
+	return src != nil && src.Up
 }
 
 // SetLimit sets the most containers the store tracks (0: no limit). At the
@@ -429,12 +506,14 @@ func (e *entry) refresh() {
 	e.KernelOnly = !e.observed
 }
 
-func (e *entry) observe(ev Observed) {
+func (e *entry) observe(ev Observed, describes bool) {
 	st := ev.State
 	e.Meta = ev.Meta
-	e.pid = 0
-	if st.Running {
+	switch {
+	case st.Running && st.Pid > 0:
 		e.pid = st.Pid
+	case !st.Running && !st.FinishedAt.IsZero():
+		e.pid = 0 // a state without Running and an exit is no state: the pid stays
 	}
 	if e.kernelRemoved {
 		// The kernel saw the cgroup go; the runtime decides when the
@@ -449,6 +528,7 @@ func (e *entry) observe(ev Observed) {
 		if !st.FinishedAt.IsZero() && !st.Running {
 			// A running container's code was reset at its start: unknown.
 			e.Exited, e.ExitCode = true, st.ExitCode
+			e.ExitReason = e.exitReasonSeen(st.ExitCode, st.FinishedAt, false)
 		}
 		if st.OOMKilled {
 			// A kill before the exporter started: counted once; its event,
@@ -468,6 +548,12 @@ func (e *entry) observe(ev Observed) {
 		// The code of an exit missed while the container ran again since
 		// is lost (reset at the start): no code beats a wrong 0.
 		e.Exited, e.ExitCode = !st.Running, st.ExitCode
+		e.ExitReason = ""
+		if e.Exited {
+			// An exit the events did not tell: whether the kernel log
+			// named the main process is only known if it did.
+			e.ExitReason = e.exitReasonSeen(st.ExitCode, st.FinishedAt, false)
+		}
 	}
 	// An observation asked for before the last exit the events told is
 	// older than that exit: its Running is stale, no missed start.
@@ -499,19 +585,33 @@ func (e *entry) start(at time.Time, pid int) {
 	}
 }
 
-func (e *entry) exit(at time.Time, code int) {
+func (e *entry) exit(at time.Time, code int, describes bool) {
 	if !e.Exited && !e.finished.IsZero() && !at.Before(e.finished) && at.Before(e.startedAt) {
 		// The event of the exit an observation showed without its code
 		// (the container ran again): logged after the exit, before the
 		// next start. It brings the code back.
 		e.Exited, e.ExitCode = true, code
+		e.ExitReason = e.exitReasonSeen(code, at, false)
 		return
 	}
 	if at.Before(e.syncedAt) || !at.After(e.finished) {
 		return // reflected in an observation already, or a replay
 	}
 	e.Exited, e.ExitCode, e.finished, e.running = true, code, at, false
+	e.ExitReason = e.exitReasonSeen(code, at, describes)
 	e.pid = 0
+}
+
+// exitReasonSeen is exitReason for an exit with code at 'at'. An exit by
+// SIGKILL (137) with no kill of the main process known is an OOM kill's or
+// not: it is told apart only where the kernel log was read while the
+// container ran (watched), else it is not known ("").
+func (e *entry) exitReasonSeen(code int, at time.Time, watched bool) string {
+	r := e.exitReason(code, at)
+	if r == ExitSignal && code == 137 && !watched {
+		return ""
+	}
+	return r
 }
 
 func (e *entry) oom(at time.Time) {
@@ -592,6 +692,12 @@ func (s *Store) Snapshot() Snapshot {
 			continue
 		}
 		c := e.Container
+		if len(e.byScope) > 0 {
+			c.KillsByScope = make(map[string]uint64, len(e.byScope))
+			for sc, n := range e.byScope {
+				c.KillsByScope[sc] = n
+			}
+		}
 		if len(e.byProcess) > 0 {
 			c.ProcessKills = make(map[string]uint64, len(e.byProcess))
 			for p, n := range e.byProcess {

@@ -1,6 +1,6 @@
-// Package web serves the exporter's HTTP endpoints other than /metrics: a
+// Package pages serves the exporter's HTTP endpoints other than /metrics: a
 // short landing page and a health check.
-package web
+package pages
 
 import (
 	"html/template"

@@ -1,0 +1,159 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+func yes() *bool { b := true; return &b }
+func no() *bool  { b := false; return &b }
+
+// A kill the counter counts first and the kernel log describes a moment
+// later is one record, described, announced once.
+func TestKillRecordCounterThenLog(t *testing.T) {
+	s := New(time.Minute)
+	var announced []Kill
+	s.OnKill(func(k Kill) { announced = append(announced, k) })
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.Apply(born(7, 0, 0, 10))
+	s.Apply(count(7, 1, 1000)) // the counter, read first
+	if got := s.Kills(0, nil); len(got) != 1 || got[0].From != FromCounter {
+		t.Fatalf("after the counter: %+v", got)
+	}
+	d := KillDetails{PID: 41, MainProcess: no(), Scope: ScopeContainer, LimitCgroup: "/docker/abc", Usage: 32 << 20, Limit: 32 << 20, HasUsage: true,
+		Trigger: &Process{PID: 41, Name: "ruby"}, Memory: &VictimMemory{AnonRSS: 30 << 20}}
+	v := victim(7, "ruby", 990, 5)
+	v.Details = d
+	s.Apply(v)
+	got := s.Kills(0, nil)
+	if len(got) != 1 || got[0].From != FromKernelLog || got[0].Process != "ruby" || got[0].Details.Usage != 32<<20 || got[0].Container.Name != "web" {
+		t.Fatalf("after the victim: %+v", got)
+	}
+	s.AnnounceKills(at(1_000_000))
+	if len(announced) != 1 || announced[0].Process != "ruby" {
+		t.Fatalf("announced %+v, want the one described kill", announced)
+	}
+	c := get(t, s, key)
+	if c.OOMs != 1 || c.KillsByScope[ScopeContainer] != 1 || !c.HasLastOOMUsage || c.LastOOMLimit != 32<<20 {
+		t.Fatalf("container %+v", c)
+	}
+}
+
+// A kill only a counter counted (the kernel log is off, or its record was
+// lost) is recorded with what is known, and announced once the log has had
+// its moment.
+func TestKillRecordOfACounterAlone(t *testing.T) {
+	s := New(time.Minute)
+	var announced []Kill
+	s.OnKill(func(k Kill) { announced = append(announced, k) })
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true}})
+	s.Apply(born(7, 0, 0, 10))
+	s.Apply(count(7, 2, 1000))
+	s.AnnounceKills(at(1500))
+	if len(announced) != 0 {
+		t.Fatalf("announced before the kernel log had its moment: %+v", announced)
+	}
+	s.AnnounceKills(at(3500))
+	if len(announced) != 2 || announced[0].From != FromCounter || announced[0].Process != "" || announced[0].Container.Name != "web" {
+		t.Fatalf("announced %+v", announced)
+	}
+	s.AnnounceKills(at(9000))
+	if len(announced) != 2 {
+		t.Fatalf("announced twice: %+v", announced)
+	}
+}
+
+// Why the container last exited, decided from what is known exactly (the
+// cases Kubernetes gets wrong: kubernetes/kubernetes#140718, #104454).
+func TestExitReasons(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		kmsgUp    bool
+		mainKill  bool
+		otherKill bool
+		code      int
+		want      string
+	}{
+		{"the main process OOM-killed", true, true, false, 137, ExitOOMKilled},
+		{"a worker OOM-killed, then a stop's SIGTERM", true, false, true, 143, ExitSignal},
+		{"a stop's SIGKILL, no OOM kill", true, false, false, 137, ExitSignal},
+		{"a worker OOM-killed, then a stop's SIGKILL", true, false, true, 137, ExitSignal},
+		{"its own exit code", true, false, false, 3, ExitExited},
+		{"SIGKILL without the kernel log: not known", false, false, false, 137, ""},
+		{"SIGTERM without the kernel log", false, false, false, 143, ExitSignal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(time.Minute)
+			s.AddSource(KmsgSource)
+			s.SetUp(KmsgSource, tc.kmsgUp, nil)
+			s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+			s.Apply(born(7, 0, 0, 10))
+			if tc.mainKill || tc.otherKill {
+				v := victim(7, "dd", 100, 1)
+				v.Details = KillDetails{PID: 41, MainProcess: no()}
+				if tc.mainKill {
+					v.Details = KillDetails{PID: 40, MainProcess: yes()}
+				}
+				s.Apply(v)
+			}
+			s.Apply(Exited{Key: key, At: at(200), Code: tc.code})
+			if c := get(t, s, key); c.ExitReason != tc.want {
+				t.Fatalf("reason %q, want %q", c.ExitReason, tc.want)
+			}
+		})
+	}
+}
+
+// The victim's record comes after the exit's event: the exit's reason is
+// still the kill's.
+func TestExitReasonOfAKillDescribedAfterTheExit(t *testing.T) {
+	s := New(time.Minute)
+	s.AddSource(KmsgSource)
+	s.SetUp(KmsgSource, true, nil)
+	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.Apply(Exited{Key: key, At: at(200), Code: 137})
+	if c := get(t, s, key); c.ExitReason != ExitSignal {
+		t.Fatalf("before the victim: %q", c.ExitReason)
+	}
+	v := victim(0, "dd", 150, 1)
+	v.Details = KillDetails{PID: 40, MainProcess: yes()}
+	s.Apply(v)
+	if c := get(t, s, key); c.ExitReason != ExitOOMKilled {
+		t.Fatalf("after the victim: %q", c.ExitReason)
+	}
+}
+
+// A victim whose report was rate-limited, and whose process was gone when
+// the reader looked, has no cgroup; its pid is the main pid a runtime gave
+// for a running container: it is that container's main process.
+func TestUnplacedVictimIsTheMainProcessOfItsContainer(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.Apply(born(7, 0, 0, 10))
+	s.Apply(UnplacedVictim{Process: "dd", At: at(100), Seq: 3, Live: true, Details: KillDetails{PID: 40}})
+	s.Apply(UnplacedVictim{Process: "stranger", At: at(110), Seq: 4, Live: true, Details: KillDetails{PID: 99}})
+	c := get(t, s, key)
+	if c.OOMs != 1 || c.ProcessKills["dd"] != 1 {
+		t.Fatalf("container %+v", c)
+	}
+	kills := s.Kills(0, nil)
+	if len(kills) != 2 || !kills[0].Unplaced || kills[0].Process != "stranger" || kills[1].Container.ID != "abc" || kills[1].Details.MainProcess == nil || !*kills[1].Details.MainProcess {
+		t.Fatalf("records %+v", kills)
+	}
+}
+
+// The store keeps the newest records only.
+func TestKillRecordsAreBounded(t *testing.T) {
+	s := New(time.Minute)
+	s.SetKillsKept(3)
+	for i := range 10 {
+		s.Apply(HostOOMKill{Process: "p", At: at(i), Seq: uint64(i + 1), Live: true})
+	}
+	got := s.Kills(0, nil)
+	if len(got) != 3 || got[0].Seq != 10 || got[2].Seq != 8 {
+		t.Fatalf("kept %+v", got)
+	}
+	if n := len(s.Kills(2, nil)); n != 2 {
+		t.Fatalf("asked for 2, got %d", n)
+	}
+}
