@@ -135,6 +135,12 @@ func (s *Store) recordKills(e *entry, ev Event, counted bool) []*Kill {
 	total := e.ooms.total()
 	var out []*Kill
 	if v, ok := ev.(OOMVictim); ok && counted {
+		if v.Details.MainProcess == nil && e.pid > 0 && v.Details.PID > 0 {
+			// The victim was gone before the reader could ask whether it was
+			// pid 1 of its namespace: the main pid its runtime gave tells.
+			main := v.Details.PID == e.pid
+			v.Details.MainProcess = &main
+		}
 		if total > e.recorded {
 			k := &Kill{Time: v.At, Container: e.Meta, Process: v.Process, From: FromKernelLog, Details: v.Details}
 			s.kills.add(k)

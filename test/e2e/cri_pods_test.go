@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -53,6 +54,13 @@ type criPod struct {
 func runPod(t testing.TB, cri runtimeapi.RuntimeServiceClient, namespace, name string) *criPod {
 	t.Helper()
 	uid := randomID(8)
+	return runPodIn(t, cri, namespace, name, uid, env.cgroupParent+"/pod"+uid)
+}
+
+// runPodIn is runPod with the pod's uid and its cgroup (the kubelet's pod
+// cgroup, which a test may make first to give it a limit).
+func runPodIn(t testing.TB, cri runtimeapi.RuntimeServiceClient, namespace, name, uid, cgroup string) *criPod {
+	t.Helper()
 	labels := map[string]string{
 		"app":                         name,
 		"io.kubernetes.pod.name":      name,
@@ -64,7 +72,7 @@ func runPod(t testing.TB, cri runtimeapi.RuntimeServiceClient, namespace, name s
 		Labels:      labels,
 		Annotations: map[string]string{"kubernetes.io/config.source": "api"},
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			CgroupParent: env.cgroupParent + "/pod" + uid,
+			CgroupParent: cgroup,
 			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
 			},
@@ -95,6 +103,7 @@ type criContainer struct {
 	script       string
 	labels       map[string]string // extra labels
 	mounts       []*runtimeapi.Mount
+	memory       int64 // its memory limit in bytes; 0: 32 MiB
 }
 
 // start creates and starts a container in the pod, with a 32 MiB memory
@@ -134,7 +143,7 @@ func (p *criPod) create(t testing.TB, c criContainer) string {
 			"io.kubernetes.pod.terminationGracePeriod":         "30",
 		},
 		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 32 << 20},
+			Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: cmp.Or(c.memory, 32<<20)},
 		},
 	}
 	res, err := p.cri.CreateContainer(criContext(t), &runtimeapi.CreateContainerRequest{
