@@ -159,9 +159,9 @@ type Container struct {
 	// was hit (Scope*). LastOOMUsage and LastOOMLimit are the memory usage
 	// and limit, in bytes, of the cgroup whose limit the newest of them hit,
 	// if HasLastOOMUsage.
-	KillsByScope                 map[string]uint64
-	LastOOMUsage, LastOOMLimit   uint64
-	HasLastOOMUsage              bool
+	KillsByScope               map[string]uint64
+	LastOOMUsage, LastOOMLimit uint64
+	HasLastOOMUsage            bool
 }
 
 type entry struct {
