@@ -180,6 +180,9 @@ type entry struct {
 	lastOOM    time.Time // the newest runtime OOM report taken
 	removedAt  time.Time
 	pid        int
+	// exitedPid is the main pid of the run that ended last: the kernel log
+	// may name it as a victim after the runtime told of its exit.
+	exitedPid int
 
 	ooms          oomCount
 	byProcess     map[string]uint64
@@ -301,7 +304,7 @@ func (s *Store) apply(ev Event) (a applied) {
 		}
 		return a
 	case UnplacedVictim:
-		if e, in := s.mainProcessOf(h.Details.PID); e != nil {
+		if e, in := s.mainProcessOf(h.Details.PID, h.At); e != nil {
 			// The main process of a container: its death is the container's.
 			d := h.Details
 			main := true
@@ -380,12 +383,14 @@ func (s *Store) apply(ev Event) (a applied) {
 
 // mainProcessOf finds the running container whose main process has pid,
 // and its live cgroup instance (0 if none). With s.mu held.
-func (s *Store) mainProcessOf(pid int) (*entry, uint64) {
+// The runtime may have told of the exit the kill caused before the kernel
+// log's record is read: the pid of the run that just ended counts too.
+func (s *Store) mainProcessOf(pid int, at time.Time) (*entry, uint64) {
 	if pid <= 0 {
 		return nil, 0
 	}
 	for _, e := range s.containers {
-		if e.pid == pid && e.running && e.removedAt.IsZero() {
+		if (e.pid == pid && e.running) || (e.exitedPid == pid && !e.running && !at.After(e.finished) && e.finished.Sub(at) < time.Minute) {
 			return e, e.ooms.liveInstance()
 		}
 	}
@@ -599,7 +604,7 @@ func (e *entry) exit(at time.Time, code int, describes bool) {
 	}
 	e.Exited, e.ExitCode, e.finished, e.running = true, code, at, false
 	e.ExitReason = e.exitReasonSeen(code, at, describes)
-	e.pid = 0
+	e.pid, e.exitedPid = 0, e.pid
 }
 
 // exitReasonSeen is exitReason for an exit with code at 'at'. An exit by
