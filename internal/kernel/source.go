@@ -183,7 +183,9 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 		// namespace. It is still there, dying, right after its record.
 		d.MainProcess = s.procInit(v.PID)
 		if path == "" || v.Guessed {
-			if p, err := s.procCgroup(v.PID); err == nil {
+			// A process that has exited shows the root cgroup: that says
+			// nothing of where it was killed.
+			if p, err := s.procCgroup(v.PID); err == nil && p != "/" {
 				path = p
 			}
 		}
