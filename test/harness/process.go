@@ -127,10 +127,14 @@ func (p *Process) Running() bool {
 		return false
 	}
 	if p.exited != nil {
+		// A child not reaped yet cannot have given its PID to another
+		// process; right after the fork its command line is still this
+		// process's.
 		select {
 		case <-p.exited:
 			return false
 		default:
+			return true
 		}
 	}
 	return ours(p.PID, p.h.Dir)

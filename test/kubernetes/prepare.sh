@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
 # Prepares the Kubernetes node tests (test/kubernetes): installs etcd and the CNI
-# plugins, and builds kubelet, kube-apiserver, kube-controller-manager and
-# kube-scheduler from test/kubernetes/build (one binary linking the four) into a
-# cache directory named by the Kubernetes version and a hash of the build module:
-#   /var/cache/missing-container-metrics/kubernetes/v1.34.4-<hash>/   (or under $MCM_KUBERNETES_CACHE)
-# The cold build takes 20-30 minutes of CPU on 2 cores; once cached it takes well under a second.
+# plugins, and builds into a cache directory, each named by its version and a
+# hash of what decides the binary (under $MCM_KUBERNETES_CACHE, default
+# /var/cache/missing-container-metrics/kubernetes):
+#   v1.34.4-<hash>/            kubelet, kube-apiserver, kube-controller-manager and
+#                              kube-scheduler: one binary linking the four (test/kubernetes/build)
+#   prometheus-v0.316.0-<hash>/prometheus   upstream Prometheus with its Kubernetes service
+#                              discovery, which Debian's package is built without
+# Cold, on 2 cores: about 9 and 5 minutes of CPU; cached, well under a second.
 #
 # Usage: test/kubernetes/prepare.sh [deps|build]   (default: both)
 #   deps   only the Debian packages (apt; root)
-#   build  only the binaries; prints the directory on stdout as
-#          export MCM_KUBERNETES_BIN_DIR=<dir>, for eval and for the tests
+#   build  only the binaries; prints `export MCM_KUBERNETES_BIN_DIR=<dir>` and
+#          `export MCM_PROMETHEUS=<binary>` on stdout, for eval and for the tests
 # Idempotent; concurrent runs wait for each other. Only stdout is the result.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 CACHE=${MCM_KUBERNETES_CACHE:-/var/cache/missing-container-metrics/kubernetes}
 MODULE=test/kubernetes/build
+# The Prometheus of deploy/go.mod's PromQL parser, with only the Kubernetes
+# service discovery (its build tags; the others would double the build).
+PROMETHEUS=github.com/prometheus/prometheus@v0.316.0
+PROMETHEUS_TAGS=remove_all_sd,enable_kubernetes_sd
 log() { printf 'kubernetes/prepare: %s\n' "$*" >&2; }
 
 deps() {
@@ -23,6 +30,11 @@ deps() {
 }
 
 build() {
+	build_kubernetes
+	build_prometheus
+}
+
+build_kubernetes() {
 	local version minor pkg ldflags hash dir
 	version=$(cd "$MODULE" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
 	minor=${version#v1.}
@@ -60,6 +72,33 @@ build() {
 	fi
 	flock -u 9
 	echo "export MCM_KUBERNETES_BIN_DIR=$dir"
+}
+
+build_prometheus() {
+	local hash dir
+	hash=$( (echo "$PROMETHEUS $PROMETHEUS_TAGS" && go version) | sha256sum | cut -c1-12)
+	dir=$CACHE/prometheus-${PROMETHEUS#*@}-$hash
+	if [[ ! -x "$dir/prometheus" ]]; then
+		mkdir -p "$CACHE"
+		exec 9>"$CACHE/.lock-prometheus"
+		flock 9
+		if [[ ! -x "$dir/prometheus" ]]; then
+			log "building Prometheus ${PROMETHEUS#*@} into $dir (cold: about 5 min of CPU on 2 cores)"
+			tmp=$(mktemp -d "$CACHE/.build.XXXXXX")
+			chmod 0755 "$tmp"
+			trap 'rm -rf "$tmp"' EXIT
+			local t0=$SECONDS
+			# Outside any module: go install PKG@VERSION takes Prometheus' own go.mod.
+			(cd / && GOFLAGS='' GOBIN=$tmp CGO_ENABLED=0 go install -tags "$PROMETHEUS_TAGS" "${PROMETHEUS%@*}/cmd/prometheus@${PROMETHEUS#*@}")
+			mv -T "$tmp" "$dir"
+			trap - EXIT
+			log "built in $((SECONDS - t0))s: $dir"
+		fi
+		flock -u 9
+	else
+		log "cached: $dir"
+	fi
+	echo "export MCM_PROMETHEUS=$dir/prometheus"
 }
 
 case "${1:-all}" in
