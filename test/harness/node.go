@@ -79,14 +79,16 @@ func (h *Harness) StartNode(ctx context.Context, opts NodeOptions) (*Node, error
 		}
 	}
 	c := h.containerdPaths("node/containerd")
-	n := &Node{h: h, Name: "mcm-node-" + randomHex(3), ContainerdAddress: c.address,
+	// Named localhost: the apiserver reaches the kubelet (logs, exec) by the
+	// node's host name, and the kubelet listens on 127.0.0.1 only.
+	n := &Node{h: h, Name: "localhost", ContainerdAddress: c.address,
 		CgroupRoot: h.rec.CgroupParent + "/kubelet", Kubeconfig: nd + "/kubeconfig", KubeletDir: nd + "/kubelet"}
 	h.rec.Node = n
 
 	// Credentials: the apiserver's serving certificate, a token in
 	// system:masters, one RSA key that signs and checks service account tokens.
 	pki := nd + "/pki"
-	if err := writeServingCert(pki); err != nil {
+	if err := writeCerts(pki); err != nil {
 		return nil, err
 	}
 	n.CAFile = pki + "/ca.crt"
@@ -217,6 +219,8 @@ func (n *Node) startControlPlane(ctx context.Context, binDir string) error {
 		"--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.254.0.0/24",
 		// Pods need no service account token: the exporter's has none.
 		"--disable-admission-plugins=ServiceAccount",
+		"--kubelet-preferred-address-types=Hostname",
+		"--kubelet-client-certificate="+pki+"/client.crt", "--kubelet-client-key="+pki+"/client.key",
 		// The chart's kernel log option runs a privileged container.
 		"--allow-privileged=true", "--profiling=false")
 	api.Ready = Readiness{URL: n.Server + "/readyz", Token: n.Token}
@@ -353,8 +357,9 @@ func (n *Node) startKubelet(ctx context.Context, opts NodeOptions) error {
 		"healthzPort":        healthz,
 		"tlsCertFile":        h.path("node/pki/serving.crt"),
 		"tlsPrivateKeyFile":  h.path("node/pki/serving.key"),
+		// The apiserver's client certificate (kubectl logs, exec), nothing else.
 		"authentication": map[string]any{"anonymous": map[string]any{"enabled": false},
-			"webhook": map[string]any{"enabled": false}},
+			"webhook": map[string]any{"enabled": false}, "x509": map[string]any{"clientCAFile": h.path("node/pki/ca.crt")}},
 		"authorization": map[string]any{"mode": "AlwaysAllow"},
 		// No eviction and no image garbage collection: the test images were
 		// imported, nothing could pull them again.

@@ -17,9 +17,11 @@ import (
 	"time"
 )
 
-// writeServingCert writes a CA (ca.crt) and a serving certificate it signed
-// for 127.0.0.1 and localhost (serving.crt, serving.key) into dir.
-func writeServingCert(dir string) error {
+// writeCerts writes a CA (ca.crt) into dir, a serving certificate it signed
+// for 127.0.0.1 and localhost (serving.crt, serving.key), and a client
+// certificate in system:masters (client.crt, client.key: the apiserver's, to
+// the kubelet).
+func writeCerts(dir string) error {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -38,10 +40,6 @@ func writeServingCert(dir string) error {
 	if err != nil {
 		return err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
 	leaf := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
@@ -52,25 +50,46 @@ func writeServingCert(dir string) error {
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		DNSNames:     []string{"localhost"},
 	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	client := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(7 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if err := writePEM(filepath.Join(dir, "ca.crt"), "CERTIFICATE", caDER); err != nil {
+		return err
+	}
+	caCert, err := x509.ParseCertificate(caDER)
 	if err != nil {
 		return err
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	files := map[string]*pem.Block{
-		"ca.crt":      {Type: "CERTIFICATE", Bytes: caDER},
-		"serving.crt": {Type: "CERTIFICATE", Bytes: leafDER},
-		"serving.key": {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	}
-	for name, block := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+	for name, tmpl := range map[string]*x509.Certificate{"serving": leaf, "client": client} {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return err
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			return err
+		}
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return err
+		}
+		if err := writePEM(filepath.Join(dir, name+".crt"), "CERTIFICATE", der); err != nil {
+			return err
+		}
+		if err := writePEM(filepath.Join(dir, name+".key"), "EC PRIVATE KEY", keyDER); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func writePEM(path, typ string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 }
 
 // writeRSAKey writes a new RSA private key (PKCS #1 PEM, as openssl genrsa).
