@@ -57,13 +57,13 @@ build_kubernetes() {
 	exec 9>"$CACHE/.lock"
 	flock 9 # another run may be building the same binary; then it is there after the wait
 	if [[ ! -x "$dir/kube" ]]; then
-		log "building Kubernetes $version into $dir (cold: 20-30 min of CPU on 2 cores)"
+		log "building Kubernetes $version into $dir (cold: about 10 minutes of CPU on 2 cores)"
 		tmp=$(mktemp -d "$CACHE/.build.XXXXXX")
 		chmod 0755 "$tmp"
 		trap 'rm -rf "$tmp"' EXIT
 		local t0=$SECONDS
 		(cd "$MODULE" && CGO_ENABLED=0 go build -ldflags "$ldflags" -o "$tmp/kube" .)
-		for name in kubelet kube-apiserver kube-controller-manager kube-scheduler; do
+		for name in kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl; do
 			ln -s kube "$tmp/$name"
 		done
 		mv -T "$tmp" "$dir"

@@ -1,14 +1,14 @@
-// Command kube is kubelet, kube-apiserver, kube-controller-manager and
-// kube-scheduler in one binary, so the four share one compile of Kubernetes
-// (about 20 minutes of CPU cold on 2 cores, most of it common to all four).
-// It runs the command named by argv[0] (a link named kubelet, say) or, else, by
-// its first argument:
+// Command kube is kubelet, kube-apiserver, kube-controller-manager,
+// kube-scheduler and kubectl in one binary, so that they share one compile of
+// Kubernetes (about 10 minutes of CPU cold on 2 cores, most of it common to
+// all). It runs the command named by argv[0] (a link named kubelet, say) or,
+// else, by its first argument:
 //
 //	kube kubelet --config=...
 //	ln -s kube kube-apiserver && ./kube-apiserver --etcd-servers=...
 //
 // test/kubernetes/prepare.sh builds it with the version stamp that helm and
-// the kubelet expect, and links the four names beside it.
+// the kubelet expect, and links the five names beside it.
 package main
 
 import (
@@ -18,23 +18,34 @@ import (
 	"path/filepath"
 	_ "time/tzdata" // CronJob time zones, as kube-apiserver and kube-controller-manager link it
 
-	"github.com/spf13/cobra"
+	_ "k8s.io/client-go/plugin/pkg/client/auth" // kubectl's client auth plugins
 	"k8s.io/component-base/cli"
+	"k8s.io/component-base/logs"
 	_ "k8s.io/component-base/logs/json/register"          // the JSON log format
 	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go's metrics
 	_ "k8s.io/component-base/metrics/prometheus/version"  // the version metric
+	kubectl "k8s.io/kubectl/pkg/cmd"
+	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
-// commands are the four programs, as each one's own main builds it.
-var commands = map[string]func() *cobra.Command{
-	"kubelet":                 func() *cobra.Command { return kubelet.NewKubeletCommand(context.Background()) },
-	"kube-apiserver":          apiserver.NewAPIServerCommand,
-	"kube-controller-manager": controllermanager.NewControllerManagerCommand,
-	"kube-scheduler":          func() *cobra.Command { return scheduler.NewSchedulerCommand() },
+// commands run the five programs as each one's own main does, with os.Args
+// as if it were that program.
+var commands = map[string]func() int{
+	"kubelet":                 func() int { return cli.Run(kubelet.NewKubeletCommand(context.Background())) },
+	"kube-apiserver":          func() int { return cli.Run(apiserver.NewAPIServerCommand()) },
+	"kube-controller-manager": func() int { return cli.Run(controllermanager.NewControllerManagerCommand()) },
+	"kube-scheduler":          func() int { return cli.Run(scheduler.NewSchedulerCommand()) },
+	"kubectl": func() int {
+		_, _ = logs.GlogSetter(kubectl.GetLogVerbosity(os.Args))
+		if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
+			kubectlutil.CheckErr(err) // prints the error and exits
+		}
+		return 0
+	},
 }
 
 func main() {
@@ -42,12 +53,11 @@ func main() {
 	if _, ok := commands[name]; !ok && len(args) > 0 {
 		name, args = args[0], args[1:]
 	}
-	newCommand, ok := commands[name]
+	run, ok := commands[name]
 	if !ok {
-		fmt.Fprintln(os.Stderr, "usage: kube {kubelet|kube-apiserver|kube-controller-manager|kube-scheduler} [flags]")
+		fmt.Fprintln(os.Stderr, "usage: kube {kubelet|kube-apiserver|kube-controller-manager|kube-scheduler|kubectl} [flags]")
 		os.Exit(2)
 	}
-	command := newCommand()
-	command.SetArgs(args)
-	os.Exit(cli.Run(command))
+	os.Args = append([]string{name}, args...)
+	os.Exit(run())
 }
