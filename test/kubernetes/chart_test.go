@@ -220,10 +220,12 @@ func TestChartWrongSocket(t *testing.T) {
 	}
 }
 
-// The static manifests of deploy/kubernetes, applied as they are but for
+// The static manifests of deploy/kubernetes, applied as `kubectl apply -f
+// deploy/kubernetes/` does (file by file in name order), as they are but for
 // the containerd socket's hostPath (the node's containerd is not at the
-// default path here): the pod becomes Ready and its sources are up. The
-// image they name is the one built from the checkout, tagged so.
+// default path here): every object is made at the first try, the pod becomes
+// Ready and its sources are up. The image they name is the one built from
+// the checkout, tagged so.
 func TestStaticManifests(t *testing.T) {
 	objs := staticManifests(t)
 	var ns string
@@ -249,7 +251,7 @@ func TestStaticManifests(t *testing.T) {
 		})
 	})
 	var selector string
-	for _, o := range objs {
+	create := func(o runtime.Object) error {
 		var err error
 		switch o := o.(type) {
 		case *corev1.Namespace:
@@ -276,8 +278,19 @@ func TestStaticManifests(t *testing.T) {
 		default:
 			t.Fatalf("deploy/kubernetes has a %T: apply it too", o)
 		}
-		if err != nil {
-			t.Fatalf("create %T: %v", o, err)
+		return err
+	}
+	var failed []runtime.Object
+	for _, o := range objs {
+		if err := create(o); err != nil {
+			t.Errorf("kubectl apply -f deploy/kubernetes/ on a new cluster: %T: %v", o, err)
+			failed = append(failed, o)
+		}
+	}
+	// As a user would, apply again what failed, to check the rest.
+	for _, o := range failed {
+		if err := create(o); err != nil {
+			t.Fatalf("applied again: %T: %v", o, err)
 		}
 	}
 	e := &exporter{ns: ns, selector: selector, scheme: "http"}
@@ -291,8 +304,9 @@ func TestStaticManifests(t *testing.T) {
 	checkExporterPod(t, e, false)
 }
 
-// staticManifests decodes deploy/kubernetes/*.yaml (not the Prometheus
-// Operator's objects: this node has no such API).
+// staticManifests decodes deploy/kubernetes/*.yaml in the order kubectl
+// apply -f takes them: files by name, objects as in the file (not the
+// Prometheus Operator's objects: this node has no such API).
 func staticManifests(t testing.TB) []runtime.Object {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(repoRoot, "deploy/kubernetes/*.yaml"))
@@ -306,12 +320,6 @@ func staticManifests(t testing.TB) []runtime.Object {
 			t.Fatal(err)
 		}
 		objs = append(objs, o...)
-	}
-	// The namespace first.
-	for i, o := range objs {
-		if _, ok := o.(*corev1.Namespace); ok {
-			objs[0], objs[i] = objs[i], objs[0]
-		}
 	}
 	return objs
 }
