@@ -261,24 +261,30 @@ func TestStaticManifests(t *testing.T) {
 		case *corev1.Service:
 			_, err = env.client.CoreV1().Services(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		case *appsv1.DaemonSet:
-			replaced := false
-			for _, v := range o.Spec.Template.Spec.Volumes {
-				if v.HostPath != nil && v.HostPath.Path == "/run/containerd/containerd.sock" {
-					v.HostPath.Path, replaced = env.node.ContainerdAddress, true
-				}
-			}
-			if !replaced {
-				t.Fatal("the DaemonSet mounts no /run/containerd/containerd.sock")
-			}
-			if img := o.Spec.Template.Spec.Containers[0].Image; img != env.manifestImage {
-				t.Fatalf("image %s, want %s", img, env.manifestImage)
-			}
-			selector = metav1.FormatLabelSelector(o.Spec.Selector)
 			_, err = env.client.AppsV1().DaemonSets(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		default:
 			t.Fatalf("deploy/kubernetes has a %T: apply it too", o)
 		}
 		return err
+	}
+	for _, o := range objs {
+		ds, ok := o.(*appsv1.DaemonSet)
+		if !ok {
+			continue
+		}
+		replaced := false
+		for _, v := range ds.Spec.Template.Spec.Volumes {
+			if v.HostPath != nil && v.HostPath.Path == "/run/containerd/containerd.sock" {
+				v.HostPath.Path, replaced = env.node.ContainerdAddress, true
+			}
+		}
+		if !replaced {
+			t.Fatal("the DaemonSet mounts no /run/containerd/containerd.sock")
+		}
+		if img := ds.Spec.Template.Spec.Containers[0].Image; img != env.manifestImage {
+			t.Fatalf("image %s, want %s", img, env.manifestImage)
+		}
+		selector = metav1.FormatLabelSelector(ds.Spec.Selector)
 	}
 	var failed []runtime.Object
 	for _, o := range objs {

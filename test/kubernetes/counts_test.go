@@ -186,36 +186,39 @@ func kernelOOMKills(t *testing.T, id string) int {
 
 // A failing exec liveness probe: the kubelet kills and restarts the
 // container until the probe passes (from the third start on). The probe's
-// exits (7) are no exit codes; the restarts and the last exit code (SIGTERM's
-// 143) are the kubelet's.
+// exits (7) are no exit codes; the restarts and the last exit code (143 for
+// SIGTERM, or 137 if the kill came after the grace period) are the kubelet's.
 func TestLivenessProbe(t *testing.T) {
 	t.Parallel()
 	e := sharedExporter(t)
 	ns := newNamespace(t, "liveness")
 	rec := newRecords(t)
-	c := container("app", startCount+`[ "$n" -ge 2 ] && touch /tmp/healthy; trap 'exit 143' TERM; while true; do sleep 0.2; done`)
+	c := container("app", startCount+`[ "$n" -ge 2 ] && touch /tmp/healthy; trap 'exit 143' TERM; while true; do sleep 1 & wait; done`)
 	c.LivenessProbe = &corev1.Probe{
 		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/sh", "-c", "test -e /tmp/healthy || exit 7"}}},
 		PeriodSeconds: 1, FailureThreshold: 1, TimeoutSeconds: 10,
 	}
-	createPod(t, ns, newPod("probed", rec, corev1.RestartPolicyAlways, c))
+	pod := newPod("probed", rec, corev1.RestartPolicyAlways, c)
+	grace := int64(30)
+	pod.Spec.TerminationGracePeriodSeconds = &grace
+	createPod(t, ns, pod)
 	p := waitSettled(t, ns, "probed", "app", 2)
 	st := status(p, "app")
 	last := st.LastTerminationState.Terminated
-	if last == nil || last.ExitCode != 143 {
-		t.Fatalf("kubelet: lastState %+v, want exit code 143 (SIGTERM)", last)
+	if last == nil || (last.ExitCode != 143 && last.ExitCode != 137) {
+		t.Fatalf("kubelet: lastState %+v, want exit code 143 (SIGTERM) or 137", last)
 	}
 	e.until(t, time.Minute, func(s *scrape) error {
 		if max, n := restarts(s, ns, "probed", "app"); max != float64(st.RestartCount) {
 			return fmt.Errorf("max restarts %v over %d containers, the kubelet's restartCount %d", max, n, st.RestartCount)
 		}
 		for _, x := range s.all("container_last_exit_code", map[string]string{"namespace": ns, "pod": "probed"}) {
-			if x.value != 143 {
-				return fmt.Errorf("%s: exit code %v, want only 143 (the probe's 7 is none)", x.labels["container_id"], x.value)
+			if x.value != 143 && x.value != 137 {
+				return fmt.Errorf("%s: exit code %v, want only the kubelet's kills (the probe's 7 is none)", x.labels["container_id"], x.value)
 			}
 		}
-		if code, ok := exitCodeOf(s, last.ContainerID); !ok || code != 143 {
-			return fmt.Errorf("last exit code of %s: %v (exported %v), the kubelet's 143", last.ContainerID, code, ok)
+		if code, ok := exitCodeOf(s, last.ContainerID); !ok || code != float64(last.ExitCode) {
+			return fmt.Errorf("last exit code of %s: %v (exported %v), the kubelet's %d", last.ContainerID, code, ok, last.ExitCode)
 		}
 		return nil
 	})
