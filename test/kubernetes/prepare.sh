@@ -3,11 +3,13 @@
 # plugins, and builds into a cache directory, each named by its version and a
 # hash of what decides the binary (under $MCM_KUBERNETES_CACHE, default
 # /var/cache/missing-container-metrics/kubernetes):
-#   v1.34.4-<hash>/            kubelet, kube-apiserver, kube-controller-manager and
-#                              kube-scheduler: one binary linking the four (test/kubernetes/build)
+#   v1.34.4-<hash>/            kubelet, kube-apiserver, kube-controller-manager,
+#                              kube-scheduler and kubectl: one binary linking the five
+#                              (test/kubernetes/build)
 #   prometheus-v0.316.0-<hash>/prometheus   upstream Prometheus with its Kubernetes service
 #                              discovery, which Debian's package is built without
-# Cold, on 2 cores: about 9 and 5 minutes of CPU; cached, well under a second.
+# Cold: about 11 and 5 minutes of CPU (28 minutes on a 2-core machine at load 20,
+# niced, as scripts/test.sh runs it); cached, well under a second.
 #
 # Usage: test/kubernetes/prepare.sh [deps|build]   (default: both)
 #   deps   only the Debian packages (apt; root)
@@ -57,7 +59,7 @@ build_kubernetes() {
 	exec 9>"$CACHE/.lock"
 	flock 9 # another run may be building the same binary; then it is there after the wait
 	if [[ ! -x "$dir/kube" ]]; then
-		log "building Kubernetes $version into $dir (cold: about 10 minutes of CPU on 2 cores)"
+		log "building Kubernetes $version into $dir (cold: about 11 minutes of CPU)"
 		tmp=$(mktemp -d "$CACHE/.build.XXXXXX")
 		chmod 0755 "$tmp"
 		trap 'rm -rf "$tmp"' EXIT
@@ -83,7 +85,7 @@ build_prometheus() {
 		exec 9>"$CACHE/.lock-prometheus"
 		flock 9
 		if [[ ! -x "$dir/prometheus" ]]; then
-			log "building Prometheus ${PROMETHEUS#*@} into $dir (cold: about 5 min of CPU on 2 cores)"
+			log "building Prometheus ${PROMETHEUS#*@} into $dir (cold: about 5 minutes of CPU)"
 			tmp=$(mktemp -d "$CACHE/.build.XXXXXX")
 			chmod 0755 "$tmp"
 			trap 'rm -rf "$tmp"' EXIT

@@ -1,6 +1,6 @@
 // Command kube is kubelet, kube-apiserver, kube-controller-manager,
 // kube-scheduler and kubectl in one binary, so that they share one compile of
-// Kubernetes (about 10 minutes of CPU cold on 2 cores, most of it common to
+// Kubernetes (about 11 minutes of CPU cold, most of it common to
 // all). It runs the command named by argv[0] (a link named kubelet, say) or,
 // else, by its first argument:
 //
