@@ -3,13 +3,28 @@
 #   installs what the tests need (Debian packages), checks formatting, vet and
 #   staticcheck, starts a private containerd and dockerd (scripts/harness.sh),
 #   runs every Go test with the race detector — unit and end-to-end against those
-#   real runtimes and real kernel OOM kills — and stops the runtimes again.
+#   real runtimes and real kernel OOM kills — and stops the runtimes again; then
+#   the Kubernetes node tests (test/kubernetes), on a node of their own.
 # Under CI=true a missing prerequisite fails the run instead of skipping tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/install-deps.sh
 test/vm/prepare.sh # the cgroup v2 VM test (test/vm): qemu, and a Debian kernel cached once
+
+# The Kubernetes node tests' binaries (test/kubernetes/prepare.sh): cached, or
+# built in the background while the other tests run (cold, about 15 minutes of
+# CPU), at a lower priority; waited for only before the node tests. setsid:
+# its own process group, so that an early exit stops the whole build.
+test/kubernetes/prepare.sh deps
+kube_out=$(mktemp) kube_log=$(mktemp)
+setsid nice -n 10 test/kubernetes/prepare.sh build >"$kube_out" 2>"$kube_log" &
+kube_build=$!
+stop_kube_build() {
+	if [[ -n "$kube_build" ]]; then kill -- "-$kube_build" 2>/dev/null || true; fi
+	rm -f "$kube_out" "$kube_log"
+}
+trap stop_kube_build EXIT
 
 echo "== gofmt"
 unformatted=$(gofmt -l cmd internal test)
@@ -25,7 +40,7 @@ go tool staticcheck ./...
 echo "== starting the private runtimes"
 exports=$(scripts/harness.sh start) # fails the script if start fails
 eval "$exports"
-trap 'scripts/harness.sh stop "$MCM_TEST_HARNESS_DIR"' EXIT
+trap 'scripts/harness.sh stop "$MCM_TEST_HARNESS_DIR"; stop_kube_build' EXIT
 
 echo "== go test"
 go test -race -count=1 -timeout 20m "$@" ./...
@@ -53,3 +68,20 @@ if [[ -n "$unformatted" ]]; then
 fi
 staticcheck=$(go tool -n staticcheck) # the exporter module's pinned staticcheck
 (cd deploy && go vet ./... && "$staticcheck" ./... && go test -count=1 -timeout 10m "$@" ./...)
+
+# ---- test/kubernetes: the chart and the manifests on a real single-node
+# Kubernetes (test/harness starts it: etcd, kube-apiserver, controller-manager,
+# scheduler, a kubelet on a containerd of its own), counts against the kubelet's.
+# A Go module of its own (client-go, helm).
+echo "== kubernetes: waiting for the binaries (test/kubernetes/prepare.sh)"
+build_status=0
+wait "$kube_build" || build_status=$?
+kube_build="" # done: its process group is no longer ours to signal
+cat "$kube_log"
+if ((build_status != 0)); then
+	echo "test/kubernetes/prepare.sh build failed"
+	exit 1
+fi
+eval "$(cat "$kube_out")"
+echo "== kubernetes: vet, staticcheck, go test"
+(cd test/kubernetes && go vet ./... && "$staticcheck" ./... && go test -count=1 -timeout 25m "$@" ./...)

@@ -1,0 +1,148 @@
+// Command mcm-harness starts the test harness's runtimes and Kubernetes node
+// for a shell, and stops them again (package test/harness does the work).
+//
+//	eval "$(go run ./test/harness/cmd/mcm-harness start)"                    # containerd and dockerd
+//	eval "$(go run ./test/harness/cmd/mcm-harness start -node -bin-dir DIR)" # and a Kubernetes node
+//	go run ./test/harness/cmd/mcm-harness stop [DIR]
+//	go run ./test/harness/cmd/mcm-harness {stop|kill|start|restart} NAME [DIR]
+//	go run ./test/harness/cmd/mcm-harness status [DIR]
+//
+// start prints `export NAME=VALUE` lines on stdout, everything else goes to
+// stderr. DIR defaults to $MCM_TEST_HARNESS_DIR. NAME is a daemon: containerd,
+// dockerd, node-containerd, etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler, kubelet. The node's binaries: test/kubernetes/prepare.sh.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/missing-container-metrics/missing-container-metrics/test/harness"
+)
+
+func main() {
+	log := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "harness: "+format+"\n", args...) }
+	if err := run(os.Args[1:], log); err != nil {
+		log("error: %v", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, log func(string, ...any)) error {
+	if len(args) == 0 {
+		return errors.New("usage: mcm-harness {start|stop|status|stop NAME|kill NAME|start NAME|restart NAME} ... (see go doc)")
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	cmd, args := args[0], args[1:]
+	switch {
+	case cmd == "start" && (len(args) == 0 || strings.HasPrefix(args[0], "-")):
+		return start(ctx, args, log)
+	case cmd == "stop" && len(args) <= 1 && (len(args) == 0 || strings.Contains(args[0], "/")):
+		h, err := open(args, log)
+		if err != nil {
+			return err
+		}
+		return h.Close()
+	case cmd == "status":
+		h, err := open(args, log)
+		if err != nil {
+			return err
+		}
+		for _, p := range h.Processes() {
+			state := "not running"
+			if p.Running() {
+				state = fmt.Sprintf("running (pid %d)", p.PID)
+			}
+			fmt.Printf("%s: %s\n", p.Name, state)
+		}
+		return nil
+	case cmd == "stop" || cmd == "kill" || cmd == "start" || cmd == "restart":
+		if len(args) == 0 {
+			return fmt.Errorf("%s: which daemon?", cmd)
+		}
+		h, err := open(args[1:], log)
+		if err != nil {
+			return err
+		}
+		p := h.Process(args[0])
+		if p == nil {
+			return fmt.Errorf("no daemon %q in %s", args[0], h.Dir)
+		}
+		switch cmd {
+		case "stop":
+			return p.Stop()
+		case "kill":
+			return p.Kill()
+		case "start":
+			return p.Start(ctx)
+		}
+		return p.Restart(ctx)
+	}
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func open(args []string, log func(string, ...any)) (*harness.Harness, error) {
+	dir := os.Getenv("MCM_TEST_HARNESS_DIR")
+	if len(args) > 0 {
+		dir = args[0]
+	}
+	if dir == "" {
+		return nil, errors.New("no harness directory: give DIR or set MCM_TEST_HARNESS_DIR")
+	}
+	h, err := harness.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	h.Logf = log
+	return h, nil
+}
+
+func start(ctx context.Context, args []string, log func(string, ...any)) (err error) {
+	fs := flag.NewFlagSet("start", flag.ContinueOnError)
+	runtimes := fs.Bool("runtimes", true, "start containerd and dockerd")
+	node := fs.Bool("node", false, "start a Kubernetes node")
+	binDir := fs.String("bin-dir", os.Getenv("MCM_KUBERNETES_BIN_DIR"), "the node's binaries (test/kubernetes/prepare.sh)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	h, err := harness.New()
+	if err != nil {
+		return err
+	}
+	h.Logf = log
+	defer func() {
+		if err != nil {
+			log("start failed; cleaning up %s", h.Dir)
+			_ = h.Close()
+		}
+	}()
+	var env []string
+	if *runtimes {
+		r, err := h.StartRuntimes(ctx)
+		if err != nil {
+			return err
+		}
+		env = append(env, r.Env()...)
+	} else {
+		env = append(env, "MCM_TEST_HARNESS_DIR="+h.Dir)
+	}
+	if *node {
+		n, err := h.StartNode(ctx, harness.NodeOptions{BinDir: *binDir})
+		if err != nil {
+			return err
+		}
+		env = append(env, n.Env()...)
+	}
+	for _, e := range env {
+		name, value, _ := strings.Cut(e, "=")
+		fmt.Printf("export %s=%q\n", name, value)
+	}
+	return nil
+}
