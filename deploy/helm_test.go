@@ -46,10 +46,10 @@ var chartCases = []chartCase{
 	{
 		name:  "defaults: containerd and the kernel's counters",
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
-		args: []string{"--no-docker", "--containerd", "--containerd.address=/run/containerd/containerd.sock",
+		args: []string{"--no-docker", "--containerd", "--containerd.address=/host/containerd/containerd.sock",
 			"--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc", "--path.kmsg="},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			wantUser(t, s, 65534, []int64{0})
 		},
 	},
@@ -76,7 +76,7 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--docker", "--no-containerd", "--kernel"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"docker-socket": "/var/run/docker.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"docker-socket": "/var/run", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			wantUser(t, s, 65534, []int64{998})
 		},
 	},
@@ -91,9 +91,9 @@ podMonitor: {enabled: true, labels: {release: kube-prometheus-stack}}
 service: {enabled: false}
 `,
 		kinds: []string{"DaemonSet", "PodMonitor", "ServiceAccount"},
-		args:  []string{"--docker", "--docker.host=unix:///var/run/docker.sock", "--no-containerd", "--no-kernel"},
+		args:  []string{"--docker", "--docker.host=unix:///host/docker/docker.sock", "--no-containerd", "--no-kernel"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"docker-socket": "/run/docker.sock"})
+			wantHostPaths(t, s, map[string]string{"docker-socket": "/run"})
 			// The docker group differs between distributions: root, without capabilities.
 			wantUser(t, s, 0, nil)
 		},
@@ -108,7 +108,7 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--containerd.namespaces=k8s.io,moby", "--kernel", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/k3s/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc", "kmsg": "/dev/kmsg"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/k3s/containerd", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc", "kmsg": "/dev/kmsg"})
 			sc := s.daemonSets[0].Spec.Template.Spec.Containers[0].SecurityContext
 			if sc.Privileged == nil || !*sc.Privileged || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
 				t.Errorf("opening a hostPath /dev/kmsg needs a privileged container run as root: %+v", sc)
@@ -124,7 +124,7 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--kernel", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			c := s.daemonSets[0].Spec.Template.Spec.Containers[0]
 			if q := c.Resources.Limits["squat.ai/kmsg"]; q.Value() != 1 || c.Resources.Limits.Memory().IsZero() {
 				t.Errorf("limits %v: want one squat.ai/kmsg and the memory limit", c.Resources.Limits)

@@ -148,9 +148,20 @@ type instance struct {
 	// floor is what the runtime had reported for the container before the
 	// kernel's counter was read: a count never goes down.
 	floor uint64
+	// reported: the runtime reported an OOM in the instance's lifetime, so
+	// at least one process was killed in it. Its counter may be gone
+	// before it was read after the kill: a container whose main process
+	// was killed is removed at once, and cgroup v1 notifies no kill.
+	reported bool
 }
 
-func (in *instance) count() uint64 { return max(in.kills, in.victims, in.floor) }
+func (in *instance) count() uint64 {
+	n := max(in.kills, in.victims, in.floor)
+	if in.reported && n == 0 {
+		return 1
+	}
+	return n
+}
 
 func (c *oomCount) priorCounts() (reports, victims uint64) {
 	reports, victims = c.priorOld[0], c.priorOld[1]
@@ -225,10 +236,38 @@ func (c *oomCount) report(t time.Time) {
 	if len(c.instances) > 0 {
 		first := c.instances[0]
 		if c.settled > 0 || !first.bornExact || !t.Before(first.born.Add(-bornSlack)) {
+			if in := c.during(t); in != nil {
+				in.reported = true
+			}
 			return
 		}
 	}
 	c.addPrior(stamp{at: t})
+}
+
+// during returns the instance that surely lived at t, or nil. An instance's
+// birth is when the reader saw its mkdir, late by up to bornSlack; a report
+// is stamped when the runtime learned of the kill, a little after it. So
+// near a restart, within bornSlack of the older instance's end or the newer
+// one's birth, the report could be either's: none is taken.
+func (c *oomCount) during(t time.Time) *instance {
+	for i := len(c.instances) - 1; i >= 0; i-- {
+		in := c.instances[i]
+		if !in.born.IsZero() && in.born.After(t) {
+			if in.born.Add(-bornSlack).Before(t) {
+				return nil // it may have been born before t
+			}
+			continue
+		}
+		switch {
+		case !in.gone.IsZero() && in.gone.Before(t):
+			return nil // gone before t
+		case i > 0 && !in.born.IsZero() && t.Sub(in.born) < bornSlack:
+			return nil // the older one may have lived at t
+		}
+		return in
+	}
+	return nil
 }
 
 // victim takes a victim the kernel log named. It reports whether the victim

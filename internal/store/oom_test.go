@@ -414,3 +414,33 @@ func TestVictimNamesAreBounded(t *testing.T) {
 func cgroupOf(m Meta) Cgroup {
 	return Cgroup{Meta: Meta{Runtime: m.Runtime, ID: m.ID}, Path: "/" + m.Runtime + "/" + m.ID}
 }
+
+// The kernel log off, cgroup v1: a container's main process is OOM-killed,
+// the runtime reports it, and the runtime removes the cgroup before its
+// counter could be read after the kill. The instance the runtime's report
+// falls in counts the kill it must hold; a report near a restart, which
+// could be either run's, is left to the counters.
+func TestReportInAnInstanceWhoseCounterWasGone(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true}})
+	s.Apply(born(7, 0, 0, 10)) // read once, at 0 kills
+	s.Apply(OOMKilled{Key: key, At: at(20_000)})
+	s.Apply(CgroupGone{Cgroup: cgroupOf(meta()), Instance: 7, At: at(20_100)})
+	if n := ooms(t, s); n != 1 {
+		t.Fatalf("ooms %d, want 1: the runtime's report falls in the run whose cgroup went unread", n)
+	}
+	// The next run, killed too; its report is stamped while its cgroup lives.
+	s.Apply(born(8, 21_000, 0, 21_010))
+	s.Apply(OOMKilled{Key: key, At: at(40_000)})
+	s.Apply(count(8, 1, 40_050)) // and the counter read in time: one kill, not two
+	if n := ooms(t, s); n != 2 {
+		t.Fatalf("ooms %d, want 2", n)
+	}
+	// A report right at a restart could be either run's: not taken.
+	s.Apply(CgroupGone{Cgroup: cgroupOf(meta()), Instance: 8, At: at(60_000)})
+	s.Apply(born(9, 60_500, 0, 60_600))
+	s.Apply(OOMKilled{Key: key, At: at(61_000)})
+	if n := ooms(t, s); n != 2 {
+		t.Fatalf("ooms %d, want 2: a report a moment after a restart is no kill of its own", n)
+	}
+}
