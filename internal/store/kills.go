@@ -131,9 +131,26 @@ const maxUnfilled = 16
 // recordKills makes the records of what an event made the entry's count
 // rise by, and fills those the kernel log now describes. It returns the
 // records to announce now. With s.mu held.
-func (s *Store) recordKills(e *entry, ev Event, counted bool) []*Kill {
+//
+// Kills from before the exporter started (history) are not announced: they
+// were, by the exporter that ran then. Their count is taken without records,
+// but for those the kernel log's buffer still describes.
+func (s *Store) recordKills(e *entry, ev Event, counted, history bool) []*Kill {
 	total := e.ooms.total()
 	var out []*Kill
+	if v, ok := ev.(OOMVictim); ok && counted && history {
+		if total > e.recorded {
+			e.recorded++
+		}
+		k := &Kill{Time: v.At, Container: e.Meta, Process: v.Process, From: FromKernelLog, Details: v.Details}
+		s.kills.add(k)
+		s.noteMainKill(e, v.At, v.Details)
+		return nil
+	}
+	if history {
+		e.recorded = max(e.recorded, total)
+		return nil
+	}
 	if v, ok := ev.(OOMVictim); ok && counted {
 		if v.Details.MainProcess == nil && e.pid > 0 && v.Details.PID > 0 {
 			// The victim was gone before the reader could ask whether it was

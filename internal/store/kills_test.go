@@ -157,3 +157,26 @@ func TestKillRecordsAreBounded(t *testing.T) {
 		t.Fatalf("asked for 2, got %d", n)
 	}
 }
+
+// A restarted exporter reads the kernel log's buffer and the counters of
+// cgroups that existed before it: the kills they hold were announced by the
+// exporter that ran then, and are not again. A kill after the start is.
+func TestKillsFromBeforeTheStartAreNotAnnounced(t *testing.T) {
+	s := New(time.Minute)
+	var announced []Kill
+	s.OnKill(func(k Kill) { announced = append(announced, k) })
+	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40, OOMKilled: true}})
+	s.Apply(count(7, 41, 10)) // a cgroup that existed before the reader looked, with 41 kills
+	h := victim(0, "dd", 8, 1)
+	h.Live = false
+	s.Apply(h)
+	s.AnnounceKills(at(100_000))
+	if len(announced) != 0 {
+		t.Fatalf("announced %d kills from before the start: %+v", len(announced), announced[0])
+	}
+	s.Apply(count(7, 42, 20_000))
+	s.AnnounceKills(at(100_000))
+	if c := get(t, s, key); len(announced) != 1 || c.OOMs != 42 {
+		t.Fatalf("announced %d, ooms %d; want the one new kill of 42", len(announced), c.OOMs)
+	}
+}

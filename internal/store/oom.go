@@ -361,11 +361,15 @@ func (c *oomCount) gone(id uint64, t time.Time) bool {
 }
 
 // applyKernel applies a kernel event to an entry, with s.mu held.
-// It reports whether a victim counted.
-func (s *Store) applyKernel(e *entry, ev Event) (counted bool) {
+// It reports whether a victim counted, and whether what the event counts
+// happened before the exporter started: a victim from the log's buffer,
+// the kills of a cgroup at its first reading when it existed before the
+// reader looked.
+func (s *Store) applyKernel(e *entry, ev Event) (counted, history bool) {
 	before := e.ooms.total()
 	switch ev := ev.(type) {
 	case KernelOOMCount:
+		history = !ev.BornExact && !slices.ContainsFunc(e.ooms.instances, func(in *instance) bool { return in.id == ev.Instance })
 		e.ooms.counters(ev)
 		if e.kernelRemoved && e.ooms.live() {
 			e.removedAt, e.kernelRemoved = time.Time{}, false
@@ -380,8 +384,9 @@ func (s *Store) applyKernel(e *entry, ev Event) (counted bool) {
 			e.removedAt, e.kernelRemoved = ev.At, true
 		}
 	case OOMVictim:
+		history = !ev.Live
 		if !s.newRecord(ev.Seq) {
-			return false
+			return false, history
 		}
 		if e.ooms.victim(ev.Instance, ev.At, ev.Live) {
 			e.byProcess = countProcess(e.byProcess, ev.Process, 1, MaxProcessNames)
@@ -394,7 +399,47 @@ func (s *Store) applyKernel(e *entry, ev Event) (counted bool) {
 			e.removedAt, e.kernelRemoved = ev.At, true
 		}
 	}
-	return counted
+	return counted, history
+}
+
+// historyKept bounds the victims of the log's buffer a container keeps
+// until a runtime tells when its last run was.
+const historyKept = 16
+
+// keepHistory keeps a victim from the kernel log's buffer (from before the
+// exporter started) that no cgroup the reader saw holds: its container's
+// cgroup was gone already.
+func (e *entry) keepHistory(v OOMVictim) {
+	if len(e.history) < historyKept {
+		e.history = append(e.history, v)
+	}
+}
+
+// placeHistory counts the kept victims from the log's buffer that fall in
+// the container's last run, which ended before the exporter started: its
+// runtime says when it ran (and the runtime's own flag of a kill, taken at
+// first sight, counts the same kill: the larger of the two counts). Victims
+// of older runs are let go. It returns their records. With s.mu held.
+func (s *Store) placeHistory(e *entry) []*Kill {
+	if len(e.history) == 0 || !e.observed || e.running || e.startedAt.IsZero() || e.finished.Before(e.startedAt) {
+		return nil
+	}
+	for _, v := range e.history {
+		if v.At.Before(e.startedAt) || v.At.After(e.finished) || e.ooms.kernelSeen() {
+			continue
+		}
+		before := e.ooms.total()
+		e.ooms.addPrior(stamp{at: v.At, victim: true})
+		e.byProcess = countProcess(e.byProcess, v.Process, 1, MaxProcessNames)
+		e.lastKill = latest(e.lastKill, v.At)
+		if e.ooms.total() > before {
+			e.recorded++
+		}
+		s.kills.add(&Kill{Time: v.At, Container: e.Meta, Process: v.Process, From: FromKernelLog, Details: v.Details})
+		s.noteMainKill(e, v.At, v.Details)
+	}
+	e.history = nil
+	return nil
 }
 
 // MaxProcessNames and MaxHostProcessNames bound the victims' names counted
@@ -506,6 +551,7 @@ func (s *Store) adopt(k string) {
 			dst.lastKill = latest(dst.lastKill, src.lastKill)
 			// The records of its kills go with them.
 			dst.recorded += src.recorded
+			dst.history = append(dst.history, src.history...)
 			dst.unfilled = append(dst.unfilled, src.unfilled...)
 			dst.lastMainKill = latest(dst.lastMainKill, src.lastMainKill)
 			for sc, n := range src.byScope {

@@ -159,8 +159,9 @@ func TestVictimsCountWhereTheCounterMissedThem(t *testing.T) {
 }
 
 // Records in the kernel's buffer from before the exporter started are
-// history: they count only inside a live cgroup, whose counter confirms
-// them, never for runs the exporter did not see.
+// history: they count inside a live cgroup, whose counter confirms them, or
+// in the last run of an exited container, which its runtime describes;
+// never for the runs before it, which no one describes.
 func TestHistoryCountsOnlyInsideACgroup(t *testing.T) {
 	s := New(time.Minute)
 	// Exited, killed three times before (restart policy), as Docker shows it.
@@ -170,8 +171,8 @@ func TestHistoryCountsOnlyInsideACgroup(t *testing.T) {
 		ev.Live = false
 		s.Apply(ev)
 	}
-	if c := get(t, s, key); c.OOMs != 1 || len(c.ProcessKills) != 0 {
-		t.Fatalf("history of finished runs counted: %+v", c)
+	if c := get(t, s, key); c.OOMs != 1 || len(c.ProcessKills) != 1 || c.ProcessKills["dd"] != 1 {
+		t.Fatalf("history of earlier runs counted, or the last run's not named: %+v", c)
 	}
 
 	// A running container: history after its cgroup's birth counts.
@@ -442,5 +443,41 @@ func TestReportInAnInstanceWhoseCounterWasGone(t *testing.T) {
 	s.Apply(OOMKilled{Key: key, At: at(61_000)})
 	if n := ooms(t, s); n != 2 {
 		t.Fatalf("ooms %d, want 2: a report a moment after a restart is no kill of its own", n)
+	}
+}
+
+// The exporter was not running when a container's main process was
+// OOM-killed: its cgroup is gone, and Docker's OOMKilled flag may not be
+// set (dockerd can handle the exit before the OOM event). The kernel log's
+// buffer still holds the victim, in the container's cgroup: it counts, once,
+// if it falls in the last run the runtime reports, whichever comes first.
+func TestHistoryVictimOfAGoneCgroupCountsInTheLastRun(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		flag, victimFirst bool
+	}{
+		{"victim first, no flag", false, true},
+		{"listing first, no flag", false, false},
+		{"victim first, the flag too", true, true},
+		{"listing first, the flag too", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(time.Minute)
+			obs := Observed{Meta: meta(), At: at(10_000), State: State{StartedAt: at(1000), FinishedAt: at(5000), ExitCode: 137, OOMKilled: tc.flag}}
+			v := OOMVictim{Cgroup: cgroupOf(meta()), Process: "dd", At: at(4900), Seq: 1, Live: false}
+			old := OOMVictim{Cgroup: cgroupOf(meta()), Process: "dd", At: at(500), Seq: 2, Live: false} // an earlier run's
+			if tc.victimFirst {
+				s.Apply(v)
+				s.Apply(old)
+				s.Apply(obs)
+			} else {
+				s.Apply(obs)
+				s.Apply(v)
+				s.Apply(old)
+			}
+			if c := get(t, s, key); c.OOMs != 1 || c.ProcessKills["dd"] != 1 {
+				t.Fatalf("container %+v, want 1 kill of dd", c)
+			}
+		})
 	}
 }

@@ -192,6 +192,7 @@ type entry struct {
 	recorded     uint64    // kill records made of ooms.total()
 	unfilled     []*Kill   // records of kills the kernel log has not described yet
 	lastMainKill time.Time // the newest kill of the main process the kernel log named
+	history      []OOMVictim // victims from the log's buffer no cgroup held, until the runtime says when the container ran
 	byScope      map[string]uint64
 }
 
@@ -348,10 +349,12 @@ func (s *Store) apply(ev Event) (a applied) {
 		s.ids[e.Meta.ID] = append(s.ids[e.Meta.ID], k)
 	}
 	oomsBefore, wasRemoved := e.lastOOM, !e.removedAt.IsZero()
-	counted := false
+	counted, history := false, false
 	switch ev := ev.(type) {
 	case Observed:
 		e.observe(ev, s.describesKills())
+		history = true // what a state says happened before it was read
+		a.kills = append(a.kills, s.placeHistory(e)...)
 	case Started:
 		e.start(ev.At, ev.Pid)
 	case Exited:
@@ -363,9 +366,13 @@ func (s *Store) apply(ev Event) (a applied) {
 			e.removedAt, e.kernelRemoved = ev.At, false
 		}
 	case KernelOOMCount, CgroupGone, OOMVictim:
-		counted = s.applyKernel(e, ev)
+		counted, history = s.applyKernel(e, ev)
+		if v, ok := ev.(OOMVictim); ok && !counted && !v.Live {
+			e.keepHistory(v)
+			s.placeHistory(e)
+		}
 	}
-	a.kills = s.recordKills(e, ev, counted)
+	a.kills = append(a.kills, s.recordKills(e, ev, counted, history)...)
 	if _, ok := ev.(kernelEvent); !ok {
 		if _, ok := ev.(Observed); !ok && !e.observed {
 			e.applied++
