@@ -189,9 +189,9 @@ type entry struct {
 	lastKill      time.Time
 	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
 
-	recorded     uint64    // kill records made of ooms.total()
-	unfilled     []*Kill   // records of kills the kernel log has not described yet
-	lastMainKill time.Time // the newest kill of the main process the kernel log named
+	recorded     uint64      // kill records made of ooms.total()
+	unfilled     []*Kill     // records of kills the kernel log has not described yet
+	lastMainKill time.Time   // the newest kill of the main process the kernel log named
 	history      []OOMVictim // victims from the log's buffer no cgroup held, until the runtime says when the container ran
 	byScope      map[string]uint64
 }
