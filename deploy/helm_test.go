@@ -387,10 +387,10 @@ func TestHelmRecursiveReadOnly(t *testing.T) {
 		kube, values string
 		want         string // on every hostPath directory mount; "" for none
 	}{
-		{"v1.33.0", "", "Enabled"},
+		{"v1.33.0", "", "IfPossible"},
 		{"v1.32.4", "", ""},
 		{"v1.25.0", "", ""},
-		{"v1.34.1", "recursiveReadOnly: IfPossible", "IfPossible"},
+		{"v1.34.1", "recursiveReadOnly: Enabled", "Enabled"},
 	} {
 		objs, _, err := renderChartFor(tc.kube, c, "mcm", "monitoring", parseValues(t, tc.values))
 		if err != nil {
