@@ -418,8 +418,8 @@ func TestHelmRecursiveReadOnly(t *testing.T) {
 				t.Errorf("Kubernetes %s: mount %s (no directory) has recursiveReadOnly %q", tc.kube, m.Name, got)
 			}
 		}
-		if n != 2 {
-			t.Errorf("Kubernetes %s: %d directory mounts, want /sys/fs/cgroup and /proc", tc.kube, n)
+		if n != 3 {
+			t.Errorf("Kubernetes %s: %d directory mounts, want containerd's socket directory, /sys/fs/cgroup and /proc", tc.kube, n)
 		}
 	}
 }
