@@ -102,14 +102,11 @@ func run(args []string) int {
 	go sweep(ctx, st, cfg.retention)
 
 	// The kernel's own account of OOM kills: cgroup counters and the kernel log.
-	var refresh func()
 	if cfg.kernel {
-		k := kernel.New(cfg.kernelCfg, st, logger)
-		go k.Run(ctx)
-		refresh = k.Refresh
+		go kernel.New(cfg.kernelCfg, st, logger).Run(ctx)
 	}
 
-	srv := newServer(routes(cfg, st, refresh, logger))
+	srv := newServer(routes(cfg, st, logger))
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, cfg.web, logger) }()
 	select {
@@ -142,8 +139,8 @@ func newServer(h http.Handler) *http.Server {
 }
 
 // routes serves the metrics, /healthz and the landing page.
-func routes(cfg *config, st *store.Store, refresh func(), logger *slog.Logger) http.Handler {
-	c := collector.New(st, collector.Options{LegacyNames: cfg.legacyNames, Refresh: refresh})
+func routes(cfg *config, st *store.Store, logger *slog.Logger) http.Handler {
+	c := collector.New(st, collector.Options{LegacyNames: cfg.legacyNames})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		c,

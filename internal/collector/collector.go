@@ -128,18 +128,14 @@ type Options struct {
 	// LegacyNames exports the earlier tool's metric names
 	// (container_ooms, container_restarts) instead of the _total ones.
 	LegacyNames bool
-	// Refresh, if set, is called at the start of every scrape: the kernel
-	// reader reads the cgroup counters that notify no change (cgroup v1).
-	Refresh func()
 }
 
 // Collector exports the store's containers and sources.
 type Collector struct {
-	store   *store.Store
-	refresh func()
-	descs   []*prometheus.Desc // one per family, in order, and host_oom_kills_total
-	text    []textFamily       // what WriteText writes itself, in name order
-	labels  labelCache
+	store  *store.Store
+	descs  []*prometheus.Desc // one per family, in order, and host_oom_kills_total
+	text   []textFamily       // what WriteText writes itself, in name order
+	labels labelCache
 
 	up, events, malformed, reconnects, panics, tracked *prometheus.Desc
 	limit, turnedAway, watches                         *prometheus.Desc
@@ -147,7 +143,7 @@ type Collector struct {
 
 // New returns a collector that reads s at every scrape.
 func New(s *store.Store, opts Options) *Collector {
-	c := &Collector{store: s, refresh: opts.Refresh}
+	c := &Collector{store: s}
 	for i := range families {
 		f := &families[i]
 		name := f.name

@@ -275,24 +275,6 @@ func TestLastExitCodeAbsentUntilExit(t *testing.T) {
 	}
 }
 
-func TestRefreshRunsBeforeEachScrape(t *testing.T) {
-	s := store.New(time.Minute)
-	calls := 0
-	c := New(s, Options{Refresh: func() {
-		calls++
-		s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: "a"}), Instance: 1, Kills: uint64(calls), At: t0})
-	}})
-	for want := 1; want <= 2; want++ {
-		series := parse(t, scrape(t, c))["container_ooms_total"].GetMetric()
-		if len(series) != 1 || series[0].GetCounter().GetValue() != float64(want) {
-			t.Fatalf("scrape %d: %v", want, series)
-		}
-		if calls != want {
-			t.Fatalf("refresh called %d times in %d scrapes", calls, want)
-		}
-	}
-}
-
 // A container whose metadata changes gets its new labels at the next scrape,
 // and the cache forgets the old ones and those of removed containers.
 func TestLabelsFollowTheMetadata(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
@@ -111,18 +112,22 @@ func TestHandlerSelectsFamiliesByName(t *testing.T) {
 // A scrape beyond MaxRequestsInFlight waits for a slot for as long as its
 // scrape timeout allows, then is answered 503.
 func TestHandlerLimitsScrapesInFlight(t *testing.T) {
-	inRefresh, release := make(chan struct{}), make(chan struct{})
+	inGather, release := make(chan struct{}), make(chan struct{})
+	c := New(fixture(), Options{})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
 	first := true
-	h := newHandler(Options{Refresh: func() {
-		if first {
+	h := c.Handler(prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		if first { // the first scrape stays in flight until released
 			first = false
-			close(inRefresh)
+			close(inGather)
 			<-release
 		}
-	}})
+		return reg.Gather()
+	}), HandlerOpts{MaxRequestsInFlight: 1})
 	done := make(chan int)
 	go func() { done <- serve(h, "/metrics", nil).Code }()
-	<-inRefresh
+	<-inGather
 	if code := serve(h, "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"0.6"}}).Code; code != http.StatusServiceUnavailable {
 		t.Errorf("second scrape in flight: %d, want 503", code)
 	}

@@ -21,9 +21,6 @@ import (
 // selects families by name. An error of g does not stop the scrape: what g
 // gathered is written, and the error returned with w's.
 func (c *Collector) WriteText(w io.Writer, g prometheus.Gatherer, only map[string]bool) error {
-	if c.refresh != nil {
-		c.refresh()
-	}
 	snap := c.store.Snapshot()
 	rows := c.labels.rows(snap.Containers)
 	mfs, gatherErr := g.Gather()

@@ -11,22 +11,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
 	"time"
 
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
+	eventsapi "github.com/containerd/containerd/api/services/events/v1"
+	namespacesapi "github.com/containerd/containerd/api/services/namespaces/v1"
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	versionapi "github.com/containerd/containerd/api/services/version/v1"
+	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/task"
-	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/core/events"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-	cerrdefs "github.com/containerd/errdefs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	// Registers containerd's event types, so that events can be decoded.
@@ -115,12 +119,17 @@ type listed struct {
 	oomKilled bool      // the state said that a process was OOM-killed
 }
 
-// conn is one session's connection to containerd.
+// conn is one session's connection to containerd. It speaks containerd's
+// gRPC API directly, not through containerd's client library, whose images,
+// content, snapshots and transfer code the exporter needs none of and would
+// carry in memory.
 type conn struct {
 	*Source
-	cli   *client.Client
-	cri   runtimeapi.RuntimeServiceClient
-	noCRI bool // the CRI plugin does not answer: use containerd's task state only
+	containers containersapi.ContainersClient
+	tasks      tasksapi.TasksClient
+	nss        namespacesapi.NamespacesClient
+	cri        runtimeapi.RuntimeServiceClient
+	noCRI      bool // the CRI plugin does not answer: use containerd's task state only
 
 	// sandboxes are the pod sandboxes seen, so that their events do not
 	// make the source read them again.
@@ -144,49 +153,49 @@ func (s *Source) session(ctx context.Context, up func()) error {
 		return err // dial unix PATH: connect: no such file or directory (or permission denied)
 	}
 	probe.Close()
-	cli, err := client.New(s.address)
+	cc, err := grpc.NewClient("unix://"+s.address,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
 	if err != nil {
 		return fmt.Errorf("containerd client for %q: %w", s.address, err)
 	}
-	defer cli.Close()
+	defer cc.Close()
 	vctx, vcancel := context.WithTimeout(ctx, requestTimeout)
-	_, err = cli.Version(vctx)
+	_, err = versionapi.NewVersionClient(cc).Version(vctx, &emptypb.Empty{})
 	vcancel()
 	if err != nil {
 		return fmt.Errorf("version: %w", err)
 	}
-	grpcConn, ok := cli.Conn().(grpc.ClientConnInterface)
-	if !ok {
-		return fmt.Errorf("containerd client without a gRPC connection")
-	}
 	c := &conn{
-		Source:    s,
-		cli:       cli,
-		cri:       runtimeapi.NewRuntimeServiceClient(grpcConn),
-		sandboxes: map[ref]bool{},
-		listed:    map[string]listed{},
+		Source:     s,
+		containers: containersapi.NewContainersClient(cc),
+		tasks:      tasksapi.NewTasksClient(cc),
+		nss:        namespacesapi.NewNamespacesClient(cc),
+		cri:        runtimeapi.NewRuntimeServiceClient(cc),
+		sandboxes:  map[ref]bool{},
+		listed:     map[string]listed{},
 	}
 
 	filters := make([]string, len(topics))
 	for i, t := range topics {
 		filters[i] = fmt.Sprintf("topic==%q", t)
 	}
-	stream, errs := cli.EventService().Subscribe(ctx, filters...)
-	q := source.NewQueue[*events.Envelope]()
+	stream, err := eventsapi.NewEventsClient(cc).Subscribe(ctx, &eventsapi.SubscribeRequest{Filters: filters})
+	if err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	q := source.NewQueue[*types.Envelope]()
 	go func() {
 		for {
-			select {
-			case env := <-stream:
-				q.Push(env)
-			case err := <-errs:
-				if err == nil {
+			env, err := stream.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
 					err = errors.New("closed")
 				}
 				q.Close(fmt.Errorf("event stream: %w", err))
 				return
-			case <-ctx.Done():
-				return
 			}
+			q.Push(env)
 		}
 	}()
 
@@ -223,7 +232,7 @@ func (c *conn) list(ctx context.Context) ([]store.Observed, error) {
 	}
 	var out []store.Observed
 	for _, ns := range nss {
-		obs, err := c.listNamespace(namespaces.WithNamespace(ctx, ns), ns)
+		obs, err := c.listNamespace(withNamespace(ctx, ns), ns)
 		if err != nil {
 			return nil, fmt.Errorf("namespace %s: %w", ns, err)
 		}
@@ -243,8 +252,12 @@ func (c *conn) followed(ctx context.Context) ([]string, error) {
 		lctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 		var err error
-		if nss, err = c.cli.NamespaceService().List(lctx); err != nil {
+		res, err := c.nss.List(lctx, &namespacesapi.ListNamespacesRequest{})
+		if err != nil {
 			return nil, fmt.Errorf("list namespaces: %w", err)
+		}
+		for _, ns := range res.GetNamespaces() {
+			nss = append(nss, ns.GetName())
 		}
 	}
 	nss = slices.DeleteFunc(nss, func(ns string) bool { return !c.follows(ns) })
@@ -255,12 +268,12 @@ func (c *conn) followed(ctx context.Context) ([]string, error) {
 func (c *conn) listNamespace(ctx context.Context, ns string) ([]store.Observed, error) {
 	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	cs, err := c.cli.ContainerService().List(lctx)
+	cs, err := c.listContainers(lctx)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	readAt := time.Now()
-	ts, err := c.cli.TaskService().List(lctx, &tasksapi.ListTasksRequest{})
+	ts, err := c.tasks.List(lctx, &tasksapi.ListTasksRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
@@ -300,6 +313,32 @@ func (c *conn) listNamespace(ctx context.Context, ns string) ([]store.Observed, 
 	return out, nil
 }
 
+// listContainers lists the containers of the namespace in ctx, streamed as
+// containerd's own client does (no message size limit on many containers).
+func (c *conn) listContainers(ctx context.Context) ([]*containersapi.Container, error) {
+	stream, err := c.containers.ListStream(ctx, &containersapi.ListContainersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	var out []*containersapi.Container
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m.GetContainer())
+	}
+}
+
+// withNamespace makes calls of ctx in containerd namespace ns: containerd
+// reads it from this gRPC header.
+func withNamespace(ctx context.Context, ns string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "containerd-namespace", ns)
+}
+
 // criStatus asks the CRI plugin for a container's status. It returns nil when
 // the plugin does not know the container or does not answer at all (it may
 // be disabled); containerd's task state is all there is then.
@@ -325,7 +364,7 @@ func (c *conn) criStatus(ctx context.Context, id string) (*runtimeapi.ContainerS
 
 // observed is a container's metadata and, for a Kubernetes container, the
 // kubelet's restart count; its state is left empty.
-func (c *conn) observed(ct containers.Container, namespace string) store.Observed {
+func (c *conn) observed(ct *containersapi.Container, namespace string) store.Observed {
 	n, err := restartCount(ct)
 	if err != nil {
 		c.log.Warn("restart count unknown", "err", err)
@@ -335,7 +374,7 @@ func (c *conn) observed(ct containers.Container, namespace string) store.Observe
 
 // handle applies one event. A container that the store does not know yet is
 // read first, so that its labels and restart count come before its events.
-func (c *conn) handle(ctx context.Context, env *events.Envelope) error {
+func (c *conn) handle(ctx context.Context, env *types.Envelope) error {
 	if env == nil || !c.follows(env.Namespace) {
 		return nil
 	}
@@ -372,11 +411,12 @@ func (c *conn) handle(ctx context.Context, env *events.Envelope) error {
 // pod sandbox, or for a container that is gone already: without its labels
 // it cannot be told from a sandbox.
 func (c *conn) read(ctx context.Context, r ref) error {
-	gctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, r.namespace), requestTimeout)
+	gctx, cancel := context.WithTimeout(withNamespace(ctx, r.namespace), requestTimeout)
 	defer cancel()
-	ct, err := c.cli.ContainerService().Get(gctx, r.id)
+	res, err := c.containers.Get(gctx, &containersapi.GetContainerRequest{ID: r.id})
+	ct := res.GetContainer()
 	switch {
-	case cerrdefs.IsNotFound(err):
+	case status.Code(err) == codes.NotFound:
 		c.log.Debug("container gone before it could be read", "namespace", r.namespace, "id", r.id)
 		return nil
 	case err != nil:

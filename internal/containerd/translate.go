@@ -8,9 +8,9 @@ import (
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
+	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/task"
-	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/typeurl/v2"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -62,7 +62,7 @@ func isCRI(labels map[string]string) bool {
 // meta builds a container's labels from what containerd says of it, in its
 // namespace. A Kubernetes container is named by its pod-spec name, any other
 // by its id.
-func meta(c containers.Container, namespace string) store.Meta {
+func meta(c *containersapi.Container, namespace string) store.Meta {
 	m := store.Meta{
 		Runtime:             Runtime,
 		ContainerdNamespace: namespace,
@@ -84,7 +84,7 @@ func meta(c containers.Container, namespace string) store.Meta {
 // restartCount annotation, else the CRI attempt (which CRI clients other than
 // the kubelet set alone). It is 0 for other containers. An error says that
 // the CRI metadata could not be read; the count is then 0.
-func restartCount(c containers.Container) (int, error) {
+func restartCount(c *containersapi.Container) (int, error) {
 	ext, ok := c.Extensions[criMetadataExtension]
 	if !ok || !isCRI(c.Labels) {
 		return 0, nil
@@ -184,7 +184,7 @@ type translation struct {
 // processes other than a container's init (execs, probes) translate to
 // nothing: they never change the container's exit code. A malformed event
 // gives an error and nothing else.
-func translate(env *events.Envelope) (translation, error) {
+func translate(env *types.Envelope) (translation, error) {
 	if env == nil || env.Event == nil {
 		return translation{}, fmt.Errorf("event without a payload")
 	}
@@ -218,7 +218,7 @@ func translate(env *events.Envelope) (translation, error) {
 	if env.Namespace == "" {
 		return translation{}, fmt.Errorf("event %s for %s without a namespace", env.Topic, id)
 	}
-	at, key := env.Timestamp, store.Key(Runtime, env.Namespace, id)
+	at, key := pbTime(env.Timestamp), store.Key(Runtime, env.Namespace, id)
 	t := translation{namespace: env.Namespace, id: id}
 	switch e := v.(type) {
 	case *apievents.TaskStart:

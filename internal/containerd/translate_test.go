@@ -6,9 +6,9 @@ import (
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
+	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/task"
-	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/typeurl/v2"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -21,14 +21,14 @@ const id = "bcbe8be9ab249e4064b688c0b36b351a18fdae6143fe25dfbbaa393402e252ce"
 
 var when = time.Date(2026, 1, 1, 0, 0, 0, 5, time.UTC)
 
-func envelope(t *testing.T, topic string, ev typeurl.Any) *events.Envelope {
+func envelope(t *testing.T, topic string, ev *anypb.Any) *types.Envelope {
 	t.Helper()
-	return &events.Envelope{Timestamp: when, Namespace: "k8s.io", Topic: topic, Event: ev}
+	return &types.Envelope{Timestamp: timestamppb.New(when), Namespace: "k8s.io", Topic: topic, Event: ev}
 }
 
-func marshal(t *testing.T, v any) typeurl.Any {
+func marshal(t *testing.T, v any) *anypb.Any {
 	t.Helper()
-	a, err := typeurl.MarshalAny(v)
+	a, err := typeurl.MarshalAnyToProto(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,9 +80,9 @@ func TestTranslateRejectsMalformedEvents(t *testing.T) {
 	noNamespace := envelope(t, "/tasks/oom", marshal(t, &apievents.TaskOOM{ContainerID: id}))
 	noNamespace.Namespace = ""
 	noTime := envelope(t, "/tasks/oom", marshal(t, &apievents.TaskOOM{ContainerID: id}))
-	noTime.Timestamp = time.Time{}
-	for name, env := range map[string]*events.Envelope{
-		"no payload":     {Timestamp: when, Namespace: "k8s.io", Topic: "/tasks/oom"},
+	noTime.Timestamp = nil
+	for name, env := range map[string]*types.Envelope{
+		"no payload":     {Timestamp: timestamppb.New(when), Namespace: "k8s.io", Topic: "/tasks/oom"},
 		"unknown type":   envelope(t, "/tasks/oom", &anypb.Any{TypeUrl: "example.com/Nope", Value: []byte{1}}),
 		"garbage":        envelope(t, "/tasks/oom", &anypb.Any{TypeUrl: "containerd.events.TaskOOM", Value: []byte{0xff, 0xff}}),
 		"no id":          envelope(t, "/tasks/oom", marshal(t, &apievents.TaskOOM{})),
@@ -98,16 +98,16 @@ func TestTranslateRejectsMalformedEvents(t *testing.T) {
 	}
 }
 
-func criContainer(t *testing.T, metadata string) containers.Container {
+func criContainer(t *testing.T, metadata string) *containersapi.Container {
 	t.Helper()
-	return containers.Container{
+	return &containersapi.Container{
 		ID:    id,
 		Image: "docker.io/library/busybox:test",
 		Labels: map[string]string{
 			labelKind: "container", labelK8sContainer: "app", labelK8sPod: "web-1",
 			labelK8sNamespace: "shop", "io.kubernetes.pod.uid": "uid-1",
 		},
-		Extensions: map[string]typeurl.Any{criMetadataExtension: &anypb.Any{
+		Extensions: map[string]*anypb.Any{criMetadataExtension: {
 			TypeUrl: "github.com/containerd/cri/pkg/store/container/Metadata", Value: []byte(metadata),
 		}},
 	}
@@ -126,7 +126,7 @@ func TestMetaOfKubernetesContainer(t *testing.T) {
 }
 
 func TestMetaOfPlainContainerIsNamedByItsID(t *testing.T) {
-	got := meta(containers.Container{ID: "x", Image: "docker.io/library/redis:7", Labels: map[string]string{"app": "cache"}}, "default")
+	got := meta(&containersapi.Container{ID: "x", Image: "docker.io/library/redis:7", Labels: map[string]string{"app": "cache"}}, "default")
 	want := store.Meta{Runtime: "containerd", ContainerdNamespace: "default", ID: "x", Name: "x", ImageID: "docker.io/library/redis:7"}
 	if got != want {
 		t.Fatalf("got %+v, want %+v", got, want)
@@ -243,7 +243,7 @@ func TestKubernetesRestartThroughTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Apply(store.Observed{Meta: meta(ct, "k8s.io"), State: store.State{Restarts: n}})
-	for _, env := range []*events.Envelope{
+	for _, env := range []*types.Envelope{
 		envelope(t, "/tasks/start", marshal(t, &apievents.TaskStart{ContainerID: id})),
 		envelope(t, "/tasks/start", marshal(t, &apievents.TaskStart{ContainerID: id})), // seen twice
 	} {

@@ -107,10 +107,6 @@ func (s *Source) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-// Refresh reads the counters of every container cgroup now: cgroup v1 has
-// no notification of a kill, so they are read at every scrape.
-func (s *Source) Refresh() { s.cg.readAll(time.Second) }
-
 // kmsgSession follows the kernel log until it fails or ctx ends.
 func (s *Source) kmsgSession(ctx context.Context, up func()) error {
 	f, err := openKmsg(s.cfg.Kmsg)

@@ -302,18 +302,18 @@ func TestCgroupsV1(t *testing.T) {
 		return nil
 	})
 	h.setKills(b, 3)
-	src.Refresh() // v1 notifies no kill: read at every scrape
+	src.cg.readAll(time.Second) // v1 notifies no kill: read at the next walk, kill record or report
 	wantOOMs(t, st, "docker://"+id2, 3)
 
 	h.rmdir(a) // the container stops: its cgroup goes
 	h.mkdir(a, 1)
-	src.Refresh()
+	src.cg.readAll(time.Second)
 	wantOOMs(t, st, "docker://"+id1, 3) // 2 of the old instance + 1 of the new
 
 	// Named like a container, but where no runtime makes containers.
 	h.mkdir("/user.slice/u/docker/"+strings.Repeat("d", 64), 7)
 	h.mkdir("/elsewhere/"+strings.Repeat("e", 64), 7)
-	src.Refresh()
+	src.cg.readAll(time.Second)
 	if n := len(st.Snapshot().Containers); n != 2 {
 		t.Errorf("%d containers exported, want 2 (cron.service and the cgroups out of place are none)", n)
 	}
@@ -323,7 +323,7 @@ func TestCgroupsV1(t *testing.T) {
 	c := "/docker/" + strings.Repeat("c", 64)
 	h.mkdir(c, 1)
 	src.victim(Victim{Seq: 1, PID: 9, Process: "early", Cgroup: c}, time.Now(), true, true)
-	src.Refresh()
+	src.cg.readAll(time.Second)
 	wantOOMs(t, st, "docker://"+strings.Repeat("c", 64), 1)
 }
 
@@ -336,7 +336,7 @@ func TestCgroupsV2NotifiesChanges(t *testing.T) {
 	runCgroups(t, src)
 	h.mkdir(a, 0)
 	wantOOMs(t, st, "docker://"+id1, 0)
-	h.setKills(a, 4) // no Refresh: the write notifies
+	h.setKills(a, 4) // no read asked for: the write notifies
 	wantOOMs(t, st, "docker://"+id1, 4)
 	c := container(t, st, "docker://"+id1)
 	if !c.HasGroupKills || c.GroupKills != 1 {
@@ -391,7 +391,7 @@ func TestConcurrentDiscoveryCountsOnce(t *testing.T) {
 				if src.cg.ensure(Container{Runtime: RuntimeDocker, ID: id, Dir: "/docker/" + id}) != 0 {
 					src.cg.read("/docker/" + id)
 				}
-				src.Refresh()
+				src.cg.readAll(time.Second)
 			}()
 		}
 		wg.Wait()
