@@ -21,10 +21,16 @@ import (
 const Namespace = "missing_container_metrics"
 
 // ContainerLabels are the labels of every per-container series, in order.
+// One id is enough on every series: kube-state-metrics joins on container_id,
+// or on namespace, pod and container (and uid).
 var ContainerLabels = []string{
-	"container_id", "container_short_id", "docker_container_id",
-	"name", "container", "image_id", "pod", "namespace", "uid", "containerd_namespace",
+	"container_id", "name", "container", "pod", "namespace", "uid", "containerd_namespace",
 }
+
+// LegacyLabels are the earlier tool's labels, on every per-container series
+// too with Options.LegacyNames: its other ids, and the image. They are left
+// out by default: every series repeated them, a third of its bytes.
+var LegacyLabels = []string{"container_short_id", "docker_container_id", "image_id"}
 
 // family is one per-container metric: its names, help, type and a pure
 // function from a container to its value (ok false: no sample).
@@ -36,6 +42,9 @@ type family struct {
 	// key being the value of the label extra, after the container's.
 	extra string
 	each  func(c *store.Container) map[string]uint64
+	// label, with value: the value of the label extra, after the
+	// container's; "" leaves it out.
+	label func(c *store.Container) string
 }
 
 var families = []family{
@@ -57,11 +66,13 @@ var families = []family{
 	},
 	{
 		name: "container_last_exit_code", legacy: "container_last_exit_code",
-		help: "Exit code of the container's main process at its last exit; absent until it exited once.",
-		typ:  "gauge",
+		help:  "Exit code of the container's main process at its last exit; absent until it exited once. Its reason, where known exactly: oom_killed (the OOM killer killed the main process), signal (another signal: a stop's SIGTERM or SIGKILL), exited (its own exit code).",
+		typ:   "gauge",
+		extra: "reason",
 		value: func(c *store.Container) (float64, bool) {
 			return float64(c.ExitCode), c.Exited
 		},
+		label: func(c *store.Container) string { return c.ExitReason },
 	},
 	{
 		name: "container_oom_kills_by_process_total", legacy: "container_oom_kills_by_process_total",
@@ -76,18 +87,6 @@ var families = []family{
 		typ:  "gauge",
 		value: func(c *store.Container) (float64, bool) {
 			return float64(c.LastOOM.UnixNano()) / 1e9, !c.LastOOM.IsZero()
-		},
-	},
-	{
-		name: "container_last_exit_reason", legacy: "container_last_exit_reason",
-		help:  "Why the container's main process last exited, as 1 with the reason: oom_killed (the OOM killer killed it), signal (another signal: a stop's SIGTERM or SIGKILL), exited (its own exit code). Absent where not known exactly.",
-		typ:   "gauge",
-		extra: "reason",
-		each: func(c *store.Container) map[string]uint64 {
-			if !c.Exited || c.ExitReason == "" {
-				return nil
-			}
-			return map[string]uint64{c.ExitReason: 1}
 		},
 	},
 	{
@@ -144,6 +143,7 @@ type Collector struct {
 // New returns a collector that reads s at every scrape.
 func New(s *store.Store, opts Options) *Collector {
 	c := &Collector{store: s}
+	c.labels.legacy = opts.LegacyNames
 	for i := range families {
 		f := &families[i]
 		name := f.name
@@ -151,6 +151,9 @@ func New(s *store.Store, opts Options) *Collector {
 			name = f.legacy
 		}
 		labels := ContainerLabels
+		if opts.LegacyNames {
+			labels = append(labels[:len(labels):len(labels)], LegacyLabels...)
+		}
 		if f.extra != "" {
 			labels = append(labels[:len(labels):len(labels)], f.extra)
 		}

@@ -137,17 +137,8 @@ func checkLabels(t testing.TB, mfs map[string]*dto.MetricFamily, metas []store.M
 	t.Helper()
 	want := map[string]map[string]string{} // by container_id
 	for _, m := range metas {
-		short := m.ID
-		if len(short) > 12 {
-			short = short[:12]
-		}
-		dockerID := "" // Docker's containers only
-		if m.Runtime == "docker" {
-			dockerID = m.ID
-		}
 		ls := map[string]string{
-			"container_id": m.ContainerID(), "container_short_id": short, "docker_container_id": dockerID,
-			"name": m.Name, "container": m.Container, "image_id": m.ImageID, "pod": m.Pod, "namespace": m.Namespace,
+			"container_id": m.ContainerID(), "name": m.Name, "container": m.Container, "pod": m.Pod, "namespace": m.Namespace,
 			"uid": m.PodUID, "containerd_namespace": m.ContainerdNamespace,
 		}
 		for k, v := range ls {
@@ -170,6 +161,7 @@ func checkLabels(t testing.TB, mfs map[string]*dto.MetricFamily, metas []store.M
 			}
 		}
 	}
+
 }
 
 // promtoolCheck runs promtool check metrics on text. Without promtool the
@@ -317,8 +309,13 @@ func TestDescribeCoversWhatIsWritten(t *testing.T) {
 			t.Errorf("%s written but not described", tf.name)
 		}
 	}
-	if !slices.Equal(sortedLabels[:], slices.Sorted(slices.Values(ContainerLabels))) {
-		t.Errorf("sortedLabels %q are not ContainerLabels sorted", sortedLabels)
+	if all := append(slices.Clone(ContainerLabels), LegacyLabels...); !slices.Equal(sortedLabels[:], slices.Sorted(slices.Values(all))) {
+		t.Errorf("sortedLabels %q are not ContainerLabels and LegacyLabels sorted", sortedLabels)
+	}
+	for i, name := range sortedLabels {
+		if legacyOnly[i] != slices.Contains(LegacyLabels, name) {
+			t.Errorf("legacyOnly[%d] (%s) is %v", i, name, legacyOnly[i])
+		}
 	}
 }
 
@@ -408,10 +405,10 @@ func TestKeptOrderIsTheSortedOrder(t *testing.T) {
 		got := c.labels.rows(snap.Containers)
 		want := make([]row, len(snap.Containers))
 		for i := range snap.Containers {
-			want[i] = row{&snap.Containers[i], newLabelSet(snap.Containers[i].Meta)}
+			want[i] = row{&snap.Containers[i], newLabelSet(snap.Containers[i].Meta, false)}
 		}
 		slices.SortFunc(want, compareRows)
-		want = slices.CompactFunc(want, func(a, b row) bool { return a.l.values == b.l.values })
+		want = slices.CompactFunc(want, func(a, b row) bool { return a.l.text == b.l.text })
 		if len(got) != len(want) {
 			t.Fatalf("round %d: %d rows, want %d", round, len(got), len(want))
 		}

@@ -78,6 +78,12 @@ func (tf *textFamily) write(t *textWriter, rows []row, hostKills map[string]uint
 				t.sample(tf.name, r.l.text, tf.f.extra, k.name, float64(k.n))
 			}
 		} else if v, ok := tf.f.value(r.c); ok {
+			if tf.f.label != nil {
+				if l := tf.f.label(r.c); l != "" {
+					t.sample(tf.name, r.l.text, tf.f.extra, validUTF8(l), v)
+					continue
+				}
+			}
 			t.sample(tf.name, r.l.text, "", "", v)
 		}
 	}
@@ -195,12 +201,16 @@ func appendLabel(b []byte, name, value string) []byte {
 // values come from container names and labels that anyone can set.
 func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
-// sortedLabels are ContainerLabels sorted: the order in which the text
-// format writes them and in which client_golang sorts series.
+// sortedLabels are ContainerLabels and LegacyLabels sorted: the order in
+// which the text format writes them and in which client_golang sorts series.
 var sortedLabels = [...]string{
 	"container", "container_id", "container_short_id", "containerd_namespace", "docker_container_id",
 	"image_id", "name", "namespace", "pod", "uid",
 }
+
+// legacyOnly marks the sortedLabels written only with the earlier tool's
+// names and labels (Options.LegacyNames).
+var legacyOnly = [len(sortedLabels)]bool{2: true, 4: true, 5: true}
 
 // labelSet is a container's labels, escaped for the text format once and
 // kept from scrape to scrape while the container's metadata stays the same.
@@ -211,7 +221,7 @@ type labelSet struct {
 	place  int                       // its place in that scrape's order; -1: none
 }
 
-func newLabelSet(m store.Meta) *labelSet {
+func newLabelSet(m store.Meta, legacy bool) *labelSet {
 	short := m.ID
 	if len(short) > 12 {
 		short = short[:12]
@@ -228,7 +238,7 @@ func newLabelSet(m store.Meta) *labelSet {
 	}
 	b := make([]byte, 0, size) // more only for escapes
 	for i, name := range sortedLabels {
-		if l.values[i] == "" {
+		if l.values[i] == "" || (legacyOnly[i] && !legacy) {
 			continue // to Prometheus an empty label is no label: not written, to save the bytes
 		}
 		if len(b) > 0 {
@@ -264,6 +274,7 @@ func compareRows(a, b row) int {
 // their whole metadata (a container whose labels change gets a new set), and
 // the order of their series. Concurrent scrapes share it.
 type labelCache struct {
+	legacy bool // the earlier tool's labels too
 	mu     sync.Mutex
 	scrape uint64
 	sets   map[store.Meta]*labelSet
@@ -286,7 +297,7 @@ func (lc *labelCache) rows(cs []store.Container) []row {
 	for i := range cs {
 		l := lc.sets[cs[i].Meta]
 		if l == nil {
-			l = newLabelSet(cs[i].Meta)
+			l = newLabelSet(cs[i].Meta, lc.legacy)
 			lc.sets[cs[i].Meta] = l
 		}
 		l.scrape = lc.scrape
@@ -302,7 +313,7 @@ func (lc *labelCache) rows(cs []store.Container) []row {
 	// Two series with the same labels would make the scrape invalid.
 	out := rows[:0]
 	for _, r := range rows {
-		if len(out) > 0 && out[len(out)-1].l.values == r.l.values {
+		if len(out) > 0 && out[len(out)-1].l.text == r.l.text {
 			r.l.place = -1
 			continue
 		}

@@ -249,8 +249,8 @@ func TestContainerdMainProcessOOMKilled(t *testing.T) {
 	}
 	labels, _, _ := s.series("container_ooms_total", map[string]string{"container_id": "containerd://" + id})
 	want := map[string]string{
-		"container_id": "containerd://" + id, "container_short_id": id, "docker_container_id": id,
-		"name": id, "container": "", "pod": "", "namespace": "", "image_id": "",
+		"container_id": "containerd://" + id, "containerd_namespace": "e2e-oom",
+		"name": id, "container": "", "pod": "", "namespace": "",
 	}
 	for k, w := range want {
 		if labels[k] != w {
@@ -329,9 +329,9 @@ func TestContainerdSandboxNotExportedAndKubernetesLabels(t *testing.T) {
 	}
 	labels, _, _ := s.series("container_restarts_total", map[string]string{"container_id": "containerd://" + id})
 	want := map[string]string{
-		"container_id": "containerd://" + id, "container_short_id": id[:12], "docker_container_id": id,
+		"container_id": "containerd://" + id,
 		"name": "app", "container": "app", "pod": "web-1", "namespace": "shop", "uid": p.config.Metadata.Uid,
-		"image_id": "docker.io/library/" + env.image, "containerd_namespace": "k8s.io",
+		"containerd_namespace": "k8s.io",
 	}
 	for k, w := range want {
 		if labels[k] != w {

@@ -67,39 +67,56 @@ func TestStartAfterExitIsARestart(t *testing.T) {
 	e.waitCounts(t, id, counts{Restarts: 1, Exited: true, ExitCode: 4})
 }
 
+// The labels users join on, one id on every series; with the earlier
+// tool's names and labels (--compat.legacy-metric-names) its other ids and
+// the image too.
 func TestKubernetesLabels(t *testing.T) {
 	t.Parallel()
-	e := sharedExporter(t)
+	legacy := startExporter(t, "--compat.legacy-metric-names", "--no-kernel")
 	id := run(t, []string{
 		"--name", "k8s_app_web-1_shop_0f7e9a1c_0",
 		"--label", "io.kubernetes.container.name=app",
 		"--label", "io.kubernetes.pod.name=web-1",
 		"--label", "io.kubernetes.pod.namespace=shop",
+		"--label", "io.kubernetes.pod.uid=0f7e9a1c-5c0f-4ee0-8def-000000000001",
 	}, "sleep 100000")
 	imageID := inspect(t, id, "{{.Image}}")
-	eventually(t, 30*time.Second, func() error {
-		s, err := e.scrape()
-		if err != nil {
-			return err
-		}
-		labels, v, ok := s.series("container_ooms_total", map[string]string{"container_id": "docker://" + id})
-		if !ok {
-			return fmt.Errorf("not exported yet")
-		}
-		want := map[string]string{
-			"container_id": "docker://" + id, "container_short_id": id[:12], "docker_container_id": id,
-			"name": "app", "container": "app", "pod": "web-1", "namespace": "shop", "image_id": imageID,
-		}
-		for k, w := range want {
-			if labels[k] != w {
-				return errStop{fmt.Errorf("label %s=%q, want %q (all: %v)", k, labels[k], w, labels)}
+	want := map[string]string{
+		"container_id": "docker://" + id,
+		"name":         "app", "container": "app", "pod": "web-1", "namespace": "shop", "uid": "0f7e9a1c-5c0f-4ee0-8def-000000000001",
+	}
+	wantLegacy := map[string]string{"container_short_id": id[:12], "docker_container_id": id, "image_id": imageID}
+	for k, v := range want {
+		wantLegacy[k] = v
+	}
+	for _, tc := range []struct {
+		e      *exporter
+		family string
+		want   map[string]string
+	}{
+		{sharedExporter(t), "container_ooms_total", want},
+		{legacy, "container_ooms", wantLegacy},
+	} {
+		eventually(t, 30*time.Second, func() error {
+			s, err := tc.e.scrape()
+			if err != nil {
+				return err
 			}
-		}
-		if len(labels) != len(want) || v != 0 {
-			return errStop{fmt.Errorf("labels %v value %v", labels, v)}
-		}
-		return nil
-	})
+			labels, v, ok := s.series(tc.family, map[string]string{"container_id": "docker://" + id})
+			if !ok {
+				return fmt.Errorf("%s not exported yet", tc.family)
+			}
+			for k, w := range tc.want {
+				if labels[k] != w {
+					return errStop{fmt.Errorf("%s: label %s=%q, want %q (all: %v)", tc.family, k, labels[k], w, labels)}
+				}
+			}
+			if len(labels) != len(tc.want) || v != 0 {
+				return errStop{fmt.Errorf("%s: labels %v value %v", tc.family, labels, v)}
+			}
+			return nil
+		})
+	}
 }
 
 // An exec that exits non-zero never changes the container's exit code.

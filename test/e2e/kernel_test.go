@@ -225,7 +225,7 @@ func TestKernelWithoutRuntime(t *testing.T) {
 		if !ok || v != 1 {
 			return fmt.Errorf("kernel-only container: ooms %v (present %v)", v, ok)
 		}
-		if labels["name"] != "" || labels["container_short_id"] != id[:12] {
+		if labels["name"] != "" || labels["container_id"] != "docker://"+id || len(labels) != 1 {
 			return errStop{fmt.Errorf("labels %v", labels)}
 		}
 		if _, _, ok := s.series("container_restarts_total", map[string]string{"container_id": "docker://" + id}); ok {

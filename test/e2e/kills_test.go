@@ -146,7 +146,7 @@ func TestKillRecordOfTheMainProcess(t *testing.T) {
 	waitInspect(t, id, "{{.State.Status}}", "exited")
 	e.waitKill(t, name, map[string]string{"container_id": "docker://" + id, "pid": pid, "main_process": "true", "scope": "container"})
 	e.waitCounts(t, id, counts{OOMs: 1, Exited: true, ExitCode: 137})
-	e.waitValue(t, "container_last_exit_reason", id, map[string]string{"reason": "oom_killed"}, 1)
+	e.waitValue(t, "container_last_exit_code", id, map[string]string{"reason": "oom_killed"}, 137)
 }
 
 // Why a container last exited, in the two cases Kubernetes labels wrongly
@@ -169,11 +169,11 @@ func TestExitReasonsThatTellTheTruth(t *testing.T) {
 	docker(t, "stop", "-t", "1", worker)
 	docker(t, "stop", "-t", "1", stubborn)
 	e.waitCounts(t, worker, counts{OOMs: 1, Exited: true, ExitCode: 143})
-	e.waitValue(t, "container_last_exit_reason", worker, map[string]string{"reason": "signal"}, 1)
+	e.waitValue(t, "container_last_exit_code", worker, map[string]string{"reason": "signal"}, 143)
 	e.waitCounts(t, stubborn, counts{Exited: true, ExitCode: 137})
-	e.waitValue(t, "container_last_exit_reason", stubborn, map[string]string{"reason": "signal"}, 1)
+	e.waitValue(t, "container_last_exit_code", stubborn, map[string]string{"reason": "signal"}, 137)
 	for _, id := range []string{worker, stubborn} {
-		if _, ok := e.value(t, "container_last_exit_reason", id, map[string]string{"reason": "oom_killed"}); ok {
+		if _, ok := e.value(t, "container_last_exit_code", id, map[string]string{"reason": "oom_killed"}); ok {
 			t.Errorf("%.12s: reason oom_killed", id)
 		}
 	}
