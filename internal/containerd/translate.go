@@ -215,8 +215,8 @@ func translate(env *types.Envelope) (translation, error) {
 	if id == "" || strings.ContainsAny(id, "/\x00") {
 		return translation{}, fmt.Errorf("event %s with a bad container id %q", env.Topic, id)
 	}
-	if env.Namespace == "" {
-		return translation{}, fmt.Errorf("event %s for %s without a namespace", env.Topic, id)
+	if env.Namespace == "" || strings.ContainsAny(env.Namespace, "/\x00") {
+		return translation{}, fmt.Errorf("event %s for %s with a bad namespace %q", env.Topic, id, env.Namespace)
 	}
 	at, key := pbTime(env.Timestamp), store.Key(Runtime, env.Namespace, id)
 	t := translation{namespace: env.Namespace, id: id}

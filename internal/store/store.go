@@ -49,9 +49,13 @@ func Key(runtime, containerdNamespace, id string) string {
 	return runtime + "://" + id
 }
 
-// parseKey is the Meta a runtime's key names.
+// parseKey is the Meta a runtime's key names. Only a containerd key holds a
+// namespace.
 func parseKey(k string) Meta {
 	runtime, rest, _ := strings.Cut(k, "://")
+	if runtime != "containerd" {
+		return Meta{Runtime: runtime, ID: rest}
+	}
 	ns, id, ok := strings.Cut(rest, "/")
 	if !ok {
 		ns, id = "", rest

@@ -329,8 +329,12 @@ func TestContainerdSandboxNotExportedAndKubernetesLabels(t *testing.T) {
 	}
 	labels, _, _ := s.series("container_restarts_total", map[string]string{"container_id": "containerd://" + id})
 	want := map[string]string{
-		"container_id": "containerd://" + id,
-		"name": "app", "container": "app", "pod": "web-1", "namespace": "shop", "uid": p.config.Metadata.Uid,
+		"container_id":         "containerd://" + id,
+		"name":                 "app",
+		"container":            "app",
+		"pod":                  "web-1",
+		"namespace":            "shop",
+		"uid":                  p.config.Metadata.Uid,
 		"containerd_namespace": "k8s.io",
 	}
 	for k, w := range want {
