@@ -140,7 +140,7 @@ func TestKillsPageShowsEachKindOfRecord(t *testing.T) {
 			"container's limit", "64 MiB of 64 MiB", "64 MiB postgres pid 6001 container lived on"},
 		{"2026-11-27 10:00:20", "batch", "docker://bbbbbbbbbbbb", "java", "pid 5000", "RSS 1 GiB", "pod's limit", "/kubepods/burstable/poduid-2",
 			"2 GiB of 2 GiB", "GC Thread#0 pid 5003", "container died"},
-		{"2026-11-27 10:00:10", "shop / web-1 / app", "docker://aaaaaaaaaaaa", "ruby-worker", "pid 4041", "RSS 30.5 MiB", "container's limit",
+		{"2026-11-27 10:00:10", "shop / web-1 / app", "docker://aaaaaaaaaaaa", "ruby-worker", "pid 4041", "RSS 30.5 MiB anon 30 MiB, file 512 KiB container's limit",
 			"32 MiB of 32 MiB", "32 MiB of 32 MiB ruby-worker pid 4041 the victim itself", "container lived on"},
 	}
 	if len(rows) != len(want) {

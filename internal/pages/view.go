@@ -53,7 +53,7 @@ type trigger struct {
 type victim struct {
 	Name, PID   string
 	RSS         string // the victim's resident memory, "" if not known
-	RSSDetail   string
+	RSSDetail   string // what it is made of
 	MainProcess *bool
 }
 
@@ -161,7 +161,15 @@ func newVictim(k store.Kill) victim {
 	}
 	if m := d.Memory; m != nil {
 		v.RSS = humanBytes(m.AnonRSS + m.FileRSS + m.ShmemRSS)
-		v.RSSDetail = fmt.Sprintf("anon %s, file %s, shmem %s", humanBytes(m.AnonRSS), humanBytes(m.FileRSS), humanBytes(m.ShmemRSS))
+		// What of it: the anonymous memory is what the process allocated.
+		parts := []string{"anon " + humanBytes(m.AnonRSS)}
+		if m.FileRSS != 0 {
+			parts = append(parts, "file "+humanBytes(m.FileRSS))
+		}
+		if m.ShmemRSS != 0 {
+			parts = append(parts, "shmem "+humanBytes(m.ShmemRSS))
+		}
+		v.RSSDetail = strings.Join(parts, ", ")
 	}
 	return v
 }
