@@ -130,6 +130,9 @@ func TestKillsPageShowsEachKindOfRecord(t *testing.T) {
 	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Fatalf("%d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
+	if !strings.Contains(rec.Body.String(), `title="anon 30 MiB, file 512 KiB"`) {
+		t.Error("the RSS's parts are not in its title")
+	}
 	rows := rowsOf(t, rec.Body.String())
 	want := [][]string{
 		{"2026-11-27 10:01:00", "not known", "stray", "pid 8000", "not known"},
@@ -140,7 +143,7 @@ func TestKillsPageShowsEachKindOfRecord(t *testing.T) {
 			"container's limit", "64 MiB of 64 MiB", "64 MiB postgres pid 6001 container lived on"},
 		{"2026-11-27 10:00:20", "batch", "docker://bbbbbbbbbbbb", "java", "pid 5000", "RSS 1 GiB", "pod's limit", "/kubepods/burstable/poduid-2",
 			"2 GiB of 2 GiB", "GC Thread#0 pid 5003", "container died"},
-		{"2026-11-27 10:00:10", "shop / web-1 / app", "docker://aaaaaaaaaaaa", "ruby-worker", "pid 4041", "RSS 30.5 MiB anon 30 MiB, file 512 KiB container's limit",
+		{"2026-11-27 10:00:10", "shop / web-1 / app", "docker://aaaaaaaaaaaa", "ruby-worker", "pid 4041", "RSS 30.5 MiB (30 MiB anon) container's limit",
 			"32 MiB of 32 MiB", "32 MiB of 32 MiB ruby-worker pid 4041 the victim itself", "container lived on"},
 	}
 	if len(rows) != len(want) {

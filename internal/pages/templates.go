@@ -42,6 +42,9 @@ thead th{background:var(--head);font-size:.8em;text-transform:uppercase;letter-s
 .sub{color:var(--muted);font-size:.85em}
 .id{white-space:nowrap;font-size:.75em}
 .mono,.path{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.85em;overflow-wrap:anywhere}
+.path{font-size:.75em;color:var(--muted);max-width:20em}
+td.killed{min-width:12em}
+.usage,.pid{white-space:nowrap}
 .proc{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-weight:600;white-space:nowrap}
 .ns{color:var(--muted)}
 .where b{font-weight:600}
@@ -106,10 +109,10 @@ var pageTemplates = template.Must(template.New("pages").Parse(`
 {{range .Rows}}<tr>
 <td><time datetime="{{.ISO}}">{{.Date}} <b>{{.Clock}}</b></time><div class="sub">{{.Ago}}</div></td>
 <td>{{template "where" .Where}}</td>
-{{if .Described}}<td>{{range .Victims}}<div><span class="proc victim">{{.Name}}</span>{{if .PID}} <span class="sub">pid {{.PID}}</span>{{end}}</div>{{if .RSS}}<div class="sub">RSS {{.RSS}}</div><div class="sub">{{.RSSDetail}}</div>{{end}}{{end}}{{if .Group}}<span class="group">group kill: all of</span><div class="path">{{.Group}}</div>{{end}}</td>
+{{if .Described}}<td class="killed">{{range .Victims}}<div><span class="proc victim">{{.Name}}</span>{{if .PID}} <span class="sub pid">pid {{.PID}}</span>{{end}}</div>{{if .RSS}}<div class="sub" title="{{.RSSDetail}}">RSS {{.RSS}}{{if .Anon}} ({{.Anon}} anon){{end}}</div>{{end}}{{end}}{{if .Group}}<span class="group">group kill: all of</span><div class="path">{{.Group}}</div>{{end}}</td>
 <td><span class="scope scope-{{.ScopeKey}}">{{.Scope}}</span>{{if .LimitCgroup}}<div class="path">{{.LimitCgroup}}</div>{{end}}</td>
-<td>{{if .Usage}}<span title="{{.UsageTitle}}">{{.Usage}}</span><meter min="0" max="{{.LimitValue}}" low="{{.Low}}" high="{{.High}}" optimum="0" value="{{.UsageValue}}" aria-hidden="true"></meter>{{else if .NoLimit}}<span class="sub">no limit: the node ran out</span>{{else}}<span class="sub">not known</span>{{end}}</td>
-<td>{{with .Trigger}}<span class="proc">{{.Name}}</span>{{if .PID}} <span class="sub">pid {{.PID}}</span>{{end}}{{if .Self}}<div class="sub">the victim itself</div>{{end}}{{else}}<span class="sub">not known</span>{{end}}</td>
+<td>{{if .Usage}}<span class="usage" title="{{.UsageTitle}}">{{.Usage}}</span><meter min="0" max="{{.LimitValue}}" low="{{.Low}}" high="{{.High}}" optimum="0" value="{{.UsageValue}}" aria-hidden="true"></meter>{{else if .NoLimit}}<span class="sub">no limit: the node ran out</span>{{else}}<span class="sub">not known</span>{{end}}</td>
+<td>{{with .Trigger}}<span class="proc">{{.Name}}</span>{{if .PID}} <span class="sub pid">pid {{.PID}}</span>{{end}}{{if .Self}}<div class="sub">the victim itself</div>{{end}}{{else}}<span class="sub">not known</span>{{end}}</td>
 <td><span class="badge {{.OutcomeKey}}">{{.Outcome}}</span></td>
 {{else}}<td colspan="5" class="undescribed">The kernel log did not describe this kill; {{.FromText}} counted it. Who was killed, which limit was hit and what became of the container are not known.</td>
 {{end}}</tr>

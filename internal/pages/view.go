@@ -53,6 +53,7 @@ type trigger struct {
 type victim struct {
 	Name, PID   string
 	RSS         string // the victim's resident memory, "" if not known
+	Anon        string // the anonymous part of it: what the process allocated; "" if all of it
 	RSSDetail   string // what it is made of
 	MainProcess *bool
 }
@@ -161,7 +162,11 @@ func newVictim(k store.Kill) victim {
 	}
 	if m := d.Memory; m != nil {
 		v.RSS = humanBytes(m.AnonRSS + m.FileRSS + m.ShmemRSS)
-		// What of it: the anonymous memory is what the process allocated.
+		// The anonymous memory is what the process allocated; file pages
+		// count in the RSS too, which may then exceed the limit.
+		if m.FileRSS != 0 || m.ShmemRSS != 0 {
+			v.Anon = humanBytes(m.AnonRSS)
+		}
 		parts := []string{"anon " + humanBytes(m.AnonRSS)}
 		if m.FileRSS != 0 {
 			parts = append(parts, "file "+humanBytes(m.FileRSS))
