@@ -166,6 +166,29 @@ func TestKillsPageShowsEachKindOfRecord(t *testing.T) {
 	}
 }
 
+// A group kill above the containers (a pod's cgroup with memory.oom.group)
+// kills in each of them: a row for each container, its own members in it.
+func TestKillsPageGroupKillAcrossContainers(t *testing.T) {
+	f := newFill()
+	a := store.Meta{Runtime: "docker", ID: dockerID('1'), Name: "app", Container: "app", Pod: "web-1", Namespace: "shop"}
+	b := store.Meta{Runtime: "docker", ID: dockerID('2'), Name: "sidecar", Container: "sidecar", Pod: "web-1", Namespace: "shop"}
+	cga, ina := f.container(a, 100)
+	cgb, inb := f.container(b, 200)
+	report := f.seq + 1
+	d := func(pid int) store.KillDetails {
+		return store.KillDetails{PID: pid, MainProcess: ptr(true), Group: "/kubepods/podx", ReportSeq: report, Scope: store.ScopePod,
+			LimitCgroup: "/kubepods/podx", Usage: 1 << 30, Limit: 1 << 30, HasUsage: true}
+	}
+	f.victim(cga, ina, "app-main", 10, d(100))
+	f.victim(cgb, inb, "envoy", 10, d(200))
+	f.victim(cga, ina, "app-worker", 10, d(101))
+	rows := rowsOf(t, get(t, Kills(f.st, site), "/kills").Body.String())
+	if len(rows) != 2 || !strings.Contains(rows[0], "app-main pid 100 app-worker pid 101") || strings.Contains(rows[0], "envoy") ||
+		!strings.Contains(rows[1], "sidecar") || !strings.Contains(rows[1], "envoy") || strings.Contains(rows[1], "app-") {
+		t.Errorf("rows:\n%s", strings.Join(rows, "\n"))
+	}
+}
+
 // Names come from tenants: a container's name and labels, a process's
 // name. None of them may become markup, in the page or in its form.
 func TestKillsPageEscapesHostileNames(t *testing.T) {

@@ -59,20 +59,26 @@ type victim struct {
 }
 
 // rows makes the page's rows of records (newest first): the victims of one
-// group kill, which share its report, are one row.
+// group kill in one container, which share its report, are one row (a
+// group above the container kills in each of its containers).
 func rows(kills []store.Kill, now time.Time) []killRow {
+	type member struct {
+		report uint64
+		where  string
+	}
 	var out []killRow
-	group := map[uint64]int{} // report → row
+	group := map[member]int{} // → row
 	for _, k := range kills {
 		d := k.Details
 		if d.Group != "" && d.ReportSeq != 0 {
-			if i, ok := group[d.ReportSeq]; ok {
+			g := member{d.ReportSeq, newWhere(k).Kind + " " + k.Container.Key()}
+			if i, ok := group[g]; ok {
 				// In the order the kernel killed them.
 				out[i].Victims = append([]victim{newVictim(k)}, out[i].Victims...)
 				out[i].Outcome, out[i].OutcomeKey = outcome(out[i].Victims, k.Host)
 				continue
 			}
-			group[d.ReportSeq] = len(out)
+			group[g] = len(out)
 		}
 		out = append(out, newRow(k, now))
 	}
