@@ -4,8 +4,9 @@
 # static busybox (for test images); the test command also Prometheus (server and
 # promtool), make (the image tests build through the Makefile), systemd
 # (systemd-analyze checks the unit), qemu-user-static (the arm64 binary runs under
-# it), shellcheck (actionlint checks the workflows' scripts with it) and curl (the
-# chart's install notes are run).
+# it), shellcheck (actionlint checks the workflows' scripts with it), curl (the
+# chart's install notes are run) and chromium (the kill page is read in a real
+# headless browser).
 #
 # Usage: scripts/install-deps.sh [--harness] [EXTRA_PACKAGE...]
 #   --harness: the harness's packages only, e.g. scripts/install-deps.sh --harness curl
@@ -20,7 +21,7 @@
 set -euo pipefail
 
 HARNESS_PACKAGES=(docker.io containerd runc busybox-static)
-TEST_PACKAGES=(prometheus make systemd qemu-user-static shellcheck curl)
+TEST_PACKAGES=(prometheus make systemd qemu-user-static shellcheck curl chromium)
 if [[ "${1:-}" == --harness ]]; then
 	shift
 	PACKAGES=("${HARNESS_PACKAGES[@]}" "$@")

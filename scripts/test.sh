@@ -42,6 +42,11 @@ exports=$(scripts/harness.sh start) # fails the script if start fails
 eval "$exports"
 trap 'scripts/harness.sh stop "$MCM_TEST_HARNESS_DIR"; stop_kube_build' EXIT
 
+# What tests keep for a person to look at (the kill page's screenshot from a real
+# browser) stays after the run, here:
+export MCM_TEST_ARTIFACTS=${MCM_TEST_ARTIFACTS:-$(mktemp -d /tmp/mcm-test-artifacts.XXXXXX)}
+echo "== test artefacts in $MCM_TEST_ARTIFACTS"
+
 echo "== go test"
 go test -race -count=1 -timeout 20m "$@" ./...
 

@@ -138,7 +138,8 @@ func newServer(h http.Handler) *http.Server {
 	}
 }
 
-// routes serves the metrics, /healthz and the landing page.
+// routes serves the metrics, /healthz, the landing page and the kills'
+// pages.
 func routes(cfg *config, st *store.Store, logger *slog.Logger) http.Handler {
 	c := collector.New(st, collector.Options{LegacyNames: cfg.legacyNames})
 	reg := prometheus.NewRegistry()
@@ -155,7 +156,10 @@ func routes(cfg *config, st *store.Store, logger *slog.Logger) http.Handler {
 	// server's WriteTimeout ends a scrape that hangs.
 	mux.Handle(cfg.metricsPath, c.Handler(reg, collector.HandlerOpts{Logger: logger, MaxRequestsInFlight: 10}))
 	mux.Handle("/healthz", pages.Healthz())
-	mux.Handle("/", pages.Landing(st, version.Info(), cfg.metricsPath))
+	site := pages.Site{Version: version.Info(), MetricsPath: cfg.metricsPath, KillsKept: cfg.killsKept}
+	mux.Handle("/", pages.Landing(st, site))
+	mux.Handle("/kills", pages.Kills(st, site))
+	mux.Handle("/api/v1/kills", pages.KillsAPI(st))
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -232,8 +236,8 @@ func checkTelemetryPath(path string, pprof bool) error {
 	switch {
 	case !strings.HasPrefix(path, "/"):
 		return fmt.Errorf("--web.telemetry-path must begin with /, got %q", path)
-	case path == "/" || path == "/healthz":
-		return fmt.Errorf("--web.telemetry-path %q is taken: the exporter serves its landing page at / and its health at /healthz", path)
+	case path == "/" || path == "/healthz" || path == "/kills" || path == "/api/v1/kills":
+		return fmt.Errorf("--web.telemetry-path %q is taken: the exporter serves its landing page at /, its health at /healthz and its OOM kills at /kills and /api/v1/kills", path)
 	case pprof && strings.HasPrefix(path, "/debug/pprof/"):
 		return fmt.Errorf("--web.telemetry-path %q is taken by --web.enable-pprof", path)
 	}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// The kills' pages are behind the same basic auth as /metrics: they name
+// the node's containers and processes.
+func TestKillsBehindBasicAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webConfig := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(webConfig, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseFlags([]string{"--web.config.file=" + webConfig, "--kills.kept=10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(time.Minute)
+	st.SetKillsKept(cfg.killsKept)
+	st.Apply(store.HostOOMKill{Process: "victim-proc", At: time.Unix(100, 0), Seq: 1, Live: true})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: routes(cfg, st, promslog.NewNopLogger())}
+	go func() { _ = web.Serve(l, srv, cfg.web, promslog.NewNopLogger()) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	for _, tc := range []struct{ path, contentType string }{
+		{"/kills", "text/html; charset=utf-8"},
+		{"/api/v1/kills", "application/json"},
+		{"/", "text/html; charset=utf-8"},
+	} {
+		for _, auth := range []bool{false, true} {
+			req, _ := http.NewRequest("GET", "http://"+l.Addr().String()+tc.path, nil)
+			if auth {
+				req.SetBasicAuth("prometheus", "secret")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body bytes.Buffer
+			_, _ = body.ReadFrom(resp.Body)
+			_ = resp.Body.Close()
+			switch {
+			case !auth && (resp.StatusCode != http.StatusUnauthorized || strings.Contains(body.String(), "victim-proc")):
+				t.Errorf("%s without credentials: %s: %s", tc.path, resp.Status, body.String())
+			case auth && (resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != tc.contentType || !strings.Contains(body.String(), "victim-proc")):
+				t.Errorf("%s with credentials: %s, %q: %s", tc.path, resp.Status, resp.Header.Get("Content-Type"), body.String())
+			}
+			if auth && tc.path == "/api/v1/kills" {
+				var out struct{ Kills []struct{ Place string } }
+				if err := json.Unmarshal(body.Bytes(), &out); err != nil || len(out.Kills) != 1 || out.Kills[0].Place != "host" {
+					t.Errorf("/api/v1/kills: %v %+v", err, out)
+				}
+			}
+		}
+	}
+}
+
+// The telemetry path cannot take the kills' pages.
+func TestTelemetryPathCannotTakeTheKillsPages(t *testing.T) {
+	for _, path := range []string{"/kills", "/api/v1/kills"} {
+		if _, err := parseFlags([]string{"--web.telemetry-path=" + path}); err == nil || !strings.Contains(err.Error(), "is taken") {
+			t.Errorf("--web.telemetry-path=%s: %v", path, err)
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package pages
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// The JSON of /api/v1/kills. docs/kills.md documents it: field names are
+// stable, new fields may be added. A field whose value is not known is left
+// out, never null and never a zero in its place.
+
+// APIKills is the answer of /api/v1/kills.
+type APIKills struct {
+	// Kills are the matching records, newest first.
+	Kills []APIKill `json:"kills"`
+	// More says more records matched than the limit let through.
+	More bool `json:"more"`
+}
+
+// APIKill is the record of one OOM kill: one victim.
+type APIKill struct {
+	Seq  uint64 `json:"seq"`
+	Time string `json:"time"` // RFC 3339, UTC
+	// From is where the record comes from: kernel_log, cgroup_counter or runtime.
+	From string `json:"from"`
+	// Place is where the victim was: container, host (in no container) or
+	// unplaced (in a container not known).
+	Place     string        `json:"place"`
+	Container *APIContainer `json:"container,omitempty"`
+	Victim    *APIProcess   `json:"victim,omitempty"`
+	// MainProcess says whether the victim was its container's main process
+	// (the container died of it) or not (the container lived on).
+	MainProcess *bool       `json:"main_process,omitempty"`
+	Trigger     *APIProcess `json:"trigger,omitempty"`
+	// Scope is whose limit was hit: container, pod, ancestor or node.
+	Scope       string  `json:"scope,omitempty"`
+	LimitCgroup string  `json:"limit_cgroup,omitempty"`
+	UsageBytes  *uint64 `json:"usage_bytes,omitempty"`
+	LimitBytes  *uint64 `json:"limit_bytes,omitempty"`
+	// GroupCgroup is the cgroup of a memory.oom.group kill: every process
+	// in it was killed.
+	GroupCgroup string `json:"group_cgroup,omitempty"`
+	// ReportSeq is the kernel log's number of the kill's report: the
+	// victims of one kill share it.
+	ReportSeq uint64 `json:"report_seq,omitempty"`
+}
+
+// APIContainer is the container a kill happened in, with the labels its
+// series have on /metrics.
+type APIContainer struct {
+	ContainerID         string `json:"container_id"`
+	Runtime             string `json:"runtime"`
+	ID                  string `json:"id"`
+	Name                string `json:"name,omitempty"`
+	Container           string `json:"container,omitempty"`
+	Pod                 string `json:"pod,omitempty"`
+	Namespace           string `json:"namespace,omitempty"`
+	PodUID              string `json:"pod_uid,omitempty"`
+	ImageID             string `json:"image_id,omitempty"`
+	ContainerdNamespace string `json:"containerd_namespace,omitempty"`
+}
+
+// APIProcess is a process the kernel log names. The memory fields are the
+// victim's only.
+type APIProcess struct {
+	PID           int     `json:"pid,omitempty"`
+	Name          string  `json:"name,omitempty"`
+	UID           *int    `json:"uid,omitempty"`
+	AnonRSSBytes  *uint64 `json:"anon_rss_bytes,omitempty"`
+	FileRSSBytes  *uint64 `json:"file_rss_bytes,omitempty"`
+	ShmemRSSBytes *uint64 `json:"shmem_rss_bytes,omitempty"`
+	OOMScoreAdj   *int    `json:"oom_score_adj,omitempty"`
+}
+
+// apiFrom names the store's sources of a record in the API's words.
+var apiFrom = map[string]string{
+	store.FromKernelLog: "kernel_log",
+	store.FromCounter:   "cgroup_counter",
+	store.FromRuntime:   "runtime",
+}
+
+// newAPIKill is the JSON of one record.
+func newAPIKill(k store.Kill) APIKill {
+	d := k.Details
+	a := APIKill{
+		Seq:         k.Seq,
+		Time:        k.Time.UTC().Format(time.RFC3339Nano),
+		From:        apiFrom[k.From],
+		MainProcess: d.MainProcess,
+		Scope:       d.Scope,
+		LimitCgroup: d.LimitCgroup,
+		GroupCgroup: d.Group,
+		ReportSeq:   d.ReportSeq,
+	}
+	switch {
+	case k.Host:
+		a.Place = "host"
+	case k.Unplaced:
+		a.Place = "unplaced"
+	default:
+		m := k.Container
+		a.Place = "container"
+		a.Container = &APIContainer{ContainerID: m.ContainerID(), Runtime: m.Runtime, ID: m.ID, Name: m.Name,
+			Container: m.Container, Pod: m.Pod, Namespace: m.Namespace, PodUID: m.PodUID, ImageID: m.ImageID,
+			ContainerdNamespace: m.ContainerdNamespace}
+	}
+	if k.Process != "" || d.PID != 0 {
+		v := &APIProcess{PID: d.PID, Name: k.Process, UID: d.UID, OOMScoreAdj: d.OOMScoreAdj}
+		if m := d.Memory; m != nil {
+			v.AnonRSSBytes, v.FileRSSBytes, v.ShmemRSSBytes = &m.AnonRSS, &m.FileRSS, &m.ShmemRSS
+		}
+		a.Victim = v
+	}
+	if t := d.Trigger; t != nil {
+		a.Trigger = &APIProcess{PID: t.PID, Name: t.Name}
+	}
+	if d.HasUsage {
+		a.UsageBytes, a.LimitBytes = &d.Usage, &d.Limit
+	}
+	return a
+}
+
+// KillsAPI serves /api/v1/kills: the kill records of st as JSON, newest
+// first, filtered as /kills is.
+func KillsAPI(st *store.Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if !allowRead(w, r) {
+			return
+		}
+		f, err := parseFilter(r)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(struct {
+				Error string `json:"error"`
+			}{err.Error()})
+			return
+		}
+		kills, more := f.kills(st)
+		out := APIKills{Kills: make([]APIKill, 0, len(kills)), More: more}
+		for _, k := range kills {
+			out.Kills = append(out.Kills, newAPIKill(k))
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+	})
+}

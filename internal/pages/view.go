@@ -1,0 +1,235 @@
+package pages
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
+)
+
+// What the kill pages show of a record, in words an SRE reads at a glance.
+
+// killRow is one kill on the page: one victim, or every member of a
+// memory.oom.group kill.
+type killRow struct {
+	ISO, Date, Clock, Ago string
+	Where                 where
+	// Described is false for a kill the kernel log did not describe; only
+	// its time, its container and FromText are known then.
+	Described bool
+	FromText  string
+	Victims   []victim
+	Group     string // the cgroup of a group kill
+	Scope     string // whose limit was hit, in words
+	ScopeKey  string // store.Scope*, or "unknown": for the style
+	// LimitCgroup is shown for a limit above the container's.
+	LimitCgroup string
+	Usage       string // "32 MiB of 32 MiB"; "" if not known
+	UsageTitle  string // the exact bytes
+	// The usage against the limit, for a meter that turns red near it.
+	UsageValue, LimitValue, Low, High float64
+	NoLimit                           bool // a node's OOM: no cgroup limit
+	Trigger                           *trigger
+	Outcome                           string
+	OutcomeKey                        string // "died", "lived", "unknown", "none": for the style
+}
+
+// where says where a kill happened.
+type where struct {
+	Kind                 string // "container", "host", "unplaced"
+	Namespace, Pod, Name string // Name: the container's (the pod spec's, or the runtime's)
+	ID, IDTitle          string // a short container_id, and the full one
+}
+
+// trigger is the process whose allocation invoked the OOM killer.
+type trigger struct {
+	Name, PID string
+	Self      bool // the victim itself
+}
+
+// victim is one killed process.
+type victim struct {
+	Name, PID   string
+	RSS         string // the victim's resident memory, "" if not known
+	Anon        string // the anonymous part of it: what the process allocated; "" if all of it
+	RSSDetail   string // what it is made of
+	MainProcess *bool
+}
+
+// rows makes the page's rows of records (newest first): the victims of one
+// group kill in one container, which share its report, are one row (a
+// group above the container kills in each of its containers).
+func rows(kills []store.Kill, now time.Time) []killRow {
+	type member struct {
+		report uint64
+		where  string
+	}
+	var out []killRow
+	group := map[member]int{} // → row
+	for _, k := range kills {
+		d := k.Details
+		if d.Group != "" && d.ReportSeq != 0 {
+			g := member{d.ReportSeq, newWhere(k).Kind + " " + k.Container.Key()}
+			if i, ok := group[g]; ok {
+				// In the order the kernel killed them.
+				out[i].Victims = append([]victim{newVictim(k)}, out[i].Victims...)
+				out[i].Outcome, out[i].OutcomeKey = outcome(out[i].Victims, k.Host)
+				continue
+			}
+			group[g] = len(out)
+		}
+		out = append(out, newRow(k, now))
+	}
+	return out
+}
+
+func newRow(k store.Kill, now time.Time) killRow {
+	t := k.Time.UTC()
+	r := killRow{
+		ISO:   t.Format(time.RFC3339Nano),
+		Date:  t.Format("2006-01-02"),
+		Clock: t.Format("15:04:05"),
+		Ago:   ago(now.Sub(k.Time)),
+		Where: newWhere(k),
+	}
+	if k.From != store.FromKernelLog {
+		r.FromText = "the " + k.From
+		if k.From == store.FromCounter {
+			r.FromText = "the container's cgroup counter"
+		}
+		return r
+	}
+	d := k.Details
+	r.Described = true
+	r.Victims = []victim{newVictim(k)}
+	r.Group = d.Group
+	r.ScopeKey = d.Scope
+	switch d.Scope {
+	case store.ScopeContainer:
+		r.Scope = "container's limit"
+	case store.ScopePod:
+		r.Scope, r.LimitCgroup = "pod's limit", d.LimitCgroup
+	case store.ScopeAncestor:
+		r.Scope, r.LimitCgroup = "a parent cgroup's limit", d.LimitCgroup
+	case store.ScopeNode:
+		r.Scope, r.NoLimit = "node memory", true
+	default:
+		r.Scope, r.ScopeKey, r.LimitCgroup = "not known", "unknown", d.LimitCgroup
+	}
+	if d.HasUsage {
+		r.Usage = humanBytes(d.Usage) + " of " + humanBytes(d.Limit)
+		r.UsageTitle = fmt.Sprintf("%d of %d bytes", d.Usage, d.Limit)
+		r.UsageValue, r.LimitValue = float64(d.Usage), float64(d.Limit)
+		r.Low, r.High = 0.7*r.LimitValue, 0.9*r.LimitValue
+	}
+	if tr := d.Trigger; tr != nil {
+		r.Trigger = &trigger{Name: tr.Name, Self: tr.PID == d.PID && d.PID != 0}
+		if r.Trigger.Name == "" {
+			r.Trigger.Name = "not known"
+		}
+		if tr.PID != 0 {
+			r.Trigger.PID = strconv.Itoa(tr.PID)
+		}
+	}
+	r.Outcome, r.OutcomeKey = outcome(r.Victims, k.Host)
+	return r
+}
+
+func newWhere(k store.Kill) where {
+	switch {
+	case k.Host:
+		return where{Kind: "host"}
+	case k.Unplaced:
+		return where{Kind: "unplaced"}
+	}
+	m := k.Container
+	w := where{Kind: "container", Namespace: m.Namespace, Pod: m.Pod, Name: m.Container, IDTitle: m.ContainerID()}
+	if w.Name == "" {
+		w.Name = m.Name
+	}
+	id := m.ID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	w.ID = m.Runtime + "://" + id
+	return w
+}
+
+func newVictim(k store.Kill) victim {
+	d := k.Details
+	v := victim{Name: k.Process, MainProcess: d.MainProcess}
+	if v.Name == "" {
+		v.Name = "not known"
+	}
+	if d.PID != 0 {
+		v.PID = strconv.Itoa(d.PID)
+	}
+	if m := d.Memory; m != nil {
+		v.RSS = humanBytes(m.AnonRSS + m.FileRSS + m.ShmemRSS)
+		// The anonymous memory is what the process allocated; file pages
+		// count in the RSS too, which may then exceed the limit.
+		if m.FileRSS != 0 || m.ShmemRSS != 0 {
+			v.Anon = humanBytes(m.AnonRSS)
+		}
+		parts := []string{"anon " + humanBytes(m.AnonRSS)}
+		if m.FileRSS != 0 {
+			parts = append(parts, "file "+humanBytes(m.FileRSS))
+		}
+		if m.ShmemRSS != 0 {
+			parts = append(parts, "shmem "+humanBytes(m.ShmemRSS))
+		}
+		v.RSSDetail = strings.Join(parts, ", ")
+	}
+	return v
+}
+
+// outcome says what became of the container: it died if one victim was its
+// main process, it lived on if none was, else it is not known.
+func outcome(vs []victim, host bool) (string, string) {
+	if host {
+		return "no container", "none"
+	}
+	known := true
+	for _, v := range vs {
+		switch {
+		case v.MainProcess == nil:
+			known = false
+		case *v.MainProcess:
+			return "container died", "died"
+		}
+	}
+	if !known {
+		return "not known", "unknown"
+	}
+	return "container lived on", "lived"
+}
+
+// humanBytes writes b in binary units: 512 B, 31.5 MiB, 32 MiB.
+func humanBytes(b uint64) string {
+	if b < 1024 {
+		return strconv.FormatUint(b, 10) + " B"
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	v, i := float64(b)/1024, 0
+	for v >= 1023.95 && i < len(units)-1 {
+		v, i = v/1024, i+1
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + units[i]
+}
+
+// ago writes how long ago something was, roughly: 12 s ago, 5 min ago.
+func ago(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "just now" // the kernel's clock against the exporter's
+	case d < time.Minute:
+		return fmt.Sprintf("%d s ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+}
