@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -35,6 +36,8 @@ type guest struct {
 	rep      report.Report
 	rt       *runtimes
 	exps     []*exporterProc // one per exporterConfigs
+
+	mu sync.Mutex // guards rep.Errors: exporters settle at once
 }
 
 func main() {
@@ -107,8 +110,9 @@ func (g *guest) run() error {
 	g.refreshRuntimes()
 	g.readCgroups()
 	for _, e := range g.exps {
-		g.rep.Scrapes[e.cfg.name] = map[string]map[string]report.Series{"before": g.settle(e, "before the restart", false)}
+		g.rep.Scrapes[e.cfg.name] = map[string]map[string]report.Series{}
 	}
+	g.settleAll("before", false)
 	g.step("settled")
 	for _, e := range g.exps {
 		if err := e.stop(); err != nil {
@@ -119,12 +123,28 @@ func (g *guest) run() error {
 	if err := g.startExporters(); err != nil {
 		return err
 	}
-	for _, e := range g.exps {
-		g.rep.Scrapes[e.cfg.name]["after"] = g.settle(e, "after the restart", true)
-	}
+	g.settleAll("after", true)
 	g.step("exporters restarted and settled")
 	g.rep.KernelLog = oomRecords()
 	return nil
+}
+
+// settleAll settles every exporter at once (each waits up to its deadline)
+// and keeps their scrapes as when.
+func (g *guest) settleAll(when string, liveOnly bool) {
+	scrapes := make([]map[string]report.Series, len(g.exps))
+	var wg sync.WaitGroup
+	for i, e := range g.exps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			scrapes[i] = g.settle(e, when+" the restart", liveOnly)
+		}()
+	}
+	wg.Wait()
+	for i, e := range g.exps {
+		g.rep.Scrapes[e.cfg.name][when] = scrapes[i]
+	}
 }
 
 // startExporters starts one exporter of each configuration.
@@ -154,6 +174,8 @@ func (g *guest) step(name string) {
 // fail records what went wrong; the host test fails on any.
 func (g *guest) fail(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	fmt.Printf("guest: error: %s\n", msg)
 	g.rep.Errors = append(g.rep.Errors, msg)
 }
