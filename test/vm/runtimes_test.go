@@ -378,11 +378,11 @@ var exporterNames = []string{report.WithKmsg, report.WithoutKmsg}
 var cgroupShapes = map[string]map[bool]*regexp.Regexp{
 	"systemd": {
 		true:  regexp.MustCompile(`^/kubepods\.slice/kubepods-burstable\.slice/kubepods-burstable-pod[0-9a-f_]{36}\.slice/cri-containerd-[0-9a-f]{64}\.scope$`),
-		false: regexp.MustCompile(`^(/system\.slice|/mcm\.slice/mcm-docker\.slice)/docker-[0-9a-f]{64}\.scope$`),
+		false: regexp.MustCompile(`^/system\.slice/docker-[0-9a-f]{64}\.scope$`),
 	},
 	"cgroupfs": {
 		true:  regexp.MustCompile(`^/kubepods/burstable/pod[0-9a-f-]{36}/[0-9a-f]{64}$`),
-		false: regexp.MustCompile(`^(/docker|/mcm-docker)/[0-9a-f]{64}$`),
+		false: regexp.MustCompile(`^/docker/[0-9a-f]{64}$`),
 	},
 }
 

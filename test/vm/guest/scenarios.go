@@ -138,13 +138,12 @@ func podLevelLimit(g *guest) error {
 }
 
 // dockerWorkers: a Docker container (Docker sets no memory.oom.group) whose
-// worker is OOM-killed three times while the shell lives on, in Docker's
-// own cgroup parent (system.slice, or /docker).
+// worker is OOM-killed three times while the shell lives on.
 func dockerWorkers(g *guest) error {
 	ctx, cancel := scenarioContext()
 	defer cancel()
 	script := "for i in 1 2 3; do " + alloc64M + "; done; echo survived; exec sleep 1000"
-	_, cg, err := g.dockerRun(ctx, report.DockerWorkers, "workers", "", script, 3)
+	_, cg, err := g.dockerRun(ctx, report.DockerWorkers, "workers", script, 3)
 	if err != nil {
 		return err
 	}
@@ -152,17 +151,13 @@ func dockerWorkers(g *guest) error {
 }
 
 // dockerMain: the main process of a Docker container OOM-killed: exit code
-// 137. The container is in a cgroup parent of its own (a slice, or a
-// directory), so that the parent's counters keep the kernel's count once
-// the container's cgroup is gone.
+// 137. Its cgroup goes with it; the kernel's count stays in the parent's
+// counters, which hold the workers' container's too (still there: its own
+// counters tell them apart).
 func dockerMain(g *guest) error {
 	ctx, cancel := scenarioContext()
 	defer cancel()
-	parent := "/mcm-docker"
-	if g.driver == "systemd" {
-		parent = "mcm-docker.slice"
-	}
-	id, _, err := g.dockerRun(ctx, report.DockerMain, "main", parent, "exec "+alloc64M, 1)
+	id, _, err := g.dockerRun(ctx, report.DockerMain, "main", "exec "+alloc64M, 1)
 	if err != nil {
 		return err
 	}
@@ -178,61 +173,35 @@ func dockerMain(g *guest) error {
 	})
 }
 
-// dockerRun runs a busybox container with a 32 MiB limit and no swap; it
-// returns its id and cgroup. killed is how many processes the OOM killer is
-// to kill in it.
-func (g *guest) dockerRun(ctx context.Context, scenario, name, parent, script string, killed int) (string, string, error) {
+// dockerRun runs a busybox container with a 32 MiB limit and no swap, in
+// Docker's own cgroup parent; it returns its id and cgroup. killed is how
+// many processes the OOM killer is to kill in it.
+func (g *guest) dockerRun(ctx context.Context, scenario, name, script string, killed int) (string, string, error) {
 	res, err := g.rt.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:   name,
 		Config: &container.Config{Image: image, Cmd: []string{"sh", "-c", script}},
 		HostConfig: &container.HostConfig{
 			NetworkMode: "none",
-			Resources:   container.Resources{Memory: 32 << 20, MemorySwap: 32 << 20, CgroupParent: parent},
+			Resources:   container.Resources{Memory: 32 << 20, MemorySwap: 32 << 20},
 		},
 	})
 	if err != nil {
 		return "", "", fmt.Errorf("docker create %s: %w", name, err)
 	}
 	id := res.ID
-	// Where Docker puts it: systemd driver, a scope in the slice (default
-	// system.slice; a slice's name places it in the hierarchy); cgroupfs,
-	// a directory named by the id in the parent (default /docker).
-	var dir, cg string
-	switch {
-	case g.driver == "systemd" && parent == "":
-		dir = "/system.slice"
-	case g.driver == "systemd":
-		dir = sliceDir(parent)
-	case parent == "":
-		dir = "/docker"
-	default:
-		dir = parent
-	}
+	// Where Docker puts it: with the systemd driver a scope in
+	// system.slice, with cgroupfs a directory named by the id in /docker.
+	parent, cg := "/docker", "/docker/"+id
 	if g.driver == "systemd" {
-		cg = dir + "/docker-" + id + ".scope"
-	} else {
-		cg = dir + "/" + id
+		parent, cg = "/system.slice", "/system.slice/docker-"+id+".scope"
 	}
-	c := report.Container{Scenario: scenario, Name: name, ID: "docker://" + id, Cgroup: cg, Killed: killed}
-	if parent != "" {
-		c.Parent = dir
-	}
-	g.rep.Containers = append(g.rep.Containers, c)
+	g.rep.Containers = append(g.rep.Containers, report.Container{
+		Scenario: scenario, Name: name, ID: "docker://" + id, Cgroup: cg, Parent: parent, Killed: killed,
+	})
 	if _, err := g.rt.docker.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return "", "", fmt.Errorf("docker start %s: %w", name, err)
 	}
 	return id, cg, nil
-}
-
-// sliceDir is the cgroup of a systemd slice: "a-b.slice" is in "a.slice".
-func sliceDir(slice string) string {
-	name := strings.TrimSuffix(slice, ".slice")
-	dir := ""
-	parts := strings.Split(name, "-")
-	for i := range parts {
-		dir += "/" + strings.Join(parts[:i+1], "-") + ".slice"
-	}
-	return dir
 }
 
 func (g *guest) addPodContainer(scenario string, p *pod, c podContainer, id string, killed int) {

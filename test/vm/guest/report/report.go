@@ -107,22 +107,26 @@ const (
 	HostKills  = "host_oom_kills_total" // in the series of container_id "" (no container)
 )
 
-// KernelCounts is the kernel's count for c: memory.events of its own cgroup
-// while that exists, else of its parent less its siblings that are still
-// there (v2 counts a kill in every ancestor of the victim's cgroup). It is
-// exact where each parent holds one container that was OOM-killed, as every
-// scenario makes it.
+// KernelCounts is the kernel's count for c — oom, oom_kill and
+// oom_group_kill of memory.events — of its own cgroup while that exists,
+// else of its parent less its siblings that are still there (v2 counts an
+// OOM in every ancestor of the cgroup). It is exact where a parent holds at
+// most one container whose cgroup is gone, as every scenario makes it.
 func (r *Report) KernelCounts(c Container) (Events, error) {
-	if ev, ok := r.Cgroups[c.Cgroup]; ok {
+	fields := []string{"oom", "oom_kill", "oom_group_kill"}
+	ev := Events{}
+	if own, ok := r.Cgroups[c.Cgroup]; ok {
+		for _, f := range fields {
+			ev[f] = own[f]
+		}
 		return ev, nil
 	}
 	parent, ok := r.Cgroups[c.Parent]
 	if !ok {
 		return nil, fmt.Errorf("%s: neither its cgroup %s nor its parent %s was read", c.Name, c.Cgroup, c.Parent)
 	}
-	ev := Events{}
-	for k, v := range parent {
-		ev[k] = v
+	for _, f := range fields {
+		ev[f] = parent[f]
 	}
 	for _, o := range r.Containers {
 		if o.Parent != c.Parent || o.Cgroup == c.Cgroup {
@@ -132,8 +136,11 @@ func (r *Report) KernelCounts(c Container) (Events, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: its cgroup is gone and so is its sibling %s's: the parent's count is not its own", c.Name, o.Name)
 		}
-		for k, v := range sib {
-			ev[k] -= v
+		for _, f := range fields {
+			if sib[f] > ev[f] {
+				return nil, fmt.Errorf("%s: its sibling %s counted %s %d, more than their parent's %d", c.Name, o.Name, f, sib[f], ev[f])
+			}
+			ev[f] -= sib[f]
 		}
 	}
 	return ev, nil
