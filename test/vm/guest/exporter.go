@@ -246,7 +246,8 @@ func (g *guest) settle(e *exporterProc, when string, liveOnly bool) map[string]r
 		wants = append(wants, w)
 	}
 	var last map[string]report.Series
-	err := waitFor(2*time.Minute, func() error {
+	// Settled in 0.4 to 2 s in every passing boot, also under stress-ng.
+	err := waitFor(time.Minute, func() error {
 		s, err := e.scrape()
 		if err != nil {
 			return err

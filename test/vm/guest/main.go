@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +45,6 @@ func main() {
 	driver := flag.String("driver", "", "the cgroup driver of containerd and dockerd: systemd or cgroupfs")
 	exporter := flag.String("exporter", "/opt/mcm/missing-container-metrics", "the exporter's binary")
 	out := flag.String("report", "/dev/ttyS1", "where the JSON report goes (the VM's second serial port)")
-	poweroff := flag.Bool("poweroff", true, "power the VM off at the end")
 	flag.Parse()
 
 	g := &guest{driver: *driver, exporter: *exporter, began: time.Now(), last: time.Now()}
@@ -63,10 +63,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "guest: report: %v\n", err)
 	}
 	fmt.Printf("guest: done in %s, %d errors\n", time.Since(g.began).Round(100*time.Millisecond), len(g.rep.Errors))
-	if *poweroff {
-		unix.Sync()
-		_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-	}
+	unix.Sync()
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 }
 
 func (g *guest) run() error {
@@ -76,7 +74,7 @@ func (g *guest) run() error {
 	g.rep.Init = pid1()
 	g.rep.Versions["kernel"] = uname()
 	if up, err := os.ReadFile("/proc/uptime"); err == nil {
-		g.rep.Versions["uptime at start"] = strings.Fields(string(up))[0] + " s"
+		g.rep.Boot, _ = strconv.ParseFloat(strings.Fields(string(up))[0], 64)
 	}
 	g.step("boot to the guest program")
 

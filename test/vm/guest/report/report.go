@@ -15,6 +15,7 @@ import (
 type Report struct {
 	Driver     string            // cgroup driver: "systemd" or "cgroupfs"
 	Init       string            // what runs as PID 1
+	Boot       float64           // seconds from the kernel's start to the guest program's
 	Versions   map[string]string // kernel, containerd, runc, dockerd
 	Steps      []Step            // what took how long, in order
 	Containers []Container
