@@ -419,8 +419,14 @@ func checkContainer(t *testing.T, r *report.Report, c report.Container) {
 			t.Errorf("the kernel counted oom_kill %d, oom_group_kill %d; the scenario killed %d processes one by one", ev["oom_kill"], ev["oom_group_kill"], c.Killed)
 		}
 	}
-	if c.Killed > 0 && !killedIn(r.KernelLog, c.Cgroup) {
-		t.Errorf("no oom-kill record in the kernel log with task_memcg=%s", c.Cgroup)
+	// Whose limit it was: the pod's in the pod-limit scenario, else the
+	// container's own.
+	domain := c.Cgroup
+	if c.Scenario == report.PodLimit {
+		domain = c.Parent
+	}
+	if c.Killed > 0 && !killedIn(r.KernelLog, domain, c.Cgroup) {
+		t.Errorf("no oom-kill record in the kernel log with oom_memcg=%s,task_memcg=%s", domain, c.Cgroup)
 	}
 
 	// The runtime: a group kill or a killed main process ends the
@@ -476,10 +482,10 @@ func checkExporter(t *testing.T, s report.Series, c report.Container, ev report.
 }
 
 // killedIn reports whether the kernel log has an oom-kill record of a
-// victim in cgroup cg.
-func killedIn(log []string, cg string) bool {
+// victim in cgroup cg, killed for the limit of cgroup domain.
+func killedIn(log []string, domain, cg string) bool {
 	for _, l := range log {
-		if strings.Contains(l, "oom-kill:") && strings.Contains(l, ",task_memcg="+cg+",") {
+		if strings.Contains(l, "oom-kill:") && strings.Contains(l, ",oom_memcg="+domain+",task_memcg="+cg+",") {
 			return true
 		}
 	}

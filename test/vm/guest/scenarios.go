@@ -408,6 +408,13 @@ func oomRecords() []string {
 		rec := string(buf[:n])
 		msg := rec[strings.IndexByte(rec, ';')+1:]
 		msg = strings.SplitN(msg, "\n", 2)[0]
+		// The oom-kill line is printed in pieces; another CPU's message in
+		// between splits it over records.
+		if last := len(out) - 1; last >= 0 && strings.HasPrefix(out[last], "oom-kill:") &&
+			!strings.Contains(out[last], ",uid=") && (strings.HasPrefix(msg, ",") || strings.HasPrefix(msg, "/")) {
+			out[last] += msg
+			continue
+		}
 		for _, s := range []string{"oom-kill:", "Killed process", "are going to be killed", "invoked oom-killer", "out of memory"} {
 			if strings.Contains(msg, s) {
 				out = append(out, msg)
