@@ -106,7 +106,7 @@ mount -t devtmpfs dev /dev
 fail() { echo "init: $*"; poweroff -f; }
 ip link set lo up
 driver=$(sed -n 's/.*mcm.driver=\([a-z]*\).*/\1/p' /proc/cmdline)
-for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko || fail "insmod $m"; done
+while read -r m; do insmod "/lib/modules/$m.ko" || fail "insmod $m"; done < /lib/modules/order
 mount -t virtiofs -o ro hostroot /lower || fail "no virtiofs"
 mount -t tmpfs -o mode=0755 rw /rw
 mkdir -p /rw/upper /rw/work
