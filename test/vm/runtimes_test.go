@@ -195,9 +195,10 @@ func runtimesInitramfs(t *testing.T, env runtimesEnv, dir string) string {
 	return path
 }
 
-// vmTimeout bounds one boot: 1.5 to 2 minutes on this 2-core machine at
-// load 20 from other work, 6 to 8 with stress-ng --cpu 2 besides (the two
-// boots at once). It ends a hung VM with its console before go test's
+// vmTimeout bounds one boot: 1.5 to 3 minutes on this 2-core machine at
+// load 20 to 40 from other work, 4 to 6 with stress-ng --cpu 2 besides (the
+// two boots and TestCgroupV2InVM at once), a minute more where the exporter
+// fails to settle. It ends a hung VM with its console before go test's
 // -timeout (20m in scripts/test.sh) ends everything.
 const vmTimeout = 14 * time.Minute
 
