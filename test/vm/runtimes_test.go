@@ -446,10 +446,58 @@ func checkContainer(t *testing.T, r *report.Report, c report.Container) {
 	for _, e := range exporterNames {
 		for _, when := range []string{"before", "after"} {
 			t.Run(e+"/"+when+" its restart", func(t *testing.T) {
-				checkExporter(t, r.Scrapes[e][when][c.ID], c, ev, e == report.WithKmsg && when == "before", exited, live || when == "before")
+				s := r.Scrapes[e][when][c.ID]
+				checkExporter(t, s, c, ev, e == report.WithKmsg && when == "before", exited, live || when == "before")
+				if when == "before" {
+					checkKillRecords(t, s, c, ev, e == report.WithKmsg, exited)
+				}
 			})
 		}
 	}
+}
+
+// checkKillRecords checks the series of the kill records: with the kernel
+// log, every kill in the scope whose limit was hit (the pod's in the
+// pod-limit scenario, else the container's), that limit, and "oom_killed"
+// for a container whose main process was killed; without it, no scope and
+// no reason for a SIGKILL it cannot tell apart.
+func checkKillRecords(t *testing.T, s report.Series, c report.Container, ev report.Events, kmsg, exited bool) {
+	scope, limit := "container", float64(32<<20)
+	if c.Scenario == report.PodLimit {
+		scope, limit = "pod", float64(24<<20)
+	}
+	if !kmsg {
+		if n := s.Sum(report.ByScope); n != 0 {
+			t.Errorf("%s adds up to %v without the kernel log", report.ByScope, n)
+		}
+		if reason, ok := exitReason(s); ok {
+			t.Errorf("%s{reason=%q} without the kernel log, for an exit by SIGKILL", report.ExitReason, reason)
+		}
+		return
+	}
+	if got, want := s[report.ByScope+"/"+scope], float64(ev["oom_kill"]); got != want || s.Sum(report.ByScope) != want {
+		t.Errorf("%s: %v (%v), want %s=%v", report.ByScope, got, s, scope, want)
+	}
+	if got, ok := s.Get(report.OOMLimit); ev["oom_kill"] > 0 && (!ok || got != limit) {
+		t.Errorf("%s = %v (present %v), want %v", report.OOMLimit, got, ok, limit)
+	}
+	reason, ok := exitReason(s)
+	switch {
+	case exited && (!ok || reason != "oom_killed"):
+		t.Errorf("%s: %q (present %v), want oom_killed: the OOM killer killed its main process", report.ExitReason, reason, ok)
+	case !exited && ok:
+		t.Errorf("%s{reason=%q} of a running container that never exited", report.ExitReason, reason)
+	}
+}
+
+// exitReason is the reason container_last_exit_reason gives, if any.
+func exitReason(s report.Series) (string, bool) {
+	for k, v := range s {
+		if r, ok := strings.CutPrefix(k, report.ExitReason+"/"); ok && v == 1 {
+			return r, true
+		}
+	}
+	return "", false
 }
 
 // checkExporter checks what an exporter showed for container c: the
@@ -477,7 +525,7 @@ func checkExporter(t *testing.T, s report.Series, c report.Container, ev report.
 	}
 	check(report.OOMs, float64(ev["oom_kill"]), true)
 	check(report.GroupKills, float64(ev["oom_group_kill"]), true)
-	if n := s.ByProcessSum(); named && n != float64(ev["oom_kill"]) {
+	if n := s.Sum(report.ByProcess); named && n != float64(ev["oom_kill"]) {
 		t.Errorf("%s adds up to %v over the processes (%v), the kernel counted %d kills", report.ByProcess, n, s, ev["oom_kill"])
 	}
 }

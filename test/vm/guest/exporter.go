@@ -152,20 +152,22 @@ func (e *exporterProc) scrape() (map[string]report.Series, error) {
 		return nil, err
 	}
 	out := map[string]report.Series{}
-	for _, name := range []string{report.OOMs, report.GroupKills, report.Restarts, report.ExitCode, report.ByProcess, report.HostKills} {
+	for _, name := range []string{report.OOMs, report.GroupKills, report.Restarts, report.ExitCode, report.ByProcess,
+		report.HostKills, report.ByScope, report.ExitReason, report.OOMLimit} {
+		extra, hasExtra := report.Labelled(name)
 		for _, m := range fams[name].GetMetric() {
-			var id, process string
+			var id, value string
 			for _, l := range m.GetLabel() {
 				switch l.GetName() {
 				case "container_id":
 					id = l.GetValue()
-				case "process":
-					process = l.GetValue()
+				case extra:
+					value = l.GetValue()
 				}
 			}
 			key := name
-			if name == report.ByProcess || name == report.HostKills {
-				key += "/" + process
+			if hasExtra {
+				key += "/" + value
 			}
 			if out[id] == nil {
 				out[id] = report.Series{}

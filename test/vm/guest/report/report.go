@@ -106,7 +106,23 @@ const (
 	ExitCode   = "container_last_exit_code"
 	ByProcess  = "container_oom_kills_by_process_total"
 	HostKills  = "host_oom_kills_total" // in the series of container_id "" (no container)
+
+	// The kill records' series (the kernel log's report of each kill).
+	ByScope    = "container_oom_kills_by_scope_total" // per scope: container, pod, ancestor, node
+	ExitReason = "container_last_exit_reason"         // 1 per reason: oom_killed, signal, exited
+	OOMLimit   = "container_last_oom_memory_limit_bytes"
 )
+
+// labelled are the metrics with a label besides the container's, and that
+// label: their series are keyed "METRIC/VALUE".
+var labelled = map[string]string{ByProcess: "process", HostKills: "process", ByScope: "scope", ExitReason: "reason"}
+
+// Labelled says whether metric has a label besides the container's, and
+// which.
+func Labelled(metric string) (string, bool) {
+	l, ok := labelled[metric]
+	return l, ok
+}
 
 // KernelCounts is the kernel's count for c — oom, oom_kill and
 // oom_group_kill of memory.events — of its own cgroup while that exists,
@@ -153,11 +169,11 @@ func (s Series) Get(metric string) (float64, bool) {
 	return v, ok
 }
 
-// ByProcessSum adds up container_oom_kills_by_process_total over every process.
-func (s Series) ByProcessSum() float64 {
+// Sum adds up a labelled metric over every value of its label.
+func (s Series) Sum(metric string) float64 {
 	var n float64
 	for k, v := range s {
-		if strings.HasPrefix(k, ByProcess+"/") {
+		if strings.HasPrefix(k, metric+"/") {
 			n += v
 		}
 	}
@@ -175,7 +191,10 @@ func (s Series) String() string {
 		if i > 0 {
 			b.WriteString(" ")
 		}
-		name := strings.Replace(strings.TrimPrefix(k, "container_"), ByProcess[len("container_"):]+"/", "process=", 1)
+		name := strings.TrimPrefix(k, "container_")
+		if metric, value, ok := strings.Cut(k, "/"); ok {
+			name = strings.TrimPrefix(metric, "container_") + "{" + labelled[metric] + "=" + value + "}"
+		}
 		fmt.Fprintf(&b, "%s=%v", name, s[k])
 	}
 	return b.String()
