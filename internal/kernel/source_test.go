@@ -230,7 +230,14 @@ func (h *fakeHierarchy) rmdir(rel string) {
 // waitFor polls f until it returns nil or the deadline passes.
 func waitFor(t *testing.T, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitWithin(t, 10*time.Second, f)
+}
+
+// waitWithin is waitFor with a deadline of its own, for work that takes
+// long where the machine is slow (the cgroup v2 VM is software-emulated).
+func waitWithin(t *testing.T, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		err := f()
 		if err == nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // realHierarchy returns this host's memory cgroup hierarchy and the test
@@ -70,16 +71,26 @@ func kernelWatches(t *testing.T, fd uintptr) map[uint64]bool {
 // (IN_IGNORED comes on tmpfs, not there): the reader must let go of the
 // watches of every cgroup removed, or a node that churns containers runs
 // out of fs.inotify.max_user_watches, which it shares with the kubelet and
-// systemd. 1,000 cgroups made and removed on the real cgroupfs leave no
-// kernel watch of theirs and no path in the reader's map.
+// systemd. 1,000 containers' cgroups made and removed on the real cgroupfs
+// leave no kernel watch of theirs (on cgroup v2 also those of their
+// memory.events) and no path in the reader's map. It runs on this host's
+// cgroup v1, and in the cgroup v2 VM (test/vm, TestCgroupV2InVM).
 func TestWatchesOfRemovedCgroupsAreFreed(t *testing.T) {
 	h, self := realHierarchy(t)
-	parent := filepath.Join(h.Root, self, fmt.Sprintf("mcm-watch-test-%d", os.Getpid()))
+	parentPath := filepath.Join(self, fmt.Sprintf("mcm-watch-test-%d", os.Getpid()))
+	parent := filepath.Join(h.Root, parentPath)
 	if err := os.Mkdir(parent, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.Remove(parent) })
-	src, st := testSource(t, Config{SysFS: "/sys", ProcFS: "/proc"})
+	if h.V2 {
+		// Children of the test's cgroup get the memory controller, so that
+		// theirs have memory.events.
+		enable(t, filepath.Join(h.Root, self), parent)
+	}
+	// The cgroups are named as containers are, in a parent the reader
+	// trusts as it does Docker's --cgroup-parent.
+	src, st := testSource(t, Config{SysFS: "/sys", ProcFS: "/proc", CgroupParents: []string{parentPath}})
 	runCgroups(t, src)
 	w := src.cg.watcher()
 	if w == nil {
@@ -95,17 +106,27 @@ func TestWatchesOfRemovedCgroupsAreFreed(t *testing.T) {
 	}
 
 	const n = 1000
+	name := func(i int) string { return filepath.Join(parent, fmt.Sprintf("%064x", i)) }
 	inos := map[uint64]bool{}
-	for i := range n {
-		dir := filepath.Join(parent, fmt.Sprintf("c%d", i))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	ino := func(path string) {
 		var st syscall.Stat_t
-		if err := syscall.Stat(dir, &st); err != nil {
+		if err := syscall.Stat(path, &st); err != nil {
 			t.Fatal(err)
 		}
 		inos[st.Ino] = true
+	}
+	for i := range n {
+		if err := os.Mkdir(name(i), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ino(name(i))
+		if h.V2 {
+			ino(filepath.Join(name(i), "memory.events"))
+		}
+	}
+	want := n // a watch of each cgroup's directory
+	if h.V2 {
+		want = 2 * n // and one of its memory.events
 	}
 	ours := func() (held int) {
 		for ino := range kernelWatches(t, w.fd()) {
@@ -115,19 +136,19 @@ func TestWatchesOfRemovedCgroupsAreFreed(t *testing.T) {
 		}
 		return held
 	}
-	waitFor(t, func() error {
-		if held := ours(); held != n {
-			return fmt.Errorf("%d of the %d new cgroups watched", held, n)
+	waitWithin(t, 2*time.Minute, func() error {
+		if held := ours(); held != want {
+			return fmt.Errorf("%d of the %d watches of the %d new cgroups held", held, want, n)
 		}
 		return nil
 	})
-	t.Logf("with %d cgroups made: %d kernel watches, %d under the test's parent in the reader's map", n, len(kernelWatches(t, w.fd())), under())
+	t.Logf("with %d cgroups made (cgroup v2: %v): %d kernel watches, %d under the test's parent in the reader's map", n, h.V2, len(kernelWatches(t, w.fd())), under())
 	for i := range n {
-		if err := os.Remove(filepath.Join(parent, fmt.Sprintf("c%d", i))); err != nil {
+		if err := os.Remove(name(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() error {
+	waitWithin(t, 2*time.Minute, func() error {
 		if held, paths := ours(), under(); held != 0 || paths != 0 {
 			return fmt.Errorf("after removing the %d cgroups the kernel still holds %d watches of theirs, and the reader %d paths", n, held, paths)
 		}
@@ -143,4 +164,15 @@ func TestWatchesOfRemovedCgroupsAreFreed(t *testing.T) {
 		return nil
 	})
 	t.Logf("after removing them: %d kernel watches", len(kernelWatches(t, w.fd())))
+}
+
+// enable turns the memory controller on for the children of each cgroup
+// v2 directory given, outermost first.
+func enable(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if err := os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte("+memory"), 0o644); err != nil {
+			t.Fatalf("memory controller for the children of %s: %v", d, err)
+		}
+	}
 }

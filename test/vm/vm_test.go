@@ -134,6 +134,13 @@ start_exporter
 {{range .Waits}}{{if not (contains . "host_oom")}}wait_for '{{.}}'
 {{end}}{{end}}
 dump RESTARTED
+
+# The reader lets go of the watches of removed cgroups (internal/kernel's
+# test, run on this cgroup v2 hierarchy: a directory and a memory.events
+# watch a container).
+echo "=== WATCHES"
+CI=true /bin/kernel.test -test.run '^TestWatchesOfRemovedCgroupsAreFreed$' -test.v -test.timeout 5m 2>&1 | grep -v 'level='
+echo "=== END WATCHES"
 echo "=== LOG"
 cat /tmp/exporter.log
 echo "=== END LOG"
@@ -263,6 +270,11 @@ func TestCgroupV2InVM(t *testing.T) {
 			t.Errorf("no kernel counters of %s", want.cgroup)
 		}
 	}
+	watches := section(console, "WATCHES")
+	t.Logf("internal/kernel's TestWatchesOfRemovedCgroupsAreFreed on cgroup v2:\n%s", watches)
+	if !strings.Contains(watches, "--- PASS: TestWatchesOfRemovedCgroupsAreFreed") {
+		t.Error("the watches of removed cgroups are not freed on cgroup v2")
+	}
 	if t.Failed() {
 		t.Logf("console:\n%s", console)
 	}
@@ -280,10 +292,18 @@ func prerequisites(t *testing.T) (kernel, qemu string) {
 	return kernel, qemu
 }
 
-// buildInitramfs writes initrd.gz: busybox, the exporter (static) and /init.
+// buildInitramfs writes initrd.gz: busybox, the exporter and
+// internal/kernel's tests (static), and /init.
 func buildInitramfs(t *testing.T, dir string) string {
 	t.Helper()
 	exporter := buildStatic(t, dir, "cmd/missing-container-metrics")
+	kernelTest := filepath.Join(dir, "kernel.test")
+	build := exec.Command("go", "test", "-c", "-o", kernelTest, "./internal/kernel")
+	build.Dir = "../.."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go test -c ./internal/kernel: %v\n%s", err, b)
+	}
 	var script bytes.Buffer
 	tmpl := template.Must(template.New("init").Funcs(template.FuncMap{"contains": strings.Contains}).Parse(initScript))
 	if err := tmpl.Execute(&script, map[string]any{
@@ -298,6 +318,7 @@ func buildInitramfs(t *testing.T, dir string) string {
 	cpio.file("init", 0o755, script.Bytes())
 	cpio.copyFile(t, "bin/busybox", "/bin/busybox")
 	cpio.copyFile(t, "bin/missing-container-metrics", exporter)
+	cpio.copyFile(t, "bin/kernel.test", kernelTest)
 	path := filepath.Join(dir, "initrd.gz")
 	f, err := os.Create(path)
 	if err != nil {
