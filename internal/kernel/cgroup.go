@@ -208,7 +208,11 @@ func ParseProcCgroup(b []byte) (string, error) {
 			continue
 		}
 		if id == "0" && ctrls == "" {
-			v2 = path
+			// The kernel marks a removed cgroup v2 " (deleted)": a process
+			// that exits after its cgroup was removed, as systemd removes a
+			// container's scope at once when the last of a group kill's
+			// members is gone, still names it.
+			v2 = strings.TrimSuffix(path, " (deleted)")
 			continue
 		}
 		for _, c := range strings.Split(ctrls, ",") {

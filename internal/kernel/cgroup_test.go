@@ -110,6 +110,11 @@ func TestParseProcCgroup(t *testing.T) {
 	if p, err := ParseProcCgroup([]byte(v2)); err != nil || p != "/system.slice/docker-"+id1+".scope" {
 		t.Errorf("v2: %q %v", p, err)
 	}
+	// A process that outlives its cgroup (systemd removed the scope).
+	deleted := "0::/kubepods.slice/cri-containerd-" + id1 + ".scope (deleted)\n"
+	if p, err := ParseProcCgroup([]byte(deleted)); err != nil || p != "/kubepods.slice/cri-containerd-"+id1+".scope" {
+		t.Errorf("v2, removed: %q %v", p, err)
+	}
 	hybrid := "5:cpu,cpuacct,memory:/a\n0::/b\n"
 	if p, _ := ParseProcCgroup([]byte(hybrid)); p != "/a" {
 		t.Errorf("hybrid: %q", p)

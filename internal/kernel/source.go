@@ -94,16 +94,32 @@ func (s *Source) Run(ctx context.Context) {
 			}
 		}
 	}()
+	// The kernel log is read once the cgroup reader's first session has
+	// walked the hierarchy (or failed): a victim in the log's buffer from
+	// before the exporter started counts only in a cgroup the reader
+	// knows, so read before the walk it would lose its name.
+	walked := make(chan struct{})
+	var once sync.Once
+	walkDone := func() { once.Do(func() { close(walked) }) }
 	if s.cfg.Kmsg != "" {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			select {
+			case <-walked:
+			case <-ctx.Done():
+				return
+			}
 			source.Run(ctx, store.KmsgSource, s.store, s.log, source.DefaultBackoff, s.kmsgSession)
 		}()
 	} else {
 		s.log.Info("not reading the kernel log (--path.kmsg is empty): OOM kills are counted, their victims not named")
 	}
-	source.Run(ctx, store.CgroupSource, s.store, s.cg.log, source.DefaultBackoff, s.cg.session)
+	source.Run(ctx, store.CgroupSource, s.store, s.cg.log, source.DefaultBackoff, func(ctx context.Context, up func()) error {
+		defer walkDone()
+		return s.cg.session(ctx, func() { up(); walkDone() })
+	})
+	walkDone()
 	wg.Wait()
 }
 

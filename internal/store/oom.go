@@ -145,6 +145,12 @@ type instance struct {
 	kills     uint64
 	groupKill uint64
 	victims   uint64
+	// groupReports are the kernel log's reports of a memory.oom.group kill
+	// of this cgroup (by the sequence number of the record that began
+	// each): the group kills the log told of, should the counter be gone
+	// before it was read (systemd removes a scope as soon as a group kill
+	// has emptied it).
+	groupReports []uint64
 	// floor is what the runtime had reported for the container before the
 	// kernel's counter was read: a count never goes down.
 	floor uint64
@@ -187,9 +193,23 @@ func (c *oomCount) total() uint64 {
 func (c *oomCount) groupKills() uint64 {
 	n := c.settledGroup
 	for _, in := range c.instances {
-		n += in.groupKill
+		n += in.groupKills()
 	}
 	return n
+}
+
+// groupKills is the instance's count of group kills: its counter's, or the
+// kernel log's where the counter was read before them or not at all.
+func (in *instance) groupKills() uint64 {
+	return max(in.groupKill, uint64(len(in.groupReports)))
+}
+
+// groupReport takes the kernel log's report (by its first record's number)
+// of a group kill of the instance's cgroup; each report counts once.
+func (in *instance) groupReport(seq uint64) {
+	if seq != 0 && !slices.Contains(in.groupReports, seq) {
+		in.groupReports = append(in.groupReports, seq)
+	}
 }
 
 // live reports whether some cgroup instance of the container exists now.
@@ -272,12 +292,18 @@ func (c *oomCount) during(t time.Time) *instance {
 
 // victim takes a victim the kernel log named. It reports whether the victim
 // counts: a record from before the exporter started counts only inside a
-// cgroup instance, whose counter confirms it.
-func (c *oomCount) victim(id uint64, t time.Time, live bool) bool {
+// cgroup instance, whose counter confirms it. groupReport is the number of
+// the report's first record if the kill was a group kill of the
+// container's own cgroup (whose counter counts it), else 0.
+func (c *oomCount) victim(id uint64, t time.Time, live bool, groupReport uint64) bool {
+	if groupReport != 0 {
+		c.hasGroup = true
+	}
 	if id != 0 {
 		for _, in := range c.instances {
 			if in.id == id {
 				in.victims++
+				in.groupReport(groupReport)
 				return true
 			}
 		}
@@ -288,6 +314,7 @@ func (c *oomCount) victim(id uint64, t time.Time, live bool) bool {
 		in := c.instances[i]
 		if (i == 0 && in.born.IsZero()) || !t.Before(in.born) {
 			in.victims++
+			in.groupReport(groupReport)
 			return true
 		}
 	}
@@ -339,7 +366,7 @@ func (c *oomCount) counters(ev KernelOOMCount) {
 	if len(c.instances) > maxInstances {
 		old := c.instances[0]
 		c.settled += old.count()
-		c.settledGroup += old.groupKill
+		c.settledGroup += old.groupKills()
 		c.instances = c.instances[1:]
 	}
 }
@@ -388,7 +415,14 @@ func (s *Store) applyKernel(e *entry, ev Event) (counted, history bool) {
 		if !s.newRecord(ev.Seq) {
 			return false, history
 		}
-		if e.ooms.victim(ev.Instance, ev.At, ev.Live) {
+		var groupReport uint64
+		if d := ev.Details; d.Group != "" && d.Group == ev.Cgroup.Path {
+			// The kernel counts a group kill in the group's cgroup (and
+			// those above it), so in the container's counter only where
+			// the group is the container's own cgroup.
+			groupReport = d.ReportSeq
+		}
+		if e.ooms.victim(ev.Instance, ev.At, ev.Live, groupReport) {
 			e.byProcess = countProcess(e.byProcess, ev.Process, 1, MaxProcessNames)
 			e.lastKill = latest(e.lastKill, ev.At)
 			counted = true

@@ -481,3 +481,42 @@ func TestHistoryVictimOfAGoneCgroupCountsInTheLastRun(t *testing.T) {
 		})
 	}
 }
+
+// With the systemd driver on cgroup v2, systemd removes a container's scope
+// as soon as a group kill has emptied it, often before the reader reads its
+// counter: the kernel log's report of the group kill counts it, once per
+// report, and never on top of the counter's count of the same kill.
+func TestGroupKillsFromTheKernelLog(t *testing.T) {
+	groupVictim := func(ino uint64, process string, ms int, seq, report uint64, group string) OOMVictim {
+		v := victim(ino, process, ms, seq)
+		v.Details.Group, v.Details.ReportSeq = group, report
+		return v
+	}
+	own := cgroupOf(dockerMeta()).Path
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(100), Running: true}})
+	s.Apply(born(7, 90, 0, 95))
+	// One group kill of 3 processes, one report: the cgroup gone unread.
+	s.Apply(groupVictim(7, "dd", 1000, 10, 10, own))
+	s.Apply(groupVictim(7, "sleep", 1000, 11, 10, own))
+	s.Apply(groupVictim(7, "sh", 1000, 12, 10, own))
+	s.Apply(CgroupGone{Cgroup: cgroupOf(dockerMeta()), Instance: 7, At: at(1001)})
+	c := get(t, s, key)
+	if !c.HasGroupKills || c.GroupKills != 1 || c.OOMs != 3 {
+		t.Fatalf("got group kills %d (known %v), OOMs %d; want 1, 3", c.GroupKills, c.HasGroupKills, c.OOMs)
+	}
+	// The counter of the same kill, read late, adds nothing.
+	late := born(7, 90, 3, 1002)
+	late.GroupKills, late.HasGroup = 1, true
+	s.Apply(late)
+	if c := get(t, s, key); c.GroupKills != 1 || c.OOMs != 3 {
+		t.Fatalf("the counter of the same kill counted again: group kills %d, OOMs %d", c.GroupKills, c.OOMs)
+	}
+	// A group kill of a cgroup above the container (the pod's) is not the
+	// container's group kill: the kernel counts it above.
+	s.Apply(born(8, 2000, 0, 2001))
+	s.Apply(groupVictim(8, "dd", 3000, 20, 20, "/kubepods/pod1"))
+	if c := get(t, s, key); c.GroupKills != 1 || c.OOMs != 4 {
+		t.Fatalf("a pod's group kill counted as the container's: group kills %d, OOMs %d", c.GroupKills, c.OOMs)
+	}
+}

@@ -452,7 +452,12 @@ func checkContainer(t *testing.T, r *report.Report, c report.Container) {
 		for _, when := range []string{"before", "after"} {
 			t.Run(e+"/"+when+" its restart", func(t *testing.T) {
 				s := r.Scrapes[e][when][c.ID]
-				checkExporter(t, s, c, ev, e == report.WithKmsg && when == "before", exited, live || when == "before")
+				// With the systemd driver, systemd removes the cgroup of an
+				// exited container at once: without the kernel log the
+				// exporter may not have read its counter (docs/design.md,
+				// known limits).
+				racy := r.Driver == "systemd" && e == report.WithoutKmsg
+				checkExporter(t, s, c, ev, e == report.WithKmsg && when == "before", exited, live || (when == "before" && !racy))
 				if when == "before" {
 					checkKillRecords(t, s, c, ev, e == report.WithKmsg, exited)
 				}
@@ -495,7 +500,7 @@ func checkKillRecords(t *testing.T, s report.Series, c report.Container, ev repo
 	}
 }
 
-// exitReason is the reason container_last_exit_reason gives, if any.
+// exitReason is the reason label of container_last_exit_code, if any.
 func exitReason(s report.Series) (string, bool) {
 	for k, v := range s {
 		if r, ok := strings.CutPrefix(k, report.ExitReason+"/"); ok && v == 1 {
@@ -524,8 +529,14 @@ func checkExporter(t *testing.T, s report.Series, c report.Container, ev report.
 	check(report.Restarts, float64(c.Attempt), true)
 	check(report.ExitCode, 137, exited)
 	if !counted {
-		// Its cgroup is gone: what is left is the runtime's memory of an
-		// OOM kill (docs/design.md), logged above.
+		// Its cgroup is gone: what is left is what the exporter read
+		// before, and the runtime's memory of an OOM kill
+		// (docs/design.md), logged above. Never more than the kernel's.
+		for metric, kernel := range map[string]uint64{report.OOMs: ev["oom_kill"], report.GroupKills: ev["oom_group_kill"]} {
+			if got, _ := s.Get(metric); got > float64(kernel) {
+				t.Errorf("%s = %v, above the kernel's %d", metric, got, kernel)
+			}
+		}
 		return
 	}
 	check(report.OOMs, float64(ev["oom_kill"]), true)

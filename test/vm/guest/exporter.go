@@ -153,16 +153,20 @@ func (e *exporterProc) scrape() (map[string]report.Series, error) {
 	}
 	out := map[string]report.Series{}
 	for _, name := range []string{report.OOMs, report.GroupKills, report.Restarts, report.ExitCode, report.ByProcess,
-		report.HostKills, report.ByScope, report.ExitReason, report.OOMLimit} {
+		report.HostKills, report.ByScope, report.OOMLimit} {
 		extra, hasExtra := report.Labelled(name)
 		for _, m := range fams[name].GetMetric() {
-			var id, value string
+			var id, value, reason string
 			for _, l := range m.GetLabel() {
 				switch l.GetName() {
 				case "container_id":
 					id = l.GetValue()
 				case extra:
 					value = l.GetValue()
+				case "reason":
+					if name == report.ExitCode {
+						reason = l.GetValue()
+					}
 				}
 			}
 			key := name
@@ -177,6 +181,9 @@ func (e *exporterProc) scrape() (map[string]report.Series, error) {
 				v = m.GetGauge().GetValue()
 			}
 			out[id][key] = v
+			if reason != "" {
+				out[id][report.ExitReason+"/"+reason] = 1
+			}
 		}
 	}
 	return out, nil
@@ -233,7 +240,15 @@ func (g *guest) settle(e *exporterProc, when string, liveOnly bool) map[string]r
 	var wants []want
 	for _, c := range g.rep.Containers {
 		w := want{id: c.ID, restarts: float64(c.Attempt)}
-		if _, live := g.rep.Cgroups[c.Cgroup]; live || !liveOnly {
+		_, live := g.rep.Cgroups[c.Cgroup]
+		if !live && g.rep.Driver == "systemd" && e.cfg.name == report.WithoutKmsg {
+			// systemd removed the cgroup as soon as the kill emptied it,
+			// maybe before the exporter read its counter: without the
+			// kernel log its count may fall short (docs/design.md, known
+			// limits). The host's test checks it is never above the kernel's.
+			liveOnly = true
+		}
+		if live || !liveOnly {
 			ev, err := g.rep.KernelCounts(c)
 			if err != nil {
 				g.fail("%s: %v", when, err)

@@ -108,8 +108,10 @@ const (
 	HostKills  = "host_oom_kills_total" // in the series of container_id "" (no container)
 
 	// The kill records' series (the kernel log's report of each kill).
-	ByScope    = "container_oom_kills_by_scope_total" // per scope: container, pod, ancestor, node
-	ExitReason = "container_last_exit_reason"         // 1 per reason: oom_killed, signal, exited
+	ByScope = "container_oom_kills_by_scope_total" // per scope: container, pod, ancestor, node
+	// ExitReason keys the reason label of container_last_exit_code
+	// (oom_killed, signal, exited): "container_last_exit_reason/REASON" is 1.
+	ExitReason = "container_last_exit_reason"
 	OOMLimit   = "container_last_oom_memory_limit_bytes"
 )
 
