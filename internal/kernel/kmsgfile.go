@@ -16,8 +16,10 @@ type recordReader interface {
 	// read everything and the record arrived while it waited: it was just
 	// written. It returns an error wrapping unix.EPIPE when records were
 	// overwritten before they could be read (the next call goes on with the
-	// oldest record left), errStopped once stop was called.
-	next(buf []byte) (n int, waited bool, err error)
+	// oldest record left), errStopped once stop was called. Each time it
+	// has read every record there is and is about to wait, it calls
+	// caughtUp.
+	next(buf []byte, caughtUp func()) (n int, waited bool, err error)
 	stop()
 	close() error
 }
@@ -48,7 +50,7 @@ func openKmsg(path string) (*kmsgFile, error) {
 	return &kmsgFile{fd: fd, wakeR: p[0], wakeW: p[1]}, nil
 }
 
-func (k *kmsgFile) next(buf []byte) (int, bool, error) {
+func (k *kmsgFile) next(buf []byte, caughtUp func()) (int, bool, error) {
 	waited := false
 	for {
 		n, err := unix.Read(k.fd, buf)
@@ -60,6 +62,7 @@ func (k *kmsgFile) next(buf []byte) (int, bool, error) {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EAGAIN):
+			caughtUp()
 			if err := k.wait(); err != nil {
 				return 0, false, err
 			}

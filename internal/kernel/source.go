@@ -138,15 +138,25 @@ func (s *Source) kmsgSession(ctx context.Context, up func()) error {
 func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 	stop := context.AfterFunc(ctx, r.stop)
 	defer stop()
-	up()
 	var (
 		buf      = make([]byte, 16<<10) // a record is at most 8 KiB
 		oom      oomLog
 		clk      = newClock()
 		caughtUp bool // everything the kernel had when the session began was read
 	)
+	// Up once it has read what the kernel log held when it began: a scrape
+	// waits for every source to be up, so a kill after the first scrape
+	// is read as one that happened while the exporter ran, never as
+	// history (which counts only where a cgroup confirms it).
+	var once sync.Once
+	caughtUpNow := func() {
+		once.Do(func() {
+			caughtUp, s.everLive = true, true
+			up()
+		})
+	}
 	for {
-		n, waited, err := r.next(buf)
+		n, waited, err := r.next(buf, caughtUpNow)
 		switch {
 		case errors.Is(err, unix.EPIPE):
 			// The kernel overwrote records before they were read. The next

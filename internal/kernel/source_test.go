@@ -32,7 +32,10 @@ type fakeRecord struct {
 	err    error
 }
 
-func (f *fakeLog) next(buf []byte) (int, bool, error) {
+func (f *fakeLog) next(buf []byte, caughtUp func()) (int, bool, error) {
+	if len(f.items) == 0 || f.items[0].waited {
+		caughtUp()
+	}
 	if len(f.items) == 0 {
 		close(f.drained)
 		<-f.stopped
@@ -139,7 +142,9 @@ func TestKmsgDevice(t *testing.T) {
 	}
 	defer f.close()
 	buf := make([]byte, 16<<10)
-	n, _, err := f.next(buf)
+	caughtUp := false
+	onCaughtUp := func() { caughtUp = true }
+	n, _, err := f.next(buf, onCaughtUp)
 	if err != nil && !strings.Contains(err.Error(), "broken pipe") {
 		t.Fatal(err)
 	}
@@ -150,9 +155,12 @@ func TestKmsgDevice(t *testing.T) {
 	}
 	time.AfterFunc(200*time.Millisecond, f.stop)
 	for {
-		if _, _, err := f.next(buf); err == errStopped {
-			return
+		if _, _, err := f.next(buf, onCaughtUp); err == errStopped {
+			break
 		}
+	}
+	if !caughtUp {
+		t.Error("the whole kernel log was read, and the reader never said it had caught up")
 	}
 }
 
