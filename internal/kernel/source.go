@@ -50,6 +50,13 @@ type Source struct {
 	// everLive is set once the log reader has read everything the kernel
 	// had when it started: later records happened while the exporter ran.
 	everLive bool
+
+	// walked is closed once the cgroup reader's first session has walked
+	// the hierarchy (or failed): the victims in the kernel log's buffer
+	// from before the exporter started count only in a cgroup the reader
+	// knows, so they wait for it.
+	walked     chan struct{}
+	walkedOnce sync.Once
 }
 
 // New returns a kernel source that sends what it reads to st. It reads
@@ -61,6 +68,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) *Source {
 		log:     log.With("kernel", store.KmsgSource),
 		reports: make(chan string, 1024),
 		readAll: make(chan struct{}, 1),
+		walked:  make(chan struct{}),
 	}
 	s.cg = newCgroups(s, log.With("kernel", store.CgroupSource))
 	st.AddSource(store.CgroupSource)
@@ -94,34 +102,36 @@ func (s *Source) Run(ctx context.Context) {
 			}
 		}
 	}()
-	// The kernel log is read once the cgroup reader's first session has
-	// walked the hierarchy (or failed): a victim in the log's buffer from
-	// before the exporter started counts only in a cgroup the reader
-	// knows, so read before the walk it would lose its name.
-	walked := make(chan struct{})
-	var once sync.Once
-	walkDone := func() { once.Do(func() { close(walked) }) }
 	if s.cfg.Kmsg != "" {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case <-walked:
-			case <-ctx.Done():
-				return
-			}
 			source.Run(ctx, store.KmsgSource, s.store, s.log, source.DefaultBackoff, s.kmsgSession)
 		}()
 	} else {
 		s.log.Info("not reading the kernel log (--path.kmsg is empty): OOM kills are counted, their victims not named")
 	}
 	source.Run(ctx, store.CgroupSource, s.store, s.cg.log, source.DefaultBackoff, func(ctx context.Context, up func()) error {
-		defer walkDone()
-		return s.cg.session(ctx, func() { up(); walkDone() })
+		defer s.walkDone()
+		return s.cg.session(ctx, func() { up(); s.walkDone() })
 	})
-	walkDone()
+	s.walkDone()
 	wg.Wait()
 }
+
+// walkedYet reports whether walked is closed.
+func (s *Source) walkedYet() bool {
+	select {
+	case <-s.walked:
+		return true
+	default:
+		return false
+	}
+}
+
+// walkDone says that the cgroup reader's first session has walked the
+// hierarchy, or failed.
+func (s *Source) walkDone() { s.walkedOnce.Do(func() { close(s.walked) }) }
 
 // kmsgSession follows the kernel log until it fails or ctx ends.
 func (s *Source) kmsgSession(ctx context.Context, up func()) error {
@@ -144,13 +154,32 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 		clk      = newClock()
 		caughtUp bool // everything the kernel had when the session began was read
 	)
-	// Up once it has read what the kernel log held when it began: a scrape
-	// waits for every source to be up, so a kill after the first scrape
-	// is read as one that happened while the exporter ran, never as
-	// history (which counts only where a cgroup confirms it).
-	var once sync.Once
+	// The victims of the buffer wait for the cgroup walk (see walked),
+	// in the log's order. Up once it has read and applied what the kernel
+	// log held when it began: a scrape waits for every source to be up,
+	// so a kill after the first scrape is read as one that happened while
+	// the exporter ran, never as history (which counts only where a
+	// cgroup confirms it).
+	type backlogVictim struct {
+		v    Victim
+		at   time.Time
+		live bool
+	}
+	var (
+		backlog []backlogVictim
+		once    sync.Once
+	)
 	caughtUpNow := func() {
 		once.Do(func() {
+			select {
+			case <-s.walked:
+			case <-ctx.Done():
+				return
+			}
+			for _, b := range backlog {
+				s.victim(b.v, b.at, b.live, false)
+			}
+			backlog = nil
 			caughtUp, s.everLive = true, true
 			up()
 		})
@@ -188,7 +217,11 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 		if lost > 0 {
 			s.log.Warn("kernel log records lost", "records", lost, "before_seq", rec.Seq)
 		}
-		if v != nil {
+		switch {
+		case v == nil:
+		case !caughtUp && !s.walkedYet():
+			backlog = append(backlog, backlogVictim{*v, clk.wall(v.Time), s.everLive})
+		default:
 			s.victim(*v, clk.wall(v.Time), s.everLive, caughtUp)
 		}
 	}

@@ -100,6 +100,7 @@ func TestFollowSurvivesOverwritesAndBadRecords(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	up := make(chan struct{})
+	src.walkDone() // no cgroup walk here: the buffer's victims go on at once
 	go func() { done <- src.follow(ctx, f, func() { close(up) }) }()
 	<-up
 	select {
@@ -445,4 +446,48 @@ func TestWithoutKernelLog(t *testing.T) {
 			t.Errorf("the kernel log is a source: %+v", s)
 		}
 	}
+}
+
+// The victims in the kernel log's buffer from before the exporter started
+// count only in a cgroup the reader knows: they wait for its first walk
+// (a restarted exporter read them first under load and lost their names),
+// and the log is up only once they are applied.
+func TestBufferedVictimsWaitForTheCgroupWalk(t *testing.T) {
+	src, st := testSource(t, Config{SysFS: t.TempDir(), ProcFS: t.TempDir()})
+	docker := "/docker/" + id1
+	f := &fakeLog{stopped: make(chan struct{}), drained: make(chan struct{}), items: []fakeRecord{
+		{text: oomKill(1, docker, 10)},
+		{text: killed(2, 10, "worker")}, // history
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	up := make(chan struct{})
+	go func() { done <- src.follow(ctx, f, func() { close(up) }) }()
+	waitFor(t, func() error {
+		if len(f.items) > 0 {
+			return fmt.Errorf("%d records not read", len(f.items))
+		}
+		return nil
+	})
+	select {
+	case <-up:
+		t.Fatal("the kernel log is up before its buffer's victims were applied")
+	default:
+	}
+	// The walk finds the container's cgroup, whose counter holds the kill.
+	st.Apply(store.KernelOOMCount{Cgroup: store.Cgroup{Meta: store.Meta{Runtime: "docker", ID: id1}, Path: docker},
+		Instance: 1, Kills: 1, At: time.Now()})
+	src.walkDone()
+	select {
+	case <-up:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the kernel log not up within 10s of the walk")
+	}
+	if c := container(t, st, "docker://"+id1); c.OOMs != 1 || c.ProcessKills["worker"] != 1 {
+		t.Fatalf("got %d OOMs, by process %v; want the buffered victim named", c.OOMs, c.ProcessKills)
+	}
+	cancel()
+	f.stop()
+	<-done
 }
