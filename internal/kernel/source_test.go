@@ -24,6 +24,10 @@ type fakeLog struct {
 	stopped chan struct{}
 	drained chan struct{} // closed when every item was read
 	once    sync.Once
+	// atEnd, if not nil, is closed when the reader reached the last item
+	// and is about to wait (it calls caughtUp then).
+	atEnd     chan struct{}
+	atEndOnce sync.Once
 }
 
 type fakeRecord struct {
@@ -34,6 +38,9 @@ type fakeRecord struct {
 
 func (f *fakeLog) next(buf []byte, caughtUp func()) (int, bool, error) {
 	if len(f.items) == 0 || f.items[0].waited {
+		if f.atEnd != nil && len(f.items) == 0 {
+			f.atEndOnce.Do(func() { close(f.atEnd) })
+		}
 		caughtUp()
 	}
 	if len(f.items) == 0 {
@@ -455,7 +462,7 @@ func TestWithoutKernelLog(t *testing.T) {
 func TestBufferedVictimsWaitForTheCgroupWalk(t *testing.T) {
 	src, st := testSource(t, Config{SysFS: t.TempDir(), ProcFS: t.TempDir()})
 	docker := "/docker/" + id1
-	f := &fakeLog{stopped: make(chan struct{}), drained: make(chan struct{}), items: []fakeRecord{
+	f := &fakeLog{stopped: make(chan struct{}), drained: make(chan struct{}), atEnd: make(chan struct{}), items: []fakeRecord{
 		{text: oomKill(1, docker, 10)},
 		{text: killed(2, 10, "worker")}, // history
 	}}
@@ -464,12 +471,11 @@ func TestBufferedVictimsWaitForTheCgroupWalk(t *testing.T) {
 	done := make(chan error, 1)
 	up := make(chan struct{})
 	go func() { done <- src.follow(ctx, f, func() { close(up) }) }()
-	waitFor(t, func() error {
-		if len(f.items) > 0 {
-			return fmt.Errorf("%d records not read", len(f.items))
-		}
-		return nil
-	})
+	select {
+	case <-f.atEnd:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the records not read within 10s")
+	}
 	select {
 	case <-up:
 		t.Fatal("the kernel log is up before its buffer's victims were applied")

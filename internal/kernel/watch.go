@@ -19,13 +19,15 @@ import (
 // (the kernel notifies those itself).
 type watcher struct {
 	f      *os.File
+	fdNum  int // f's descriptor, for the watch calls (f.Fd would make it blocking)
 	events chan watchEvent
 	errs   chan error
 	done   chan struct{}
 
-	mu    sync.Mutex
-	paths map[int32]watchTarget // by watch descriptor
-	wds   map[watchTarget]int32 // the other way round
+	mu     sync.Mutex
+	closed bool                  // f is closed: its number may be another file's
+	paths  map[int32]watchTarget // by watch descriptor
+	wds    map[watchTarget]int32 // the other way round
 }
 
 type watchTarget struct {
@@ -53,6 +55,7 @@ func newWatcher(root string) (*watcher, error) {
 	// Non-blocking, so the runtime's poller serves reads and Close ends one.
 	w := &watcher{
 		f:      os.NewFile(uintptr(fd), "inotify"),
+		fdNum:  fd,
 		events: make(chan watchEvent, 256),
 		errs:   make(chan error, 1),
 		done:   make(chan struct{}),
@@ -78,12 +81,15 @@ func (w *watcher) addFile(dir string) error {
 }
 
 func (w *watcher) watch(path string, mask uint32, t watchTarget) error {
-	wd, err := unix.InotifyAddWatch(int(w.f.Fd()), path, mask)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return fmt.Errorf("inotify_add_watch %s: the watcher is closed", path)
+	}
+	wd, err := unix.InotifyAddWatch(w.fdNum, path, mask)
 	if err != nil {
 		return fmt.Errorf("inotify_add_watch %s: %w", path, err)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if old, ok := w.wds[t]; ok && old != int32(wd) {
 		// The directory was removed and made again: the old watch is of
 		// the removed one.
@@ -110,7 +116,9 @@ func (w *watcher) forget(dir string) {
 // rm removes a watch, with w.mu held. The kernel may have dropped it
 // already (EINVAL): either way it is gone.
 func (w *watcher) rm(wd int32) {
-	_, _ = unix.InotifyRmWatch(int(w.f.Fd()), uint32(wd))
+	if !w.closed {
+		_, _ = unix.InotifyRmWatch(w.fdNum, uint32(wd))
+	}
 	w.drop(wd)
 }
 
@@ -152,6 +160,9 @@ func (w *watcher) count() int {
 
 func (w *watcher) close() {
 	close(w.done)
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 	w.f.Close()
 }
 
@@ -221,7 +232,7 @@ func trimNUL(b []byte) []byte {
 }
 
 // fd is the inotify descriptor: its watches show in /proc/self/fdinfo.
-func (w *watcher) fd() uintptr { return w.f.Fd() }
+func (w *watcher) fd() uintptr { return uintptr(w.fdNum) }
 
 // watched returns the path of every watch held, for a file watch the
 // directory it is in.
