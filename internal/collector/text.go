@@ -227,7 +227,7 @@ func newLabelSet(m store.Meta, legacy bool) *labelSet {
 		short = short[:12]
 	}
 	dockerID := "" // the earlier tool's label, for Docker's containers only
-	if m.Runtime == "docker" {
+	if m.Runtime == store.RuntimeDocker {
 		dockerID = m.ID
 	}
 	l := &labelSet{values: [...]string{m.Container, m.ContainerID(), short, m.ContainerdNamespace, dockerID, m.ImageID, m.Name, m.Namespace, m.Pod, m.PodUID}, place: -1}

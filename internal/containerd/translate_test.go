@@ -104,8 +104,8 @@ func criContainer(t *testing.T, metadata string) *containersapi.Container {
 		ID:    id,
 		Image: "docker.io/library/busybox:test",
 		Labels: map[string]string{
-			labelKind: "container", labelK8sContainer: "app", labelK8sPod: "web-1",
-			labelK8sNamespace: "shop", "io.kubernetes.pod.uid": "uid-1",
+			labelKind: "container", store.LabelKubeContainer: "app", store.LabelKubePod: "web-1",
+			store.LabelKubeNamespace: "shop", "io.kubernetes.pod.uid": "uid-1",
 		},
 		Extensions: map[string]*anypb.Any{criMetadataExtension: {
 			TypeUrl: "github.com/containerd/cri/pkg/store/container/Metadata", Value: []byte(metadata),

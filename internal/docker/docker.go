@@ -18,9 +18,6 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
-// Name is the source's name in the exporter's own metrics.
-const Name = "docker"
-
 // requestTimeout bounds one list or inspect call, so that a hung dockerd
 // cannot hang the source.
 const requestTimeout = 30 * time.Second
@@ -51,11 +48,11 @@ func New(host string, st *store.Store, log *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %q: %w", host, err)
 	}
-	st.AddSource(Name)
+	st.AddSource(store.RuntimeDocker)
 	return &Source{
 		cli:     cli,
 		store:   st,
-		log:     log.With("runtime", Name),
+		log:     log.With("runtime", store.RuntimeDocker),
 		pending: map[string]inspectRequest{},
 		wake:    make(chan struct{}, 1),
 	}, nil
@@ -66,7 +63,7 @@ func (s *Source) Run(ctx context.Context) {
 	for range inspectors {
 		go s.inspector(ctx)
 	}
-	source.Run(ctx, Name, s.store, s.log, source.DefaultBackoff, s.session)
+	source.Run(ctx, store.RuntimeDocker, s.store, s.log, source.DefaultBackoff, s.session)
 }
 
 type item struct {
@@ -114,7 +111,7 @@ func (s *Source) session(ctx context.Context, up func()) error {
 	queued := q.TakeAll()
 	var later []item
 	for _, it := range queued {
-		if it.at.Before(listedAt) && s.store.Known(store.Key(Runtime, "", it.msg.Actor.ID)) {
+		if it.at.Before(listedAt) && s.store.Known(store.Key(store.RuntimeDocker, "", it.msg.Actor.ID)) {
 			s.handle(it)
 		} else {
 			later = append(later, it)
@@ -125,7 +122,7 @@ func (s *Source) session(ctx context.Context, up func()) error {
 		s.store.Apply(o)
 		present[o.Meta.Key()] = true
 	}
-	s.store.MarkGone(Runtime, present, time.Now())
+	s.store.MarkGone(store.RuntimeDocker, present, time.Now())
 	up()
 	for _, it := range later {
 		s.handle(it)
@@ -187,12 +184,12 @@ func (s *Source) handle(it item) {
 		s.lastEvent = it.at
 	}
 	if isSandbox(m.Actor.Attributes) {
-		s.store.CountEvent(Name, false)
+		s.store.CountEvent(store.RuntimeDocker, false)
 		return
 	}
 	t, err := translate(m)
 	s.log.Debug("event", "action", m.Action, "id", m.Actor.ID, "time", it.at)
-	s.store.CountEvent(Name, err != nil)
+	s.store.CountEvent(store.RuntimeDocker, err != nil)
 	if err != nil {
 		s.log.Warn("skipping malformed event", "err", err)
 		return
@@ -200,7 +197,7 @@ func (s *Source) handle(it item) {
 	if t.event != nil {
 		s.store.Apply(t.event)
 	}
-	if t.refresh || (t.inspect && !s.store.Known(store.Key(Runtime, "", m.Actor.ID))) {
+	if t.refresh || (t.inspect && !s.store.Known(store.Key(store.RuntimeDocker, "", m.Actor.ID))) {
 		s.requestInspect(m.Actor.ID, inspectRequest{attrs: m.Actor.Attributes, refresh: t.refresh})
 	}
 }
@@ -237,7 +234,7 @@ func (s *Source) inspector(ctx context.Context) {
 				continue
 			}
 		}
-		if !r.refresh && s.store.Known(store.Key(Runtime, "", id)) {
+		if !r.refresh && s.store.Known(store.Key(store.RuntimeDocker, "", id)) {
 			continue // an earlier inspect or the listing got there first
 		}
 		o, err := s.inspect(ctx, id)

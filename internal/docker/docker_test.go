@@ -149,7 +149,7 @@ func TestMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
 	for {
 		var src store.SourceStatus
 		for _, s := range st.Sources() {
-			if s.Name == Name {
+			if s.Name == store.RuntimeDocker {
 				src = s
 			}
 		}

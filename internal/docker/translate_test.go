@@ -72,7 +72,7 @@ func TestObservedFromInspect(t *testing.T) {
 		State: &container.State{Running: true, OOMKilled: true, ExitCode: 137, Pid: 4242,
 			StartedAt: "2026-01-01T00:00:02.5Z", FinishedAt: "2026-01-01T00:00:01Z"},
 		Config: &container.Config{Labels: map[string]string{
-			labelK8sContainer: "app", labelK8sPod: "web-1", labelK8sNamespace: "shop"}},
+			store.LabelKubeContainer: "app", store.LabelKubePod: "web-1", store.LabelKubeNamespace: "shop"}},
 	}
 	o, err := observed(c)
 	if err != nil {

@@ -14,14 +14,6 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
-// Runtimes as container_id prefixes ("<runtime>://<id>"), as kube-state-metrics writes them.
-const (
-	RuntimeDocker     = "docker"
-	RuntimeContainerd = "containerd"
-	RuntimeCRIO       = "cri-o"
-	RuntimePodman     = "podman"
-)
-
 // Container is a container as its cgroup path tells it.
 type Container struct {
 	Runtime string // a guess where the path does not say (a bare id); see guessRuntime
@@ -50,7 +42,7 @@ func (c Container) key() string {
 	if c.Owner != nil {
 		return c.Owner.Key()
 	}
-	return c.Runtime + "://" + c.ID
+	return store.Key(c.Runtime, "", c.ID)
 }
 
 // ParseContainerPath recognises the container of a cgroup path (from the
@@ -150,13 +142,13 @@ func podUID(parents []string) string {
 func parseComponent(name string, parents []string) (Container, bool) {
 	base, scope := strings.CutSuffix(name, ".scope")
 	for _, p := range []struct{ prefix, runtime string }{
-		{"docker-", RuntimeDocker},
-		{"cri-containerd-", RuntimeContainerd},
-		{"crio-", RuntimeCRIO},
-		{"libpod-", RuntimePodman},
+		{"docker-", store.RuntimeDocker},
+		{"cri-containerd-", store.RuntimeContainerd},
+		{"crio-", store.RuntimeCRIO},
+		{"libpod-", store.RuntimePodman},
 	} {
 		if id, ok := strings.CutPrefix(base, p.prefix); ok && isID(id) {
-			if !scope && p.runtime != RuntimeCRIO && p.runtime != RuntimePodman {
+			if !scope && p.runtime != store.RuntimeCRIO && p.runtime != store.RuntimePodman {
 				return Container{}, false // only CRI-O and Podman write these without systemd
 			}
 			return Container{Runtime: p.runtime, ID: id, Sure: true}, true
@@ -171,11 +163,11 @@ func parseComponent(name string, parents []string) (Container, bool) {
 	}
 	switch {
 	case parent == "docker" && len(parents) == 2:
-		return Container{Runtime: RuntimeDocker, ID: name, Sure: true}, true
+		return Container{Runtime: store.RuntimeDocker, ID: name, Sure: true}, true
 	case strings.HasPrefix(parent, "pod") && slices.ContainsFunc(parents, func(p string) bool { return strings.HasPrefix(p, "kubepods") }):
-		return Container{Runtime: RuntimeContainerd, ID: name}, true
+		return Container{Runtime: store.RuntimeContainerd, ID: name}, true
 	}
-	return Container{Runtime: RuntimeDocker, ID: name}, true
+	return Container{Runtime: store.RuntimeDocker, ID: name}, true
 }
 
 // isID reports whether s is a full container id: 64 lowercase hex digits.

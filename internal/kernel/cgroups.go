@@ -541,8 +541,8 @@ func (c *cgroups) lookupKey(key string) *tracked {
 	}
 	_, rest, _ := strings.Cut(key, "://")
 	id := rest[strings.LastIndexByte(rest, '/')+1:] // containerd's keys hold the namespace
-	for _, r := range []string{RuntimeDocker, RuntimeContainerd, RuntimeCRIO, RuntimePodman} {
-		if t := c.byID[r+"://"+id]; t != nil && t.c.Owner == nil {
+	for _, r := range []string{store.RuntimeDocker, store.RuntimeContainerd, store.RuntimeCRIO, store.RuntimePodman} {
+		if t := c.byID[store.Key(r, "", id)]; t != nil && t.c.Owner == nil {
 			return t
 		}
 	}
@@ -633,19 +633,19 @@ func runtimeOfShim(cmdline []byte) (string, bool) {
 		for i, a := range args {
 			if (a == "-namespace" || a == "--namespace") && i+1 < len(args) {
 				if args[i+1] == "moby" {
-					return RuntimeDocker, true
+					return store.RuntimeDocker, true
 				}
-				return RuntimeContainerd, true
+				return store.RuntimeContainerd, true
 			}
 		}
-		return RuntimeContainerd, true
+		return store.RuntimeContainerd, true
 	case prog == "conmon":
 		for _, a := range args {
 			if strings.Contains(a, "libpod") || strings.Contains(a, "podman") {
-				return RuntimePodman, true
+				return store.RuntimePodman, true
 			}
 		}
-		return RuntimeCRIO, true
+		return store.RuntimeCRIO, true
 	}
 	return "", false
 }

@@ -250,7 +250,7 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 			s.cg.read(c.Dir)
 		}
 	}
-	s.log.Debug("OOM victim", "process", v.Process, "pid", v.PID, "container", c.Runtime+"://"+c.ID, "cgroup", path, "live", live)
+	s.log.Debug("OOM victim", "process", v.Process, "pid", v.PID, "container", c.key(), "cgroup", path, "live", live)
 	s.store.Apply(store.OOMVictim{Cgroup: storeCgroup(c), Instance: instance, Process: v.Process, At: at, Seq: v.Seq, Live: live, Details: d})
 }
 

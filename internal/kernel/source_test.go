@@ -403,7 +403,7 @@ func TestConcurrentDiscoveryCountsOnce(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if src.cg.ensure(Container{Runtime: RuntimeDocker, ID: id, Dir: "/docker/" + id}) != 0 {
+				if src.cg.ensure(Container{Runtime: store.RuntimeDocker, ID: id, Dir: "/docker/" + id}) != 0 {
 					src.cg.read("/docker/" + id)
 				}
 				src.cg.readAll(time.Second)

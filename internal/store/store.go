@@ -17,9 +17,29 @@ import (
 	"time"
 )
 
+// The runtimes a container can be of: its Meta.Runtime, the "<runtime>" of
+// its key and container_id ("<runtime>://<id>", as kube-state-metrics writes
+// it), and, for Docker and containerd, the name of the source that follows
+// them. The kernel reader also recognises CRI-O's and Podman's containers by
+// their cgroup paths, though no source follows those runtimes.
+const (
+	RuntimeDocker     = "docker"
+	RuntimeContainerd = "containerd"
+	RuntimeCRIO       = "cri-o"
+	RuntimePodman     = "podman"
+)
+
+// The kernel reader's two sources, beside the runtimes' (each named after
+// its runtime). The cgroup source's container count is the containers whose
+// memory cgroup it watches.
+const (
+	CgroupSource = "cgroup"
+	KmsgSource   = "kmsg"
+)
+
 // Meta is what identifies and describes a container: the labels of its series.
 type Meta struct {
-	Runtime string // "docker", "containerd"
+	Runtime string // RuntimeDocker, RuntimeContainerd; for a container only the kernel knows, also RuntimeCRIO or RuntimePodman
 	// ContainerdNamespace is the containerd namespace of a containerd
 	// container: its ids are unique only within one. Empty for others.
 	ContainerdNamespace string
@@ -30,6 +50,28 @@ type Meta struct {
 	Namespace           string // the Kubernetes namespace
 	PodUID              string // io.kubernetes.pod.uid: a pod made again under its name has a new one
 	ImageID             string
+}
+
+// The labels the kubelet sets on the containers it runs. Both Docker
+// (dockershim, cri-dockerd) and containerd's CRI plugin carry them.
+const (
+	LabelKubeContainer = "io.kubernetes.container.name"
+	LabelKubePod       = "io.kubernetes.pod.name"
+	LabelKubeNamespace = "io.kubernetes.pod.namespace"
+	LabelKubePodUID    = "io.kubernetes.pod.uid"
+)
+
+// SetKubeletLabels fills the Kubernetes fields from a container's labels. A
+// Kubernetes container is then named by its pod-spec name: the runtime's own
+// name for it is one the kubelet made up.
+func (m *Meta) SetKubeletLabels(labels map[string]string) {
+	m.Container = labels[LabelKubeContainer]
+	m.Pod = labels[LabelKubePod]
+	m.Namespace = labels[LabelKubeNamespace]
+	m.PodUID = labels[LabelKubePodUID]
+	if m.Container != "" {
+		m.Name = m.Container
+	}
 }
 
 // Key names the container in the store: Key(Runtime, ContainerdNamespace, ID).
@@ -53,7 +95,7 @@ func Key(runtime, containerdNamespace, id string) string {
 // namespace.
 func parseKey(k string) Meta {
 	runtime, rest, _ := strings.Cut(k, "://")
-	if runtime != "containerd" {
+	if runtime != RuntimeContainerd {
 		return Meta{Runtime: runtime, ID: rest}
 	}
 	ns, id, ok := strings.Cut(rest, "/")
@@ -199,14 +241,6 @@ type entry struct {
 	history      []OOMVictim // victims from the log's buffer no cgroup held, until the runtime says when the container ran
 	byScope      map[string]uint64
 }
-
-// The kernel reader's two sources, beside the runtimes' (each named after
-// its runtime). The cgroup source's container count is the containers whose
-// memory cgroup it watches.
-const (
-	CgroupSource = "cgroup"
-	KmsgSource   = "kmsg"
-)
 
 // SourceStatus is the health of one runtime source.
 type SourceStatus struct {
