@@ -115,7 +115,7 @@ func criContainer(t *testing.T, metadata string) *containersapi.Container {
 
 func TestMetaOfKubernetesContainer(t *testing.T) {
 	got := meta(criContainer(t, "{}"), "k8s.io")
-	want := store.Meta{Runtime: "containerd", ContainerdNamespace: "k8s.io", ID: id, Name: "app", Container: "app", Pod: "web-1",
+	want := store.Meta{Runtime: "containerd", ContainerdNamespace: "k8s.io", ID: id, Name: "app", KubeContainer: "app", Pod: "web-1",
 		Namespace: "shop", PodUID: "uid-1", ImageID: "docker.io/library/busybox:test"}
 	if got != want {
 		t.Fatalf("got %+v, want %+v", got, want)

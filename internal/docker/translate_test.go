@@ -78,7 +78,7 @@ func TestObservedFromInspect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantMeta := store.Meta{Runtime: "docker", ID: id, Name: "app", Container: "app", Pod: "web-1", Namespace: "shop", ImageID: "sha256:bb"}
+	wantMeta := store.Meta{Runtime: "docker", ID: id, Name: "app", KubeContainer: "app", Pod: "web-1", Namespace: "shop", ImageID: "sha256:bb"}
 	if o.Meta != wantMeta {
 		t.Fatalf("meta %+v, want %+v", o.Meta, wantMeta)
 	}

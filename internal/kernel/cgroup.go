@@ -14,8 +14,10 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
-// Container is a container as its cgroup path tells it.
-type Container struct {
+// ContainerCgroup is a container's memory cgroup as the kernel reader found
+// it, by its path or through a runtime's main pid, and the container it holds
+// (the kernel's view of a store.Cgroup).
+type ContainerCgroup struct {
 	Runtime string // a guess where the path does not say (a bare id); see guessRuntime
 	ID      string
 	// Dir is the container's own cgroup: the path up to the component that
@@ -38,7 +40,7 @@ type Container struct {
 
 // key names the container among those tracked: its runtime's key if it was
 // found through its pid, else its (perhaps guessed) runtime and id.
-func (c Container) key() string {
+func (c ContainerCgroup) key() string {
 	if c.Owner != nil {
 		return c.Owner.Key()
 	}
@@ -63,9 +65,9 @@ func (c Container) key() string {
 // container's cgroup is the container's, whatever it is called. The
 // monitors' own cgroups (crio-conmon-ID.scope, libpod-conmon-ID.scope) are
 // no containers.
-func ParseContainerPath(path string, parents []string) (Container, bool) {
+func ParseContainerPath(path string, parents []string) (ContainerCgroup, bool) {
 	if !strings.HasPrefix(path, "/") {
-		return Container{}, false
+		return ContainerCgroup{}, false
 	}
 	parts := strings.Split(path, "/")
 	for i := 1; i < len(parts); i++ {
@@ -76,7 +78,7 @@ func ParseContainerPath(path string, parents []string) (Container, bool) {
 			return c, true
 		}
 	}
-	return Container{}, false
+	return ContainerCgroup{}, false
 }
 
 // trusted reports whether runtimes make containers' cgroups named name in
@@ -139,7 +141,7 @@ func podUID(parents []string) string {
 	return ""
 }
 
-func parseComponent(name string, parents []string) (Container, bool) {
+func parseComponent(name string, parents []string) (ContainerCgroup, bool) {
 	base, scope := strings.CutSuffix(name, ".scope")
 	for _, p := range []struct{ prefix, runtime string }{
 		{"docker-", store.RuntimeDocker},
@@ -149,13 +151,13 @@ func parseComponent(name string, parents []string) (Container, bool) {
 	} {
 		if id, ok := strings.CutPrefix(base, p.prefix); ok && isID(id) {
 			if !scope && p.runtime != store.RuntimeCRIO && p.runtime != store.RuntimePodman {
-				return Container{}, false // only CRI-O and Podman write these without systemd
+				return ContainerCgroup{}, false // only CRI-O and Podman write these without systemd
 			}
-			return Container{Runtime: p.runtime, ID: id, Sure: true}, true
+			return ContainerCgroup{Runtime: p.runtime, ID: id, Sure: true}, true
 		}
 	}
 	if scope || !isID(name) {
-		return Container{}, false
+		return ContainerCgroup{}, false
 	}
 	parent := ""
 	if len(parents) > 0 {
@@ -163,11 +165,11 @@ func parseComponent(name string, parents []string) (Container, bool) {
 	}
 	switch {
 	case parent == "docker" && len(parents) == 2:
-		return Container{Runtime: store.RuntimeDocker, ID: name, Sure: true}, true
+		return ContainerCgroup{Runtime: store.RuntimeDocker, ID: name, Sure: true}, true
 	case strings.HasPrefix(parent, "pod") && slices.ContainsFunc(parents, func(p string) bool { return strings.HasPrefix(p, "kubepods") }):
-		return Container{Runtime: store.RuntimeContainerd, ID: name}, true
+		return ContainerCgroup{Runtime: store.RuntimeContainerd, ID: name}, true
 	}
-	return Container{Runtime: store.RuntimeDocker, ID: name}, true
+	return ContainerCgroup{Runtime: store.RuntimeDocker, ID: name}, true
 }
 
 // isID reports whether s is a full container id: 64 lowercase hex digits.

@@ -47,7 +47,7 @@ type cgroups struct {
 // its mkdir to its rmdir. Only runtime and refined change, under
 // cgroups.mu.
 type tracked struct {
-	c Container
+	c ContainerCgroup
 	// id names the instance for the store. The inode tells instances at
 	// one path apart (cgroupfs does not reuse inode numbers soon), but the
 	// reader also gives a new id to a directory it saw removed and made
@@ -417,7 +417,7 @@ func (c *cgroups) read(rel string) {
 // the reader did not know it yet (the kernel log can report a kill in a new
 // cgroup before inotify does), and returns its id: 0 if the cgroup is gone or
 // is no container's.
-func (c *cgroups) ensure(ct Container) uint64 {
+func (c *cgroups) ensure(ct ContainerCgroup) uint64 {
 	c.mu.Lock()
 	found := c.found
 	c.mu.Unlock()
@@ -478,7 +478,7 @@ func (c *cgroups) watchPids() {
 			continue
 		}
 		owner := tg.Meta
-		t := &tracked{c: Container{Runtime: tg.Meta.Runtime, ID: tg.Meta.ID, Dir: path, Sure: true, Owner: &owner}, ino: st.ino, born: st.ctime, runtime: tg.Meta.Runtime}
+		t := &tracked{c: ContainerCgroup{Runtime: tg.Meta.Runtime, ID: tg.Meta.ID, Dir: path, Sure: true, Owner: &owner}, ino: st.ino, born: st.ctime, runtime: tg.Meta.Runtime}
 		if c.track(t) {
 			c.read(path)
 		}
@@ -486,7 +486,7 @@ func (c *cgroups) watchPids() {
 }
 
 // byPath finds the tracked container whose cgroup holds the cgroup path.
-func (c *cgroups) byPath(path string) (Container, bool) {
+func (c *cgroups) byPath(path string) (ContainerCgroup, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for p := path; p != "/" && p != "." && p != ""; p = filepath.Dir(p) {
@@ -496,12 +496,12 @@ func (c *cgroups) byPath(path string) (Container, bool) {
 			return ct, true
 		}
 	}
-	return Container{}, false
+	return ContainerCgroup{}, false
 }
 
 // known returns the tracked version of a container parsed from a path: the
 // runtime checked against its shim.
-func (c *cgroups) known(ct Container) Container {
+func (c *cgroups) known(ct ContainerCgroup) ContainerCgroup {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t := c.byID[ct.key()]; t != nil && t.c.Dir == ct.Dir {

@@ -198,7 +198,7 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 // it to the store. prompt says the record was read right after it was
 // written: the victim's cgroup and process are still there to look at.
 func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
-	path := v.Cgroup
+	path := v.CgroupPath
 	d := details(v)
 	if prompt {
 		// Whether it was its container's main process: pid 1 of its pid
@@ -332,7 +332,7 @@ func (s *Source) procCgroup(pid int) (string, error) {
 }
 
 // storeCgroup is how the store is told of a container's cgroup.
-func storeCgroup(c Container) store.Cgroup {
+func storeCgroup(c ContainerCgroup) store.Cgroup {
 	if c.Owner != nil {
 		return store.Cgroup{Meta: *c.Owner, Path: c.Dir, ByPid: true}
 	}

@@ -124,12 +124,14 @@ const bornSlack = 5 * time.Second
 //
 //	settled + max(reports, victims before any cgroup) + Σ over cgroup instances max(kills, victims, floor)
 type oomCount struct {
-	prior        []stamp
-	priorOld     [2]uint64 // reports, victims folded out of prior
-	instances    []*instance
-	settled      uint64
-	settledGroup uint64
-	hasGroup     bool
+	prior []stamp
+	// priorReports and priorVictims count the stamps folded out of prior
+	// beyond priorCap.
+	priorReports, priorVictims uint64
+	instances                  []*instance
+	settled                    uint64
+	settledGroup               uint64
+	hasGroup                   bool
 }
 
 type stamp struct {
@@ -170,7 +172,7 @@ func (in *instance) count() uint64 {
 }
 
 func (c *oomCount) priorCounts() (reports, victims uint64) {
-	reports, victims = c.priorOld[0], c.priorOld[1]
+	reports, victims = c.priorReports, c.priorVictims
 	for _, s := range c.prior {
 		if s.victim {
 			victims++
@@ -240,9 +242,9 @@ func (c *oomCount) addPrior(s stamp) {
 		old := c.prior[0]
 		c.prior = c.prior[1:]
 		if old.victim {
-			c.priorOld[1]++
+			c.priorVictims++
 		} else {
-			c.priorOld[0]++
+			c.priorReports++
 		}
 	}
 }
@@ -355,9 +357,9 @@ func (c *oomCount) counters(ev KernelOOMCount) {
 			}
 		}
 		if !in.bornExact {
-			r += c.priorOld[0]
-			v += c.priorOld[1]
-			c.priorOld = [2]uint64{}
+			r += c.priorReports
+			v += c.priorVictims
+			c.priorReports, c.priorVictims = 0, 0
 		}
 		c.prior = kept
 		in.floor, in.victims = r, v
@@ -402,7 +404,7 @@ func (s *Store) applyKernel(e *entry, ev Event) (counted, history bool) {
 			e.removedAt, e.kernelRemoved = time.Time{}, false
 		}
 		if e.ooms.total() > before {
-			e.lastKill = latest(e.lastKill, ev.At)
+			e.LastOOM = latest(e.LastOOM, ev.At)
 		}
 	case CgroupGone:
 		if e.ooms.gone(ev.Instance, ev.At) && !e.observed && e.removedAt.IsZero() {
@@ -424,7 +426,7 @@ func (s *Store) applyKernel(e *entry, ev Event) (counted, history bool) {
 		}
 		if e.ooms.victim(ev.Instance, ev.At, ev.Live, groupReport) {
 			e.byProcess = countProcess(e.byProcess, ev.Process, 1, MaxProcessNames)
-			e.lastKill = latest(e.lastKill, ev.At)
+			e.LastOOM = latest(e.LastOOM, ev.At)
 			counted = true
 		}
 		if !e.observed && !e.ooms.live() && e.removedAt.IsZero() {
@@ -465,7 +467,7 @@ func (s *Store) placeHistory(e *entry) []*Kill {
 		before := e.ooms.total()
 		e.ooms.addPrior(stamp{at: v.At, victim: true})
 		e.byProcess = countProcess(e.byProcess, v.Process, 1, MaxProcessNames)
-		e.lastKill = latest(e.lastKill, v.At)
+		e.LastOOM = latest(e.LastOOM, v.At)
 		if e.ooms.total() > before {
 			e.recorded++
 		}
@@ -582,7 +584,7 @@ func (s *Store) adopt(k string) {
 			for p, n := range src.byProcess {
 				dst.byProcess = countProcess(dst.byProcess, p, n, MaxProcessNames)
 			}
-			dst.lastKill = latest(dst.lastKill, src.lastKill)
+			dst.LastOOM = latest(dst.LastOOM, src.LastOOM)
 			// The records of its kills go with them.
 			dst.recorded += src.recorded
 			dst.history = append(dst.history, src.history...)

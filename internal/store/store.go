@@ -45,11 +45,13 @@ type Meta struct {
 	ContainerdNamespace string
 	ID                  string // the runtime's full container id
 	Name                string // pod-spec container name for Kubernetes, else the runtime's name
-	Container           string // io.kubernetes.container.name, else empty
-	Pod                 string
-	Namespace           string // the Kubernetes namespace
-	PodUID              string // io.kubernetes.pod.uid: a pod made again under its name has a new one
-	ImageID             string
+	// KubeContainer is the pod-spec container name
+	// (io.kubernetes.container.name), else empty: the "container" label.
+	KubeContainer string
+	Pod           string // the Kubernetes pod's name
+	Namespace     string // the Kubernetes namespace
+	PodUID        string // io.kubernetes.pod.uid: a pod made again under its name has a new one
+	ImageID       string
 }
 
 // The labels the kubelet sets on the containers it runs. Both Docker
@@ -65,12 +67,12 @@ const (
 // Kubernetes container is then named by its pod-spec name: the runtime's own
 // name for it is one the kubelet made up.
 func (m *Meta) SetKubeletLabels(labels map[string]string) {
-	m.Container = labels[LabelKubeContainer]
+	m.KubeContainer = labels[LabelKubeContainer]
 	m.Pod = labels[LabelKubePod]
 	m.Namespace = labels[LabelKubeNamespace]
 	m.PodUID = labels[LabelKubePodUID]
-	if m.Container != "" {
-		m.Name = m.Container
+	if m.KubeContainer != "" {
+		m.Name = m.KubeContainer
 	}
 }
 
@@ -192,7 +194,8 @@ type Container struct {
 	KernelOnly bool
 	// ProcessKills counts the victims the kernel log named, by command name.
 	ProcessKills map[string]uint64
-	// LastOOM is the time of the newest OOM kill known; zero if none.
+	// LastOOM is the time of the newest OOM kill counted, from the kernel or
+	// a runtime's report; zero if none.
 	LastOOM time.Time
 	// GroupKills counts memory.oom.group kills, meaningful when HasGroupKills
 	// (cgroup v2).
@@ -223,7 +226,7 @@ type entry struct {
 	finished   time.Time // the last exit known (event or state time)
 	running    bool      // started, and no exit known since
 	syncedAt   time.Time // Observed.At of the newest observation
-	lastOOM    time.Time // the newest runtime OOM report taken
+	lastReport time.Time // the time of the newest OOM report from the runtime: a replay is no newer
 	removedAt  time.Time
 	pid        int
 	// exitedPid is the main pid of the run that ended last: the kernel log
@@ -232,7 +235,6 @@ type entry struct {
 
 	ooms          oomCount
 	byProcess     map[string]uint64
-	lastKill      time.Time
 	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
 
 	recorded     uint64      // kill records made of ooms.total()
@@ -386,7 +388,7 @@ func (s *Store) apply(ev Event) (a applied) {
 		s.containers[k] = e
 		s.ids[e.Meta.ID] = append(s.ids[e.Meta.ID], k)
 	}
-	oomsBefore, wasRemoved := e.lastOOM, !e.removedAt.IsZero()
+	reportBefore, wasRemoved := e.lastReport, !e.removedAt.IsZero()
 	counted, history := false, false
 	switch ev := ev.(type) {
 	case Observed:
@@ -420,7 +422,7 @@ func (s *Store) apply(ev Event) (a applied) {
 	if !wasRemoved && !e.removedAt.IsZero() {
 		s.noneRemoved = false
 	}
-	if _, ok := ev.(OOMKilled); ok && e.lastOOM != oomsBefore {
+	if _, ok := ev.(OOMKilled); ok && e.lastReport != reportBefore {
 		a.onOOM, a.key = s.onOOM, k
 	}
 	return a
@@ -552,7 +554,6 @@ func (s *Store) forget(k string) {
 func (e *entry) refresh() {
 	e.OOMs = e.ooms.total()
 	e.GroupKills, e.HasGroupKills = e.ooms.groupKills(), e.ooms.hasGroup
-	e.LastOOM = e.lastKill
 	e.KernelOnly = !e.observed
 }
 
@@ -583,8 +584,8 @@ func (e *entry) observe(ev Observed, describes bool) {
 		if st.OOMKilled {
 			// A kill before the exporter started: counted once; its event,
 			// if the stream still delivers it, is older than the observation.
-			e.lastOOM = latest(latest(st.FinishedAt, st.StartedAt), ev.At)
-			e.report(e.lastOOM)
+			e.lastReport = latest(latest(st.FinishedAt, st.StartedAt), ev.At)
+			e.report(e.lastReport)
 		}
 		return
 	}
@@ -665,10 +666,10 @@ func (e *entry) exitReasonSeen(code int, at time.Time, watched bool) string {
 }
 
 func (e *entry) oom(at time.Time) {
-	if !at.After(e.lastOOM) {
+	if !at.After(e.lastReport) {
 		return // a replay of a kill already counted
 	}
-	e.lastOOM = at
+	e.lastReport = at
 	e.report(at)
 }
 
@@ -677,7 +678,7 @@ func (e *entry) report(t time.Time) {
 	before := e.ooms.total()
 	e.ooms.report(t)
 	if e.ooms.total() > before {
-		e.lastKill = latest(e.lastKill, t)
+		e.LastOOM = latest(e.LastOOM, t)
 	}
 }
 
