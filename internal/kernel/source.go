@@ -8,7 +8,6 @@ package kernel
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -62,7 +61,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) *Source {
 		reports: make(chan string, 1024),
 		readAll: make(chan struct{}, 1),
 	}
-	s.cg = newCgroups(s, log.With("kernel", store.CgroupSource))
+	s.cg = newCgroups(cfg, st, s.reports, log.With("kernel", store.CgroupSource))
 	st.AddSource(store.CgroupSource)
 	if cfg.Kmsg != "" {
 		st.AddSource(store.KmsgSource)
@@ -207,7 +206,7 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 		if path == "" || v.Guessed {
 			// A process that has exited shows the root cgroup: that says
 			// nothing of where it was killed.
-			if p, err := s.procCgroup(v.PID); err == nil && p != "/" {
+			if p, err := procCgroup(s.cfg.ProcFS, v.PID); err == nil && p != "/" {
 				path = p
 			}
 		}
@@ -320,15 +319,6 @@ func (s *Source) readAllSoon() {
 	case s.readAll <- struct{}{}:
 	default: // a read is asked for already, and will start after this kill
 	}
-}
-
-// procCgroup reads the memory cgroup of a live process.
-func (s *Source) procCgroup(pid int) (string, error) {
-	b, err := os.ReadFile(filepath.Join(s.cfg.ProcFS, fmt.Sprint(pid), "cgroup"))
-	if err != nil {
-		return "", err
-	}
-	return ParseProcCgroup(b)
 }
 
 // storeCgroup is how the store is told of a container's cgroup.

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +16,10 @@ import (
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
+
+// The tracker: it follows the memory cgroup hierarchy (inotify and rescans),
+// keeps one tracked instance per container cgroup, reads their counters and
+// sends what it reads to the store.
 
 // rescanInterval is how often the whole hierarchy is walked again: inotify
 // tells of every cgroup made and removed, the walk catches what a full
@@ -29,9 +31,11 @@ const rescanInterval = 30 * time.Second
 // memory.events; on v1, which notifies no kill, when the kernel log reports
 // a kill, when a runtime reports one, at every scrape and every rescan.
 type cgroups struct {
-	src    *Source
-	log    *slog.Logger
-	rescan chan struct{}
+	cfg     Config
+	store   *store.Store
+	reports <-chan string // keys of containers a runtime reported an OOM kill in
+	log     *slog.Logger
+	rescan  chan struct{}
 
 	mu     sync.Mutex
 	h      Hierarchy
@@ -39,7 +43,7 @@ type cgroups struct {
 	w      *watcher            // nil: rescans only
 	warned bool                // a failed watch was logged
 	byDir  map[string]*tracked // by cgroup path (from the hierarchy's root)
-	byID   map[string]*tracked // by Container.key
+	byID   map[string]*tracked // by ContainerCgroup.key
 	serial uint64              // of the last instance seen
 }
 
@@ -60,13 +64,15 @@ type tracked struct {
 	refined   bool   // the runtime guess was checked against the shim
 }
 
-func newCgroups(src *Source, log *slog.Logger) *cgroups {
+func newCgroups(cfg Config, st *store.Store, reports <-chan string, log *slog.Logger) *cgroups {
 	return &cgroups{
-		src:    src,
-		log:    log,
-		rescan: make(chan struct{}, 1),
-		byDir:  map[string]*tracked{},
-		byID:   map[string]*tracked{},
+		cfg:     cfg,
+		store:   st,
+		reports: reports,
+		log:     log,
+		rescan:  make(chan struct{}, 1),
+		byDir:   map[string]*tracked{},
+		byID:    map[string]*tracked{},
 	}
 }
 
@@ -79,7 +85,7 @@ func (c *cgroups) requestRescan() {
 
 // session watches the hierarchy until it fails or ctx ends.
 func (c *cgroups) session(ctx context.Context, up func()) error {
-	h, err := FindHierarchy(c.src.cfg.SysFS)
+	h, err := FindHierarchy(c.cfg.SysFS)
 	if err != nil {
 		return err
 	}
@@ -107,7 +113,7 @@ func (c *cgroups) session(ctx context.Context, up func()) error {
 	c.scan()
 	// Up once it knows every container's cgroup that exists: also those
 	// found through the pids the runtimes give in their first listing.
-	if !c.src.store.WaitSettled(ctx, true) {
+	if !c.store.WaitSettled(ctx, true) {
 		return ctx.Err()
 	}
 	c.watchPids()
@@ -135,7 +141,7 @@ func (c *cgroups) session(ctx context.Context, up func()) error {
 		case <-c.rescan:
 			c.scan()
 			c.watchPids()
-		case key := <-c.src.reports:
+		case key := <-c.reports:
 			if t := c.lookupKey(key); t != nil {
 				c.read(t.c.Dir)
 			}
@@ -235,7 +241,7 @@ func (c *cgroups) scan() {
 // container's. born is when it was made, if known. It reports whether the
 // directory is a container's.
 func (c *cgroups) appeared(rel string, born time.Time, exact bool) bool {
-	ct, ok := ParseContainerPath(rel, c.src.cfg.CgroupParents)
+	ct, ok := ParseContainerPath(rel, c.cfg.CgroupParents)
 	if !ok || ct.Dir != rel {
 		return false
 	}
@@ -275,7 +281,7 @@ func (c *cgroups) track(t *tracked) bool {
 	v2, dir := c.h.V2, filepath.Join(c.h.Root, t.c.Dir)
 	c.mu.Unlock()
 	if gone != nil {
-		c.src.store.Apply(*gone)
+		c.store.Apply(*gone)
 	}
 	if v2 {
 		c.addFileWatch(dir)
@@ -354,7 +360,7 @@ func (c *cgroups) gone(t *tracked, now time.Time) {
 	}
 	ev := store.CgroupGone{Cgroup: c.cgroupLocked(t), Instance: t.id, At: now}
 	c.mu.Unlock()
-	c.src.store.Apply(ev)
+	c.store.Apply(ev)
 }
 
 // cgroupLocked is how the store is told of a tracked cgroup: its runtime
@@ -391,16 +397,16 @@ func (c *cgroups) read(rel string) {
 	}
 	n, err := h.parse(b)
 	if err != nil {
-		c.src.store.CountEvent(store.CgroupSource, true)
+		c.store.CountEvent(store.CgroupSource, true)
 		c.log.Warn("cannot parse a cgroup's OOM counters", "cgroup", t.c.Dir, "err", err)
 		return
 	}
-	c.src.store.CountEvent(store.CgroupSource, false)
+	c.store.CountEvent(store.CgroupSource, false)
 	c.mu.Lock()
 	refine := !t.c.Sure && !t.refined
 	c.mu.Unlock()
 	if refine {
-		if r, ok := c.guessRuntime(dir); ok {
+		if r, ok := guessRuntime(c.cfg.ProcFS, dir); ok {
 			c.mu.Lock()
 			t.runtime, t.refined = r, true
 			c.mu.Unlock()
@@ -410,7 +416,7 @@ func (c *cgroups) read(rel string) {
 	ev := store.KernelOOMCount{Cgroup: c.cgroupLocked(t), Instance: t.id, Born: t.born, BornExact: t.bornExact,
 		Kills: n.Kills, GroupKills: n.GroupKills, HasGroup: n.HasGroup, At: at}
 	c.mu.Unlock()
-	c.src.store.Apply(ev)
+	c.store.Apply(ev)
 }
 
 // ensure tracks the instance of a container's cgroup that exists now, if
@@ -435,7 +441,7 @@ func (c *cgroups) ensure(ct ContainerCgroup) uint64 {
 		c.check(t, time.Now()) // made again since the reader looked
 		return c.instance(ct.Dir)
 	}
-	if parsed, ok := ParseContainerPath(ct.Dir, c.src.cfg.CgroupParents); !ok || parsed.Dir != ct.Dir {
+	if parsed, ok := ParseContainerPath(ct.Dir, c.cfg.CgroupParents); !ok || parsed.Dir != ct.Dir {
 		return 0 // found by pid and gone since: tracked again by the next walk
 	}
 	c.track(&tracked{c: ct, ino: st.ino, born: st.ctime, runtime: ct.Runtime})
@@ -456,11 +462,11 @@ func (c *cgroups) readAll(limit time.Duration) {
 // watchPids finds the cgroups of running containers whose path names no
 // container the reader recognises: a runtime gave their main process's pid.
 func (c *cgroups) watchPids() {
-	for _, tg := range c.src.store.Unwatched() {
+	for _, tg := range c.store.Unwatched() {
 		if c.lookupKey(tg.Meta.Key()) != nil {
 			continue
 		}
-		path, err := c.src.procCgroup(tg.Pid)
+		path, err := procCgroup(c.cfg.ProcFS, tg.Pid)
 		if err != nil {
 			continue // exited since
 		}
@@ -578,78 +584,6 @@ func (c *cgroups) stat(rel string) (dirStat, error) {
 	return dirStat{ino: st.Ino, ctime: time.Unix(st.Ctim.Unix())}, nil
 }
 
-// guessRuntime tells which runtime runs the container in the cgroup dir
-// from the command line of its main process's parent, the runtime's shim:
-// Docker's containerd-shim runs in containerd namespace "moby", the CRI's in
-// "k8s.io"; CRI-O and Podman use conmon.
-func (c *cgroups) guessRuntime(dir string) (string, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-	if err != nil {
-		return "", false
-	}
-	first, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-	pid, err := strconv.Atoi(first)
-	if err != nil {
-		return "", false
-	}
-	stat, err := os.ReadFile(filepath.Join(c.src.cfg.ProcFS, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", false
-	}
-	ppid, ok := parentPid(stat)
-	if !ok {
-		return "", false
-	}
-	cmd, err := os.ReadFile(filepath.Join(c.src.cfg.ProcFS, strconv.Itoa(ppid), "cmdline"))
-	if err != nil {
-		return "", false
-	}
-	return runtimeOfShim(cmd)
-}
-
-// parentPid reads the ppid from /proc/PID/stat ("PID (COMM) S PPID ..."; COMM may hold anything).
-func parentPid(stat []byte) (int, bool) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 2 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(f[1])
-	return n, err == nil
-}
-
-// runtimeOfShim tells the runtime from a shim's NUL-separated command line.
-func runtimeOfShim(cmdline []byte) (string, bool) {
-	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-	if len(args) == 0 {
-		return "", false
-	}
-	prog := filepath.Base(args[0])
-	switch {
-	case strings.HasPrefix(prog, "containerd-shim"):
-		for i, a := range args {
-			if (a == "-namespace" || a == "--namespace") && i+1 < len(args) {
-				if args[i+1] == "moby" {
-					return store.RuntimeDocker, true
-				}
-				return store.RuntimeContainerd, true
-			}
-		}
-		return store.RuntimeContainerd, true
-	case prog == "conmon":
-		for _, a := range args {
-			if strings.Contains(a, "libpod") || strings.Contains(a, "podman") {
-				return store.RuntimePodman, true
-			}
-		}
-		return store.RuntimeCRIO, true
-	}
-	return "", false
-}
-
 // updateWatches tells the store how many inotify watches the reader holds,
 // which count against fs.inotify.max_user_watches.
 func (c *cgroups) updateWatches() {
@@ -657,7 +591,7 @@ func (c *cgroups) updateWatches() {
 	if w := c.watcher(); w != nil {
 		n = w.count()
 	}
-	c.src.store.SetWatches(store.CgroupSource, n)
+	c.store.SetWatches(store.CgroupSource, n)
 }
 
 // v2 reports whether the hierarchy is cgroup v2, which notifies every change

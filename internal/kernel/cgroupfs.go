@@ -14,6 +14,11 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
+// What cgroup paths, cgroupfs's counter files and /proc say: which
+// container a path names, a process's cgroup, and the runtime of a
+// container from its shim. The parsers take bytes, so that tests feed them
+// fixtures; the few reads that feed them are here too.
+
 // ContainerCgroup is a container's memory cgroup as the kernel reader found
 // it, by its path or through a runtime's main pid, and the container it holds
 // (the kernel's view of a store.Cgroup).
@@ -320,4 +325,85 @@ func hasWord(s, w string) bool {
 		}
 	}
 	return false
+}
+
+// procCgroup reads the memory cgroup of a live process.
+func procCgroup(procfs string, pid int) (string, error) {
+	b, err := os.ReadFile(filepath.Join(procfs, fmt.Sprint(pid), "cgroup"))
+	if err != nil {
+		return "", err
+	}
+	return ParseProcCgroup(b)
+}
+
+// guessRuntime tells which runtime runs the container in the cgroup dir
+// from the command line of its main process's parent, the runtime's shim:
+// Docker's containerd-shim runs in containerd namespace "moby", the CRI's in
+// "k8s.io"; CRI-O and Podman use conmon. procfs is where /proc is.
+func guessRuntime(procfs, dir string) (string, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return "", false
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	pid, err := strconv.Atoi(first)
+	if err != nil {
+		return "", false
+	}
+	stat, err := os.ReadFile(filepath.Join(procfs, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", false
+	}
+	ppid, ok := parentPid(stat)
+	if !ok {
+		return "", false
+	}
+	cmd, err := os.ReadFile(filepath.Join(procfs, strconv.Itoa(ppid), "cmdline"))
+	if err != nil {
+		return "", false
+	}
+	return runtimeOfShim(cmd)
+}
+
+// parentPid reads the ppid from /proc/PID/stat ("PID (COMM) S PPID ..."; COMM may hold anything).
+func parentPid(stat []byte) (int, bool) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f[1])
+	return n, err == nil
+}
+
+// runtimeOfShim tells the runtime from a shim's NUL-separated command line.
+func runtimeOfShim(cmdline []byte) (string, bool) {
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if len(args) == 0 {
+		return "", false
+	}
+	prog := filepath.Base(args[0])
+	switch {
+	case strings.HasPrefix(prog, "containerd-shim"):
+		for i, a := range args {
+			if (a == "-namespace" || a == "--namespace") && i+1 < len(args) {
+				if args[i+1] == "moby" {
+					return store.RuntimeDocker, true
+				}
+				return store.RuntimeContainerd, true
+			}
+		}
+		return store.RuntimeContainerd, true
+	case prog == "conmon":
+		for _, a := range args {
+			if strings.Contains(a, "libpod") || strings.Contains(a, "podman") {
+				return store.RuntimePodman, true
+			}
+		}
+		return store.RuntimeCRIO, true
+	}
+	return "", false
 }
