@@ -27,9 +27,11 @@ import (
 const rescanInterval = 30 * time.Second
 
 // cgroups finds the containers' memory cgroups and reads their OOM
-// counters: on cgroup v2 whenever the kernel notifies a change of
-// memory.events; on v1, which notifies no kill, when the kernel log reports
-// a kill, when a runtime reports one, at every scrape and every rescan.
+// counters when the kernel log names a kill in one, when a runtime reports
+// one, and at every rescan; on cgroup v2 also whenever the kernel notifies a
+// change of memory.events (v1 notifies no kill). A scrape reads none: at
+// tens of microseconds a cgroup, that would slow every scrape of a large
+// node.
 type cgroups struct {
 	cfg     Config
 	store   *store.Store
@@ -259,8 +261,8 @@ func (c *cgroups) appeared(rel string, born time.Time, exact bool) bool {
 }
 
 // track starts tracking a cgroup instance, unless the same instance is
-// tracked already: the event loop, the kernel log reader and a scrape may
-// find it at once. An older instance at the same path is gone. On cgroup v2
+// tracked already: the event loop and the kernel log reader may find it
+// at once. An older instance at the same path is gone. On cgroup v2
 // the kernel then notifies every change of the instance's counters.
 func (c *cgroups) track(t *tracked) bool {
 	c.mu.Lock()

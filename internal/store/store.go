@@ -129,16 +129,18 @@ type State struct {
 	Pid int
 }
 
-// Event is something a source saw. The concrete types are below.
+// Event is something a source saw. The runtimes' events are below; the
+// kernel reader's are in kernel.go.
 type Event interface{ key() string }
 
 // Observed reports a container's metadata and state from a listing or an inspect.
 type Observed struct {
 	Meta  Meta
 	State State
-	// At is when the source asked the runtime (just before the listing or
-	// inspect), on the runtime's clock (the same host's). Every start and
-	// exit event before it is reflected in State.
+	// At is when the source asked the runtime: the exporter's time.Now()
+	// just before the listing or inspect. Every start and exit event the
+	// runtime stamped before it is reflected in State; the runtime runs on
+	// the same host, so its clock and the exporter's agree.
 	At time.Time
 	// Gone says the container no longer existed: Meta comes from its last
 	// event and State is empty. It only labels a container the store still
@@ -597,7 +599,8 @@ func (e *entry) observe(ev Observed, describes bool) {
 	if st.FinishedAt.After(e.finished) {
 		e.finished, e.running = st.FinishedAt, false
 		// The code of an exit missed while the container ran again since
-		// is lost (reset at the start): no code beats a wrong 0.
+		// is lost (reset at the start): the exit code is left out rather
+		// than reported as a wrong 0.
 		e.Exited, e.ExitCode = !st.Running, st.ExitCode
 		e.ExitReason = ""
 		if e.Exited {
@@ -722,6 +725,8 @@ func (s *Store) Sweep(now time.Time) {
 }
 
 // Known reports whether the store has metadata of the container with key k.
+// It is also true for a container turned away at the limit while there is
+// still no room for it: the source need not ask the runtime about it again.
 func (s *Store) Known(k string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
