@@ -196,28 +196,13 @@ func (s *Source) session(ctx context.Context, up func()) error {
 		}
 	}()
 
-	obs, err := c.list(ctx)
-	if err != nil {
-		return err
-	}
-	present := make(map[string]bool, len(obs))
-	for _, o := range obs {
-		present[o.Meta.Key()] = true
-		s.store.Apply(o)
-	}
-	s.store.MarkGone(store.RuntimeContainerd, present, time.Now())
-	up()
-	for {
-		envs, err := q.Next(ctx)
-		if err != nil {
-			return err
-		}
-		for _, env := range envs {
-			if err := c.handle(ctx, env); err != nil {
-				return err
-			}
-		}
-	}
+	return source.Catchup[*types.Envelope]{
+		Runtime: store.RuntimeContainerd,
+		Store:   s.store,
+		Events:  q,
+		List:    c.list,
+		Apply:   c.handle,
+	}.Follow(ctx, up)
 }
 
 // list reads every container of the namespaces followed, except pod

@@ -101,41 +101,25 @@ func (s *Source) session(ctx context.Context, up func()) error {
 		}
 	}()
 
-	listedAt := time.Now()
-	obs, err := s.list(ctx)
-	if err != nil {
-		return err
-	}
-	// Replayed events of containers already known happened before the
-	// listing: apply them first, so that the listing only adds what they miss.
-	queued := q.TakeAll()
-	var later []item
-	for _, it := range queued {
-		if it.at.Before(listedAt) && s.store.Known(store.Key(store.RuntimeDocker, "", it.msg.Actor.ID)) {
+	var listedAt time.Time
+	return source.Catchup[item]{
+		Runtime: store.RuntimeDocker,
+		Store:   s.store,
+		Events:  q,
+		List: func(ctx context.Context) ([]store.Observed, error) {
+			listedAt = time.Now()
+			return s.list(ctx)
+		},
+		// Replayed events of containers already known happened before the
+		// listing: applied first, the listing only adds what they miss.
+		Early: func(it item) bool {
+			return it.at.Before(listedAt) && s.store.Known(store.Key(store.RuntimeDocker, "", it.msg.Actor.ID))
+		},
+		Apply: func(_ context.Context, it item) error {
 			s.handle(it)
-		} else {
-			later = append(later, it)
-		}
-	}
-	present := make(map[string]bool, len(obs))
-	for _, o := range obs {
-		s.store.Apply(o)
-		present[o.Meta.Key()] = true
-	}
-	s.store.MarkGone(store.RuntimeDocker, present, time.Now())
-	up()
-	for _, it := range later {
-		s.handle(it)
-	}
-	for {
-		items, err := q.Next(ctx)
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			s.handle(it)
-		}
-	}
+			return nil
+		},
+	}.Follow(ctx, up)
 }
 
 // list inspects every container, running or not, except pod sandboxes.
