@@ -100,7 +100,7 @@ unit:
 # What scripts/test.sh checks before its tests, for both Go modules and every
 # shell script. staticcheck is the main module's pinned tool (go.mod's tool
 # directive), also for deploy/.
-SHELL_SCRIPTS = $(wildcard scripts/*.sh) $(shell find test -name '*.sh')
+SHELL_SCRIPTS = $(shell find scripts test -name '*.sh')
 lint:
 	@unformatted=$$(gofmt -l cmd internal test deploy); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
