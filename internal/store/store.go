@@ -228,7 +228,7 @@ type entry struct {
 	finished   time.Time // the last exit known (event or state time)
 	running    bool      // started, and no exit known since
 	syncedAt   time.Time // Observed.At of the newest observation
-	lastReport time.Time // the time of the newest OOM report from the runtime: a replay is no newer
+	lastReport time.Time // the time of the newest runtime OOM report taken: one no newer is a replay
 	removedAt  time.Time
 	pid        int
 	// exitedPid is the main pid of the run that ended last: the kernel log
@@ -566,8 +566,10 @@ func (e *entry) observe(ev Observed, describes bool) {
 	case st.Running && st.Pid > 0:
 		e.pid = st.Pid
 	case !st.Running && !st.FinishedAt.IsZero():
-		e.pid = 0 // a state without Running and an exit is no state: the pid stays
+		e.pid = 0 // exited: no main process
 	}
+	// A state neither running nor exited (created, never started) tells
+	// nothing of the pid: it stays.
 	if e.kernelRemoved {
 		// The kernel saw the cgroup go; the runtime decides when the
 		// container is removed.
