@@ -9,6 +9,8 @@
 #   make chart                    # the Helm chart as bin/missing-container-metrics-$(VERSION).tgz
 #   make check-release-tag TAG=v… # fails unless the git tag is v$(VERSION)
 #   make test                     # every test: scripts/test.sh
+#   make unit                     # the fast loop: tests that need no root and no runtime
+#   make lint                     # gofmt, go vet, staticcheck, shellcheck
 #   make demo                     # a real OOM kill shown on /metrics: scripts/demo.sh
 #   make deploy-test              # only deploy/'s checks: chart, manifests, rules, dashboard, arm64
 #
@@ -46,7 +48,7 @@ LABELS := --label org.opencontainers.image.version=$(VERSION) \
 	--label org.opencontainers.image.revision=$(REVISION) \
 	--label org.opencontainers.image.source=https://github.com/missing-container-metrics/missing-container-metrics
 
-.PHONY: build image release-image chart check-release-tag test demo deploy-test clean
+.PHONY: build image release-image chart check-release-tag test unit lint demo deploy-test clean
 
 # Static (no cgo), so the image needs no libc; -trimpath keeps the build
 # machine's paths out of the binary.
@@ -83,6 +85,29 @@ check-release-tag:
 
 test:
 	scripts/test.sh
+
+# The tests that need no root, no runtime and no harness: the exporter's
+# packages (parsers, store, collector, pages, the HTTP server) and deploy/'s
+# checks of files. Left out of deploy/ are the three that run the image or
+# the binary on the harness's dockerd or under qemu; scripts/test.sh runs
+# them. About 40 s with a warm build cache (deploy/ builds the exporter
+# and runs helm and promtool).
+DEPLOY_RUNTIME_TESTS := ^(TestArm64|TestLeastPrivilege|TestSystemdSettingsRunTheExporter)$$
+unit:
+	$(GO) test ./internal/... ./cmd/...
+	cd deploy && $(GO) test -skip '$(DEPLOY_RUNTIME_TESTS)' ./...
+
+# What scripts/test.sh checks before its tests, for both Go modules and every
+# shell script. staticcheck is the main module's pinned tool (go.mod's tool
+# directive), also for deploy/.
+SHELL_SCRIPTS = $(shell find scripts test -name '*.sh')
+lint:
+	@unformatted=$$(gofmt -l cmd internal test deploy); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	cd deploy && $(GO) vet ./... && $$(cd .. && $(GO) tool -n staticcheck) ./...
+	shellcheck $(SHELL_SCRIPTS)
 
 demo:
 	scripts/demo.sh

@@ -36,6 +36,8 @@ echo "== go vet"
 go vet ./...
 echo "== staticcheck"
 go tool staticcheck ./...
+echo "== shellcheck"
+find scripts test -name '*.sh' -exec shellcheck {} +
 
 echo "== starting the private runtimes"
 exports=$(scripts/harness.sh start) # fails the script if start fails

@@ -202,7 +202,7 @@ func logKill(log *slog.Logger, k store.Kill) {
 		m := k.Container
 		attrs = append(attrs, "container_id", m.ContainerID(), "name", m.Name)
 		if m.Pod != "" {
-			attrs = append(attrs, "namespace", m.Namespace, "pod", m.Pod, "container", m.Container)
+			attrs = append(attrs, "namespace", m.Namespace, "pod", m.Pod, "container", m.KubeContainer)
 		}
 	}
 	d := k.Details

@@ -63,7 +63,7 @@ func benchStore(n int) *store.Store {
 	s := store.New(time.Minute)
 	for i := range n {
 		m := store.Meta{
-			Runtime: "docker", ID: fmt.Sprintf("%064x", i), Name: "app", Container: "app",
+			Runtime: "docker", ID: fmt.Sprintf("%064x", i), Name: "app", KubeContainer: "app",
 			Pod: fmt.Sprintf("web-%d-7d9f8c6b5-x2x4q", i), Namespace: "shop",
 			ImageID: "sha256:4638ae6d8c2c10ffccae52997484ddd1b123c0f508d2cebec10e3366be6832db",
 		}

@@ -17,7 +17,7 @@ func FuzzLabelValues(f *testing.F) {
 	f.Add("0123456789a\xe2\x9c\x93", "} 1\nx{", "\\", "\"", "\n", "a\xffb", "\xf0\x9f")
 	f.Fuzz(func(t *testing.T, id, name, container, pod, namespace, image, process string) {
 		s := store.New(time.Minute)
-		m := store.Meta{Runtime: "docker", ID: id, Name: name, Container: container, Pod: pod, Namespace: namespace, ImageID: image}
+		m := store.Meta{Runtime: "docker", ID: id, Name: name, KubeContainer: container, Pod: pod, Namespace: namespace, ImageID: image}
 		s.Apply(store.Observed{Meta: m, State: store.State{FinishedAt: time.Unix(1, 0), ExitCode: 1}})
 		s.Apply(store.OOMVictim{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: id}), Instance: 1, Process: process, At: t0, Seq: 1, Live: true})
 		mfs := parse(t, scrape(t, New(s, Options{})))

@@ -37,7 +37,7 @@ func fixture() *store.Store {
 	s.Apply(store.OOMKilled{Key: "docker://0123456789abcdef", At: t0.Add(time.Second)})
 	s.Apply(store.OOMKilled{Key: "docker://0123456789abcdef", At: t0.Add(2 * time.Second)})
 	// A Kubernetes container that exited 137 after restarting once.
-	s.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: "fedcba9876543210", Name: "app", Container: "app", Pod: "web-1", Namespace: "shop", PodUID: "5c0ffee0-1234-4abc-8def-000000000001", ImageID: "sha256:bb"},
+	s.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: "fedcba9876543210", Name: "app", KubeContainer: "app", Pod: "web-1", Namespace: "shop", PodUID: "5c0ffee0-1234-4abc-8def-000000000001", ImageID: "sha256:bb"},
 		State: store.State{StartedAt: t0, FinishedAt: t0.Add(time.Second), ExitCode: 137, OOMKilled: true, Restarts: 1}})
 	return s
 }
@@ -138,7 +138,7 @@ func checkLabels(t testing.TB, mfs map[string]*dto.MetricFamily, metas []store.M
 	want := map[string]map[string]string{} // by container_id
 	for _, m := range metas {
 		ls := map[string]string{
-			"container_id": m.ContainerID(), "name": m.Name, "container": m.Container, "pod": m.Pod, "namespace": m.Namespace,
+			"container_id": m.ContainerID(), "name": m.Name, "container": m.KubeContainer, "pod": m.Pod, "namespace": m.Namespace,
 			"uid": m.PodUID, "containerd_namespace": m.ContainerdNamespace,
 		}
 		for k, v := range ls {
@@ -191,7 +191,7 @@ func TestHostileLabelValuesGiveValidExposition(t *testing.T) {
 	s := store.New(time.Minute)
 	var metas []store.Meta
 	for i, v := range hostile {
-		m := store.Meta{Runtime: "docker", ID: v + string(rune('a'+i)), Name: v, Container: v, Pod: v, Namespace: v, ImageID: v}
+		m := store.Meta{Runtime: "docker", ID: v + string(rune('a'+i)), Name: v, KubeContainer: v, Pod: v, Namespace: v, ImageID: v}
 		metas = append(metas, m)
 		s.Apply(store.Observed{Meta: m})
 		// Victims named as hostilely, in the container and on the host.
@@ -393,7 +393,7 @@ func TestKeptOrderIsTheSortedOrder(t *testing.T) {
 			switch rnd.IntN(3) {
 			case 0, 1: // a container comes, or changes its labels
 				s.Apply(store.Observed{Meta: store.Meta{Runtime: []string{"docker", "containerd"}[rnd.IntN(2)], ID: id,
-					Name: fmt.Sprint(rnd.IntN(3)), Container: []string{"", "app", "\xffx"}[rnd.IntN(3)]}, At: now})
+					Name: fmt.Sprint(rnd.IntN(3)), KubeContainer: []string{"", "app", "\xffx"}[rnd.IntN(3)]}, At: now})
 			case 2: // one goes
 				for _, rt := range []string{"docker", "containerd"} {
 					s.Apply(store.Removed{Key: rt + "://" + id, At: now})

@@ -227,10 +227,10 @@ func newLabelSet(m store.Meta, legacy bool) *labelSet {
 		short = short[:12]
 	}
 	dockerID := "" // the earlier tool's label, for Docker's containers only
-	if m.Runtime == "docker" {
+	if m.Runtime == store.RuntimeDocker {
 		dockerID = m.ID
 	}
-	l := &labelSet{values: [...]string{m.Container, m.ContainerID(), short, m.ContainerdNamespace, dockerID, m.ImageID, m.Name, m.Namespace, m.Pod, m.PodUID}, place: -1}
+	l := &labelSet{values: [...]string{m.KubeContainer, m.ContainerID(), short, m.ContainerdNamespace, dockerID, m.ImageID, m.Name, m.Namespace, m.Pod, m.PodUID}, place: -1}
 	size := 0
 	for i, name := range sortedLabels {
 		l.values[i] = validUTF8(l.values[i])

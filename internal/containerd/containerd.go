@@ -40,9 +40,6 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
-// Name is the source's name in the exporter's own metrics.
-const Name = "containerd"
-
 // requestTimeout bounds one call to containerd, so that a hung containerd
 // cannot hang the source.
 const requestTimeout = 30 * time.Second
@@ -75,13 +72,13 @@ func New(address string, namespaces []string, skipMoby bool, st *store.Store, lo
 	if address == "" {
 		return nil, errors.New("containerd address is empty")
 	}
-	st.AddSource(Name)
+	st.AddSource(store.RuntimeContainerd)
 	s := &Source{
 		address:    address,
 		namespaces: map[string]bool{},
 		skipMoby:   skipMoby,
 		store:      st,
-		log:        log.With("runtime", Name),
+		log:        log.With("runtime", store.RuntimeContainerd),
 	}
 	for _, list := range namespaces {
 		for _, ns := range strings.Split(list, ",") {
@@ -98,7 +95,7 @@ func New(address string, namespaces []string, skipMoby bool, st *store.Store, lo
 
 // Run follows containerd until ctx ends, reconnecting whenever it is lost.
 func (s *Source) Run(ctx context.Context) {
-	source.Run(ctx, Name, s.store, s.log, source.DefaultBackoff, s.session)
+	source.Run(ctx, store.RuntimeContainerd, s.store, s.log, source.DefaultBackoff, s.session)
 }
 
 // follows reports whether the source follows the containers of namespace ns.
@@ -199,28 +196,13 @@ func (s *Source) session(ctx context.Context, up func()) error {
 		}
 	}()
 
-	obs, err := c.list(ctx)
-	if err != nil {
-		return err
-	}
-	present := make(map[string]bool, len(obs))
-	for _, o := range obs {
-		present[o.Meta.Key()] = true
-		s.store.Apply(o)
-	}
-	s.store.MarkGone(Runtime, present, time.Now())
-	up()
-	for {
-		envs, err := q.Next(ctx)
-		if err != nil {
-			return err
-		}
-		for _, env := range envs {
-			if err := c.handle(ctx, env); err != nil {
-				return err
-			}
-		}
-	}
+	return source.Catchup[*types.Envelope]{
+		Runtime: store.RuntimeContainerd,
+		Store:   s.store,
+		Events:  q,
+		List:    c.list,
+		Apply:   c.handle,
+	}.Follow(ctx, up)
 }
 
 // list reads every container of the namespaces followed, except pod
@@ -379,7 +361,7 @@ func (c *conn) handle(ctx context.Context, env *types.Envelope) error {
 		return nil
 	}
 	t, err := translate(env)
-	c.store.CountEvent(Name, err != nil)
+	c.store.CountEvent(store.RuntimeContainerd, err != nil)
 	if err != nil {
 		c.log.Warn("skipping malformed event", "err", err)
 		return nil
@@ -394,7 +376,7 @@ func (c *conn) handle(ctx context.Context, env *types.Envelope) error {
 		}
 		return nil
 	}
-	key := store.Key(Runtime, t.namespace, t.id)
+	key := store.Key(store.RuntimeContainerd, t.namespace, t.id)
 	if t.refresh || (!t.removed && !c.store.Known(key)) {
 		if err := c.read(ctx, r); err != nil {
 			return err

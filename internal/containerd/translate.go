@@ -18,18 +18,10 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
-// Runtime is the runtime name of containerd containers: their container_id is "containerd://<id>".
-const Runtime = "containerd"
-
-// Labels the CRI plugin sets on the containers it creates: its own kind
-// label, and the kubelet's labels, which it copies from the container config.
-const (
-	labelKind         = "io.cri-containerd.kind" // "sandbox" or "container"
-	labelK8sContainer = "io.kubernetes.container.name"
-	labelK8sPod       = "io.kubernetes.pod.name"
-	labelK8sNamespace = "io.kubernetes.pod.namespace"
-	labelK8sPodUID    = "io.kubernetes.pod.uid"
-)
+// labelKind is the CRI plugin's own label on the containers it creates:
+// "sandbox" or "container". It also copies the kubelet's labels
+// (store.LabelKube*) from the container config.
+const labelKind = "io.cri-containerd.kind"
 
 // criMetadataExtension is the container extension in which the CRI plugin
 // keeps the CRI container config, annotations included (containerd 1.6 to 2.x).
@@ -64,19 +56,13 @@ func isCRI(labels map[string]string) bool {
 // by its id.
 func meta(c *containersapi.Container, namespace string) store.Meta {
 	m := store.Meta{
-		Runtime:             Runtime,
+		Runtime:             store.RuntimeContainerd,
 		ContainerdNamespace: namespace,
 		ID:                  c.ID,
 		Name:                c.ID,
 		ImageID:             c.Image,
-		Container:           c.Labels[labelK8sContainer],
-		Pod:                 c.Labels[labelK8sPod],
-		Namespace:           c.Labels[labelK8sNamespace],
-		PodUID:              c.Labels[labelK8sPodUID],
 	}
-	if m.Container != "" {
-		m.Name = m.Container
-	}
+	m.SetKubeletLabels(c.Labels)
 	return m
 }
 
@@ -218,7 +204,7 @@ func translate(env *types.Envelope) (translation, error) {
 	if env.Namespace == "" || strings.ContainsAny(env.Namespace, "/\x00") {
 		return translation{}, fmt.Errorf("event %s for %s with a bad namespace %q", env.Topic, id, env.Namespace)
 	}
-	at, key := pbTime(env.Timestamp), store.Key(Runtime, env.Namespace, id)
+	at, key := pbTime(env.Timestamp), store.Key(store.RuntimeContainerd, env.Namespace, id)
 	t := translation{namespace: env.Namespace, id: id}
 	switch e := v.(type) {
 	case *apievents.TaskStart:

@@ -51,7 +51,7 @@ func FuzzTranslate(f *testing.F) {
 		if tr.id == "" || tr.namespace == "" || strings.ContainsAny(tr.id+tr.namespace, "/\x00") {
 			t.Fatalf("bad container %q in namespace %q", tr.id, tr.namespace)
 		}
-		want := store.Key(Runtime, tr.namespace, tr.id)
+		want := store.Key(store.RuntimeContainerd, tr.namespace, tr.id)
 		var key string
 		switch ev := tr.event.(type) {
 		case nil:

@@ -104,8 +104,8 @@ func criContainer(t *testing.T, metadata string) *containersapi.Container {
 		ID:    id,
 		Image: "docker.io/library/busybox:test",
 		Labels: map[string]string{
-			labelKind: "container", labelK8sContainer: "app", labelK8sPod: "web-1",
-			labelK8sNamespace: "shop", "io.kubernetes.pod.uid": "uid-1",
+			labelKind: "container", store.LabelKubeContainer: "app", store.LabelKubePod: "web-1",
+			store.LabelKubeNamespace: "shop", "io.kubernetes.pod.uid": "uid-1",
 		},
 		Extensions: map[string]*anypb.Any{criMetadataExtension: {
 			TypeUrl: "github.com/containerd/cri/pkg/store/container/Metadata", Value: []byte(metadata),
@@ -115,7 +115,7 @@ func criContainer(t *testing.T, metadata string) *containersapi.Container {
 
 func TestMetaOfKubernetesContainer(t *testing.T) {
 	got := meta(criContainer(t, "{}"), "k8s.io")
-	want := store.Meta{Runtime: "containerd", ContainerdNamespace: "k8s.io", ID: id, Name: "app", Container: "app", Pod: "web-1",
+	want := store.Meta{Runtime: "containerd", ContainerdNamespace: "k8s.io", ID: id, Name: "app", KubeContainer: "app", Pod: "web-1",
 		Namespace: "shop", PodUID: "uid-1", ImageID: "docker.io/library/busybox:test"}
 	if got != want {
 		t.Fatalf("got %+v, want %+v", got, want)

@@ -18,9 +18,6 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
-// Name is the source's name in the exporter's own metrics.
-const Name = "docker"
-
 // requestTimeout bounds one list or inspect call, so that a hung dockerd
 // cannot hang the source.
 const requestTimeout = 30 * time.Second
@@ -51,11 +48,11 @@ func New(host string, st *store.Store, log *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %q: %w", host, err)
 	}
-	st.AddSource(Name)
+	st.AddSource(store.RuntimeDocker)
 	return &Source{
 		cli:     cli,
 		store:   st,
-		log:     log.With("runtime", Name),
+		log:     log.With("runtime", store.RuntimeDocker),
 		pending: map[string]inspectRequest{},
 		wake:    make(chan struct{}, 1),
 	}, nil
@@ -66,7 +63,7 @@ func (s *Source) Run(ctx context.Context) {
 	for range inspectors {
 		go s.inspector(ctx)
 	}
-	source.Run(ctx, Name, s.store, s.log, source.DefaultBackoff, s.session)
+	source.Run(ctx, store.RuntimeDocker, s.store, s.log, source.DefaultBackoff, s.session)
 }
 
 type item struct {
@@ -104,41 +101,25 @@ func (s *Source) session(ctx context.Context, up func()) error {
 		}
 	}()
 
-	listedAt := time.Now()
-	obs, err := s.list(ctx)
-	if err != nil {
-		return err
-	}
-	// Replayed events of containers already known happened before the
-	// listing: apply them first, so that the listing only adds what they miss.
-	queued := q.TakeAll()
-	var later []item
-	for _, it := range queued {
-		if it.at.Before(listedAt) && s.store.Known(store.Key(Runtime, "", it.msg.Actor.ID)) {
+	var listedAt time.Time
+	return source.Catchup[item]{
+		Runtime: store.RuntimeDocker,
+		Store:   s.store,
+		Events:  q,
+		List: func(ctx context.Context) ([]store.Observed, error) {
+			listedAt = time.Now()
+			return s.list(ctx)
+		},
+		// Replayed events of containers already known happened before the
+		// listing: applied first, the listing only adds what they miss.
+		Early: func(it item) bool {
+			return it.at.Before(listedAt) && s.store.Known(store.Key(store.RuntimeDocker, "", it.msg.Actor.ID))
+		},
+		Apply: func(_ context.Context, it item) error {
 			s.handle(it)
-		} else {
-			later = append(later, it)
-		}
-	}
-	present := make(map[string]bool, len(obs))
-	for _, o := range obs {
-		s.store.Apply(o)
-		present[o.Meta.Key()] = true
-	}
-	s.store.MarkGone(Runtime, present, time.Now())
-	up()
-	for _, it := range later {
-		s.handle(it)
-	}
-	for {
-		items, err := q.Next(ctx)
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			s.handle(it)
-		}
-	}
+			return nil
+		},
+	}.Follow(ctx, up)
 }
 
 // list inspects every container, running or not, except pod sandboxes.
@@ -187,12 +168,12 @@ func (s *Source) handle(it item) {
 		s.lastEvent = it.at
 	}
 	if isSandbox(m.Actor.Attributes) {
-		s.store.CountEvent(Name, false)
+		s.store.CountEvent(store.RuntimeDocker, false)
 		return
 	}
 	t, err := translate(m)
 	s.log.Debug("event", "action", m.Action, "id", m.Actor.ID, "time", it.at)
-	s.store.CountEvent(Name, err != nil)
+	s.store.CountEvent(store.RuntimeDocker, err != nil)
 	if err != nil {
 		s.log.Warn("skipping malformed event", "err", err)
 		return
@@ -200,7 +181,7 @@ func (s *Source) handle(it item) {
 	if t.event != nil {
 		s.store.Apply(t.event)
 	}
-	if t.refresh || (t.inspect && !s.store.Known(store.Key(Runtime, "", m.Actor.ID))) {
+	if t.refresh || (t.inspect && !s.store.Known(store.Key(store.RuntimeDocker, "", m.Actor.ID))) {
 		s.requestInspect(m.Actor.ID, inspectRequest{attrs: m.Actor.Attributes, refresh: t.refresh})
 	}
 }
@@ -237,7 +218,7 @@ func (s *Source) inspector(ctx context.Context) {
 				continue
 			}
 		}
-		if !r.refresh && s.store.Known(store.Key(Runtime, "", id)) {
+		if !r.refresh && s.store.Known(store.Key(store.RuntimeDocker, "", id)) {
 			continue // an earlier inspect or the listing got there first
 		}
 		o, err := s.inspect(ctx, id)

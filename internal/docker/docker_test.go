@@ -145,29 +145,12 @@ func TestMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
 	f.send(event(events.ActionDie, id, base, map[string]string{"exitCode": "not a number"}))
 	f.send(`{"Type":"container","Action":"die","Actor":{"ID":"a/b"},"timeNano":1}`) // an id that is no id
 	f.send(event(events.ActionDie, id, base+1e9, map[string]string{"exitCode": "3"}))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var src store.SourceStatus
-		for _, s := range st.Sources() {
-			if s.Name == Name {
-				src = s
-			}
-		}
-		var c store.Container
-		for _, x := range st.Snapshot().Containers {
-			if x.Meta.ID == id {
-				c = x
-			}
-		}
-		if src.Malformed == 2 && c.Exited && c.ExitCode == 3 {
-			if n := f.streamsOpened(); n != 1 || src.Reconnects != 0 {
-				t.Fatalf("%d event streams opened, %d reconnects: the stream did not go on", n, src.Reconnects)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("source %+v, container %+v: want 2 malformed events and the exit after them applied", src, c)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var src store.SourceStatus
+	waitFor(t, st, id, "2 malformed events and the exit after them applied", func(s store.SourceStatus, c store.Container) bool {
+		src = s
+		return s.Malformed == 2 && c.Exited && c.ExitCode == 3
+	})
+	if n := f.streamsOpened(); n != 1 || src.Reconnects != 0 {
+		t.Fatalf("%d event streams opened, %d reconnects: the stream did not go on", n, src.Reconnects)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,21 +15,25 @@ import (
 
 // fakeDockerd is a dockerd on httptest that serves what a test scripts: the
 // containers of a listing and their inspects, and an event stream that
-// sends each message the test pushes. It lets a unit test drive the Docker
-// source without root or a runtime; what dockerd itself does is tested
-// against the real one (test/e2e).
+// sends each message the test pushes, after replaying the scripted history
+// newer than the stream's since, as dockerd does. It lets a unit test drive
+// the Docker source without root or a runtime; what dockerd itself does is
+// tested against the real one (test/e2e).
 type fakeDockerd struct {
 	srv    *httptest.Server
-	events chan any // events.Message, or a raw string sent as it is
+	events chan any      // events.Message, or a raw string sent as it is
+	broken chan struct{} // closed to break the open event streams
 
 	mu         sync.Mutex
 	containers map[string]container.InspectResponse
-	streams    int // event streams opened
+	history    []events.Message // replayed to a stream opened with since
+	streams    int              // event streams opened
+	inspects   int              // inspects answered
 }
 
 func newFakeDockerd(t *testing.T) *fakeDockerd {
 	t.Helper()
-	f := &fakeDockerd{events: make(chan any, 100), containers: map[string]container.InspectResponse{}}
+	f := &fakeDockerd{events: make(chan any, 100), broken: make(chan struct{}), containers: map[string]container.InspectResponse{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/_ping", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Api-Version", "1.41")
@@ -52,6 +57,7 @@ func newFakeDockerd(t *testing.T) *fakeDockerd {
 			id := strings.TrimSuffix(strings.TrimPrefix(path, "/containers/"), "/json")
 			f.mu.Lock()
 			c, ok := f.containers[id]
+			f.inspects++
 			f.mu.Unlock()
 			if !ok {
 				w.WriteHeader(http.StatusNotFound)
@@ -62,12 +68,25 @@ func newFakeDockerd(t *testing.T) *fakeDockerd {
 		case path == "/events":
 			f.mu.Lock()
 			f.streams++
+			history, broken := f.history, f.broken
 			f.mu.Unlock()
 			w.WriteHeader(http.StatusOK)
+			if since := r.URL.Query().Get("since"); since != "" {
+				sec, nsec, _ := strings.Cut(since, ".")
+				s, _ := strconv.ParseInt(sec, 10, 64)
+				ns, _ := strconv.ParseInt(nsec, 10, 64)
+				for _, m := range history {
+					if m.TimeNano > s*1e9+ns {
+						_ = json.NewEncoder(w).Encode(m)
+					}
+				}
+			}
 			w.(http.Flusher).Flush()
 			for {
 				select {
 				case <-r.Context().Done():
+					return
+				case <-broken:
 					return
 				case ev := <-f.events:
 					if raw, ok := ev.(string); ok {
@@ -99,6 +118,27 @@ func (f *fakeDockerd) add(c container.InspectResponse) {
 
 // send pushes an event to the stream.
 func (f *fakeDockerd) send(ev any) { f.events <- ev }
+
+// happened records events that a stream opened with an older since replays.
+func (f *fakeDockerd) happened(ms ...events.Message) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.history = append(f.history, ms...)
+}
+
+// breakStreams ends the event streams open now, as a dockerd restart does.
+func (f *fakeDockerd) breakStreams() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	close(f.broken)
+	f.broken = make(chan struct{})
+}
+
+func (f *fakeDockerd) inspected() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inspects
+}
 
 func (f *fakeDockerd) streamsOpened() int {
 	f.mu.Lock()

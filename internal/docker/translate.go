@@ -12,17 +12,9 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
-// Runtime is the runtime name of Docker containers: their container_id is "docker://<id>".
-const Runtime = "docker"
-
-// Labels the kubelet (dockershim, cri-dockerd) sets on the containers it runs.
-const (
-	labelK8sContainer = "io.kubernetes.container.name"
-	labelK8sPod       = "io.kubernetes.pod.name"
-	labelK8sNamespace = "io.kubernetes.pod.namespace"
-	labelK8sType      = "io.kubernetes.docker.type"
-	labelK8sPodUID    = "io.kubernetes.pod.uid"
-)
+// labelK8sType is the label dockershim and cri-dockerd set to tell a pod's
+// sandbox from its containers (the kubelet's other labels: store.LabelKube*).
+const labelK8sType = "io.kubernetes.docker.type"
 
 // isSandbox reports whether the labels are those of a Kubernetes pod sandbox
 // ("pause") container: no workload, not exported.
@@ -33,18 +25,12 @@ func isSandbox(labels map[string]string) bool {
 // meta builds a container's labels from what Docker says of it.
 func meta(id, name, imageID string, labels map[string]string) store.Meta {
 	m := store.Meta{
-		Runtime:   Runtime,
-		ID:        id,
-		Name:      strings.TrimPrefix(name, "/"),
-		ImageID:   imageID,
-		Container: labels[labelK8sContainer],
-		Pod:       labels[labelK8sPod],
-		Namespace: labels[labelK8sNamespace],
-		PodUID:    labels[labelK8sPodUID],
+		Runtime: store.RuntimeDocker,
+		ID:      id,
+		Name:    strings.TrimPrefix(name, "/"),
+		ImageID: imageID,
 	}
-	if m.Container != "" {
-		m.Name = m.Container // Docker's own name is kubelet-generated noise
-	}
+	m.SetKubeletLabels(labels)
 	return m
 }
 
@@ -124,7 +110,7 @@ func translate(m events.Message) (translation, error) {
 	if at.IsZero() {
 		return translation{}, fmt.Errorf("container event %q for %s without a time", m.Action, id)
 	}
-	key := store.Key(Runtime, "", id)
+	key := store.Key(store.RuntimeDocker, "", id)
 	switch m.Action {
 	case events.ActionRename:
 		return translation{refresh: true}, nil

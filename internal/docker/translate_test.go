@@ -72,13 +72,13 @@ func TestObservedFromInspect(t *testing.T) {
 		State: &container.State{Running: true, OOMKilled: true, ExitCode: 137, Pid: 4242,
 			StartedAt: "2026-01-01T00:00:02.5Z", FinishedAt: "2026-01-01T00:00:01Z"},
 		Config: &container.Config{Labels: map[string]string{
-			labelK8sContainer: "app", labelK8sPod: "web-1", labelK8sNamespace: "shop"}},
+			store.LabelKubeContainer: "app", store.LabelKubePod: "web-1", store.LabelKubeNamespace: "shop"}},
 	}
 	o, err := observed(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantMeta := store.Meta{Runtime: "docker", ID: id, Name: "app", Container: "app", Pod: "web-1", Namespace: "shop", ImageID: "sha256:bb"}
+	wantMeta := store.Meta{Runtime: "docker", ID: id, Name: "app", KubeContainer: "app", Pod: "web-1", Namespace: "shop", ImageID: "sha256:bb"}
 	if o.Meta != wantMeta {
 		t.Fatalf("meta %+v, want %+v", o.Meta, wantMeta)
 	}

@@ -96,11 +96,11 @@ type Victim struct {
 	Time    time.Duration // since boot, on the kernel's log clock
 	PID     int
 	Process string // the command name (comm): at most 15 bytes, any bytes
-	// Cgroup is the victim's memory cgroup, a path from the root of the
+	// CgroupPath is the victim's memory cgroup, a path from the root of the
 	// hierarchy, or empty when the log does not say (a line rate-limited
 	// away, or lost).
-	Cgroup string
-	// Guessed is true when Cgroup comes from an earlier line of the same kill
+	CgroupPath string
+	// Guessed is true when CgroupPath comes from an earlier line of the same kill
 	// that named another pid (a child sacrificed for its parent before
 	// Linux 5.1, or a member of a memory.oom.group kill): the caller checks
 	// it against the process's own cgroup where it can.
@@ -279,11 +279,11 @@ func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
 		v = &Victim{Seq: r.Seq, Time: r.Time, PID: pid, Process: comm, Memory: mem}
 		switch {
 		case !l.victimSet && l.cgroup != "" && (l.pid == 0 || l.pid == pid):
-			v.Cgroup, v.Report = l.cgroup, l.report
+			v.CgroupPath, v.Report = l.cgroup, l.report
 		case !l.victimSet && l.cgroup != "":
-			v.Cgroup, v.Guessed, v.Report = l.cgroup, true, l.report // a child sacrificed for its parent
+			v.CgroupPath, v.Guessed, v.Report = l.cgroup, true, l.report // a child sacrificed for its parent
 		case l.group != "" && r.Time-l.groupAt <= groupWindow:
-			v.Cgroup, v.Guessed, v.Group, v.Report = l.group, true, l.group, l.report
+			v.CgroupPath, v.Guessed, v.Group, v.Report = l.group, true, l.group, l.report
 		case !l.victimSet && l.report != nil && strings.HasPrefix(t, "Out of memory"):
 			v.Report = l.report // a global OOM whose oom-kill line was lost
 		}

@@ -59,13 +59,13 @@ func victimsOf(t testing.TB, path string) string {
 			continue
 		}
 		where := "host"
-		if c, ok := ParseContainerPath(v.Cgroup, goldenParents); ok {
+		if c, ok := ParseContainerPath(v.CgroupPath, goldenParents); ok {
 			where = fmt.Sprintf("%s://%.12s", c.Runtime, c.ID)
-		} else if v.Cgroup == "" {
+		} else if v.CgroupPath == "" {
 			where = "unknown"
 		}
 		fmt.Fprintf(&out, "seq=%d t=%s pid=%d process=%q cgroup=%q guessed=%v -> %s\n",
-			v.Seq, v.Time, v.PID, v.Process, v.Cgroup, v.Guessed, where)
+			v.Seq, v.Time, v.PID, v.Process, v.CgroupPath, v.Guessed, where)
 		if m := v.Memory; m.Known {
 			fmt.Fprintf(&out, "    rss anon=%d file=%d shmem=%d uid=%d oom_score_adj=%d (known %v)\n", m.AnonRSS, m.FileRSS, m.ShmemRSS, m.UID, m.OOMScoreAdj, m.HasOOMScoreAdj)
 		}
@@ -166,7 +166,7 @@ func TestRateLimitedReportsAreNotGuessed(t *testing.T) {
 			got = append(got, *v)
 		}
 	}
-	if len(got) != 2 || got[0].Cgroup != "/docker/a" || got[1].Cgroup != "" {
+	if len(got) != 2 || got[0].CgroupPath != "/docker/a" || got[1].CgroupPath != "" {
 		t.Fatalf("%+v", got)
 	}
 	// A group kill's members come within its window only.
@@ -182,7 +182,7 @@ func TestRateLimitedReportsAreNotGuessed(t *testing.T) {
 			got = append(got, *v)
 		}
 	}
-	if len(got) != 2 || got[0].Cgroup != "/g" || !got[0].Guessed || got[1].Cgroup != "" {
+	if len(got) != 2 || got[0].CgroupPath != "/g" || !got[0].Guessed || got[1].CgroupPath != "" {
 		t.Fatalf("%+v", got)
 	}
 }

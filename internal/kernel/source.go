@@ -8,7 +8,6 @@ package kernel
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -70,7 +69,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) *Source {
 		readAll: make(chan struct{}, 1),
 		walked:  make(chan struct{}),
 	}
-	s.cg = newCgroups(s, log.With("kernel", store.CgroupSource))
+	s.cg = newCgroups(cfg, st, s.reports, log.With("kernel", store.CgroupSource))
 	st.AddSource(store.CgroupSource)
 	if cfg.Kmsg != "" {
 		st.AddSource(store.KmsgSource)
@@ -231,7 +230,7 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 // it to the store. prompt says the record was read right after it was
 // written: the victim's cgroup and process are still there to look at.
 func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
-	path := v.Cgroup
+	path := v.CgroupPath
 	d := details(v)
 	if prompt {
 		// Whether it was its container's main process: pid 1 of its pid
@@ -240,7 +239,7 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 		if path == "" || v.Guessed {
 			// A process that has exited shows the root cgroup: that says
 			// nothing of where it was killed.
-			if p, err := s.procCgroup(v.PID); err == nil && p != "/" {
+			if p, err := procCgroup(s.cfg.ProcFS, v.PID); err == nil && p != "/" {
 				path = p
 			}
 		}
@@ -283,7 +282,7 @@ func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
 			s.cg.read(c.Dir)
 		}
 	}
-	s.log.Debug("OOM victim", "process", v.Process, "pid", v.PID, "container", c.Runtime+"://"+c.ID, "cgroup", path, "live", live)
+	s.log.Debug("OOM victim", "process", v.Process, "pid", v.PID, "container", c.key(), "cgroup", path, "live", live)
 	s.store.Apply(store.OOMVictim{Cgroup: storeCgroup(c), Instance: instance, Process: v.Process, At: at, Seq: v.Seq, Live: live, Details: d})
 }
 
@@ -355,17 +354,8 @@ func (s *Source) readAllSoon() {
 	}
 }
 
-// procCgroup reads the memory cgroup of a live process.
-func (s *Source) procCgroup(pid int) (string, error) {
-	b, err := os.ReadFile(filepath.Join(s.cfg.ProcFS, fmt.Sprint(pid), "cgroup"))
-	if err != nil {
-		return "", err
-	}
-	return ParseProcCgroup(b)
-}
-
 // storeCgroup is how the store is told of a container's cgroup.
-func storeCgroup(c Container) store.Cgroup {
+func storeCgroup(c ContainerCgroup) store.Cgroup {
 	if c.Owner != nil {
 		return store.Cgroup{Meta: *c.Owner, Path: c.Dir, ByPid: true}
 	}

@@ -345,7 +345,7 @@ func TestCgroupsV1(t *testing.T) {
 	// victim and the counter are one kill, in one instance.
 	c := "/docker/" + strings.Repeat("c", 64)
 	h.mkdir(c, 1)
-	src.victim(Victim{Seq: 1, PID: 9, Process: "early", Cgroup: c}, time.Now(), true, true)
+	src.victim(Victim{Seq: 1, PID: 9, Process: "early", CgroupPath: c}, time.Now(), true, true)
 	src.cg.readAll(time.Second)
 	wantOOMs(t, st, "docker://"+strings.Repeat("c", 64), 1)
 }
@@ -391,7 +391,7 @@ func TestCgroupFoundByPid(t *testing.T) {
 		t.Errorf("a stale pid gave db %d kills", n)
 	}
 	// The kernel log's victims in it are its own.
-	src.victim(Victim{Seq: 1, PID: 7, Process: "nginx", Cgroup: "/default/web"}, time.Now(), true, true)
+	src.victim(Victim{Seq: 1, PID: 7, Process: "nginx", CgroupPath: "/default/web"}, time.Now(), true, true)
 	if c := container(t, st, "containerd://web"); c.ProcessKills["nginx"] != 1 {
 		t.Errorf("victim: %+v", c)
 	}
@@ -411,7 +411,7 @@ func TestConcurrentDiscoveryCountsOnce(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if src.cg.ensure(Container{Runtime: RuntimeDocker, ID: id, Dir: "/docker/" + id}) != 0 {
+				if src.cg.ensure(ContainerCgroup{Runtime: store.RuntimeDocker, ID: id, Dir: "/docker/" + id}) != 0 {
 					src.cg.read("/docker/" + id)
 				}
 				src.cg.readAll(time.Second)

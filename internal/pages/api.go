@@ -104,7 +104,7 @@ func newAPIKill(k store.Kill) APIKill {
 		m := k.Container
 		a.Place = "container"
 		a.Container = &APIContainer{ContainerID: m.ContainerID(), Runtime: m.Runtime, ID: m.ID, Name: m.Name,
-			Container: m.Container, Pod: m.Pod, Namespace: m.Namespace, PodUID: m.PodUID, ImageID: m.ImageID,
+			Container: m.KubeContainer, Pod: m.Pod, Namespace: m.Namespace, PodUID: m.PodUID, ImageID: m.ImageID,
 			ContainerdNamespace: m.ContainerdNamespace}
 	}
 	if k.Process != "" || d.PID != 0 {

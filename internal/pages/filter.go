@@ -62,7 +62,7 @@ func (f filter) match(k *store.Kill) bool {
 // or the pod spec's), its id (at least the 12 characters docker ps shows),
 // or its container_id.
 func matchContainer(m store.Meta, v string) bool {
-	return v == m.Name || v == m.Container || v == m.ContainerID() ||
+	return v == m.Name || v == m.KubeContainer || v == m.ContainerID() ||
 		(len(v) >= 12 && strings.HasPrefix(m.ID, v))
 }
 

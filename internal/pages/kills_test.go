@@ -53,7 +53,7 @@ func dockerID(c byte) string { return strings.Repeat(string(c), 64) }
 func sample() *fill {
 	f := newFill()
 	// A Kubernetes container whose worker was killed at its own limit.
-	web := store.Meta{Runtime: "docker", ID: dockerID('a'), Name: "app", Container: "app", Pod: "web-1", Namespace: "shop", PodUID: "uid-1"}
+	web := store.Meta{Runtime: "docker", ID: dockerID('a'), Name: "app", KubeContainer: "app", Pod: "web-1", Namespace: "shop", PodUID: "uid-1"}
 	cg, in := f.container(web, 4000)
 	f.victim(cg, in, "ruby-worker", 10, store.KillDetails{PID: 4041, UID: ptr(1000), OOMScoreAdj: ptr(-998), MainProcess: ptr(false),
 		Memory:  &store.VictimMemory{AnonRSS: 30 << 20, FileRSS: 512 << 10, ShmemRSS: 0},
@@ -170,8 +170,8 @@ func TestKillsPageShowsEachKindOfRecord(t *testing.T) {
 // kills in each of them: a row for each container, its own members in it.
 func TestKillsPageGroupKillAcrossContainers(t *testing.T) {
 	f := newFill()
-	a := store.Meta{Runtime: "docker", ID: dockerID('1'), Name: "app", Container: "app", Pod: "web-1", Namespace: "shop"}
-	b := store.Meta{Runtime: "docker", ID: dockerID('2'), Name: "sidecar", Container: "sidecar", Pod: "web-1", Namespace: "shop"}
+	a := store.Meta{Runtime: "docker", ID: dockerID('1'), Name: "app", KubeContainer: "app", Pod: "web-1", Namespace: "shop"}
+	b := store.Meta{Runtime: "docker", ID: dockerID('2'), Name: "sidecar", KubeContainer: "sidecar", Pod: "web-1", Namespace: "shop"}
 	cga, ina := f.container(a, 100)
 	cgb, inb := f.container(b, 200)
 	report := f.seq + 1
@@ -198,7 +198,7 @@ func TestKillsPageEscapesHostileNames(t *testing.T) {
 		attr   = `' onmouseover='alert(3)`
 	)
 	f := newFill()
-	m := store.Meta{Runtime: "docker", ID: dockerID('e'), Name: script, Container: img, Pod: attr, Namespace: script + img}
+	m := store.Meta{Runtime: "docker", ID: dockerID('e'), Name: script, KubeContainer: img, Pod: attr, Namespace: script + img}
 	cg, in := f.container(m, 100)
 	f.victim(cg, in, "<img src=x>", 5, store.KillDetails{PID: 101, MainProcess: ptr(false), Scope: store.ScopeAncestor,
 		LimitCgroup: "/x/" + script, Group: "/g/" + img, ReportSeq: f.seq + 1, Trigger: &store.Process{PID: 102, Name: "<b>bold</b>"}})

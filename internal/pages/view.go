@@ -145,7 +145,7 @@ func newWhere(k store.Kill) where {
 		return where{Kind: "unplaced"}
 	}
 	m := k.Container
-	w := where{Kind: "container", Namespace: m.Namespace, Pod: m.Pod, Name: m.Container, IDTitle: m.ContainerID()}
+	w := where{Kind: "container", Namespace: m.Namespace, Pod: m.Pod, Name: m.KubeContainer, IDTitle: m.ContainerID()}
 	if w.Name == "" {
 		w.Name = m.Name
 	}

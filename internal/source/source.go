@@ -1,6 +1,7 @@
 // Package source holds what every runtime source shares: the loop that keeps
-// a source connected, with back-off, and the queue that lets a source read
-// its runtime's event stream without ever stalling it.
+// a source connected, with back-off, the queue that lets a source read its
+// runtime's event stream without ever stalling it, and the order in which a
+// session applies its listing and the events queued meanwhile (Catchup).
 package source
 
 import (
@@ -174,6 +175,60 @@ func (q *Queue[T]) Next(ctx context.Context) ([]T, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-q.notify:
+		}
+	}
+}
+
+// Catchup is how a session of every runtime source catches up and then
+// follows: its event stream is subscribed to and queued before the listing,
+// so that nothing that happens during or after the listing is missed, and
+// the store's timestamps make what both report count once.
+type Catchup[T any] struct {
+	Runtime string // the runtime whose containers List lists (store.Runtime*)
+	Store   *store.Store
+	Events  *Queue[T] // the event stream, queued since before the listing
+	// List lists every container the source follows, with its state.
+	List func(context.Context) ([]store.Observed, error)
+	// Early, if set, picks among the events queued during the listing those
+	// to apply before it: events the runtime replayed after a reconnect
+	// that the listing reflects already, so that the listing only adds what
+	// they miss. The others are applied after the listing.
+	Early func(T) bool
+	// Apply applies one event; an error ends the session.
+	Apply func(context.Context, T) error
+}
+
+// Follow lists, applies the listing, marks as removed every container of
+// the runtime the listing no longer has, calls up, then applies the queued
+// events and the stream's, in order, until the stream or ctx ends.
+func (c Catchup[T]) Follow(ctx context.Context, up func()) error {
+	obs, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	var later []T
+	for _, ev := range c.Events.TakeAll() {
+		if c.Early == nil || !c.Early(ev) {
+			later = append(later, ev)
+		} else if err := c.Apply(ctx, ev); err != nil {
+			return err
+		}
+	}
+	present := make(map[string]bool, len(obs))
+	for _, o := range obs {
+		c.Store.Apply(o)
+		present[o.Meta.Key()] = true
+	}
+	c.Store.MarkGone(c.Runtime, present, time.Now())
+	up()
+	for {
+		for _, ev := range later {
+			if err := c.Apply(ctx, ev); err != nil {
+				return err
+			}
+		}
+		if later, err = c.Events.Next(ctx); err != nil {
+			return err
 		}
 	}
 }

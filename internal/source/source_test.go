@@ -3,8 +3,10 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -199,4 +201,58 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// A session applies, in this order: the events queued during the listing
+// that Early picks, the listing (marking gone what it no longer has), up,
+// the other queued events, then the stream's; an error of Apply ends it.
+func TestCatchupOrder(t *testing.T) {
+	st := store.New(time.Minute)
+	st.AddSource(store.RuntimeDocker)
+	at := time.Now()
+	listed := func(id string) store.Observed {
+		return store.Observed{Meta: store.Meta{Runtime: store.RuntimeDocker, ID: id, Name: id}, State: store.State{Running: true, StartedAt: at}, At: at}
+	}
+	st.Apply(listed("gone")) // seen by an earlier session, not in this listing
+	q := NewQueue[string]()
+	var order []string
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := Catchup[string]{
+		Runtime: store.RuntimeDocker,
+		Store:   st,
+		Events:  q,
+		List: func(context.Context) ([]store.Observed, error) {
+			order = append(order, "list")
+			q.Push("early-1") // the runtime's events during the listing
+			q.Push("late-1")
+			q.Push("early-2")
+			return []store.Observed{listed("kept")}, nil
+		},
+		Early: func(ev string) bool { return strings.HasPrefix(ev, "early") },
+		Apply: func(_ context.Context, ev string) error {
+			order = append(order, ev)
+			if ev == "late-2" {
+				return errors.New("stop")
+			}
+			return nil
+		},
+	}
+	err := c.Follow(ctx, func() {
+		var tracked int
+		for _, s := range st.Sources() {
+			if s.Name == store.RuntimeDocker {
+				tracked = s.Containers
+			}
+		}
+		order = append(order, fmt.Sprintf("up with %d tracked", tracked))
+		q.Push("late-2") // the stream's, after up
+	})
+	if err == nil || err.Error() != "stop" {
+		t.Fatalf("Follow ended with %v, want Apply's error", err)
+	}
+	want := []string{"list", "early-1", "early-2", "up with 1 tracked", "late-1", "late-2"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("order %q, want %q", order, want)
+	}
 }

@@ -17,19 +17,63 @@ import (
 	"time"
 )
 
+// The runtimes a container can be of: its Meta.Runtime, the "<runtime>" of
+// its key and container_id ("<runtime>://<id>", as kube-state-metrics writes
+// it), and, for Docker and containerd, the name of the source that follows
+// them. The kernel reader also recognises CRI-O's and Podman's containers by
+// their cgroup paths, though no source follows those runtimes.
+const (
+	RuntimeDocker     = "docker"
+	RuntimeContainerd = "containerd"
+	RuntimeCRIO       = "cri-o"
+	RuntimePodman     = "podman"
+)
+
+// The kernel reader's two sources, beside the runtimes' (each named after
+// its runtime). The cgroup source's container count is the containers whose
+// memory cgroup it watches.
+const (
+	CgroupSource = "cgroup"
+	KmsgSource   = "kmsg"
+)
+
 // Meta is what identifies and describes a container: the labels of its series.
 type Meta struct {
-	Runtime string // "docker", "containerd"
+	Runtime string // RuntimeDocker, RuntimeContainerd; for a container only the kernel knows, also RuntimeCRIO or RuntimePodman
 	// ContainerdNamespace is the containerd namespace of a containerd
 	// container: its ids are unique only within one. Empty for others.
 	ContainerdNamespace string
 	ID                  string // the runtime's full container id
 	Name                string // pod-spec container name for Kubernetes, else the runtime's name
-	Container           string // io.kubernetes.container.name, else empty
-	Pod                 string
-	Namespace           string // the Kubernetes namespace
-	PodUID              string // io.kubernetes.pod.uid: a pod made again under its name has a new one
-	ImageID             string
+	// KubeContainer is the pod-spec container name
+	// (io.kubernetes.container.name), else empty: the "container" label.
+	KubeContainer string
+	Pod           string // the Kubernetes pod's name
+	Namespace     string // the Kubernetes namespace
+	PodUID        string // io.kubernetes.pod.uid: a pod made again under its name has a new one
+	ImageID       string
+}
+
+// The labels the kubelet sets on the containers it runs. Both Docker
+// (dockershim, cri-dockerd) and containerd's CRI plugin carry them.
+const (
+	LabelKubeContainer = "io.kubernetes.container.name"
+	LabelKubePod       = "io.kubernetes.pod.name"
+	LabelKubeNamespace = "io.kubernetes.pod.namespace"
+	LabelKubePodUID    = "io.kubernetes.pod.uid"
+)
+
+// SetKubeletLabels fills the Kubernetes fields from a container's labels. A
+// Kubernetes container is then named by its pod-spec name: the runtime's own
+// name for it is one the kubelet made up.
+func (m *Meta) SetKubeletLabels(labels map[string]string) {
+	m.KubeContainer = labels[LabelKubeContainer]
+	m.Pod = labels[LabelKubePod]
+	m.Namespace = labels[LabelKubeNamespace]
+	m.PodUID = labels[LabelKubePodUID]
+	if m.KubeContainer != "" {
+		m.Name = m.KubeContainer
+	}
 }
 
 // Key names the container in the store: Key(Runtime, ContainerdNamespace, ID).
@@ -53,7 +97,7 @@ func Key(runtime, containerdNamespace, id string) string {
 // namespace.
 func parseKey(k string) Meta {
 	runtime, rest, _ := strings.Cut(k, "://")
-	if runtime != "containerd" {
+	if runtime != RuntimeContainerd {
 		return Meta{Runtime: runtime, ID: rest}
 	}
 	ns, id, ok := strings.Cut(rest, "/")
@@ -85,16 +129,18 @@ type State struct {
 	Pid int
 }
 
-// Event is something a source saw. The concrete types are below.
+// Event is something a source saw. The runtimes' events are below; the
+// kernel reader's are in kernel.go.
 type Event interface{ key() string }
 
 // Observed reports a container's metadata and state from a listing or an inspect.
 type Observed struct {
 	Meta  Meta
 	State State
-	// At is when the source asked the runtime (just before the listing or
-	// inspect), on the runtime's clock (the same host's). Every start and
-	// exit event before it is reflected in State.
+	// At is when the source asked the runtime: the exporter's time.Now()
+	// just before the listing or inspect. Every start and exit event the
+	// runtime stamped before it is reflected in State; the runtime runs on
+	// the same host, so its clock and the exporter's agree.
 	At time.Time
 	// Gone says the container no longer existed: Meta comes from its last
 	// event and State is empty. It only labels a container the store still
@@ -150,7 +196,8 @@ type Container struct {
 	KernelOnly bool
 	// ProcessKills counts the victims the kernel log named, by command name.
 	ProcessKills map[string]uint64
-	// LastOOM is the time of the newest OOM kill known; zero if none.
+	// LastOOM is the time of the newest OOM kill counted, from the kernel or
+	// a runtime's report; zero if none.
 	LastOOM time.Time
 	// GroupKills counts memory.oom.group kills, meaningful when HasGroupKills
 	// (cgroup v2).
@@ -181,7 +228,7 @@ type entry struct {
 	finished   time.Time // the last exit known (event or state time)
 	running    bool      // started, and no exit known since
 	syncedAt   time.Time // Observed.At of the newest observation
-	lastOOM    time.Time // the newest runtime OOM report taken
+	lastReport time.Time // the time of the newest runtime OOM report taken: one no newer is a replay
 	removedAt  time.Time
 	pid        int
 	// exitedPid is the main pid of the run that ended last: the kernel log
@@ -190,7 +237,6 @@ type entry struct {
 
 	ooms          oomCount
 	byProcess     map[string]uint64
-	lastKill      time.Time
 	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
 
 	recorded     uint64      // kill records made of ooms.total()
@@ -199,14 +245,6 @@ type entry struct {
 	history      []OOMVictim // victims from the log's buffer no cgroup held, until the runtime says when the container ran
 	byScope      map[string]uint64
 }
-
-// The kernel reader's two sources, beside the runtimes' (each named after
-// its runtime). The cgroup source's container count is the containers whose
-// memory cgroup it watches.
-const (
-	CgroupSource = "cgroup"
-	KmsgSource   = "kmsg"
-)
 
 // SourceStatus is the health of one runtime source.
 type SourceStatus struct {
@@ -352,7 +390,7 @@ func (s *Store) apply(ev Event) (a applied) {
 		s.containers[k] = e
 		s.ids[e.Meta.ID] = append(s.ids[e.Meta.ID], k)
 	}
-	oomsBefore, wasRemoved := e.lastOOM, !e.removedAt.IsZero()
+	reportBefore, wasRemoved := e.lastReport, !e.removedAt.IsZero()
 	counted, history := false, false
 	switch ev := ev.(type) {
 	case Observed:
@@ -386,7 +424,7 @@ func (s *Store) apply(ev Event) (a applied) {
 	if !wasRemoved && !e.removedAt.IsZero() {
 		s.noneRemoved = false
 	}
-	if _, ok := ev.(OOMKilled); ok && e.lastOOM != oomsBefore {
+	if _, ok := ev.(OOMKilled); ok && e.lastReport != reportBefore {
 		a.onOOM, a.key = s.onOOM, k
 	}
 	return a
@@ -518,7 +556,6 @@ func (s *Store) forget(k string) {
 func (e *entry) refresh() {
 	e.OOMs = e.ooms.total()
 	e.GroupKills, e.HasGroupKills = e.ooms.groupKills(), e.ooms.hasGroup
-	e.LastOOM = e.lastKill
 	e.KernelOnly = !e.observed
 }
 
@@ -529,8 +566,10 @@ func (e *entry) observe(ev Observed, describes bool) {
 	case st.Running && st.Pid > 0:
 		e.pid = st.Pid
 	case !st.Running && !st.FinishedAt.IsZero():
-		e.pid = 0 // a state without Running and an exit is no state: the pid stays
+		e.pid = 0 // exited: no main process
 	}
+	// A state neither running nor exited (created, never started) tells
+	// nothing of the pid: it stays.
 	if e.kernelRemoved {
 		// The kernel saw the cgroup go; the runtime decides when the
 		// container is removed.
@@ -549,8 +588,8 @@ func (e *entry) observe(ev Observed, describes bool) {
 		if st.OOMKilled {
 			// A kill before the exporter started: counted once; its event,
 			// if the stream still delivers it, is older than the observation.
-			e.lastOOM = latest(latest(st.FinishedAt, st.StartedAt), ev.At)
-			e.report(e.lastOOM)
+			e.lastReport = latest(latest(st.FinishedAt, st.StartedAt), ev.At)
+			e.report(e.lastReport)
 		}
 		return
 	}
@@ -562,7 +601,8 @@ func (e *entry) observe(ev Observed, describes bool) {
 	if st.FinishedAt.After(e.finished) {
 		e.finished, e.running = st.FinishedAt, false
 		// The code of an exit missed while the container ran again since
-		// is lost (reset at the start): no code beats a wrong 0.
+		// is lost (reset at the start): the exit code is left out rather
+		// than reported as a wrong 0.
 		e.Exited, e.ExitCode = !st.Running, st.ExitCode
 		e.ExitReason = ""
 		if e.Exited {
@@ -631,10 +671,10 @@ func (e *entry) exitReasonSeen(code int, at time.Time, watched bool) string {
 }
 
 func (e *entry) oom(at time.Time) {
-	if !at.After(e.lastOOM) {
+	if !at.After(e.lastReport) {
 		return // a replay of a kill already counted
 	}
-	e.lastOOM = at
+	e.lastReport = at
 	e.report(at)
 }
 
@@ -643,7 +683,7 @@ func (e *entry) report(t time.Time) {
 	before := e.ooms.total()
 	e.ooms.report(t)
 	if e.ooms.total() > before {
-		e.lastKill = latest(e.lastKill, t)
+		e.LastOOM = latest(e.LastOOM, t)
 	}
 }
 
@@ -687,6 +727,8 @@ func (s *Store) Sweep(now time.Time) {
 }
 
 // Known reports whether the store has metadata of the container with key k.
+// It is also true for a container turned away at the limit while there is
+// still no room for it: the source need not ask the runtime about it again.
 func (s *Store) Known(k string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

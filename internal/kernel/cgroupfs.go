@@ -14,16 +14,15 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
-// Runtimes as container_id prefixes ("<runtime>://<id>"), as kube-state-metrics writes them.
-const (
-	RuntimeDocker     = "docker"
-	RuntimeContainerd = "containerd"
-	RuntimeCRIO       = "cri-o"
-	RuntimePodman     = "podman"
-)
+// What cgroup paths, cgroupfs's counter files and /proc say: which
+// container a path names, a process's cgroup, and the runtime of a
+// container from its shim. The parsers take bytes, so that tests feed them
+// fixtures; the few reads that feed them are here too.
 
-// Container is a container as its cgroup path tells it.
-type Container struct {
+// ContainerCgroup is a container's memory cgroup as the kernel reader found
+// it, by its path or through a runtime's main pid, and the container it holds
+// (the kernel's view of a store.Cgroup).
+type ContainerCgroup struct {
 	Runtime string // a guess where the path does not say (a bare id); see guessRuntime
 	ID      string
 	// Dir is the container's own cgroup: the path up to the component that
@@ -46,11 +45,11 @@ type Container struct {
 
 // key names the container among those tracked: its runtime's key if it was
 // found through its pid, else its (perhaps guessed) runtime and id.
-func (c Container) key() string {
+func (c ContainerCgroup) key() string {
 	if c.Owner != nil {
 		return c.Owner.Key()
 	}
-	return c.Runtime + "://" + c.ID
+	return store.Key(c.Runtime, "", c.ID)
 }
 
 // ParseContainerPath recognises the container of a cgroup path (from the
@@ -71,9 +70,9 @@ func (c Container) key() string {
 // container's cgroup is the container's, whatever it is called. The
 // monitors' own cgroups (crio-conmon-ID.scope, libpod-conmon-ID.scope) are
 // no containers.
-func ParseContainerPath(path string, parents []string) (Container, bool) {
+func ParseContainerPath(path string, parents []string) (ContainerCgroup, bool) {
 	if !strings.HasPrefix(path, "/") {
-		return Container{}, false
+		return ContainerCgroup{}, false
 	}
 	parts := strings.Split(path, "/")
 	for i := 1; i < len(parts); i++ {
@@ -84,7 +83,7 @@ func ParseContainerPath(path string, parents []string) (Container, bool) {
 			return c, true
 		}
 	}
-	return Container{}, false
+	return ContainerCgroup{}, false
 }
 
 // trusted reports whether runtimes make containers' cgroups named name in
@@ -147,23 +146,23 @@ func podUID(parents []string) string {
 	return ""
 }
 
-func parseComponent(name string, parents []string) (Container, bool) {
+func parseComponent(name string, parents []string) (ContainerCgroup, bool) {
 	base, scope := strings.CutSuffix(name, ".scope")
 	for _, p := range []struct{ prefix, runtime string }{
-		{"docker-", RuntimeDocker},
-		{"cri-containerd-", RuntimeContainerd},
-		{"crio-", RuntimeCRIO},
-		{"libpod-", RuntimePodman},
+		{"docker-", store.RuntimeDocker},
+		{"cri-containerd-", store.RuntimeContainerd},
+		{"crio-", store.RuntimeCRIO},
+		{"libpod-", store.RuntimePodman},
 	} {
 		if id, ok := strings.CutPrefix(base, p.prefix); ok && isID(id) {
-			if !scope && p.runtime != RuntimeCRIO && p.runtime != RuntimePodman {
-				return Container{}, false // only CRI-O and Podman write these without systemd
+			if !scope && p.runtime != store.RuntimeCRIO && p.runtime != store.RuntimePodman {
+				return ContainerCgroup{}, false // only CRI-O and Podman write these without systemd
 			}
-			return Container{Runtime: p.runtime, ID: id, Sure: true}, true
+			return ContainerCgroup{Runtime: p.runtime, ID: id, Sure: true}, true
 		}
 	}
 	if scope || !isID(name) {
-		return Container{}, false
+		return ContainerCgroup{}, false
 	}
 	parent := ""
 	if len(parents) > 0 {
@@ -171,11 +170,11 @@ func parseComponent(name string, parents []string) (Container, bool) {
 	}
 	switch {
 	case parent == "docker" && len(parents) == 2:
-		return Container{Runtime: RuntimeDocker, ID: name, Sure: true}, true
+		return ContainerCgroup{Runtime: store.RuntimeDocker, ID: name, Sure: true}, true
 	case strings.HasPrefix(parent, "pod") && slices.ContainsFunc(parents, func(p string) bool { return strings.HasPrefix(p, "kubepods") }):
-		return Container{Runtime: RuntimeContainerd, ID: name}, true
+		return ContainerCgroup{Runtime: store.RuntimeContainerd, ID: name}, true
 	}
-	return Container{Runtime: RuntimeDocker, ID: name}, true
+	return ContainerCgroup{Runtime: store.RuntimeDocker, ID: name}, true
 }
 
 // isID reports whether s is a full container id: 64 lowercase hex digits.
@@ -326,4 +325,85 @@ func hasWord(s, w string) bool {
 		}
 	}
 	return false
+}
+
+// procCgroup reads the memory cgroup of a live process.
+func procCgroup(procfs string, pid int) (string, error) {
+	b, err := os.ReadFile(filepath.Join(procfs, fmt.Sprint(pid), "cgroup"))
+	if err != nil {
+		return "", err
+	}
+	return ParseProcCgroup(b)
+}
+
+// guessRuntime tells which runtime runs the container in the cgroup dir
+// from the command line of its main process's parent, the runtime's shim:
+// Docker's containerd-shim runs in containerd namespace "moby", the CRI's in
+// "k8s.io"; CRI-O and Podman use conmon. procfs is where /proc is.
+func guessRuntime(procfs, dir string) (string, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return "", false
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	pid, err := strconv.Atoi(first)
+	if err != nil {
+		return "", false
+	}
+	stat, err := os.ReadFile(filepath.Join(procfs, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", false
+	}
+	ppid, ok := parentPid(stat)
+	if !ok {
+		return "", false
+	}
+	cmd, err := os.ReadFile(filepath.Join(procfs, strconv.Itoa(ppid), "cmdline"))
+	if err != nil {
+		return "", false
+	}
+	return runtimeOfShim(cmd)
+}
+
+// parentPid reads the ppid from /proc/PID/stat ("PID (COMM) S PPID ..."; COMM may hold anything).
+func parentPid(stat []byte) (int, bool) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f[1])
+	return n, err == nil
+}
+
+// runtimeOfShim tells the runtime from a shim's NUL-separated command line.
+func runtimeOfShim(cmdline []byte) (string, bool) {
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if len(args) == 0 {
+		return "", false
+	}
+	prog := filepath.Base(args[0])
+	switch {
+	case strings.HasPrefix(prog, "containerd-shim"):
+		for i, a := range args {
+			if (a == "-namespace" || a == "--namespace") && i+1 < len(args) {
+				if args[i+1] == "moby" {
+					return store.RuntimeDocker, true
+				}
+				return store.RuntimeContainerd, true
+			}
+		}
+		return store.RuntimeContainerd, true
+	case prog == "conmon":
+		for _, a := range args {
+			if strings.Contains(a, "libpod") || strings.Contains(a, "podman") {
+				return store.RuntimePodman, true
+			}
+		}
+		return store.RuntimeCRIO, true
+	}
+	return "", false
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
 const (
@@ -18,26 +20,26 @@ var cgroupPaths = []struct {
 	path, runtime, id, dir string
 	sure                   bool
 }{
-	{"/docker/" + id1, RuntimeDocker, id1, "/docker/" + id1, true},
-	{"/system.slice/docker-" + id1 + ".scope", RuntimeDocker, id1, "/system.slice/docker-" + id1 + ".scope", true},
-	{"/kubepods/burstable/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, RuntimeContainerd, id1, "/kubepods/burstable/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, false},
-	{"/kubepods/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, RuntimeContainerd, id1, "/kubepods/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, false},
-	{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f5c9a1e_8b2d.slice/cri-containerd-" + id1 + ".scope", RuntimeContainerd, id1, "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f5c9a1e_8b2d.slice/cri-containerd-" + id1 + ".scope", true},
-	{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/crio-" + id1 + ".scope", RuntimeCRIO, id1, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/crio-" + id1 + ".scope", true},
-	{"/kubepods/besteffort/podx/crio-" + id1, RuntimeCRIO, id1, "/kubepods/besteffort/podx/crio-" + id1, true},
-	{"/kubepods.slice/kubepods-podx.slice/docker-" + id1 + ".scope", RuntimeDocker, id1, "/kubepods.slice/kubepods-podx.slice/docker-" + id1 + ".scope", true},
-	{"/machine.slice/libpod-" + id1 + ".scope", RuntimePodman, id1, "/machine.slice/libpod-" + id1 + ".scope", true},
-	{"/machine.slice/libpod-" + id1 + ".scope/container", RuntimePodman, id1, "/machine.slice/libpod-" + id1 + ".scope", true},
-	{"/machine.slice/machine-libpod_pod_abc.slice/libpod-" + id1 + ".scope", RuntimePodman, id1, "/machine.slice/machine-libpod_pod_abc.slice/libpod-" + id1 + ".scope", true},
-	{"/libpod_parent/libpod-" + id1, RuntimePodman, id1, "/libpod_parent/libpod-" + id1, true},
+	{"/docker/" + id1, store.RuntimeDocker, id1, "/docker/" + id1, true},
+	{"/system.slice/docker-" + id1 + ".scope", store.RuntimeDocker, id1, "/system.slice/docker-" + id1 + ".scope", true},
+	{"/kubepods/burstable/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, store.RuntimeContainerd, id1, "/kubepods/burstable/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, false},
+	{"/kubepods/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, store.RuntimeContainerd, id1, "/kubepods/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60/" + id1, false},
+	{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f5c9a1e_8b2d.slice/cri-containerd-" + id1 + ".scope", store.RuntimeContainerd, id1, "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f5c9a1e_8b2d.slice/cri-containerd-" + id1 + ".scope", true},
+	{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/crio-" + id1 + ".scope", store.RuntimeCRIO, id1, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/crio-" + id1 + ".scope", true},
+	{"/kubepods/besteffort/podx/crio-" + id1, store.RuntimeCRIO, id1, "/kubepods/besteffort/podx/crio-" + id1, true},
+	{"/kubepods.slice/kubepods-podx.slice/docker-" + id1 + ".scope", store.RuntimeDocker, id1, "/kubepods.slice/kubepods-podx.slice/docker-" + id1 + ".scope", true},
+	{"/machine.slice/libpod-" + id1 + ".scope", store.RuntimePodman, id1, "/machine.slice/libpod-" + id1 + ".scope", true},
+	{"/machine.slice/libpod-" + id1 + ".scope/container", store.RuntimePodman, id1, "/machine.slice/libpod-" + id1 + ".scope", true},
+	{"/machine.slice/machine-libpod_pod_abc.slice/libpod-" + id1 + ".scope", store.RuntimePodman, id1, "/machine.slice/machine-libpod_pod_abc.slice/libpod-" + id1 + ".scope", true},
+	{"/libpod_parent/libpod-" + id1, store.RuntimePodman, id1, "/libpod_parent/libpod-" + id1, true},
 	// Under a parent of --kernel.cgroup-parent: Docker's --cgroup-parent, the kubelet's --cgroup-root.
-	{"/process_api/abc/mcm-test-1/" + id1, RuntimeDocker, id1, "/process_api/abc/mcm-test-1/" + id1, false},
-	{"/custom/kubepods/burstable/pod3f5c/" + id1, RuntimeContainerd, id1, "/custom/kubepods/burstable/pod3f5c/" + id1, false},
-	{"/custom.slice/docker-" + id1 + ".scope", RuntimeDocker, id1, "/custom.slice/docker-" + id1 + ".scope", true},
+	{"/process_api/abc/mcm-test-1/" + id1, store.RuntimeDocker, id1, "/process_api/abc/mcm-test-1/" + id1, false},
+	{"/custom/kubepods/burstable/pod3f5c/" + id1, store.RuntimeContainerd, id1, "/custom/kubepods/burstable/pod3f5c/" + id1, false},
+	{"/custom.slice/docker-" + id1 + ".scope", store.RuntimeDocker, id1, "/custom.slice/docker-" + id1 + ".scope", true},
 	// What is inside a container's cgroup is the container's: a Docker in it, its own sub-cgroups.
-	{"/docker/" + id1 + "/docker/" + id2, RuntimeDocker, id1, "/docker/" + id1, true},
-	{"/docker/" + id1 + "/init.scope", RuntimeDocker, id1, "/docker/" + id1, true},
-	{"/kubepods/burstable/pod3f5c/" + id1 + "/" + id2, RuntimeContainerd, id1, "/kubepods/burstable/pod3f5c/" + id1, false},
+	{"/docker/" + id1 + "/docker/" + id2, store.RuntimeDocker, id1, "/docker/" + id1, true},
+	{"/docker/" + id1 + "/init.scope", store.RuntimeDocker, id1, "/docker/" + id1, true},
+	{"/kubepods/burstable/pod3f5c/" + id1 + "/" + id2, store.RuntimeContainerd, id1, "/kubepods/burstable/pod3f5c/" + id1, false},
 	// No containers.
 	{"/", "", "", "", false},
 	{"", "", "", "", false},
@@ -179,10 +181,10 @@ func TestFindHierarchy(t *testing.T) {
 
 func TestRuntimeOfShim(t *testing.T) {
 	for cmd, want := range map[string]string{
-		"/usr/bin/containerd-shim-runc-v2\x00-namespace\x00moby\x00-id\x00" + id1 + "\x00-address\x00/run/containerd/containerd.sock\x00": RuntimeDocker,
-		"/usr/bin/containerd-shim-runc-v2\x00-namespace\x00k8s.io\x00-id\x00" + id1 + "\x00":                                              RuntimeContainerd,
-		"/usr/bin/conmon\x00-c\x00" + id1 + "\x00--exit-dir\x00/var/run/crio/exits\x00":                                                   RuntimeCRIO,
-		"/usr/bin/conmon\x00--api-version\x001\x00-c\x00" + id1 + "\x00--exit-command\x00/usr/bin/podman\x00":                             RuntimePodman,
+		"/usr/bin/containerd-shim-runc-v2\x00-namespace\x00moby\x00-id\x00" + id1 + "\x00-address\x00/run/containerd/containerd.sock\x00": store.RuntimeDocker,
+		"/usr/bin/containerd-shim-runc-v2\x00-namespace\x00k8s.io\x00-id\x00" + id1 + "\x00":                                              store.RuntimeContainerd,
+		"/usr/bin/conmon\x00-c\x00" + id1 + "\x00--exit-dir\x00/var/run/crio/exits\x00":                                                   store.RuntimeCRIO,
+		"/usr/bin/conmon\x00--api-version\x001\x00-c\x00" + id1 + "\x00--exit-command\x00/usr/bin/podman\x00":                             store.RuntimePodman,
 		"/sbin/init\x00": "",
 		"":               "",
 	} {

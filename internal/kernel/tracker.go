@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,19 +17,27 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
+// The tracker: it follows the memory cgroup hierarchy (inotify and rescans),
+// keeps one tracked instance per container cgroup, reads their counters and
+// sends what it reads to the store.
+
 // rescanInterval is how often the whole hierarchy is walked again: inotify
 // tells of every cgroup made and removed, the walk catches what a full
 // inotify queue (or a missing watch) let pass.
 const rescanInterval = 30 * time.Second
 
 // cgroups finds the containers' memory cgroups and reads their OOM
-// counters: on cgroup v2 whenever the kernel notifies a change of
-// memory.events; on v1, which notifies no kill, when the kernel log reports
-// a kill, when a runtime reports one, at every scrape and every rescan.
+// counters when the kernel log names a kill in one, when a runtime reports
+// one, and at every rescan; on cgroup v2 also whenever the kernel notifies a
+// change of memory.events (v1 notifies no kill). A scrape reads none: at
+// tens of microseconds a cgroup, that would slow every scrape of a large
+// node.
 type cgroups struct {
-	src    *Source
-	log    *slog.Logger
-	rescan chan struct{}
+	cfg     Config
+	store   *store.Store
+	reports <-chan string // keys of containers a runtime reported an OOM kill in
+	log     *slog.Logger
+	rescan  chan struct{}
 
 	mu     sync.Mutex
 	h      Hierarchy
@@ -39,7 +45,7 @@ type cgroups struct {
 	w      *watcher            // nil: rescans only
 	warned bool                // a failed watch was logged
 	byDir  map[string]*tracked // by cgroup path (from the hierarchy's root)
-	byID   map[string]*tracked // by Container.key
+	byID   map[string]*tracked // by ContainerCgroup.key
 	serial uint64              // of the last instance seen
 }
 
@@ -47,7 +53,7 @@ type cgroups struct {
 // its mkdir to its rmdir. Only runtime and refined change, under
 // cgroups.mu.
 type tracked struct {
-	c Container
+	c ContainerCgroup
 	// id names the instance for the store. The inode tells instances at
 	// one path apart (cgroupfs does not reuse inode numbers soon), but the
 	// reader also gives a new id to a directory it saw removed and made
@@ -60,13 +66,15 @@ type tracked struct {
 	refined   bool   // the runtime guess was checked against the shim
 }
 
-func newCgroups(src *Source, log *slog.Logger) *cgroups {
+func newCgroups(cfg Config, st *store.Store, reports <-chan string, log *slog.Logger) *cgroups {
 	return &cgroups{
-		src:    src,
-		log:    log,
-		rescan: make(chan struct{}, 1),
-		byDir:  map[string]*tracked{},
-		byID:   map[string]*tracked{},
+		cfg:     cfg,
+		store:   st,
+		reports: reports,
+		log:     log,
+		rescan:  make(chan struct{}, 1),
+		byDir:   map[string]*tracked{},
+		byID:    map[string]*tracked{},
 	}
 }
 
@@ -79,7 +87,7 @@ func (c *cgroups) requestRescan() {
 
 // session watches the hierarchy until it fails or ctx ends.
 func (c *cgroups) session(ctx context.Context, up func()) error {
-	h, err := FindHierarchy(c.src.cfg.SysFS)
+	h, err := FindHierarchy(c.cfg.SysFS)
 	if err != nil {
 		return err
 	}
@@ -107,7 +115,7 @@ func (c *cgroups) session(ctx context.Context, up func()) error {
 	c.scan()
 	// Up once it knows every container's cgroup that exists: also those
 	// found through the pids the runtimes give in their first listing.
-	if !c.src.store.WaitSettled(ctx, true) {
+	if !c.store.WaitSettled(ctx, true) {
 		return ctx.Err()
 	}
 	c.watchPids()
@@ -135,7 +143,7 @@ func (c *cgroups) session(ctx context.Context, up func()) error {
 		case <-c.rescan:
 			c.scan()
 			c.watchPids()
-		case key := <-c.src.reports:
+		case key := <-c.reports:
 			if t := c.lookupKey(key); t != nil {
 				c.read(t.c.Dir)
 			}
@@ -235,7 +243,7 @@ func (c *cgroups) scan() {
 // container's. born is when it was made, if known. It reports whether the
 // directory is a container's.
 func (c *cgroups) appeared(rel string, born time.Time, exact bool) bool {
-	ct, ok := ParseContainerPath(rel, c.src.cfg.CgroupParents)
+	ct, ok := ParseContainerPath(rel, c.cfg.CgroupParents)
 	if !ok || ct.Dir != rel {
 		return false
 	}
@@ -253,8 +261,8 @@ func (c *cgroups) appeared(rel string, born time.Time, exact bool) bool {
 }
 
 // track starts tracking a cgroup instance, unless the same instance is
-// tracked already: the event loop, the kernel log reader and a scrape may
-// find it at once. An older instance at the same path is gone. On cgroup v2
+// tracked already: the event loop and the kernel log reader may find it
+// at once. An older instance at the same path is gone. On cgroup v2
 // the kernel then notifies every change of the instance's counters.
 func (c *cgroups) track(t *tracked) bool {
 	c.mu.Lock()
@@ -275,7 +283,7 @@ func (c *cgroups) track(t *tracked) bool {
 	v2, dir := c.h.V2, filepath.Join(c.h.Root, t.c.Dir)
 	c.mu.Unlock()
 	if gone != nil {
-		c.src.store.Apply(*gone)
+		c.store.Apply(*gone)
 	}
 	if v2 {
 		c.addFileWatch(dir)
@@ -354,7 +362,7 @@ func (c *cgroups) gone(t *tracked, now time.Time) {
 	}
 	ev := store.CgroupGone{Cgroup: c.cgroupLocked(t), Instance: t.id, At: now}
 	c.mu.Unlock()
-	c.src.store.Apply(ev)
+	c.store.Apply(ev)
 }
 
 // cgroupLocked is how the store is told of a tracked cgroup: its runtime
@@ -391,16 +399,16 @@ func (c *cgroups) read(rel string) {
 	}
 	n, err := h.parse(b)
 	if err != nil {
-		c.src.store.CountEvent(store.CgroupSource, true)
+		c.store.CountEvent(store.CgroupSource, true)
 		c.log.Warn("cannot parse a cgroup's OOM counters", "cgroup", t.c.Dir, "err", err)
 		return
 	}
-	c.src.store.CountEvent(store.CgroupSource, false)
+	c.store.CountEvent(store.CgroupSource, false)
 	c.mu.Lock()
 	refine := !t.c.Sure && !t.refined
 	c.mu.Unlock()
 	if refine {
-		if r, ok := c.guessRuntime(dir); ok {
+		if r, ok := guessRuntime(c.cfg.ProcFS, dir); ok {
 			c.mu.Lock()
 			t.runtime, t.refined = r, true
 			c.mu.Unlock()
@@ -410,14 +418,14 @@ func (c *cgroups) read(rel string) {
 	ev := store.KernelOOMCount{Cgroup: c.cgroupLocked(t), Instance: t.id, Born: t.born, BornExact: t.bornExact,
 		Kills: n.Kills, GroupKills: n.GroupKills, HasGroup: n.HasGroup, At: at}
 	c.mu.Unlock()
-	c.src.store.Apply(ev)
+	c.store.Apply(ev)
 }
 
 // ensure tracks the instance of a container's cgroup that exists now, if
 // the reader did not know it yet (the kernel log can report a kill in a new
 // cgroup before inotify does), and returns its id: 0 if the cgroup is gone or
 // is no container's.
-func (c *cgroups) ensure(ct Container) uint64 {
+func (c *cgroups) ensure(ct ContainerCgroup) uint64 {
 	c.mu.Lock()
 	found := c.found
 	c.mu.Unlock()
@@ -435,7 +443,7 @@ func (c *cgroups) ensure(ct Container) uint64 {
 		c.check(t, time.Now()) // made again since the reader looked
 		return c.instance(ct.Dir)
 	}
-	if parsed, ok := ParseContainerPath(ct.Dir, c.src.cfg.CgroupParents); !ok || parsed.Dir != ct.Dir {
+	if parsed, ok := ParseContainerPath(ct.Dir, c.cfg.CgroupParents); !ok || parsed.Dir != ct.Dir {
 		return 0 // found by pid and gone since: tracked again by the next walk
 	}
 	c.track(&tracked{c: ct, ino: st.ino, born: st.ctime, runtime: ct.Runtime})
@@ -456,11 +464,11 @@ func (c *cgroups) readAll(limit time.Duration) {
 // watchPids finds the cgroups of running containers whose path names no
 // container the reader recognises: a runtime gave their main process's pid.
 func (c *cgroups) watchPids() {
-	for _, tg := range c.src.store.Unwatched() {
+	for _, tg := range c.store.Unwatched() {
 		if c.lookupKey(tg.Meta.Key()) != nil {
 			continue
 		}
-		path, err := c.src.procCgroup(tg.Pid)
+		path, err := procCgroup(c.cfg.ProcFS, tg.Pid)
 		if err != nil {
 			continue // exited since
 		}
@@ -478,7 +486,7 @@ func (c *cgroups) watchPids() {
 			continue
 		}
 		owner := tg.Meta
-		t := &tracked{c: Container{Runtime: tg.Meta.Runtime, ID: tg.Meta.ID, Dir: path, Sure: true, Owner: &owner}, ino: st.ino, born: st.ctime, runtime: tg.Meta.Runtime}
+		t := &tracked{c: ContainerCgroup{Runtime: tg.Meta.Runtime, ID: tg.Meta.ID, Dir: path, Sure: true, Owner: &owner}, ino: st.ino, born: st.ctime, runtime: tg.Meta.Runtime}
 		if c.track(t) {
 			c.read(path)
 		}
@@ -486,7 +494,7 @@ func (c *cgroups) watchPids() {
 }
 
 // byPath finds the tracked container whose cgroup holds the cgroup path.
-func (c *cgroups) byPath(path string) (Container, bool) {
+func (c *cgroups) byPath(path string) (ContainerCgroup, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for p := path; p != "/" && p != "." && p != ""; p = filepath.Dir(p) {
@@ -496,12 +504,12 @@ func (c *cgroups) byPath(path string) (Container, bool) {
 			return ct, true
 		}
 	}
-	return Container{}, false
+	return ContainerCgroup{}, false
 }
 
 // known returns the tracked version of a container parsed from a path: the
 // runtime checked against its shim.
-func (c *cgroups) known(ct Container) Container {
+func (c *cgroups) known(ct ContainerCgroup) ContainerCgroup {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t := c.byID[ct.key()]; t != nil && t.c.Dir == ct.Dir {
@@ -541,8 +549,8 @@ func (c *cgroups) lookupKey(key string) *tracked {
 	}
 	_, rest, _ := strings.Cut(key, "://")
 	id := rest[strings.LastIndexByte(rest, '/')+1:] // containerd's keys hold the namespace
-	for _, r := range []string{RuntimeDocker, RuntimeContainerd, RuntimeCRIO, RuntimePodman} {
-		if t := c.byID[r+"://"+id]; t != nil && t.c.Owner == nil {
+	for _, r := range []string{store.RuntimeDocker, store.RuntimeContainerd, store.RuntimeCRIO, store.RuntimePodman} {
+		if t := c.byID[store.Key(r, "", id)]; t != nil && t.c.Owner == nil {
 			return t
 		}
 	}
@@ -578,78 +586,6 @@ func (c *cgroups) stat(rel string) (dirStat, error) {
 	return dirStat{ino: st.Ino, ctime: time.Unix(st.Ctim.Unix())}, nil
 }
 
-// guessRuntime tells which runtime runs the container in the cgroup dir
-// from the command line of its main process's parent, the runtime's shim:
-// Docker's containerd-shim runs in containerd namespace "moby", the CRI's in
-// "k8s.io"; CRI-O and Podman use conmon.
-func (c *cgroups) guessRuntime(dir string) (string, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-	if err != nil {
-		return "", false
-	}
-	first, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-	pid, err := strconv.Atoi(first)
-	if err != nil {
-		return "", false
-	}
-	stat, err := os.ReadFile(filepath.Join(c.src.cfg.ProcFS, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", false
-	}
-	ppid, ok := parentPid(stat)
-	if !ok {
-		return "", false
-	}
-	cmd, err := os.ReadFile(filepath.Join(c.src.cfg.ProcFS, strconv.Itoa(ppid), "cmdline"))
-	if err != nil {
-		return "", false
-	}
-	return runtimeOfShim(cmd)
-}
-
-// parentPid reads the ppid from /proc/PID/stat ("PID (COMM) S PPID ..."; COMM may hold anything).
-func parentPid(stat []byte) (int, bool) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 2 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(f[1])
-	return n, err == nil
-}
-
-// runtimeOfShim tells the runtime from a shim's NUL-separated command line.
-func runtimeOfShim(cmdline []byte) (string, bool) {
-	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-	if len(args) == 0 {
-		return "", false
-	}
-	prog := filepath.Base(args[0])
-	switch {
-	case strings.HasPrefix(prog, "containerd-shim"):
-		for i, a := range args {
-			if (a == "-namespace" || a == "--namespace") && i+1 < len(args) {
-				if args[i+1] == "moby" {
-					return RuntimeDocker, true
-				}
-				return RuntimeContainerd, true
-			}
-		}
-		return RuntimeContainerd, true
-	case prog == "conmon":
-		for _, a := range args {
-			if strings.Contains(a, "libpod") || strings.Contains(a, "podman") {
-				return RuntimePodman, true
-			}
-		}
-		return RuntimeCRIO, true
-	}
-	return "", false
-}
-
 // updateWatches tells the store how many inotify watches the reader holds,
 // which count against fs.inotify.max_user_watches.
 func (c *cgroups) updateWatches() {
@@ -657,7 +593,7 @@ func (c *cgroups) updateWatches() {
 	if w := c.watcher(); w != nil {
 		n = w.count()
 	}
-	c.src.store.SetWatches(store.CgroupSource, n)
+	c.store.SetWatches(store.CgroupSource, n)
 }
 
 // v2 reports whether the hierarchy is cgroup v2, which notifies every change
