@@ -9,9 +9,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
@@ -27,10 +29,12 @@ import (
 const program = "missing-container-metrics-events"
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stderr))
 }
 
-func run(args []string) int {
+// run runs the companion on the kills read from in, logging to log; it
+// returns the exit status.
+func run(args []string, in io.Reader, log io.Writer) int {
 	app := kingpin.New(program, "Records a Kubernetes Event on the Pod of every OOM kill that missing-container-metrics writes to its standard input (one JSON object a line); missing-container-metrics --kubernetes.events starts it. It ends when its input ends.")
 	app.Version(version.Print(program))
 	app.HelpFlag.Short('h')
@@ -42,9 +46,10 @@ func run(args []string) int {
 		StringVar(&kubeconfig)
 	promslogflag.AddFlags(app, &logCfg)
 	if _, err := app.Parse(args); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(log, err)
 		return 2
 	}
+	logCfg.Writer = log
 	logger := promslog.New(&logCfg)
 	// client-go logs through klog: into the same log.
 	klog.SetSlogLogger(logger)
@@ -70,7 +75,17 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger.Info("recording a Kubernetes Event for each OOM kill", "node", node, "apiserver", cfg.Host, "version", version.Version)
-	if err := r.Run(ctx, os.Stdin); err != nil {
+	read := make(chan error, 1)
+	go func() { read <- r.Run(ctx, in) }()
+	select {
+	case err = <-read:
+	case <-ctx.Done(): // a read of the input is not ended by a signal
+	}
+	// The exporter kills the companion 5 s after it closed its input.
+	if !r.Flush(3 * time.Second) {
+		logger.Warn("ending with Events not written yet")
+	}
+	if err != nil {
 		logger.Error("reading the kills", "err", err)
 		return 1
 	}

@@ -15,6 +15,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,6 +56,10 @@ type Recorder struct {
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
 	retry       []time.Duration // waits between attempts to find a pod
+	// flushes are the Flush calls waiting for their marker, by its name.
+	flushMu sync.Mutex
+	flushes map[string]chan struct{}
+	flushN  uint64
 	// pods are the pods found so far, by the kill's pod UID: a UID names
 	// one pod for ever.
 	pods map[string]pod
@@ -96,25 +103,75 @@ func New(cfg Config, log *slog.Logger) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []record.BroadcasterOption{}
-	retry := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	r := &Recorder{node: cfg.Node, client: client, log: log, pods: map[string]pod{}, flushes: map[string]chan struct{}{},
+		retry: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}}
+	// client-go's own spam filter and aggregation. The recorder handles one
+	// Event after the other; the spam filter's key is asked for last before
+	// an Event is dropped or written, so when it is asked for a flush's
+	// marker, every Event before it is done with. The key is client-go's
+	// default: one bucket an object.
+	opts := []record.BroadcasterOption{record.WithCorrelatorOptions(record.CorrelatorOptions{
+		SpamKeyFunc: func(e *corev1.Event) string {
+			o := e.InvolvedObject
+			if o.Kind == flushKind {
+				r.flushed(o.Name)
+			}
+			return strings.Join([]string{e.Source.Component, e.Source.Host, o.Kind, o.Namespace, o.Name, string(o.UID), o.APIVersion, e.Type}, "")
+		},
+	})}
 	if cfg.RetryInterval > 0 {
 		opts = append(opts, record.WithSleepDuration(cfg.RetryInterval))
-		retry = []time.Duration{cfg.RetryInterval, cfg.RetryInterval, cfg.RetryInterval, cfg.RetryInterval}
+		r.retry = []time.Duration{cfg.RetryInterval, cfg.RetryInterval, cfg.RetryInterval, cfg.RetryInterval}
 	}
-	b := record.NewBroadcaster(opts...)
-	b.StartRecordingToSink(&sink{client: client})
-	return &Recorder{
-		node: cfg.Node, client: client, log: log, broadcaster: b, retry: retry,
-		recorder: b.NewRecorder(scheme, corev1.EventSource{Component: Component, Host: cfg.Node}),
-		pods:     map[string]pod{},
-	}, nil
+	r.broadcaster = record.NewBroadcaster(opts...)
+	r.broadcaster.StartRecordingToSink(&sink{client: client})
+	r.recorder = r.broadcaster.NewRecorder(scheme, corev1.EventSource{Component: Component, Host: cfg.Node})
+	return r, nil
 }
 
-// Close stops the recorder. Events it has not written yet are lost.
+// flushKind marks the recorder's Events that only Flush sees: the sink
+// writes none of them.
+const flushKind = "missing-container-metrics-flush"
+
+// Flush waits, at most timeout, until each Event recorded before is
+// written, or dropped by the rate limit, and reports whether they are. An
+// Event whose write failed is tried again later (client-go: 12 times, 10 s
+// apart), and Flush waits for it.
+func (r *Recorder) Flush(timeout time.Duration) bool {
+	r.flushMu.Lock()
+	r.flushN++
+	name := strconv.FormatUint(r.flushN, 10)
+	done := make(chan struct{})
+	r.flushes[name] = done
+	r.flushMu.Unlock()
+	defer func() {
+		r.flushMu.Lock()
+		delete(r.flushes, name)
+		r.flushMu.Unlock()
+	}()
+	r.recorder.Event(&corev1.ObjectReference{Kind: flushKind, Name: name}, corev1.EventTypeNormal, "Flush", "flush")
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+func (r *Recorder) flushed(name string) {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	if done := r.flushes[name]; done != nil {
+		close(done)
+		delete(r.flushes, name)
+	}
+}
+
+// Close stops the recorder. Events it has not written yet are lost: Flush first.
 func (r *Recorder) Close() { r.broadcaster.Shutdown() }
 
-// Run records an Event for each kill read from in, until in ends or ctx does.
+// Run records an Event for each kill read from in, until in ends; once
+// ctx has ended it records no more.
 func (r *Recorder) Run(ctx context.Context, in io.Reader) error {
 	return pipe.Read(in, func(k pipe.Kill) {
 		if ctx.Err() == nil {
@@ -223,22 +280,31 @@ func retriable(err error) bool {
 }
 
 // sink writes the recorder's Events through the core/v1 REST client, as
-// client-go's typed EventSinkImpl does.
+// client-go's typed EventSinkImpl does; not Flush's markers.
 type sink struct{ client rest.Interface }
 
 func (s *sink) Create(e *corev1.Event) (*corev1.Event, error) {
+	if e.InvolvedObject.Kind == flushKind {
+		return e, nil
+	}
 	out := &corev1.Event{}
 	err := s.client.Post().Namespace(e.Namespace).Resource("events").Body(e).Do(context.Background()).Into(out)
 	return out, err
 }
 
 func (s *sink) Update(e *corev1.Event) (*corev1.Event, error) {
+	if e.InvolvedObject.Kind == flushKind {
+		return e, nil
+	}
 	out := &corev1.Event{}
 	err := s.client.Put().Namespace(e.Namespace).Resource("events").Name(e.Name).Body(e).Do(context.Background()).Into(out)
 	return out, err
 }
 
 func (s *sink) Patch(e *corev1.Event, data []byte) (*corev1.Event, error) {
+	if e.InvolvedObject.Kind == flushKind {
+		return e, nil
+	}
 	out := &corev1.Event{}
 	err := s.client.Patch(types.StrategicMergePatchType).Namespace(e.Namespace).Resource("events").Name(e.Name).
 		Body(data).Do(context.Background()).Into(out)

@@ -191,7 +191,14 @@ func TestEventOnThePod(t *testing.T) {
 	r := newRecorder(t, a, io.Discard)
 	k := workerKill("logging", "fluentd-0", "uid-1", 4242)
 	r.Record(context.Background(), k)
-	e := waitEvents(t, a, "one event", func(evs []corev1.Event) bool { return len(evs) == 1 })[0]
+	if !r.Flush(20 * time.Second) {
+		t.Fatal("not flushed")
+	}
+	evs := a.eventList()
+	if len(evs) != 1 {
+		t.Fatalf("%d events after Flush, want 1", len(evs))
+	}
+	e := evs[0]
 	want := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: "logging", Name: "fluentd-0", UID: "uid-1",
 		FieldPath: "spec.containers{fluentd}"}
 	if e.InvolvedObject != want {
