@@ -79,7 +79,7 @@ func TestEvents(t *testing.T) {
 		attempts = attempt
 		name = fmt.Sprintf("fluentd-%d", attempt)
 		victim = "mcm-" + randomName("k")[2:]
-		pod, ev = workerKilled(t, wns, name, victim)
+		pod, ev = workerKilled(t, e, wns, name, victim)
 		if ev.Reason != "OOMKill" || attempt == 5 {
 			break
 		}
@@ -171,12 +171,31 @@ func TestEvents(t *testing.T) {
 
 // workerKilled runs a pod whose worker process victim is OOM-killed while
 // its container lives on, and returns the pod and the one Event on it from
-// missing-container-metrics.
-func workerKilled(t *testing.T, ns, name, victim string) (*corev1.Pod, corev1.Event) {
+// missing-container-metrics. The kill waits until the exporter knows the
+// container: from its runtime, and its memory cgroup watched. (A kill
+// before its cgroup is first read counts, but as a kill from before the
+// exporter looked, which gets no record and no Event.)
+func workerKilled(t *testing.T, e *exporter, ns, name, victim string) (*corev1.Pod, corev1.Event) {
 	t.Helper()
+	watched := func(s *scrape) float64 {
+		v, _ := s.one("missing_container_metrics_containers", map[string]string{"source": "cgroup"})
+		return v
+	}
+	var before float64
+	e.until(t, time.Minute, func(s *scrape) error { before = watched(s); return nil })
 	rec := newRecords(t)
 	pod := createPod(t, ns, newPod(name, rec, corev1.RestartPolicyAlways,
-		container("worker", oomKill(victim)+`; [ $? = 137 ] && echo oom >> /rec/ooms; exec sleep 100000`)))
+		container("worker", `until [ -e /rec/go ]; do sleep 0.1; done; `+oomKill(victim)+`; [ $? = 137 ] && echo oom >> /rec/ooms; exec sleep 100000`)))
+	e.until(t, 2*time.Minute, func(s *scrape) error {
+		if _, err := s.one("container_restarts_total", map[string]string{"namespace": ns, "pod": name, "container": "worker"}); err != nil {
+			return err
+		}
+		if n := watched(s); n <= before {
+			return fmt.Errorf("%v containers' cgroups watched, %v before the pod", n, before)
+		}
+		return nil
+	})
+	rec.touch(t, "go")
 	rec.waitLines(t, 2*time.Minute, "ooms", "oom", 1)
 	var ev corev1.Event
 	eventually(t, 2*time.Minute, func() error {
