@@ -1,5 +1,7 @@
-# A minimal image: the static binary that `make build` wrote, and nothing else —
+# A minimal image: the static binaries that `make build` wrote, and nothing else —
 # no shell, no package manager, no libc. Built without a registry (FROM scratch).
+# The exporter starts the second, its Kubernetes Events companion, with
+# --kubernetes.events, from the directory it is in itself.
 #
 #   make image                  # for this machine's architecture
 #   make image GOARCH=arm64     # for another one (BuildKit)
@@ -14,7 +16,8 @@ FROM scratch
 ARG TARGETOS
 ARG TARGETARCH
 
-COPY bin/${TARGETOS}-${TARGETARCH}/missing-container-metrics /bin/missing-container-metrics
+# One COPY: one layer.
+COPY bin/${TARGETOS}-${TARGETARCH}/missing-container-metrics bin/${TARGETOS}-${TARGETARCH}/missing-container-metrics-events /bin/
 
 # nobody: enough for a Docker socket reached through --group-add; the
 # Kubernetes manifests set the user the runtime sockets need (docs/deploy.md).

@@ -1,8 +1,9 @@
 # Builds, images and tests of missing-container-metrics.
 #
-#   make build                    # static binary bin/linux-$(GOARCH)/missing-container-metrics
+#   make build                    # static binaries in bin/linux-$(GOARCH)/: missing-container-metrics
+#                                 # and its Kubernetes Events companion missing-container-metrics-events
 #   make build GOARCH=arm64       # for another architecture
-#   make image                    # the image from that binary (Dockerfile; no registry needed),
+#   make image                    # the image from those binaries (Dockerfile; no registry needed),
 #                                 # tagged $(IMAGE): the name the chart and the manifests pull
 #   make image GOARCH=arm64       # the image for another architecture (BuildKit)
 #   make release-image            # amd64 and arm64 in one multi-arch image, pushed (docker buildx)
@@ -22,7 +23,8 @@ GOOS       ?= linux
 GOARCH     ?= $(shell $(GO) env GOARCH)
 HOSTARCH   := $(shell $(GO) env GOHOSTARCH)
 BIN_DIR    := bin/$(GOOS)-$(GOARCH)
-BINARY     := $(BIN_DIR)/missing-container-metrics
+# The exporter, and the companion that alone links client-go (--kubernetes.events).
+COMMANDS   := ./cmd/missing-container-metrics ./cmd/missing-container-metrics-events
 DOCKER     ?= docker
 
 VERSION    ?= $(shell cat VERSION)
@@ -51,10 +53,10 @@ LABELS := --label org.opencontainers.image.version=$(VERSION) \
 .PHONY: build image release-image chart check-release-tag test unit lint demo deploy-test clean
 
 # Static (no cgo), so the image needs no libc; -trimpath keeps the build
-# machine's paths out of the binary.
+# machine's paths out of the binaries. Both in one go build, into $(BIN_DIR).
 build:
 	CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) \
-		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/missing-container-metrics
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/ $(COMMANDS)
 
 # This machine's architecture: the classic builder, which any docker has. It sets
 # no TARGETARCH of its own and records the daemon's architecture in the image, so
@@ -67,7 +69,7 @@ else
 	DOCKER_BUILDKIT=1 $(DOCKER) build --platform $(GOOS)/$(GOARCH) $(LABELS) -t $(IMAGE) .
 endif
 
-# Both binaries, then one image index for amd64 and arm64, pushed to $(IMAGE)
+# Both architectures' binaries, then one image index for amd64 and arm64, pushed to $(IMAGE)
 # (docker buildx; log in to the registry first). The release workflow runs this.
 release-image:
 	$(MAKE) build GOOS=linux GOARCH=amd64

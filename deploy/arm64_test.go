@@ -21,8 +21,11 @@ import (
 )
 
 // arm64Binary is what `make build GOARCH=arm64` writes, and what the Dockerfile copies
-// into the arm64 image.
-const arm64Binary = "../bin/linux-arm64/missing-container-metrics"
+// into the arm64 image; arm64Companion the Kubernetes Events companion beside it.
+const (
+	arm64Binary    = "../bin/linux-arm64/missing-container-metrics"
+	arm64Companion = "../bin/linux-arm64/missing-container-metrics-events"
+)
 
 // The arm64 build, as the release makes it: the binary of `make build GOARCH=arm64`
 // run under Debian's qemu-user-static, and the image of `make image GOARCH=arm64`
@@ -33,14 +36,16 @@ func TestArm64(t *testing.T) {
 	if out, err := run(t, 10*time.Minute, "make", "-C", "..", "build", "GOARCH=arm64"); err != nil {
 		t.Fatalf("make build GOARCH=arm64: %v\n%s", err, out)
 	}
-	f, err := elf.Open(arm64Binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	machine := f.Machine
-	f.Close()
-	if machine != elf.EM_AARCH64 {
-		t.Fatalf("%s is for %v, not arm64", arm64Binary, machine)
+	for _, bin := range []string{arm64Binary, arm64Companion} {
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		machine := f.Machine
+		f.Close()
+		if machine != elf.EM_AARCH64 {
+			t.Fatalf("%s is for %v, not arm64", bin, machine)
+		}
 	}
 
 	t.Run("binary under qemu", func(t *testing.T) {
@@ -51,6 +56,10 @@ func TestArm64(t *testing.T) {
 		}
 		if !strings.Contains(out, "version "+v+" ") || !strings.Contains(out, "platform:         linux/arm64") {
 			t.Errorf("--version does not say version %s on linux/arm64:\n%s", v, out)
+		}
+		out, err = run(t, 2*time.Minute, qemu, arm64Companion, "--version")
+		if err != nil || !strings.Contains(out, "missing-container-metrics-events, version "+v+" ") {
+			t.Errorf("the companion's --version: %v\n%s", err, out)
 		}
 		serveUnderQemu(t, qemu, v)
 	})
@@ -94,12 +103,14 @@ func TestArm64(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := fileInSavedImage([]byte(saved), "bin/missing-container-metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sha256.Sum256(got) != sha256.Sum256(readFile(t, arm64Binary)) {
-			t.Errorf("the image's /bin/missing-container-metrics is not %s", arm64Binary)
+		for _, bin := range []string{arm64Binary, arm64Companion} {
+			got, err := fileInSavedImage([]byte(saved), "bin/"+path.Base(bin))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sha256.Sum256(got) != sha256.Sum256(readFile(t, bin)) {
+				t.Errorf("the image's /bin/%s is not %s", path.Base(bin), bin)
+			}
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -51,7 +52,50 @@ var chartCases = []chartCase{
 		check: func(t *testing.T, s objectSet) {
 			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			wantUser(t, s, 65534, []int64{0})
+			// No Kubernetes Events by default: no token in the pod, no role.
+			if tok := s.daemonSets[0].Spec.Template.Spec.AutomountServiceAccountToken; tok == nil || *tok {
+				t.Errorf("the pod mounts a service account token by default")
+			}
+			if len(s.clusterRoles)+len(s.clusterRoleBindings) > 0 {
+				t.Errorf("RBAC objects by default")
+			}
 		},
+	},
+	{
+		name: "Kubernetes Events: the token, the role, this node's name",
+		values: `
+kubernetes: {events: {enabled: true}}
+sources:
+  kernel: {kmsg: {enabled: true}}
+`,
+		kinds: []string{"ClusterRole", "ClusterRoleBinding", "DaemonSet", "Service", "ServiceAccount"},
+		args:  []string{"--kubernetes.events", "--containerd", "--kernel", "--path.kmsg=/dev/kmsg"},
+		check: func(t *testing.T, s objectSet) {
+			spec := s.daemonSets[0].Spec.Template.Spec
+			if tok := spec.AutomountServiceAccountToken; tok == nil || !*tok {
+				t.Errorf("--kubernetes.events without the service account's token")
+			}
+			// checkObjects checked the role's rules and its binding.
+			if !slices.ContainsFunc(spec.Containers[0].Env, func(e corev1.EnvVar) bool {
+				return e.Name == "NODE_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName"
+			}) {
+				t.Errorf("no NODE_NAME from spec.nodeName: the companion would not know its node's pods")
+			}
+			// Cluster-scoped: a release of the same name in another namespace
+			// must not take them over.
+			if n := s.clusterRoles[0].Name; !strings.Contains(n, "monitoring") {
+				t.Errorf("ClusterRole %s is not named by the release's namespace", n)
+			}
+		},
+	},
+	{
+		name: "Kubernetes Events with a service account of the user's",
+		values: `
+kubernetes: {events: {enabled: true}}
+serviceAccount: {create: false, name: monitoring}
+`,
+		kinds: []string{"ClusterRole", "ClusterRoleBinding", "DaemonSet", "Service"},
+		args:  []string{"--kubernetes.events"},
 	},
 	{
 		name: "the kernel's counters only: nobody, no group",
@@ -492,6 +536,9 @@ func TestHelmTemplateRefuses(t *testing.T) {
 		{"sources: {kernel: {sysfs: /sys}}", "sysfs"},
 		{"sources: {docker: {socketGroup: docker}}", "socketGroup"},
 		{"sources: {kernel: {kmsg: {deviceResource: 'kmsg device'}}}", "deviceResource"},
+		{"kubernetes: {events: true}", "events"},
+		{"kubernetes: {events: {enabled: yes please}}", "enabled"},
+		{"kubernetes: {event: {enabled: true}}", "event"},
 	} {
 		_, _, err := renderChart(c, "r", "monitoring", parseValues(t, tc.values))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,7 +30,7 @@ import (
 // twice: a misspelled field fails here instead of being dropped by the API server.
 var strictDecoder = func() runtime.Decoder {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, monitoringv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, monitoringv1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -112,6 +114,9 @@ type objectSet struct {
 	serviceMonitors []*monitoringv1.ServiceMonitor
 	podMonitors     []*monitoringv1.PodMonitor
 	rules           []*monitoringv1.PrometheusRule
+	// Only with the chart's kubernetes.events.enabled.
+	clusterRoles        []*rbacv1.ClusterRole
+	clusterRoleBindings []*rbacv1.ClusterRoleBinding
 }
 
 func sortObjects(t *testing.T, objs []runtime.Object) objectSet {
@@ -137,6 +142,10 @@ func sortObjects(t *testing.T, objs []runtime.Object) objectSet {
 			s.podMonitors = append(s.podMonitors, o)
 		case *monitoringv1.PrometheusRule:
 			s.rules = append(s.rules, o)
+		case *rbacv1.ClusterRole:
+			s.clusterRoles = append(s.clusterRoles, o)
+		case *rbacv1.ClusterRoleBinding:
+			s.clusterRoleBindings = append(s.clusterRoleBindings, o)
 		default:
 			t.Errorf("unexpected object %T", o)
 		}
@@ -164,7 +173,7 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 		for _, e := range validation.IsDNS1123Subdomain(m.GetName()) {
 			errorf("%s name %q: %s", kind, m.GetName(), e)
 		}
-		if _, isNS := o.(*corev1.Namespace); !isNS && m.GetNamespace() == "" {
+		if !clusterScoped(o) && m.GetNamespace() == "" {
 			errorf("%s %s has no namespace: it would land in the kubectl context's", kind, m.GetName())
 		}
 		checkLabels(t, where+" "+kind+" "+m.GetName(), m.GetLabels())
@@ -181,8 +190,20 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 	}
 	checkLabels(t, where+" pod template", pod.Labels)
 	spec := pod.Spec
-	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
-		errorf("the pods mount a service account token; the exporter never uses the API")
+	// A token only for the Kubernetes Events, the one use of the API, and
+	// then with the role they need.
+	args, _ := podArgs(s)
+	events := slices.Contains(args, "--kubernetes.events")
+	token := spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken
+	switch {
+	case token && !events:
+		errorf("the pods mount a service account token, but the exporter does not use the API (no --kubernetes.events)")
+	case !token && events:
+		errorf("--kubernetes.events without the service account token it needs")
+	case !events && len(s.clusterRoles)+len(s.clusterRoleBindings) > 0:
+		errorf("RBAC objects without --kubernetes.events: the exporter needs nothing from the API")
+	case events:
+		checkEventsRBAC(t, where, s, spec.ServiceAccountName)
 	}
 	if spec.HostNetwork || spec.HostPID || spec.HostIPC {
 		errorf("the pods share the node's network, PID or IPC namespace")
@@ -314,6 +335,42 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 		}
 	}
 	return s
+}
+
+// clusterScoped: objects that have no namespace.
+func clusterScoped(o runtime.Object) bool {
+	switch o.(type) {
+	case *corev1.Namespace, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding:
+		return true
+	}
+	return false
+}
+
+// checkEventsRBAC checks what --kubernetes.events is granted: exactly what
+// its companion does (create an Event, patch it when a burst is folded
+// into it, list pods), bound to the pods' service account, and nothing
+// else: no Secret, no write to a Pod.
+func checkEventsRBAC(t *testing.T, where string, s objectSet, account string) {
+	t.Helper()
+	if len(s.clusterRoles) != 1 || len(s.clusterRoleBindings) != 1 {
+		t.Errorf("%s: %d ClusterRoles, %d ClusterRoleBindings; want one of each for --kubernetes.events", where, len(s.clusterRoles), len(s.clusterRoleBindings))
+		return
+	}
+	role, binding := s.clusterRoles[0], s.clusterRoleBindings[0]
+	want := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
+	}
+	if !reflect.DeepEqual(role.Rules, want) {
+		t.Errorf("%s: ClusterRole %s grants %+v, want %+v", where, role.Name, role.Rules, want)
+	}
+	if binding.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}) {
+		t.Errorf("%s: ClusterRoleBinding %s refers to %+v, not ClusterRole %s", where, binding.Name, binding.RoleRef, role.Name)
+	}
+	ns := s.daemonSets[0].Namespace
+	if len(binding.Subjects) != 1 || binding.Subjects[0] != (rbacv1.Subject{Kind: "ServiceAccount", Name: account, Namespace: ns}) {
+		t.Errorf("%s: ClusterRoleBinding %s binds %+v, want service account %s/%s alone", where, binding.Name, binding.Subjects, ns, account)
+	}
 }
 
 func metaOf(o runtime.Object) (metav1.Object, error) {

@@ -35,7 +35,7 @@ kubectl get nodes
 
 echo "== the exporter's image, built from this checkout, imported into the node's containerd"
 arch=$(go env GOARCH)
-make build GOARCH="$arch" VERSION=demo BINARY="$tmp/image/bin/linux-$arch/missing-container-metrics" >/dev/null
+make build GOARCH="$arch" VERSION=demo BIN_DIR="$tmp/image/bin/linux-$arch" >/dev/null
 cp Dockerfile "$tmp/image/"
 docker -H "$MCM_TEST_DOCKER_HOST" build -q --build-arg TARGETARCH="$arch" -t missing-container-metrics:demo "$tmp/image" >/dev/null 2>&1
 docker -H "$MCM_TEST_DOCKER_HOST" save -o "$tmp/image.tar" missing-container-metrics:demo

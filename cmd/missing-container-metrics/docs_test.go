@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/collector"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes/pipe"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
@@ -104,7 +105,10 @@ func served(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	routes(cfg, store.New(time.Minute), promslog.NewNopLogger()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	// With Kubernetes Events on, for their metrics too (a companion that
+	// is never started).
+	events := pipe.New(pipe.Options{Path: "/nonexistent/missing-container-metrics-events"}, promslog.NewNopLogger())
+	routes(cfg, store.New(time.Minute), events, promslog.NewNopLogger()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 200 {
 		t.Fatalf("/metrics: %d", rec.Code)
 	}

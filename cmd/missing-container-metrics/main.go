@@ -31,6 +31,7 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/containerd"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/docker"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/kernel"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes/pipe"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/pages"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
@@ -59,6 +60,11 @@ type config struct {
 
 	kernel    bool
 	kernelCfg kernel.Config
+
+	events     bool   // Kubernetes Events, through the companion
+	companion  string // the companion program
+	node       string
+	kubeconfig string
 }
 
 func main() {
@@ -80,7 +86,24 @@ func run(args []string) int {
 	st := store.New(cfg.retention)
 	st.SetLimit(cfg.maxTracked)
 	st.SetKillsKept(cfg.killsKept)
-	st.OnKill(func(k store.Kill) { logKill(logger, k) })
+	var events *pipe.Companion
+	eventsDone := make(chan struct{})
+	if cfg.events {
+		events = pipe.New(pipe.Options{Path: cfg.companion, Args: companionArgs(cfg)}, logger.With("companion", companionName))
+		go func() {
+			defer close(eventsDone)
+			events.Run(ctx)
+		}()
+		logger.Info("Kubernetes Events on", "companion", cfg.companion, "node", cfg.node)
+	} else {
+		close(eventsDone)
+	}
+	st.OnKill(func(k store.Kill) {
+		logKill(logger, k)
+		if m, ok := eventKill(k); ok && events != nil {
+			events.Send(m)
+		}
+	})
 	if cfg.docker {
 		src, err := docker.New(cfg.dockerHost, st, logger)
 		if err != nil {
@@ -106,7 +129,7 @@ func run(args []string) int {
 		go kernel.New(cfg.kernelCfg, st, logger).Run(ctx)
 	}
 
-	srv := newServer(routes(cfg, st, logger))
+	srv := newServer(routes(cfg, st, events, logger))
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, cfg.web, logger) }()
 	select {
@@ -121,6 +144,7 @@ func run(args []string) int {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("shutdown", "err", err)
 	}
+	<-eventsDone // the companion has ended, or was killed
 	return 0
 }
 
@@ -139,8 +163,8 @@ func newServer(h http.Handler) *http.Server {
 }
 
 // routes serves the metrics, /healthz, the landing page and the kills'
-// pages.
-func routes(cfg *config, st *store.Store, logger *slog.Logger) http.Handler {
+// pages; events is the Kubernetes Events companion, nil if off.
+func routes(cfg *config, st *store.Store, events *pipe.Companion, logger *slog.Logger) http.Handler {
 	c := collector.New(st, collector.Options{LegacyNames: cfg.legacyNames})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -149,6 +173,9 @@ func routes(cfg *config, st *store.Store, logger *slog.Logger) http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if events != nil {
+		reg.MustRegister(eventsMetrics(events)...)
+	}
 	mux := http.NewServeMux()
 	// The collector writes the containers' families itself, merged with
 	// the registry's, and streams the answer: no http.TimeoutHandler, which
@@ -284,6 +311,14 @@ func parseFlags(args []string) (*config, error) {
 		Default("/proc").StringVar(&cfg.kernelCfg.ProcFS)
 	app.Flag("path.kmsg", "The kernel log device; empty: do not read it (OOM kills are counted, their victims not named).").
 		Default("/dev/kmsg").StringVar(&cfg.kernelCfg.Kmsg)
+	app.Flag("kubernetes.events", "Record a Kubernetes Event on the Pod of every OOM kill in it (reason OOMKilled, ProcessOOMKilled or OOMKill), through the companion program missing-container-metrics-events. Needs --kubernetes.node and the API access of docs/deploy.md.").
+		Default("false").BoolVar(&cfg.events)
+	app.Flag("kubernetes.events.companion", "The companion program of --kubernetes.events (default: missing-container-metrics-events beside this executable).").
+		PlaceHolder("PATH").StringVar(&cfg.companion)
+	app.Flag("kubernetes.node", "This node's name, for --kubernetes.events: only its pods get Events.").
+		Envar("NODE_NAME").StringVar(&cfg.node)
+	app.Flag("kubernetes.kubeconfig", "A kubeconfig file for --kubernetes.events; empty: the pod's service account (in-cluster).").
+		PlaceHolder("PATH").StringVar(&cfg.kubeconfig)
 	app.Flag("kernel.cgroup-parent", "A cgroup under which containers' cgroups are made, besides the runtimes' defaults (/docker, /system.slice's docker-*.scope, /kubepods, /kubepods.slice, /machine.slice, /libpod_parent): Docker's --cgroup-parent, the kubelet's --cgroup-root. Elsewhere a cgroup named like a container is none. Repeatable.").
 		PlaceHolder("CGROUP").StringsVar(&cfg.kernelCfg.CgroupParents)
 
@@ -306,6 +341,9 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("--retention must not be negative, got %s", cfg.retention)
 	}
 	if err := checkTelemetryPath(cfg.metricsPath, cfg.pprof); err != nil {
+		return nil, err
+	}
+	if err := checkEventsFlags(cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -40,7 +40,7 @@ func TestKillsBehindBasicAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: routes(cfg, st, promslog.NewNopLogger())}
+	srv := &http.Server{Handler: routes(cfg, st, nil, promslog.NewNopLogger())}
 	go func() { _ = web.Serve(l, srv, cfg.web, promslog.NewNopLogger()) }()
 	t.Cleanup(func() { _ = srv.Close() })
 

@@ -86,7 +86,7 @@ func TestMetricsOverTLSWithBasicAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: routes(cfg, store.New(time.Minute), promslog.NewNopLogger())}
+	srv := &http.Server{Handler: routes(cfg, store.New(time.Minute), nil, promslog.NewNopLogger())}
 	go func() { _ = web.Serve(l, srv, cfg.web, promslog.NewNopLogger()) }()
 	t.Cleanup(func() { _ = srv.Close() })
 

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -108,7 +109,7 @@ func TestChart(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				crt, key, pool := tlsCert(t, "missing-container-metrics")
+				crt, key, _, pool := tlsCert(t, "missing-container-metrics")
 				e.tls = &tls.Config{RootCAs: pool, ServerName: "missing-container-metrics"}
 				web := fmt.Sprintf("tls_server_config:\n  cert_file: /etc/missing-container-metrics/web/tls.crt\n"+
 					"  key_file: /etc/missing-container-metrics/web/tls.key\nbasic_auth_users:\n  %s: %s\n", e.user, hash)
@@ -559,9 +560,10 @@ func wantAuth(t *testing.T, e *exporter) {
 	}
 }
 
-// tlsCert makes a CA and a server certificate for name; it returns the
-// certificate and key (PEM) and a pool with the CA.
-func tlsCert(t testing.TB, name string) (crt, key []byte, pool *x509.CertPool) {
+// tlsCert makes a CA and a server certificate for name (a host name or an
+// IP address); it returns the certificate and key, the CA (PEM) and a pool
+// with the CA.
+func tlsCert(t testing.TB, name string) (crt, key, caPEM []byte, pool *x509.CertPool) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -582,9 +584,14 @@ func tlsCert(t testing.TB, name string) (crt, key []byte, pool *x509.CertPool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	if ip := net.ParseIP(name); ip != nil {
+		leaf.IPAddresses = []net.IP{ip}
+	} else {
+		leaf.DNSNames = []string{name}
+	}
 	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &k.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -596,5 +603,6 @@ func tlsCert(t testing.TB, name string) (crt, key []byte, pool *x509.CertPool) {
 	pool = x509.NewCertPool()
 	pool.AddCert(caCert)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), pool
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), pool
 }

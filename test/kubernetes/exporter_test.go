@@ -15,6 +15,7 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/postrenderer"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -80,7 +81,9 @@ func helmConfig(t testing.TB, ns string) *action.Configuration {
 
 // helmInstall installs the chart of this checkout as helm install --wait
 // does, with values, into namespace ns; it is uninstalled when the test ends.
-func helmInstall(t testing.TB, release, ns string, values map[string]any) {
+// A post-renderer, if given, changes the rendered objects before they are
+// sent, as helm install --post-renderer does.
+func helmInstall(t testing.TB, release, ns string, values map[string]any, post ...postrenderer.PostRenderer) {
 	t.Helper()
 	chart, err := loader.Load(chartDir)
 	if err != nil {
@@ -90,6 +93,9 @@ func helmInstall(t testing.TB, release, ns string, values map[string]any) {
 	install := action.NewInstall(cfg)
 	install.ReleaseName, install.Namespace = release, ns
 	install.WaitStrategy, install.Timeout = kube.StatusWatcherStrategy, 3*time.Minute
+	for _, p := range post {
+		install.PostRenderer = p
+	}
 	t0 := time.Now()
 	_, err = install.RunWithContext(ctxFor(t, 4*time.Minute), chart, values)
 	t.Cleanup(func() {
@@ -126,9 +132,9 @@ func logPods(t testing.TB, ns, selector string) {
 
 // installExporter installs the chart with nodeValues and values, and waits
 // until its pod on the node is Ready.
-func installExporter(t testing.TB, release, ns string, values map[string]any) *exporter {
+func installExporter(t testing.TB, release, ns string, values map[string]any, post ...postrenderer.PostRenderer) *exporter {
 	t.Helper()
-	helmInstall(t, release, ns, merge(nodeValues(), values))
+	helmInstall(t, release, ns, merge(nodeValues(), values), post...)
 	e := &exporter{ns: ns, selector: "app.kubernetes.io/instance=" + release, scheme: "http"}
 	e.waitPod(t)
 	t.Cleanup(func() {

@@ -164,10 +164,11 @@ func setUp() error {
 	return os.MkdirAll(env.records, 0o755)
 }
 
-// buildImage builds the exporter's image from this checkout as the Makefile
-// and the Dockerfile do (on the harness's dockerd, without writing into the
-// checkout), and imports it into the node's containerd, also under the name
-// the static manifests give.
+// buildImage builds the exporter's image (the exporter and its Kubernetes
+// Events companion) from this checkout as the Makefile and the Dockerfile
+// do (on the harness's dockerd, without writing into the checkout), and
+// imports it into the node's containerd, also under the name the static
+// manifests give.
 func buildImage(ctx context.Context) error {
 	dir, err := os.MkdirTemp("", "mcm-node-image")
 	if err != nil {
@@ -178,7 +179,7 @@ func buildImage(ctx context.Context) error {
 	env.imageRepo, env.imageTag = "missing-container-metrics", fmt.Sprintf("node-test-%d", os.Getpid())
 	image := env.imageRepo + ":" + env.imageTag
 	if err := command(ctx, repoRoot, "make", "build", "GOARCH="+arch, "VERSION="+env.imageTag,
-		"BINARY="+filepath.Join(dir, "bin", "linux-"+arch, "missing-container-metrics")); err != nil {
+		"BIN_DIR="+filepath.Join(dir, "bin", "linux-"+arch)); err != nil {
 		return err
 	}
 	dockerfile, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))

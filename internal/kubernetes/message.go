@@ -1,0 +1,124 @@
+package kubernetes
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes/pipe"
+)
+
+// Reasons of the Events, one a kill.
+const (
+	// ReasonOOMKilled: the container's main process was killed, and the
+	// container died of it (the kubelet shows OOMKilled as its last state).
+	ReasonOOMKilled = "OOMKilled"
+	// ReasonProcessOOMKilled: another process was killed, and the container
+	// lived on (the kubelet shows nothing).
+	ReasonProcessOOMKilled = "ProcessOOMKilled"
+	// ReasonOOMKill: which of the two is not known (the kernel log was not
+	// read, or the victim was gone before it could be told).
+	ReasonOOMKill = "OOMKill"
+)
+
+// maxMessage bounds an Event's message: what the events.k8s.io API takes
+// for a note.
+const maxMessage = 1024
+
+// Reason is the Event's reason for k.
+func Reason(k pipe.Kill) string {
+	switch {
+	case k.MainProcess == nil:
+		return ReasonOOMKill
+	case *k.MainProcess:
+		return ReasonOOMKilled
+	}
+	return ReasonProcessOOMKilled
+}
+
+// Message is the Event's message for k: which process was killed in which
+// container, whether the container lived on, whose memory limit was hit,
+// with its usage and limit, and what triggered the kill. Process names are
+// quoted: anyone who runs a process chooses its name.
+func Message(k pipe.Kill) string {
+	var b strings.Builder
+	if k.Process != "" {
+		fmt.Fprintf(&b, "Process %s (pid %d on the node) in container %s was OOM-killed", strconv.Quote(k.Process), k.PID, k.Container)
+	} else {
+		fmt.Fprintf(&b, "A process in container %s was OOM-killed", k.Container)
+	}
+	switch {
+	case k.MainProcess == nil && k.Process == "":
+		fmt.Fprintf(&b, "; which one, and whether the container lived on, is not known: only %s told of it, not the kernel log", from(k.From))
+	case k.MainProcess == nil:
+		b.WriteString("; whether it was the container's main process is not known")
+	case *k.MainProcess:
+		b.WriteString(": it was the container's main process, and the container died of it")
+	default:
+		b.WriteString(": the container lived on")
+	}
+	b.WriteString(".")
+	if limit := scope(k); limit != "" {
+		fmt.Fprintf(&b, " Limit hit: %s", limit)
+		if k.Usage != nil && k.Limit != nil {
+			fmt.Fprintf(&b, ", usage %s of %s", bytesIEC(*k.Usage), bytesIEC(*k.Limit))
+		}
+		b.WriteString(".")
+	}
+	if k.Trigger != "" {
+		fmt.Fprintf(&b, " Triggered by %s (pid %d).", strconv.Quote(k.Trigger), k.TriggerPID)
+	}
+	if k.Group != "" {
+		fmt.Fprintf(&b, " A memory.oom.group kill: every process in cgroup %s was killed.", k.Group)
+	}
+	m := b.String()
+	if len(m) > maxMessage {
+		m = m[:maxMessage-3] + "..."
+	}
+	return m
+}
+
+// scope says whose memory limit was hit.
+func scope(k pipe.Kill) string {
+	switch k.Scope {
+	case "container":
+		return "the container's memory limit"
+	case "pod":
+		return "the pod's memory limit"
+	case "ancestor":
+		if k.LimitCgroup != "" {
+			return "the memory limit of cgroup " + k.LimitCgroup + ", above the pod's"
+		}
+		return "a memory limit above the pod's"
+	case "node":
+		return "node memory (no limit: the node ran out)"
+	}
+	return ""
+}
+
+// from names what told of a kill the kernel log did not describe.
+func from(f string) string {
+	switch f {
+	case "cgroup counter":
+		return "the container's cgroup OOM counter"
+	case "runtime":
+		return "the container runtime"
+	}
+	return strconv.Quote(f)
+}
+
+// bytesIEC writes n in binary units, as kubectl shows memory: 32 MiB, 1.5 GiB.
+func bytesIEC(n uint64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return strconv.FormatUint(n, 10) + " B"
+	}
+	v, i := float64(n)/1024, 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	s := strconv.FormatFloat(v, 'f', 1, 64)
+	s = strings.TrimSuffix(s, ".0")
+	return s + " " + units[i:i+1] + "iB"
+}

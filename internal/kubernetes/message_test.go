@@ -1,0 +1,111 @@
+package kubernetes
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes/pipe"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestReasonAndMessage(t *testing.T) {
+	base := pipe.Kill{Namespace: "logging", Pod: "fluentd-0", PodUID: "u", Container: "fluentd", ContainerID: "containerd://abc"}
+	for _, tc := range []struct {
+		name    string
+		kill    func(k *pipe.Kill)
+		reason  string
+		message string
+	}{
+		{
+			name: "a worker, the container's limit",
+			kill: func(k *pipe.Kill) {
+				k.Process, k.PID, k.MainProcess, k.From = "ruby", 4242, ptr(false), "kernel log"
+				k.Scope, k.Usage, k.Limit = "container", ptr(uint64(32<<20)), ptr(uint64(32<<20))
+				k.Trigger, k.TriggerPID = "ruby", 4242
+			},
+			reason:  "ProcessOOMKilled",
+			message: `Process "ruby" (pid 4242 on the node) in container fluentd was OOM-killed: the container lived on. Limit hit: the container's memory limit, usage 32 MiB of 32 MiB. Triggered by "ruby" (pid 4242).`,
+		},
+		{
+			name: "the main process, the pod's limit",
+			kill: func(k *pipe.Kill) {
+				k.Process, k.PID, k.MainProcess, k.From = "java", 77, ptr(true), "kernel log"
+				k.Scope, k.Usage, k.Limit = "pod", ptr(uint64(1536<<20)), ptr(uint64(1536<<20)+4096)
+			},
+			reason:  "OOMKilled",
+			message: `Process "java" (pid 77 on the node) in container fluentd was OOM-killed: it was the container's main process, and the container died of it. Limit hit: the pod's memory limit, usage 1.5 GiB of 1.5 GiB.`,
+		},
+		{
+			name: "node memory, a group kill",
+			kill: func(k *pipe.Kill) {
+				k.Process, k.PID, k.MainProcess, k.From, k.Scope = "worker", 9, ptr(false), "kernel log", "node"
+				k.Group = "/kubepods/pod-u/abc"
+			},
+			reason:  "ProcessOOMKilled",
+			message: `Process "worker" (pid 9 on the node) in container fluentd was OOM-killed: the container lived on. Limit hit: node memory (no limit: the node ran out). A memory.oom.group kill: every process in cgroup /kubepods/pod-u/abc was killed.`,
+		},
+		{
+			name: "another cgroup's limit",
+			kill: func(k *pipe.Kill) {
+				k.Process, k.PID, k.MainProcess, k.From = "dd", 5, ptr(false), "kernel log"
+				k.Scope, k.LimitCgroup, k.Usage, k.Limit = "ancestor", "/kubepods/burstable", ptr(uint64(1000)), ptr(uint64(2048))
+			},
+			reason:  "ProcessOOMKilled",
+			message: `Process "dd" (pid 5 on the node) in container fluentd was OOM-killed: the container lived on. Limit hit: the memory limit of cgroup /kubepods/burstable, above the pod's, usage 1000 B of 2 KiB.`,
+		},
+		{
+			name:    "only the counter",
+			kill:    func(k *pipe.Kill) { k.From = "cgroup counter" },
+			reason:  "OOMKill",
+			message: `A process in container fluentd was OOM-killed; which one, and whether the container lived on, is not known: only the container's cgroup OOM counter told of it, not the kernel log.`,
+		},
+		{
+			name:    "only the runtime",
+			kill:    func(k *pipe.Kill) { k.From = "runtime" },
+			reason:  "OOMKill",
+			message: `A process in container fluentd was OOM-killed; which one, and whether the container lived on, is not known: only the container runtime told of it, not the kernel log.`,
+		},
+		{
+			name:    "named, main process not known",
+			kill:    func(k *pipe.Kill) { k.Process, k.PID, k.From = "sh", 3, "kernel log" },
+			reason:  "OOMKill",
+			message: `Process "sh" (pid 3 on the node) in container fluentd was OOM-killed; whether it was the container's main process is not known.`,
+		},
+		{
+			name: "a process name made to mislead",
+			kill: func(k *pipe.Kill) {
+				k.Process, k.PID, k.MainProcess, k.From = "x\nWarning OK\x1b[", 6, ptr(false), "kernel log"
+			},
+			reason:  "ProcessOOMKilled",
+			message: `Process "x\nWarning OK\x1b[" (pid 6 on the node) in container fluentd was OOM-killed: the container lived on.`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := base
+			tc.kill(&k)
+			if got := Reason(k); got != tc.reason {
+				t.Errorf("reason %s, want %s", got, tc.reason)
+			}
+			if got := Message(k); got != tc.message {
+				t.Errorf("message\n%s\nwant\n%s", got, tc.message)
+			}
+		})
+	}
+}
+
+func TestMessageIsBounded(t *testing.T) {
+	k := pipe.Kill{Container: "c", Process: "p", MainProcess: ptr(false), Scope: "ancestor", LimitCgroup: "/" + strings.Repeat("a", 5000)}
+	if m := Message(k); len(m) != maxMessage || !strings.HasSuffix(m, "...") {
+		t.Errorf("message of %d bytes", len(m))
+	}
+}
+
+func TestBytesIEC(t *testing.T) {
+	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 32 << 20: "32 MiB",
+		33550000: "32 MiB", 3 << 30: "3 GiB", 5 << 40: "5 TiB", 1<<64 - 1: "16 EiB"} {
+		if got := bytesIEC(n); got != want {
+			t.Errorf("%d: %s, want %s", n, got, want)
+		}
+	}
+}
