@@ -480,15 +480,15 @@ func TestContainerdHostileLabelsGiveValidExposition(t *testing.T) {
 // events again (a kill after), and counts nothing twice.
 // Not parallel: it takes containerd away from every other test.
 func TestContainerdRestart(t *testing.T) {
-	testContainerdAway(t, "stop-containerd")
+	testContainerdAway(t, stopDaemon)
 }
 
 // The same with containerd killed (SIGKILL) instead of stopped.
 func TestContainerdKilled(t *testing.T) {
-	testContainerdAway(t, "kill-containerd")
+	testContainerdAway(t, killDaemon)
 }
 
-func testContainerdAway(t *testing.T, stop string) {
+func testContainerdAway(t *testing.T, stop func(testing.TB, string)) {
 	e := startContainerdExporter(t, "--no-docker")
 	cri := criClient(t)
 	c := containerdClient(t)
@@ -501,8 +501,8 @@ func testContainerdAway(t *testing.T, stop string) {
 	e.waitContainerdCounts(t, plain.ID(), counts{})
 	awayPid, plainPid := c.pidOf(t, "k8s.io", away), plain.Pid()
 
-	harness(t, stop)
-	t.Cleanup(func() { harness(t, "start-containerd") }) // if the test fails before it starts it
+	stop(t, "containerd")
+	t.Cleanup(func() { startDaemon(t, "containerd") }) // if the test fails before it starts it
 	eventually(t, 30*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {
@@ -528,7 +528,7 @@ func testContainerdAway(t *testing.T, stop string) {
 		})
 	}
 
-	harness(t, "start-containerd")
+	startDaemon(t, "containerd")
 	eventually(t, 60*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {

@@ -219,7 +219,7 @@ func TestDockerdRestart(t *testing.T) {
 	waitLog(t, before, "done")
 	e.waitCounts(t, before, counts{OOMs: 1})
 
-	harness(t, "stop-dockerd")
+	stopDaemon(t, "dockerd")
 	eventually(t, 30*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {
@@ -234,7 +234,7 @@ func TestDockerdRestart(t *testing.T) {
 		return nil
 	})
 
-	harness(t, "start-dockerd")
+	startDaemon(t, "dockerd")
 	eventually(t, 60*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {

@@ -1,5 +1,5 @@
 // Package e2e runs the real exporter binary against the real runtimes of the
-// test harness (scripts/harness.sh) and checks what /metrics shows.
+// test harness (package test/harness, started by scripts/harness.sh) and checks what /metrics shows.
 package e2e
 
 import (
@@ -23,6 +23,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/missing-container-metrics/missing-container-metrics/test/harness"
 )
 
 // env holds the harness's settings (scripts/harness.sh start prints them).
@@ -30,7 +32,6 @@ var env struct {
 	dockerHost   string
 	cgroupParent string
 	image        string
-	harness      string
 }
 
 var binary string // the exporter, built once
@@ -43,7 +44,6 @@ func testMain(m *testing.M) int {
 	env.dockerHost = os.Getenv("MCM_TEST_DOCKER_HOST")
 	env.cgroupParent = os.Getenv("MCM_TEST_CGROUP_PARENT")
 	env.image = os.Getenv("MCM_TEST_IMAGE")
-	env.harness = os.Getenv("MCM_TEST_HARNESS")
 	if env.dockerHost == "" {
 		msg := "e2e: MCM_TEST_DOCKER_HOST is not set: run the tests through scripts/test.sh, which starts the private runtimes"
 		if os.Getenv("CI") == "true" {
@@ -445,17 +445,76 @@ func waitLog(t testing.TB, id, line string) {
 	})
 }
 
-// harness runs a subcommand of scripts/harness.sh (stop-dockerd, start-dockerd, ...).
-func harness(t testing.TB, sub string) {
+var (
+	harnessOnce     sync.Once
+	harnessRuntimes *harness.Runtimes
+	harnessErr      error
+)
+
+// runtimes is the harness that started the runtimes (MCM_TEST_HARNESS_DIR),
+// for the tests that stop, kill and start its daemons.
+func runtimes(t testing.TB) *harness.Runtimes {
 	t.Helper()
-	if env.harness == "" {
-		t.Fatal("MCM_TEST_HARNESS is not set")
+	harnessOnce.Do(func() {
+		h, err := harness.Open(os.Getenv("MCM_TEST_HARNESS_DIR"))
+		if err != nil {
+			harnessErr = fmt.Errorf("the harness of MCM_TEST_HARNESS_DIR: %w", err)
+			return
+		}
+		h.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "harness: "+format+"\n", args...) }
+		if harnessRuntimes = h.Runtimes(); harnessRuntimes == nil {
+			harnessErr = fmt.Errorf("the harness at %s has no runtimes", h.Dir)
+		}
+	})
+	if harnessErr != nil {
+		t.Fatal(harnessErr)
 	}
+	return harnessRuntimes
+}
+
+// daemonOf is the runtimes' daemon called name ("dockerd", "containerd").
+func daemonOf(t testing.TB, name string) *harness.Process {
+	t.Helper()
+	r := runtimes(t)
+	p := map[string]*harness.Process{"dockerd": r.Dockerd(), "containerd": r.Containerd()}[name]
+	if p == nil {
+		t.Fatalf("the harness has no daemon %q", name)
+	}
+	return p
+}
+
+// stopDaemon stops the harness's daemon name: SIGTERM, then SIGKILL if it
+// has not exited after a deadline.
+func stopDaemon(t testing.TB, name string) {
+	t.Helper()
+	if err := daemonOf(t, name).Stop(); err != nil {
+		t.Fatalf("stop %s: %v", name, err)
+	}
+}
+
+// killDaemon SIGKILLs the harness's daemon name and waits until it is gone.
+func killDaemon(t testing.TB, name string) {
+	t.Helper()
+	if err := daemonOf(t, name).Kill(); err != nil {
+		t.Fatalf("kill %s: %v", name, err)
+	}
+}
+
+// startDaemon starts the harness's daemon name again with the same flags
+// (if it does not run) and waits until it answers; after containerd, until
+// dockerd reaches it again.
+func startDaemon(t testing.TB, name string) {
+	t.Helper()
+	daemonOf(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, env.harness, sub).CombinedOutput()
-	if err != nil {
-		t.Fatalf("harness %s: %v\n%s", sub, err, out)
+	r := runtimes(t)
+	start := r.StartDockerd
+	if name == "containerd" {
+		start = r.StartContainerd
+	}
+	if err := start(ctx); err != nil {
+		t.Fatalf("start %s: %v", name, err)
 	}
 }
 
