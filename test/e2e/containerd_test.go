@@ -68,7 +68,7 @@ func notExported(t testing.TB, e *exporter, key string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, mf := range s.families {
+	for name, mf := range s.Families {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "container_id" && l.GetValue() == key {
@@ -370,7 +370,7 @@ func TestContainerdKubernetesRestart(t *testing.T) {
 	}
 	var maxRestarts float64
 	n := 0
-	for _, m := range s.families["container_restarts_total"].GetMetric() {
+	for _, m := range s.Families["container_restarts_total"].GetMetric() {
 		l := map[string]string{}
 		for _, lp := range m.GetLabel() {
 			l[lp.GetName()] = lp.GetValue()
@@ -468,7 +468,7 @@ func TestContainerdHostileLabelsGiveValidExposition(t *testing.T) {
 		if labels["pod"] != hostile || labels["namespace"] != "{}=,\"" || labels["name"] != "c\\\"" {
 			return errStop{fmt.Errorf("labels %q", labels)}
 		}
-		text = s.text
+		text = s.Text
 		return nil
 	})
 	promtoolCheckMetrics(t, text)

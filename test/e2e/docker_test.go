@@ -162,7 +162,7 @@ func TestHostileLabelsGiveValidExposition(t *testing.T) {
 		if labels["pod"] != hostile {
 			return errStop{fmt.Errorf("pod label %q", labels["pod"])}
 		}
-		text = s.text
+		text = s.Text
 		return nil
 	})
 	promtoolCheckMetrics(t, text)

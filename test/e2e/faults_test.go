@@ -565,10 +565,9 @@ func TestFaultsExporterKilled(t *testing.T) {
 		crash(t, crasher)                                                 // while the exporter runs
 		ooms, kooms := worker.ooms(t), kworker.ooms(t)
 
-		if err := e.cmd.Process.Kill(); err != nil {
+		if err := e.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		<-e.done
 		// While no exporter runs: exits, restarts and OOM kills.
 		crash(t, crasher)
 		kcrasher.trigger(t)
@@ -660,7 +659,7 @@ func (f *counterFloors) check(s *scrape) {
 	defer f.mu.Unlock()
 	f.scrapes++
 	for _, fam := range []string{"container_ooms_total", "container_restarts_total"} {
-		for _, m := range s.families[fam].GetMetric() {
+		for _, m := range s.Families[fam].GetMetric() {
 			var name string
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "container_id" {
