@@ -128,10 +128,10 @@ func TestExecDoesNotChangeExitCode(t *testing.T) {
 	if _, err := dockerErr("exec", id, "sh", "-c", "exit 5"); err == nil {
 		t.Fatal("exec exited 0")
 	}
-	// Events are applied in order: once a container created after the
-	// exec is exported, the exec's exit has been handled.
-	sentinel := docker(t, "create", "--network", "none", env.image, "true")
-	t.Cleanup(func() { _, _ = dockerErr("rm", "-f", sentinel) })
+	// Events are applied in order: once a container started after the
+	// exec is exported, the exec's exit has been handled. (Started: a
+	// container only created is inspected, and so exported, at its start.)
+	sentinel := run(t, nil, "sleep 100000")
 	e.waitCounts(t, sentinel, counts{})
 	e.waitCounts(t, id, counts{})
 	docker(t, "kill", id)
