@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (run it as root on Debian):
-#   installs what the tests need (Debian packages), checks formatting, vet and
-#   staticcheck, starts a private containerd and dockerd (scripts/harness.sh),
+#   installs what the tests need (Debian packages), checks formatting, vet,
+#   staticcheck and shellcheck, starts a private containerd and dockerd (scripts/harness.sh),
 #   runs every Go test with the race detector — unit and end-to-end against those
 #   real runtimes and real kernel OOM kills — and stops the runtimes again; then
 #   the Kubernetes node tests (test/kubernetes), on a node of their own.
@@ -37,7 +37,7 @@ go vet ./...
 echo "== staticcheck"
 go tool staticcheck ./...
 echo "== shellcheck"
-find scripts test -name '*.sh' -exec shellcheck {} +
+git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck
 
 echo "== starting the private runtimes"
 exports=$(scripts/harness.sh start) # fails the script if start fails

@@ -68,7 +68,7 @@ func notExported(t testing.TB, e *exporter, key string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, mf := range s.families {
+	for name, mf := range s.Families {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "container_id" && l.GetValue() == key {
@@ -370,7 +370,7 @@ func TestContainerdKubernetesRestart(t *testing.T) {
 	}
 	var maxRestarts float64
 	n := 0
-	for _, m := range s.families["container_restarts_total"].GetMetric() {
+	for _, m := range s.Families["container_restarts_total"].GetMetric() {
 		l := map[string]string{}
 		for _, lp := range m.GetLabel() {
 			l[lp.GetName()] = lp.GetValue()
@@ -468,7 +468,7 @@ func TestContainerdHostileLabelsGiveValidExposition(t *testing.T) {
 		if labels["pod"] != hostile || labels["namespace"] != "{}=,\"" || labels["name"] != "c\\\"" {
 			return errStop{fmt.Errorf("labels %q", labels)}
 		}
-		text = s.text
+		text = s.Text
 		return nil
 	})
 	promtoolCheckMetrics(t, text)
@@ -480,15 +480,15 @@ func TestContainerdHostileLabelsGiveValidExposition(t *testing.T) {
 // events again (a kill after), and counts nothing twice.
 // Not parallel: it takes containerd away from every other test.
 func TestContainerdRestart(t *testing.T) {
-	testContainerdAway(t, "stop-containerd")
+	testContainerdAway(t, stopDaemon)
 }
 
 // The same with containerd killed (SIGKILL) instead of stopped.
 func TestContainerdKilled(t *testing.T) {
-	testContainerdAway(t, "kill-containerd")
+	testContainerdAway(t, killDaemon)
 }
 
-func testContainerdAway(t *testing.T, stop string) {
+func testContainerdAway(t *testing.T, stop func(testing.TB, string)) {
 	e := startContainerdExporter(t, "--no-docker")
 	cri := criClient(t)
 	c := containerdClient(t)
@@ -501,8 +501,8 @@ func testContainerdAway(t *testing.T, stop string) {
 	e.waitContainerdCounts(t, plain.ID(), counts{})
 	awayPid, plainPid := c.pidOf(t, "k8s.io", away), plain.Pid()
 
-	harness(t, stop)
-	t.Cleanup(func() { harness(t, "start-containerd") }) // if the test fails before it starts it
+	stop(t, "containerd")
+	t.Cleanup(func() { startDaemon(t, "containerd") }) // if the test fails before it starts it
 	eventually(t, 30*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {
@@ -528,7 +528,7 @@ func testContainerdAway(t *testing.T, stop string) {
 		})
 	}
 
-	harness(t, "start-containerd")
+	startDaemon(t, "containerd")
 	eventually(t, 60*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {

@@ -128,10 +128,10 @@ func TestExecDoesNotChangeExitCode(t *testing.T) {
 	if _, err := dockerErr("exec", id, "sh", "-c", "exit 5"); err == nil {
 		t.Fatal("exec exited 0")
 	}
-	// Events are applied in order: once a container created after the
-	// exec is exported, the exec's exit has been handled.
-	sentinel := docker(t, "create", "--network", "none", env.image, "true")
-	t.Cleanup(func() { _, _ = dockerErr("rm", "-f", sentinel) })
+	// Events are applied in order: once a container started after the
+	// exec is exported, the exec's exit has been handled. (Started: a
+	// container only created is inspected, and so exported, at its start.)
+	sentinel := run(t, nil, "sleep 100000")
 	e.waitCounts(t, sentinel, counts{})
 	e.waitCounts(t, id, counts{})
 	docker(t, "kill", id)
@@ -162,7 +162,7 @@ func TestHostileLabelsGiveValidExposition(t *testing.T) {
 		if labels["pod"] != hostile {
 			return errStop{fmt.Errorf("pod label %q", labels["pod"])}
 		}
-		text = s.text
+		text = s.Text
 		return nil
 	})
 	promtoolCheckMetrics(t, text)
@@ -219,7 +219,7 @@ func TestDockerdRestart(t *testing.T) {
 	waitLog(t, before, "done")
 	e.waitCounts(t, before, counts{OOMs: 1})
 
-	harness(t, "stop-dockerd")
+	stopDaemon(t, "dockerd")
 	eventually(t, 30*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {
@@ -234,7 +234,7 @@ func TestDockerdRestart(t *testing.T) {
 		return nil
 	})
 
-	harness(t, "start-dockerd")
+	startDaemon(t, "dockerd")
 	eventually(t, 60*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {

@@ -434,7 +434,7 @@ func TestFaultsDockerdKilledLiveRestore(t *testing.T) {
 // its daemon.json, and without it again when the test ends.
 func liveRestore(t *testing.T) {
 	t.Helper()
-	path := filepath.Join(os.Getenv("MCM_TEST_HARNESS_DIR"), "daemon.json")
+	path := runtimes(t).DockerdConfig()
 	orig, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -455,11 +455,11 @@ func liveRestore(t *testing.T) {
 		if err := os.WriteFile(path, orig, 0o644); err != nil {
 			t.Error(err)
 		}
-		harness(t, "stop-dockerd")
-		harness(t, "start-dockerd")
+		stopDaemon(t, "dockerd")
+		startDaemon(t, "dockerd")
 	})
-	harness(t, "stop-dockerd")
-	harness(t, "start-dockerd")
+	stopDaemon(t, "dockerd")
+	startDaemon(t, "dockerd")
 	if got := docker(t, "info", "--format", "{{.LiveRestoreEnabled}}"); got != "true" {
 		t.Fatalf("dockerd's live-restore: %s", got)
 	}
@@ -483,7 +483,7 @@ func runtimeKills(t *testing.T, daemons ...string) {
 		crash(t, crasher, oomer) // while the daemon runs
 
 		killed := time.Now()
-		harness(t, "kill-"+daemon)
+		killDaemon(t, daemon)
 		kills[sources[daemon]]++
 		ooms, kooms := worker.ooms(t), kworker.ooms(t)
 		away := []*faultContainer{crasher, oomer}
@@ -506,7 +506,7 @@ func runtimeKills(t *testing.T, daemons ...string) {
 		// starts can be lost too (seen: dockerd 20.10 logged the exit and
 		// never restarted the container).
 		waitGone(t, append(away, kcrasher)...)
-		harness(t, "start-"+daemon)
+		startDaemon(t, daemon)
 
 		waitSourcesUp(t, e, kills)
 		for i, c := range away {
@@ -565,10 +565,9 @@ func TestFaultsExporterKilled(t *testing.T) {
 		crash(t, crasher)                                                 // while the exporter runs
 		ooms, kooms := worker.ooms(t), kworker.ooms(t)
 
-		if err := e.cmd.Process.Kill(); err != nil {
+		if err := e.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		<-e.done
 		// While no exporter runs: exits, restarts and OOM kills.
 		crash(t, crasher)
 		kcrasher.trigger(t)
@@ -660,7 +659,7 @@ func (f *counterFloors) check(s *scrape) {
 	defer f.mu.Unlock()
 	f.scrapes++
 	for _, fam := range []string{"container_ooms_total", "container_restarts_total"} {
-		for _, m := range s.families[fam].GetMetric() {
+		for _, m := range s.Families[fam].GetMetric() {
 			var name string
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "container_id" {

@@ -1,5 +1,5 @@
 // Package e2e runs the real exporter binary against the real runtimes of the
-// test harness (scripts/harness.sh) and checks what /metrics shows.
+// test harness (package test/harness, started by scripts/harness.sh) and checks what /metrics shows.
 package e2e
 
 import (
@@ -7,9 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +18,7 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/missing-container-metrics/missing-container-metrics/test/harness"
 )
 
 // env holds the harness's settings (scripts/harness.sh start prints them).
@@ -30,7 +26,6 @@ var env struct {
 	dockerHost   string
 	cgroupParent string
 	image        string
-	harness      string
 }
 
 var binary string // the exporter, built once
@@ -43,7 +38,6 @@ func testMain(m *testing.M) int {
 	env.dockerHost = os.Getenv("MCM_TEST_DOCKER_HOST")
 	env.cgroupParent = os.Getenv("MCM_TEST_CGROUP_PARENT")
 	env.image = os.Getenv("MCM_TEST_IMAGE")
-	env.harness = os.Getenv("MCM_TEST_HARNESS")
 	if env.dockerHost == "" {
 		msg := "e2e: MCM_TEST_DOCKER_HOST is not set: run the tests through scripts/test.sh, which starts the private runtimes"
 		if os.Getenv("CI") == "true" {
@@ -72,24 +66,11 @@ func testMain(m *testing.M) int {
 	return code
 }
 
-// exporter is one running exporter process.
+// exporter is one running exporter process (test/harness runs it), or only
+// the address of one that runs elsewhere (Exporter nil).
 type exporter struct {
+	*harness.Exporter
 	addr string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	done chan struct{}
-	mu   sync.Mutex
-}
-
-type lockedWriter struct {
-	mu  *sync.Mutex
-	buf *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
 }
 
 // startExporter starts the exporter against the harness's dockerd (unless
@@ -120,74 +101,40 @@ func startExporterAs(t testing.TB, cred *syscall.Credential, args ...string) *ex
 func newExporter(args ...string) (*exporter, error) { return newExporterAs(nil, args...) }
 
 func newExporterAs(cred *syscall.Credential, args ...string) (*exporter, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	e := &exporter{addr: addr, log: &bytes.Buffer{}, done: make(chan struct{})}
 	// The harness's containers' cgroups are under its cgroup parent, as
 	// with Docker's --cgroup-parent.
-	base := []string{"--web.listen-address=" + addr, "--log.level=debug", "--kernel.cgroup-parent=" + env.cgroupParent}
+	base := []string{"--log.level=debug", "--kernel.cgroup-parent=" + env.cgroupParent}
 	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--docker.host=") }) {
 		base = append(base, "--docker.host="+env.dockerHost)
 	}
-	e.cmd = exec.Command(binary, append(base, args...)...)
 	if cred != nil {
 		// Another user must reach the binary: its directory is the test's own.
 		if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
 			return nil, err
 		}
-		e.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
-	w := lockedWriter{&e.mu, e.log}
-	e.cmd.Stdout, e.cmd.Stderr = w, w
-	if err := e.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start exporter: %w", err)
-	}
-	go func() { _ = e.cmd.Wait(); close(e.done) }()
-	err = waitFor(30*time.Second, func() error {
-		select {
-		case <-e.done:
-			return errStop{fmt.Errorf("exporter exited:\n%s", e.logs())}
-		default:
-		}
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		// With basic auth in the web config every path, /healthz too, asks for it.
-		if resp.StatusCode != 200 && resp.StatusCode != http.StatusUnauthorized {
-			return fmt.Errorf("healthz: %s", resp.Status)
-		}
-		return nil
-	})
+	e, err := harness.StartExporter(context.Background(), harness.ExporterOptions{
+		Binary: binary, Args: append(base, args...), Credential: cred})
 	if err != nil {
-		e.stop()
 		return nil, err
 	}
-	return e, nil
+	return &exporter{Exporter: e, addr: e.Addr}, nil
 }
 
-func (e *exporter) logs() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.log.String()
+func (e *exporter) logs() string { return e.Logs() }
+
+func (e *exporter) stop() { _ = e.Stop() }
+
+// lockedWriter is a buffer that a process's stdout and stderr share.
+type lockedWriter struct {
+	mu  *sync.Mutex
+	buf *bytes.Buffer
 }
 
-func (e *exporter) stop() {
-	select {
-	case <-e.done:
-		return
-	default:
-	}
-	_ = e.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-e.done:
-	case <-time.After(10 * time.Second):
-		_ = e.cmd.Process.Kill()
-		<-e.done
-	}
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
 }
 
 var (
@@ -255,59 +202,24 @@ func waitFor(timeout time.Duration, f func() error) error {
 }
 
 // scrape is one parsed /metrics.
-type scrape struct {
-	text     []byte
-	families map[string]*dto.MetricFamily
-}
+type scrape struct{ *harness.Metrics }
 
 func (e *exporter) scrape() (*scrape, error) {
-	resp, err := http.Get("http://" + e.addr + "/metrics")
+	m, err := harness.ScrapeMetrics(context.Background(), "http://"+e.addr+"/metrics")
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("/metrics: %s", resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("parse /metrics: %w", err)
-	}
-	return &scrape{text: body, families: fams}, nil
+	return &scrape{m}, nil
 }
 
 // series returns the labels and value of the series of family name whose
 // labels include match; ok is false if there is none.
 func (s *scrape) series(name string, match map[string]string) (map[string]string, float64, bool) {
-	mf := s.families[name]
-	if mf == nil {
+	all := s.All(name, match)
+	if len(all) == 0 {
 		return nil, 0, false
 	}
-next:
-	for _, m := range mf.GetMetric() {
-		labels := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			labels[lp.GetName()] = lp.GetValue()
-		}
-		for k, v := range match {
-			if labels[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return labels, m.GetCounter().GetValue(), true
-		case m.Gauge != nil:
-			return labels, m.GetGauge().GetValue(), true
-		}
-		return labels, m.GetUntyped().GetValue(), true
-	}
-	return nil, 0, false
+	return all[0].Labels, all[0].Value, true
 }
 
 // counts is what the exporter shows for one container.
@@ -445,17 +357,76 @@ func waitLog(t testing.TB, id, line string) {
 	})
 }
 
-// harness runs a subcommand of scripts/harness.sh (stop-dockerd, start-dockerd, ...).
-func harness(t testing.TB, sub string) {
+var (
+	harnessOnce     sync.Once
+	harnessRuntimes *harness.Runtimes
+	harnessErr      error
+)
+
+// runtimes is the harness that started the runtimes (MCM_TEST_HARNESS_DIR),
+// for the tests that stop, kill and start its daemons.
+func runtimes(t testing.TB) *harness.Runtimes {
 	t.Helper()
-	if env.harness == "" {
-		t.Fatal("MCM_TEST_HARNESS is not set")
+	harnessOnce.Do(func() {
+		h, err := harness.Open(os.Getenv("MCM_TEST_HARNESS_DIR"))
+		if err != nil {
+			harnessErr = fmt.Errorf("the harness of MCM_TEST_HARNESS_DIR: %w", err)
+			return
+		}
+		h.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "harness: "+format+"\n", args...) }
+		if harnessRuntimes = h.Runtimes(); harnessRuntimes == nil {
+			harnessErr = fmt.Errorf("the harness at %s has no runtimes", h.Dir)
+		}
+	})
+	if harnessErr != nil {
+		t.Fatal(harnessErr)
 	}
+	return harnessRuntimes
+}
+
+// daemonOf is the runtimes' daemon called name ("dockerd", "containerd").
+func daemonOf(t testing.TB, name string) *harness.Process {
+	t.Helper()
+	r := runtimes(t)
+	p := map[string]*harness.Process{"dockerd": r.Dockerd(), "containerd": r.Containerd()}[name]
+	if p == nil {
+		t.Fatalf("the harness has no daemon %q", name)
+	}
+	return p
+}
+
+// stopDaemon stops the harness's daemon name: SIGTERM, then SIGKILL if it
+// has not exited after a deadline.
+func stopDaemon(t testing.TB, name string) {
+	t.Helper()
+	if err := daemonOf(t, name).Stop(); err != nil {
+		t.Fatalf("stop %s: %v", name, err)
+	}
+}
+
+// killDaemon SIGKILLs the harness's daemon name and waits until it is gone.
+func killDaemon(t testing.TB, name string) {
+	t.Helper()
+	if err := daemonOf(t, name).Kill(); err != nil {
+		t.Fatalf("kill %s: %v", name, err)
+	}
+}
+
+// startDaemon starts the harness's daemon name again with the same flags
+// (if it does not run) and waits until it answers; after containerd, until
+// dockerd reaches it again.
+func startDaemon(t testing.TB, name string) {
+	t.Helper()
+	daemonOf(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, env.harness, sub).CombinedOutput()
-	if err != nil {
-		t.Fatalf("harness %s: %v\n%s", sub, err, out)
+	r := runtimes(t)
+	start := r.StartDockerd
+	if name == "containerd" {
+		start = r.StartContainerd
+	}
+	if err := start(ctx); err != nil {
+		t.Fatalf("start %s: %v", name, err)
 	}
 }
 

@@ -108,7 +108,7 @@ func TestImage(t *testing.T) {
 					return fmt.Errorf("victim %.12s: exported %v, OOM kills %v, want 1", victim, ok, ooms)
 				}
 				// Every source is up.
-				for _, m := range s.families["missing_container_metrics_source_up"].GetMetric() {
+				for _, m := range s.Families["missing_container_metrics_source_up"].GetMetric() {
 					if m.GetGauge().GetValue() != 1 {
 						return fmt.Errorf("a source is down: %v", m.GetLabel())
 					}

@@ -356,7 +356,7 @@ func TestKernelVictimNamesAreBounded(t *testing.T) {
 			return err
 		}
 		var series, named, other float64
-		for _, m := range s.families["container_oom_kills_by_process_total"].GetMetric() {
+		for _, m := range s.Families["container_oom_kills_by_process_total"].GetMetric() {
 			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
@@ -397,5 +397,5 @@ func TestKernelInvalidUTF8ProcessName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	promtoolCheckMetrics(t, s.text)
+	promtoolCheckMetrics(t, s.Text)
 }

@@ -21,7 +21,7 @@ func TestMaxContainers(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if n := len(s.families["container_restarts_total"].GetMetric()); n > 1 {
+		if n := len(s.Families["container_restarts_total"].GetMetric()); n > 1 {
 			return errStop{fmt.Errorf("%d containers exported with --max-containers=1", n)}
 		}
 		_, limit, _ := s.series("missing_container_metrics_max_containers", nil)

@@ -181,7 +181,7 @@ func monotonicScrapes(e *exporter, stop <-chan struct{}) error {
 			return err
 		}
 		for _, fam := range []string{"container_ooms_total", "container_restarts_total"} {
-			for _, m := range s.families[fam].GetMetric() {
+			for _, m := range s.Families[fam].GetMetric() {
 				var id string
 				for _, l := range m.GetLabel() {
 					if l.GetName() == "container_id" {

@@ -160,3 +160,35 @@ func TestOurs(t *testing.T) {
 		t.Error("a PID that cannot exist is taken for a daemon")
 	}
 }
+
+// All filters by labels and reads counters, gauges and untyped values alike,
+// in the order served.
+func TestMetricsAll(t *testing.T) {
+	m, err := ParseMetrics([]byte(`# TYPE container_ooms_total counter
+container_ooms_total{container_id="docker://b",pod="p"} 2
+container_ooms_total{container_id="docker://a",pod="p"} 1
+container_ooms_total{container_id="docker://c",pod="q"} 5
+# TYPE container_last_exit_code gauge
+container_last_exit_code{container_id="docker://a"} 137
+other{x="y"} 7
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.All("container_ooms_total", map[string]string{"pod": "p"})
+	if len(got) != 2 || got[0].Labels["container_id"] != "docker://b" || got[0].Value != 2 || got[1].Value != 1 {
+		t.Errorf("ooms of pod p: %+v", got)
+	}
+	if got := m.All("container_last_exit_code", nil); len(got) != 1 || got[0].Value != 137 {
+		t.Errorf("exit codes: %+v", got)
+	}
+	if got := m.All("other", map[string]string{"x": "y"}); len(got) != 1 || got[0].Value != 7 {
+		t.Errorf("untyped: %+v", got)
+	}
+	if got := m.All("missing", nil); len(got) != 0 {
+		t.Errorf("missing family: %+v", got)
+	}
+	if _, err := ParseMetrics([]byte("bad{ 1\n")); err == nil {
+		t.Error("a malformed body parses")
+	}
+}

@@ -120,6 +120,9 @@ func (p *Process) WaitReady(ctx context.Context) error {
 	return nil
 }
 
+// Answers says whether it answers now (its readiness check passes).
+func (p *Process) Answers(ctx context.Context) error { return p.Ready.check(ctx) }
+
 // Running says whether the process the harness started is alive (not a
 // zombie) and still the one it started.
 func (p *Process) Running() bool {
@@ -163,6 +166,7 @@ func (p *Process) Kill() error {
 	if !p.Running() {
 		return nil
 	}
+	p.h.logf("killing %s (pid %d)", p.Name, p.PID)
 	_ = syscall.Kill(p.PID, syscall.SIGKILL)
 	if !p.waitGone(10 * time.Second) {
 		return fmt.Errorf("%s (pid %d) survived SIGKILL", p.Name, p.PID)

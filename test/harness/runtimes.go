@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -143,6 +144,69 @@ func (r *Runtimes) Containerd() *Process { return r.h.Process("containerd") }
 
 // Dockerd is the runtimes' dockerd daemon.
 func (r *Runtimes) Dockerd() *Process { return r.h.Process("dockerd") }
+
+// DockerdConfig is dockerd's daemon.json. Tests may add keys that no flag
+// sets (e.g. "live-restore": true) and start dockerd again.
+func (r *Runtimes) DockerdConfig() string { return r.h.path("docker", "daemon.json") }
+
+// StartContainerd starts containerd again with the same flags and waits
+// until it answers (only that, if it runs already). A running dockerd
+// reconnects to it with a gRPC back-off: it then waits until dockerd reaches
+// containerd again too, and only says so if it does not within StartTimeout.
+func (r *Runtimes) StartContainerd(ctx context.Context) error {
+	if err := startOrWait(ctx, r.Containerd()); err != nil {
+		return err
+	}
+	if d := r.Dockerd(); d == nil || !d.Running() {
+		return nil
+	}
+	err := Until(ctx, StartTimeout, "dockerd reaches containerd", func() error {
+		// docker version lists containerd while dockerd reaches it.
+		out, err := r.Docker(ctx, "version", "--format", "{{range .Server.Components}}{{.Name}} {{end}}")
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(strings.Fields(out), "containerd") {
+			return fmt.Errorf("docker version lists %q", out)
+		}
+		return nil
+	})
+	if err != nil {
+		r.h.logf("warning: %v", err)
+	} else {
+		r.h.logf("dockerd reaches containerd")
+	}
+	return nil
+}
+
+// StartDockerd starts dockerd again with the same flags and waits until it
+// answers (only that, if it runs already).
+func (r *Runtimes) StartDockerd(ctx context.Context) error {
+	d := r.Dockerd()
+	if d != nil && !d.Running() {
+		// Left by a SIGKILL: dockerd refuses to start while the PID in it
+		// is alive, and the PID may be another process's by now.
+		if err := os.Remove(r.h.path("docker", "docker.pid")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if c := r.Containerd(); c == nil || c.Answers(ctx) != nil {
+			r.h.logf("warning: containerd does not answer; dockerd will wait for it")
+		}
+	}
+	return startOrWait(ctx, d)
+}
+
+// startOrWait starts p, or waits until it answers if it runs already.
+func startOrWait(ctx context.Context, p *Process) error {
+	if p == nil {
+		return errors.New("no such daemon in the harness")
+	}
+	if p.Running() {
+		p.h.logf("%s already running (pid %d)", p.Name, p.PID)
+		return p.WaitReady(ctx)
+	}
+	return p.Start(ctx)
+}
 
 // Env is the runtimes' settings as the tests read them (the variables
 // scripts/harness.sh start prints).

@@ -471,7 +471,7 @@ func checkExporterPod(t *testing.T, e *exporter, privileged bool) {
 	e.until(t, time.Minute, func(s *scrape) error {
 		labels := map[string]string{"namespace": pod.Namespace, "pod": pod.Name, "container": "exporter", "container_id": st.ContainerID}
 		if _, err := s.one("container_restarts_total", labels); err != nil {
-			if s.families["container_restarts_total"] == nil && e.hasDocker() {
+			if s.Families["container_restarts_total"] == nil && e.hasDocker() {
 				return nil // the Docker source: this node's containerd is not followed
 			}
 			return err

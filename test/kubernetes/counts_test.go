@@ -34,7 +34,7 @@ func exitCodeOf(s *scrape, id string) (float64, bool) {
 	if len(all) != 1 {
 		return 0, false
 	}
-	return all[0].value, true
+	return all[0].Value, true
 }
 
 // waitSettled waits until the pod's container name runs after restartCount
@@ -217,8 +217,8 @@ func TestLivenessProbe(t *testing.T) {
 			return fmt.Errorf("max restarts %v over %d containers, the kubelet's restartCount %d", max, n, st.RestartCount)
 		}
 		for _, x := range s.all("container_last_exit_code", map[string]string{"namespace": ns, "pod": "probed"}) {
-			if x.value != 143 && x.value != 137 {
-				return fmt.Errorf("%s: exit code %v, want only the kubelet's kills (the probe's 7 is none)", x.labels["container_id"], x.value)
+			if x.Value != 143 && x.Value != 137 {
+				return fmt.Errorf("%s: exit code %v, want only the kubelet's kills (the probe's 7 is none)", x.Labels["container_id"], x.Value)
 			}
 		}
 		if code, ok := exitCodeOf(s, last.ContainerID); !ok || code != float64(last.ExitCode) {
@@ -257,14 +257,14 @@ func TestInitContainers(t *testing.T) {
 		}
 		var first []sample
 		for _, x := range s.all("container_last_exit_code", map[string]string{"namespace": ns, "pod": "initialised", "container": "init-a"}) {
-			if x.labels["container_id"] != a.ContainerID {
+			if x.Labels["container_id"] != a.ContainerID {
 				first = append(first, x)
 			}
 		}
-		if len(first) != 1 || first[0].value != 5 {
+		if len(first) != 1 || first[0].Value != 5 {
 			return fmt.Errorf("init-a's first run: %v, want one container with exit code 5", first)
 		}
-		if err := wantCounts(s, first[0].labels["container_id"], 0, 0, 5); err != nil {
+		if err := wantCounts(s, first[0].Labels["container_id"], 0, 0, 5); err != nil {
 			return fmt.Errorf("init-a's first run: %w", err)
 		}
 		if err := wantCounts(s, b.ContainerID, 0, 0, 0); err != nil {
@@ -360,7 +360,7 @@ func TestKubeletContainerGC(t *testing.T) {
 	e.until(t, sharedRetention+2*time.Minute, func(s *scrape) error {
 		var exported []string
 		for _, x := range s.all("container_restarts_total", map[string]string{"namespace": ns, "pod": "crasher"}) {
-			exported = append(exported, x.labels["container_id"])
+			exported = append(exported, x.Labels["container_id"])
 		}
 		if strings.Join(exported, " ") != strings.Join(kept, " ") {
 			return fmt.Errorf("exported %v, the kubelet kept %v", exported, kept)
@@ -406,8 +406,8 @@ func TestTwoContainers(t *testing.T) {
 			return err
 		}
 		for _, x := range s.all("container_ooms_total", map[string]string{"namespace": ns, "pod": "pair", "container": "crasher"}) {
-			if x.value != 0 {
-				return fmt.Errorf("the crasher has OOM kills: %v", x.labels)
+			if x.Value != 0 {
+				return fmt.Errorf("the crasher has OOM kills: %v", x.Labels)
 			}
 		}
 		return nil
@@ -438,8 +438,8 @@ func TestNoSandboxes(t *testing.T) {
 		for _, name := range []string{"container_ooms_total", "container_restarts_total"} {
 			for _, x := range s.all(name, nil) {
 				for _, sb := range sandboxes {
-					if strings.HasSuffix(x.labels["container_id"], "://"+sb) {
-						return errStop{fmt.Errorf("the sandbox %s is exported: %v", sb, x.labels)}
+					if strings.HasSuffix(x.Labels["container_id"], "://"+sb) {
+						return errStop{fmt.Errorf("the sandbox %s is exported: %v", sb, x.Labels)}
 					}
 				}
 			}
@@ -476,8 +476,8 @@ func TestPodRecreated(t *testing.T) {
 		if len(all) == 0 {
 			return fmt.Errorf("web-0 not exported")
 		}
-		if _, ok := all[0].labels["uid"]; !ok {
-			return fmt.Errorf("no uid label on the exporter's series (issue 13): %v", all[0].labels)
+		if _, ok := all[0].Labels["uid"]; !ok {
+			return fmt.Errorf("no uid label on the exporter's series (issue 13): %v", all[0].Labels)
 		}
 		for _, p := range []*corev1.Pod{cur} {
 			max, n := s.max("container_restarts_total", map[string]string{"namespace": ns, "pod": "web-0", "container": "app", "uid": string(p.UID)})

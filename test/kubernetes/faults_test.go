@@ -294,8 +294,8 @@ func compare(e *exporter, ns string, p *corev1.Pod, truths map[string]*truth, kn
 			}
 		}
 		for _, x := range s.all("container_restarts_total", map[string]string{"namespace": ns}) {
-			if truths[x.labels["container_id"]] == nil {
-				errs = append(errs, fmt.Sprintf("exported, but never ran: %v", x.labels))
+			if truths[x.Labels["container_id"]] == nil {
+				errs = append(errs, fmt.Sprintf("exported, but never ran: %v", x.Labels))
 			}
 		}
 		for _, name := range []string{"worker", "crasher", "oomer"} {

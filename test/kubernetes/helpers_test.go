@@ -1,7 +1,6 @@
 package kubernetes
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -17,13 +16,12 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/missing-container-metrics/missing-container-metrics/test/harness"
 )
 
 // errStop ends eventually at once.
@@ -310,54 +308,25 @@ func logPod(t testing.TB, ns, name string) {
 	}
 }
 
-// A scrape of /metrics, parsed.
-type scrape struct {
-	families map[string]*dto.MetricFamily
-}
+// A scrape of /metrics, parsed (test/harness).
+type scrape struct{ *harness.Metrics }
 
 // sample is one series and its value.
-type sample struct {
-	labels map[string]string
-	value  float64
-}
+type sample = harness.Sample
 
 func parseMetrics(body []byte) (*scrape, error) {
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	m, err := harness.ParseMetrics(body)
 	if err != nil {
-		return nil, fmt.Errorf("parse /metrics: %w", err)
+		return nil, err
 	}
-	return &scrape{families: fams}, nil
+	return &scrape{m}, nil
 }
 
-// all returns the series of family name whose labels include match.
+// all returns the series of family name whose labels include match, by
+// container_id.
 func (s *scrape) all(name string, match map[string]string) []sample {
-	var out []sample
-	mf := s.families[name]
-	if mf == nil {
-		return nil
-	}
-next:
-	for _, m := range mf.GetMetric() {
-		labels := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			labels[lp.GetName()] = lp.GetValue()
-		}
-		for k, v := range match {
-			if labels[k] != v {
-				continue next
-			}
-		}
-		v := m.GetUntyped().GetValue()
-		switch {
-		case m.Counter != nil:
-			v = m.GetCounter().GetValue()
-		case m.Gauge != nil:
-			v = m.GetGauge().GetValue()
-		}
-		out = append(out, sample{labels, v})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].labels["container_id"] < out[j].labels["container_id"] })
+	out := s.All(name, match)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Labels["container_id"] < out[j].Labels["container_id"] })
 	return out
 }
 
@@ -367,7 +336,7 @@ func (s *scrape) one(name string, match map[string]string) (float64, error) {
 	if len(all) != 1 {
 		return 0, fmt.Errorf("%d series %s%v, want 1", len(all), name, match)
 	}
-	return all[0].value, nil
+	return all[0].Value, nil
 }
 
 // max is `max by (...)` of family name over the series matching match, and
@@ -376,8 +345,8 @@ func (s *scrape) max(name string, match map[string]string) (float64, int) {
 	all := s.all(name, match)
 	m := 0.0
 	for i, x := range all {
-		if i == 0 || x.value > m {
-			m = x.value
+		if i == 0 || x.Value > m {
+			m = x.Value
 		}
 	}
 	return m, len(all)

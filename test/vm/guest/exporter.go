@@ -2,9 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,9 +12,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"github.com/missing-container-metrics/missing-container-metrics/test/harness"
 	"github.com/missing-container-metrics/missing-container-metrics/test/vm/guest/report"
 )
 
@@ -128,21 +126,13 @@ func (e *exporterProc) log() string { return tail(e.out.String(), 400) }
 
 func (e *exporterProc) url() string { return "http://" + e.cfg.addr + "/metrics" }
 
+// scrapeFamilies reads and parses url (test/harness: the tests' one copy).
 func scrapeFamilies(url string) (map[string]*dto.MetricFamily, error) {
-	resp, err := http.Get(url)
+	m, err := harness.ScrapeMetrics(context.Background(), url)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/metrics: %s", resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	return p.TextToMetricFamilies(bytes.NewReader(body))
+	return m.Families, nil
 }
 
 // scrape is every container's series by container_id.

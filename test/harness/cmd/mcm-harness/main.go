@@ -8,7 +8,9 @@
 //	go run ./test/harness/cmd/mcm-harness status [DIR]
 //
 // start prints `export NAME=VALUE` lines on stdout, everything else goes to
-// stderr. DIR defaults to $MCM_TEST_HARNESS_DIR. NAME is a daemon: containerd,
+// stderr. DIR defaults to $MCM_TEST_HARNESS_DIR; stop of a DIR that is gone
+// succeeds. MCM_HARNESS_TIMEOUT: the seconds a daemon gets to answer
+// (default 90). NAME is a daemon: containerd,
 // dockerd, node-containerd, etcd, kube-apiserver, kube-controller-manager,
 // kube-scheduler, kubelet. The node's binaries: test/kubernetes/prepare.sh.
 package main
@@ -20,8 +22,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/missing-container-metrics/missing-container-metrics/test/harness"
 )
@@ -38,6 +42,13 @@ func run(args []string, log func(string, ...any)) error {
 	if len(args) == 0 {
 		return errors.New("usage: mcm-harness {start|stop|status|stop NAME|kill NAME|start NAME|restart NAME} ... (see go doc)")
 	}
+	if s := os.Getenv("MCM_HARNESS_TIMEOUT"); s != "" {
+		secs, err := strconv.Atoi(s)
+		if err != nil || secs <= 0 {
+			return fmt.Errorf("MCM_HARNESS_TIMEOUT=%q: want a number of seconds", s)
+		}
+		harness.StartTimeout = time.Duration(secs) * time.Second
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	cmd, args := args[0], args[1:]
@@ -45,6 +56,12 @@ func run(args []string, log func(string, ...any)) error {
 	case cmd == "start" && (len(args) == 0 || strings.HasPrefix(args[0], "-")):
 		return start(ctx, args, log)
 	case cmd == "stop" && len(args) <= 1 && (len(args) == 0 || strings.Contains(args[0], "/")):
+		if len(args) == 1 {
+			if _, err := os.Stat(args[0]); errors.Is(err, os.ErrNotExist) {
+				log("nothing at %s (already stopped?)", args[0])
+				return nil
+			}
+		}
 		h, err := open(args, log)
 		if err != nil {
 			return err
@@ -58,7 +75,10 @@ func run(args []string, log func(string, ...any)) error {
 		for _, p := range h.Processes() {
 			state := "not running"
 			if p.Running() {
-				state = fmt.Sprintf("running (pid %d)", p.PID)
+				state = fmt.Sprintf("running (pid %d), answers", p.PID)
+				if err := p.Answers(ctx); err != nil {
+					state = fmt.Sprintf("running (pid %d), not answering: %v", p.PID, err)
+				}
 			}
 			fmt.Printf("%s: %s\n", p.Name, state)
 		}
@@ -81,6 +101,14 @@ func run(args []string, log func(string, ...any)) error {
 		case "kill":
 			return p.Kill()
 		case "start":
+			// The runtimes' daemons as scripts/harness.sh start-NAME
+			// always did: dockerd's stale pidfile removed, dockerd
+			// reconnected to a started containerd.
+			if r := h.Runtimes(); r != nil && p == r.Containerd() {
+				return r.StartContainerd(ctx)
+			} else if r != nil && p == r.Dockerd() {
+				return r.StartDockerd(ctx)
+			}
 			return p.Start(ctx)
 		}
 		return p.Restart(ctx)
