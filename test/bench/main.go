@@ -648,8 +648,10 @@ func measureLifecycles(t *table) {
 	per := make([][]time.Duration, len(es))
 	for round := range *churnRuns {
 		cpu0 := make([]time.Duration, len(es))
+		read0 := make([]string, len(es))
 		for i, e := range es {
 			cpu0[i] = e.cpu()
+			read0[i], _ = e.metrics()
 		}
 		t0 := time.Now()
 		each(*lifecycles, func(int) error {
@@ -682,7 +684,7 @@ func measureLifecycles(t *table) {
 		for i, e := range es {
 			cpu := last[i] - cpu0[i]
 			per[i] = append(per[i], cpu/time.Duration(*lifecycles))
-			log.Printf("lifecycles round %d: %s used %s for %d containers in %s", round, e.name, cpu, *lifecycles, wall.Round(time.Millisecond))
+			log.Printf("lifecycles round %d: %s used %s for %d containers in %s%s", round, e.name, cpu, *lifecycles, wall.Round(time.Millisecond), kernelWork(read0[i], e))
 		}
 	}
 	var fs []string
@@ -694,6 +696,25 @@ func measureLifecycles(t *table) {
 	}
 	t.add(fmt.Sprintf("CPU per container lifecycle (create, run 1 s, exit, remove; %d of them)", *lifecycles), "< 2.5 ms", fs, vs)
 	t.load("after the lifecycles")
+}
+
+// kernelWork tells what else the kernel reader read since the scrape m0:
+// it follows the whole host's kernel log and cgroups, so other work on
+// the machine costs it CPU too.
+func kernelWork(m0 string, e *exporter) string {
+	m, err := e.metrics()
+	if err != nil {
+		return ""
+	}
+	var s string
+	for _, src := range []string{"kmsg", "cgroup"} {
+		v0, ok0 := sample(m0, "missing_container_metrics_events_total", `source="`+src+`"`)
+		v, ok := sample(m, "missing_container_metrics_events_total", `source="`+src+`"`)
+		if ok0 && ok {
+			s += fmt.Sprintf("; %s events %.0f", src, v-v0)
+		}
+	}
+	return s
 }
 
 // measureOOMLatency OOM-kills a worker in a container -kills times, with
@@ -804,7 +825,8 @@ func measureOOMLatency(t *table) {
 		})
 	}
 	wg.Wait()
-	wait(func() bool { return len(killedAt) >= *kills }, &mu, "kills in the kernel log")
+	wait(func() bool { return len(killedAt) >= *kills }, &mu,
+		"the kills' oom-kill records in the kernel log (the kernel writes at most 10 OOM reports in 5 s, host-wide: other OOM kills on the host may have taken them; run again)")
 	mu.Lock()
 	defer mu.Unlock()
 	if len(killedAt) != *kills {
