@@ -825,12 +825,27 @@ func measureOOMLatency(t *table) {
 		})
 	}
 	wg.Wait()
-	wait(func() bool { return len(killedAt) >= *kills }, &mu,
-		"the kills' oom-kill records in the kernel log (the kernel writes at most 10 OOM reports in 5 s, host-wide: other OOM kills on the host may have taken them; run again)")
-	mu.Lock()
-	defer mu.Unlock()
+	// The kernel writes at most 10 OOM reports in 5 s, host-wide: other OOM
+	// kills on the host may take them, and then a kill has no time to start
+	// from. The other figures of the run still count.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		if len(killedAt) >= *kills || time.Now().After(deadline) {
+			break
+		}
+		mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer mu.Unlock() // held since the loop
 	if len(killedAt) != *kills {
-		fatalf("%d kills in the kernel log, %d expected", len(killedAt), *kills)
+		log.Printf("%d of %d kills' oom-kill records in the kernel log: other OOM kills on the host took the kernel's reports; no latency", len(killedAt), *kills)
+		na := make([]string, len(es))
+		for i := range na {
+			na[i] = "n/a (reports rate-limited)"
+		}
+		t.add(fmt.Sprintf("OOM kill → `/metrics`, p99 of %d", *kills), "< 100 ms", na, nil)
+		return
 	}
 	var f50, f99 []string
 	var v50, v99 []float64
