@@ -87,7 +87,8 @@ func (e *exporter) kills(query string) ([]apiKill, error) {
 
 // kernelSaid is what the kernel log says of the kill of one process.
 type kernelSaid struct {
-	pid int
+	name string
+	pid  int
 	// reported: the kernel printed the kill's report (its oom-kill line
 	// names the pid), which gives the limit hit, the usage and the trigger.
 	// It prints at most ten reports in five seconds, host-wide; the
@@ -99,6 +100,17 @@ type kernelSaid struct {
 // each process the OOM killer killed, by name (the last one of a name).
 func kmsgKills(t *testing.T) map[string]kernelSaid {
 	t.Helper()
+	out := map[string]kernelSaid{}
+	for _, k := range kmsgKillList(t) {
+		out[k.name] = k
+	}
+	return out
+}
+
+// kmsgKillList reads the kernel log as it is now and returns what it says
+// of every process the OOM killer killed, in order.
+func kmsgKillList(t *testing.T) []kernelSaid {
+	t.Helper()
 	// A raw non-blocking descriptor: os.File would wait in the poller for
 	// the next record instead of saying there is none.
 	fd, err := syscall.Open("/dev/kmsg", syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
@@ -108,7 +120,7 @@ func kmsgKills(t *testing.T) map[string]kernelSaid {
 	defer syscall.Close(fd)
 	killed := regexp.MustCompile(`Killed process (\d+) \((.*)\) total-vm`)
 	summary := regexp.MustCompile(`oom-kill:.*,task=(.*),pid=(\d+),uid=`)
-	out := map[string]kernelSaid{}
+	var out []kernelSaid
 	reported := map[string]bool{}
 	buf := make([]byte, 8192)
 	for {
@@ -126,7 +138,7 @@ func kmsgKills(t *testing.T) map[string]kernelSaid {
 		}
 		if m := killed.FindStringSubmatch(msg); m != nil {
 			pid, _ := strconv.Atoi(m[1])
-			out[m[2]] = kernelSaid{pid: pid, reported: reported[m[2]+"/"+m[1]]}
+			out = append(out, kernelSaid{name: m[2], pid: pid, reported: reported[m[2]+"/"+m[1]]})
 		}
 	}
 }
