@@ -584,10 +584,17 @@ func TestContainerdPlainNamespaceKillsAreTheContainers(t *testing.T) {
 			if _, v, ok := s.series("host_oom_kills_total", map[string]string{"process": victim(id)}); ok {
 				return errStop{fmt.Errorf("the kill in %s counted as the host's: %v", id, v)}
 			}
-			if _, v, ok := s.series("container_oom_kills_by_process_total", map[string]string{"container_id": "containerd://" + id, "process": victim(id)}); !ok || v != 1 {
-				return fmt.Errorf("victim %s of %s: %v (present %v), want 1", victim(id), id, v, ok)
+			_, v, ok := s.series("container_oom_kills_by_process_total", map[string]string{"container_id": "containerd://" + id, "process": victim(id)})
+			switch {
+			case ok && v == 1:
+				return nil
+			case !ok && kmsgReportedIn(t, id, victim(id)) == 0:
+				// The kernel rate-limited the kill's report (see waitNamed):
+				// its cgroup is not known, nor then its name.
+				t.Logf("victim %s of %s not named: the kernel did not report its kill in full", victim(id), id)
+				return nil
 			}
-			return nil
+			return fmt.Errorf("victim %s of %s: %v (present %v), want 1", victim(id), id, v, ok)
 		})
 	}
 }

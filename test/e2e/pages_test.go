@@ -87,8 +87,9 @@ func (e *exporter) kills(query string) ([]apiKill, error) {
 
 // kernelSaid is what the kernel log says of the kill of one process.
 type kernelSaid struct {
-	name string
-	pid  int
+	name   string
+	pid    int
+	cgroup string // the victim's cgroup (task_memcg) where reported
 	// reported: the kernel printed the kill's report (its oom-kill line
 	// names the pid), which gives the limit hit, the usage and the trigger.
 	// It prints at most ten reports in five seconds, host-wide; the
@@ -119,9 +120,9 @@ func kmsgKillList(t *testing.T) []kernelSaid {
 	}
 	defer syscall.Close(fd)
 	killed := regexp.MustCompile(`Killed process (\d+) \((.*)\) total-vm`)
-	summary := regexp.MustCompile(`oom-kill:.*,task=(.*),pid=(\d+),uid=`)
+	summary := regexp.MustCompile(`oom-kill:.*,task_memcg=([^,]*),task=(.*),pid=(\d+),uid=`)
 	var out []kernelSaid
-	reported := map[string]bool{}
+	reported := map[string]string{} // name/pid: task_memcg
 	buf := make([]byte, 8192)
 	for {
 		n, err := syscall.Read(fd, buf)
@@ -134,11 +135,12 @@ func kmsgKillList(t *testing.T) []kernelSaid {
 		_, msg, _ := strings.Cut(string(buf[:n]), ";")
 		msg, _, _ = strings.Cut(msg, "\n")
 		if m := summary.FindStringSubmatch(msg); m != nil {
-			reported[m[1]+"/"+m[2]] = true
+			reported[m[2]+"/"+m[3]] = m[1]
 		}
 		if m := killed.FindStringSubmatch(msg); m != nil {
 			pid, _ := strconv.Atoi(m[1])
-			out = append(out, kernelSaid{name: m[2], pid: pid, reported: reported[m[2]+"/"+m[1]]})
+			cg, ok := reported[m[2]+"/"+m[1]]
+			out = append(out, kernelSaid{name: m[2], pid: pid, reported: ok, cgroup: cg})
 		}
 	}
 }
