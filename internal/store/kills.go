@@ -152,11 +152,19 @@ func (s *Store) recordKills(e *entry, ev Event, counted, history bool) []*Kill {
 		return nil
 	}
 	if v, ok := ev.(OOMVictim); ok && counted {
-		if v.Details.MainProcess == nil && e.pid > 0 && v.Details.PID > 0 {
+		if v.Details.MainProcess == nil && v.Details.PID > 0 {
 			// The victim was gone before the reader could ask whether it was
-			// pid 1 of its namespace: the main pid its runtime gave tells.
-			main := v.Details.PID == e.pid
-			v.Details.MainProcess = &main
+			// pid 1 of its namespace: the main pid its runtime gave tells,
+			// that of the run that ended if the runtime told of its exit
+			// first (a group kill ends the container at once).
+			switch {
+			case e.pid > 0:
+				main := v.Details.PID == e.pid
+				v.Details.MainProcess = &main
+			case e.exitedPid > 0 && !e.running && !v.At.After(e.finished):
+				main := v.Details.PID == e.exitedPid
+				v.Details.MainProcess = &main
+			}
 		}
 		if total > e.recorded {
 			k := &Kill{Time: v.At, Container: e.Meta, Process: v.Process, From: FromKernelLog, Details: v.Details}

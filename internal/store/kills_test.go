@@ -123,6 +123,30 @@ func TestExitReasonOfAKillDescribedAfterTheExit(t *testing.T) {
 	}
 }
 
+// The same when the reader could not ask whether the victim was pid 1 of
+// its namespace (it was gone): the main pid of the run that ended decides
+// (a group kill in the cgroup v2 VM, under load, ended as "signal").
+func TestExitReasonOfAGoneVictimDescribedAfterTheExit(t *testing.T) {
+	s := New(time.Minute)
+	s.AddSource(KmsgSource)
+	s.SetUp(KmsgSource, true, nil)
+	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.Apply(born(7, 0, 0, 10))
+	s.Apply(Exited{Key: key, At: at(200), Code: 137})
+	worker := victim(7, "dd", 150, 1)
+	worker.Details = KillDetails{PID: 41}
+	s.Apply(worker)
+	if c := get(t, s, key); c.ExitReason != ExitSignal {
+		t.Fatalf("after a worker's kill: %q", c.ExitReason)
+	}
+	main := victim(7, "sh", 150, 2)
+	main.Details = KillDetails{PID: 40}
+	s.Apply(main)
+	if c := get(t, s, key); c.ExitReason != ExitOOMKilled {
+		t.Fatalf("after the main process's kill: %q", c.ExitReason)
+	}
+}
+
 // A victim whose report was rate-limited, and whose process was gone when
 // the reader looked, has no cgroup; its pid is the main pid a runtime gave
 // for a running container: it is that container's main process.

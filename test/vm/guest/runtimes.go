@@ -77,7 +77,7 @@ func startRuntimes(driver string, step func(string)) (*runtimes, error) {
 	if err := rt.daemon("containerd", "containerd", "--config", conf); err != nil {
 		return rt, err
 	}
-	if err := waitFor(2*time.Minute, func() error {
+	if err := waitFor(4*time.Minute, func() error {
 		c, err := containerd.New(containerdSock, containerd.WithTimeout(10*time.Second))
 		if err != nil {
 			return err
@@ -114,7 +114,8 @@ func startRuntimes(driver string, step func(string)) (*runtimes, error) {
 	if err != nil {
 		return rt, err
 	}
-	if err := waitFor(2*time.Minute, func() error {
+	// Under emulation on a loaded host dockerd took over 2 minutes once.
+	if err := waitFor(4*time.Minute, func() error {
 		_, err := rt.docker.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 		return err
 	}); err != nil {
