@@ -275,6 +275,7 @@ func (s *Store) adopt(k string) {
 			dst.history = append(dst.history, src.history...)
 			dst.unfilled = append(dst.unfilled, src.unfilled...)
 			dst.lastMainKill = latest(dst.lastMainKill, src.lastMainKill)
+			dst.lastUnknownKill = latest(dst.lastUnknownKill, src.lastUnknownKill)
 			for sc, n := range src.byScope {
 				if dst.byScope == nil {
 					dst.byScope = map[string]uint64{}

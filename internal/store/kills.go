@@ -253,8 +253,17 @@ func (l *killLog) takePending(k *Kill) bool {
 // the reason of the exit it causes; an exit already applied is that one's
 // if the kill came in the run it ended.
 func (s *Store) noteMainKill(e *entry, at time.Time, d KillDetails) {
-	main := d.MainProcess != nil && *d.MainProcess
-	if !main {
+	if d.MainProcess == nil {
+		// Whether the victim was the main process is not known (it was
+		// gone before anyone could look, and no runtime gave the main
+		// pid): an exit by SIGKILL in its run may have been this kill.
+		e.lastUnknownKill = latest(e.lastUnknownKill, at)
+		if e.Exited && e.ExitCode == 137 && e.ExitReason == ExitSignal && !e.finished.Before(at) && !at.Before(e.startedAt) {
+			e.ExitReason = ""
+		}
+		return
+	}
+	if !*d.MainProcess {
 		return
 	}
 	e.lastMainKill = latest(e.lastMainKill, at)
@@ -278,6 +287,8 @@ func (e *entry) exitReason(code int, at time.Time) string {
 	switch {
 	case code == 137 && !e.lastMainKill.IsZero() && !e.lastMainKill.Before(e.startedAt) && !at.Before(e.lastMainKill):
 		return ExitOOMKilled
+	case code == 137 && !e.lastUnknownKill.IsZero() && !e.lastUnknownKill.Before(e.startedAt) && !at.Before(e.lastUnknownKill):
+		return "" // an OOM kill of a process not known to be the main one, or not: not known
 	case code > 128 && code <= 128+64:
 		return ExitSignal
 	}

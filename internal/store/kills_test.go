@@ -147,6 +147,25 @@ func TestExitReasonOfAGoneVictimDescribedAfterTheExit(t *testing.T) {
 	}
 }
 
+// Where it is not known whether the victim was the main process (it was
+// gone, and no runtime gave the main pid: a container that lived for
+// milliseconds), an exit by SIGKILL in its run has no reason: not known,
+// never "signal".
+func TestExitReasonNotKnownWhereTheVictimIsNot(t *testing.T) {
+	s := New(time.Minute)
+	s.AddSource(KmsgSource)
+	s.SetUp(KmsgSource, true, nil)
+	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true}}) // no pid yet
+	s.Apply(born(7, 0, 0, 10))
+	s.Apply(Exited{Key: key, At: at(200), Code: 137})
+	v := victim(7, "dd", 150, 1)
+	v.Details = KillDetails{PID: 40}
+	s.Apply(v)
+	if c := get(t, s, key); c.ExitReason != "" {
+		t.Fatalf("reason %q, want none: whether the main process was killed is not known", c.ExitReason)
+	}
+}
+
 // A victim whose report was rate-limited, and whose process was gone when
 // the reader looked, has no cgroup; its pid is the main pid a runtime gave
 // for a running container: it is that container's main process.

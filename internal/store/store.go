@@ -239,11 +239,14 @@ type entry struct {
 	byProcess     map[string]uint64
 	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
 
-	recorded     uint64      // kill records made of ooms.total()
-	unfilled     []*Kill     // records of kills the kernel log has not described yet
-	lastMainKill time.Time   // the newest kill of the main process the kernel log named
-	history      []OOMVictim // victims from the log's buffer no cgroup held, until the runtime says when the container ran
-	byScope      map[string]uint64
+	recorded     uint64    // kill records made of ooms.total()
+	unfilled     []*Kill   // records of kills the kernel log has not described yet
+	lastMainKill time.Time // the newest kill of the main process the kernel log named
+	// lastUnknownKill is the newest kill the kernel log named whose victim
+	// may or may not have been the main process (it was gone first).
+	lastUnknownKill time.Time
+	history         []OOMVictim // victims from the log's buffer no cgroup held, until the runtime says when the container ran
+	byScope         map[string]uint64
 }
 
 // SourceStatus is the health of one runtime source.

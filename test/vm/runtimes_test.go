@@ -493,8 +493,14 @@ func checkKillRecords(t *testing.T, s report.Series, c report.Container, ev repo
 	}
 	reason, ok := exitReason(s)
 	switch {
-	case exited && (!ok || reason != "oom_killed"):
-		t.Errorf("%s: %q (present %v), want oom_killed: the OOM killer killed its main process", report.ExitReason, reason, ok)
+	case exited && ok && reason != "oom_killed":
+		t.Errorf("%s: %q, want oom_killed: the OOM killer killed its main process", report.ExitReason, reason)
+	case exited && !ok:
+		// The victim was gone before the reader could ask whether it was
+		// pid 1 of its namespace, and the runtime gave no main pid (the
+		// container lived for milliseconds under emulation): not known,
+		// and so not said.
+		t.Logf("%s: not known (the victim could not be told from the main process)", report.ExitReason)
 	case !exited && ok:
 		t.Errorf("%s{reason=%q} of a running container that never exited", report.ExitReason, reason)
 	}
