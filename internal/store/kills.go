@@ -258,7 +258,7 @@ func (s *Store) noteMainKill(e *entry, at time.Time, d KillDetails) {
 		// gone before anyone could look, and no runtime gave the main
 		// pid): an exit by SIGKILL in its run may have been this kill.
 		e.lastUnknownKill = latest(e.lastUnknownKill, at)
-		if e.Exited && e.ExitCode == 137 && e.ExitReason == ExitSignal && !e.finished.Before(at) && !at.Before(e.startedAt) {
+		if e.Exited && e.ExitCode == 137 && e.ExitReason == ExitSignal && !e.finished.Add(exitClockSlack).Before(at) && !at.Before(e.startedAt) {
 			e.ExitReason = ""
 		}
 		return
@@ -267,10 +267,17 @@ func (s *Store) noteMainKill(e *entry, at time.Time, d KillDetails) {
 		return
 	}
 	e.lastMainKill = latest(e.lastMainKill, at)
-	if e.Exited && e.ExitCode == 137 && !e.finished.Before(at) && !at.Before(e.startedAt) {
+	if e.Exited && e.ExitCode == 137 && !e.finished.Add(exitClockSlack).Before(at) && !at.Before(e.startedAt) {
 		e.ExitReason = ExitOOMKilled
 	}
 }
+
+// exitClockSlack is how much later than the exit a kill of its run may be
+// stamped: a kill comes before the exit it causes, but its time is the
+// kernel log's, turned into wall time, and the exit's is the runtime's
+// clock; under load or emulation they differ by tens of milliseconds (a
+// group kill's main process, killed last, was stamped after its exit).
+const exitClockSlack = time.Second
 
 // Exit reasons: why a container's main process last exited.
 const (
@@ -285,9 +292,9 @@ const (
 // Exit codes above 128 are 128 plus the signal that ended the process.
 func (e *entry) exitReason(code int, at time.Time) string {
 	switch {
-	case code == 137 && !e.lastMainKill.IsZero() && !e.lastMainKill.Before(e.startedAt) && !at.Before(e.lastMainKill):
+	case code == 137 && !e.lastMainKill.IsZero() && !e.lastMainKill.Before(e.startedAt) && !at.Add(exitClockSlack).Before(e.lastMainKill):
 		return ExitOOMKilled
-	case code == 137 && !e.lastUnknownKill.IsZero() && !e.lastUnknownKill.Before(e.startedAt) && !at.Before(e.lastUnknownKill):
+	case code == 137 && !e.lastUnknownKill.IsZero() && !e.lastUnknownKill.Before(e.startedAt) && !at.Add(exitClockSlack).Before(e.lastUnknownKill):
 		return "" // an OOM kill of a process not known to be the main one, or not: not known
 	case code > 128 && code <= 128+64:
 		return ExitSignal

@@ -147,6 +147,31 @@ func TestExitReasonOfAGoneVictimDescribedAfterTheExit(t *testing.T) {
 	}
 }
 
+// The kernel log's time of a kill and the runtime's time of the exit it
+// caused come from two clocks: a main process's kill stamped a little after
+// its exit is still that exit's cause.
+func TestExitReasonOfAKillStampedJustAfterTheExit(t *testing.T) {
+	for _, order := range []string{"exit first", "kill first"} {
+		s := New(time.Minute)
+		s.AddSource(KmsgSource)
+		s.SetUp(KmsgSource, true, nil)
+		s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+		s.Apply(born(7, 0, 0, 10))
+		v := victim(7, "sh", 230, 1) // 30 ms after the exit
+		v.Details = KillDetails{PID: 40, MainProcess: yes()}
+		if order == "kill first" {
+			s.Apply(v)
+		}
+		s.Apply(Exited{Key: key, At: at(200), Code: 137})
+		if order == "exit first" {
+			s.Apply(v)
+		}
+		if c := get(t, s, key); c.ExitReason != ExitOOMKilled {
+			t.Errorf("%s: reason %q, want oom_killed", order, c.ExitReason)
+		}
+	}
+}
+
 // Where it is not known whether the victim was the main process (it was
 // gone, and no runtime gave the main pid: a container that lived for
 // milliseconds), an exit by SIGKILL in its run has no reason: not known,
