@@ -198,18 +198,25 @@ func TestCompanionSlowQueueBound(t *testing.T) {
 	t.Cleanup(func() { stopTimeout = 5 * time.Second })
 	stop := run(t, c)
 	waitFor(t, "the companion up", c.Up)
-	const n = 5000 // some 150 bytes each: more than a pipe holds
-	for i := range n {
-		c.Send(kill(fmt.Sprint(i)))
+	n := 0
+	send := func() { c.Send(kill(fmt.Sprint(n))); n++ }
+	for range 5000 { // some 150 bytes each: more than a pipe holds
+		send()
 	}
+	// The writer may have taken a batch from the queue just before it
+	// blocked: more kills fill the queue again.
 	waitFor(t, "the writer blocked on a full pipe", func() bool {
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.queue) == c.opts.Queue
+		full := len(c.queue) == c.opts.Queue
+		c.mu.Unlock()
+		if !full {
+			send()
+		}
+		return full
 	})
 	// The writer holds at most one batch of kills taken from the queue
 	// that it could not write yet.
-	if d := c.Dropped(); d == 0 || c.Sent()+d+uint64(c.opts.Queue) > n {
+	if d := c.Dropped(); d == 0 || c.Sent()+d+uint64(c.opts.Queue) > uint64(n) {
 		t.Errorf("sent %d, dropped %d, queued %d of %d", c.Sent(), d, c.opts.Queue, n)
 	}
 	stop()

@@ -157,7 +157,12 @@ func dockerWorkers(g *guest) error {
 func dockerMain(g *guest) error {
 	ctx, cancel := scenarioContext()
 	defer cancel()
-	id, _, err := g.dockerRun(ctx, report.DockerMain, "main", "exec "+alloc64M, 1)
+	// A second before the allocation: a kill within milliseconds of the
+	// start can be stamped (the kernel log's clock made wall time) before
+	// the start (Docker's clock), and its exit's reason is then not told
+	// right (docs/metrics.md: a known limit); this scenario is of the kill
+	// of a main process, not of that race.
+	id, _, err := g.dockerRun(ctx, report.DockerMain, "main", "sleep 1; exec "+alloc64M, 1)
 	if err != nil {
 		return err
 	}
