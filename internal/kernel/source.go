@@ -168,6 +168,14 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 		backlog []backlogVictim
 		once    sync.Once
 	)
+	// flush applies the queued victims, before any later one: the store
+	// takes a record only if it is newer than the last it took.
+	flush := func() {
+		for _, b := range backlog {
+			s.victim(b.v, b.at, b.live, false)
+		}
+		backlog = nil
+	}
 	caughtUpNow := func() {
 		once.Do(func() {
 			select {
@@ -175,10 +183,7 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 			case <-ctx.Done():
 				return
 			}
-			for _, b := range backlog {
-				s.victim(b.v, b.at, b.live, false)
-			}
-			backlog = nil
+			flush()
 			caughtUp, s.everLive = true, true
 			up()
 		})
@@ -221,6 +226,7 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 		case !caughtUp && !s.walkedYet():
 			backlog = append(backlog, backlogVictim{*v, clk.wall(v.Time), s.everLive})
 		default:
+			flush()
 			s.victim(*v, clk.wall(v.Time), s.everLive, caughtUp)
 		}
 	}

@@ -34,6 +34,8 @@ type fakeRecord struct {
 	text   string
 	waited bool
 	err    error
+	gate   chan struct{} // if not nil, the record is read once it is closed
+	atGate chan struct{} // if not nil, closed when the reader waits at gate
 }
 
 func (f *fakeLog) next(buf []byte, caughtUp func()) (int, bool, error) {
@@ -50,6 +52,12 @@ func (f *fakeLog) next(buf []byte, caughtUp func()) (int, bool, error) {
 	}
 	it := f.items[0]
 	f.items = f.items[1:]
+	if it.gate != nil {
+		if it.atGate != nil {
+			close(it.atGate)
+		}
+		<-it.gate
+	}
 	if it.err != nil {
 		return 0, false, it.err
 	}
@@ -492,6 +500,43 @@ func TestBufferedVictimsWaitForTheCgroupWalk(t *testing.T) {
 	}
 	if c := container(t, st, "docker://"+id1); c.OOMs != 1 || c.ProcessKills["worker"] != 1 {
 		t.Fatalf("got %d OOMs, by process %v; want the buffered victim named", c.OOMs, c.ProcessKills)
+	}
+	cancel()
+	f.stop()
+	<-done
+}
+
+// The cgroup walk can end while the buffer is still being read: the
+// victims queued before it and those read after it go to the store in the
+// log's order (the store takes a record only if it is newer than the last),
+// so none is lost. A restarted exporter in the VM named 1 of 3 kills.
+func TestBufferedVictimsKeepTheirOrderWhenTheWalkEndsBetween(t *testing.T) {
+	src, st := testSource(t, Config{SysFS: t.TempDir(), ProcFS: t.TempDir()})
+	docker := "/docker/" + id1
+	gate, atGate := make(chan struct{}), make(chan struct{})
+	f := &fakeLog{stopped: make(chan struct{}), drained: make(chan struct{}), items: []fakeRecord{
+		{text: oomKill(1, docker, 10)},
+		{text: killed(2, 10, "worker")},
+		{text: oomKill(3, docker, 11), gate: gate, atGate: atGate},
+		{text: killed(4, 11, "worker")},
+	}}
+	st.Apply(store.KernelOOMCount{Cgroup: store.Cgroup{Meta: store.Meta{Runtime: "docker", ID: id1}, Path: docker},
+		Instance: 1, Kills: 2, At: time.Now()})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	up := make(chan struct{})
+	go func() { done <- src.follow(ctx, f, func() { close(up) }) }()
+	<-atGate // the first victim is queued: the walk is not done
+	src.walkDone()
+	close(gate)
+	select {
+	case <-up:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the kernel log not up within 10s")
+	}
+	if c := container(t, st, "docker://"+id1); c.ProcessKills["worker"] != 2 {
+		t.Fatalf("by process %v, want both buffered victims named", c.ProcessKills)
 	}
 	cancel()
 	f.stop()
