@@ -189,7 +189,7 @@ func (s *Store) placeHistory(e *entry) []*Kill {
 			e.recorded++
 		}
 		s.kills.add(&Kill{Time: v.At, Container: e.Meta, Process: v.Process, From: FromKernelLog, Details: v.Details})
-		s.noteMainKill(e, v.At, v.Details)
+		s.noteMainKill(e, v)
 	}
 	e.history = nil
 	return nil

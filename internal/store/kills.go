@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"time"
 )
 
@@ -144,7 +145,7 @@ func (s *Store) recordKills(e *entry, ev Event, counted, history bool) []*Kill {
 		}
 		k := &Kill{Time: v.At, Container: e.Meta, Process: v.Process, From: FromKernelLog, Details: v.Details}
 		s.kills.add(k)
-		s.noteMainKill(e, v.At, v.Details)
+		s.noteMainKill(e, v)
 		return nil
 	}
 	if history {
@@ -180,7 +181,7 @@ func (s *Store) recordKills(e *entry, ev Event, counted, history bool) []*Kill {
 				out = append(out, k)
 			}
 		}
-		s.noteMainKill(e, v.At, v.Details)
+		s.noteMainKill(e, v)
 	}
 	from := FromCounter
 	if _, ok := ev.(KernelOOMCount); !ok {
@@ -252,8 +253,12 @@ func (l *killLog) takePending(k *Kill) bool {
 // noteMainKill remembers a kill of the entry's main process, which decides
 // the reason of the exit it causes; an exit already applied is that one's
 // if the kill came in the run it ended.
-func (s *Store) noteMainKill(e *entry, at time.Time, d KillDetails) {
-	if d.MainProcess == nil {
+func (s *Store) noteMainKill(e *entry, v OOMVictim) {
+	at, d := v.At, v.Details
+	// A group kill of the container's cgroup, or of one above it, kills
+	// every process in it: the main process too, whichever victim this is.
+	whole := d.Group != "" && v.Cgroup.Path != "" && (v.Cgroup.Path == d.Group || strings.HasPrefix(v.Cgroup.Path, d.Group+"/"))
+	if d.MainProcess == nil && !whole {
 		// Whether the victim was the main process is not known (it was
 		// gone before anyone could look, and no runtime gave the main
 		// pid): an exit by SIGKILL in its run may have been this kill.
@@ -263,7 +268,7 @@ func (s *Store) noteMainKill(e *entry, at time.Time, d KillDetails) {
 		}
 		return
 	}
-	if !*d.MainProcess {
+	if !whole && !*d.MainProcess {
 		return
 	}
 	e.lastMainKill = latest(e.lastMainKill, at)

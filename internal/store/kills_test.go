@@ -172,6 +172,28 @@ func TestExitReasonOfAKillStampedJustAfterTheExit(t *testing.T) {
 	}
 }
 
+// A group kill (memory.oom.group) of the container's cgroup or of one
+// above it kills every process in it: its exit is an OOM kill of the main
+// process, whatever the reader could tell of each victim.
+func TestExitReasonOfAGroupKill(t *testing.T) {
+	for _, group := range []string{"/docker/abc", "/docker"} {
+		s := New(time.Minute)
+		s.AddSource(KmsgSource)
+		s.SetUp(KmsgSource, true, nil)
+		s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+		s.Apply(born(7, 0, 0, 10))
+		for i, pid := range []int{41, 40, 42} {
+			v := victim(7, "p", 150, uint64(i+1))
+			v.Details = KillDetails{PID: pid, MainProcess: no(), Group: group, ReportSeq: 1} // each told apart wrongly
+			s.Apply(v)
+		}
+		s.Apply(Exited{Key: key, At: at(200), Code: 137})
+		if c := get(t, s, key); c.ExitReason != ExitOOMKilled {
+			t.Errorf("group %s: reason %q, want oom_killed", group, c.ExitReason)
+		}
+	}
+}
+
 // Where it is not known whether the victim was the main process (it was
 // gone, and no runtime gave the main pid: a container that lived for
 // milliseconds), an exit by SIGKILL in its run has no reason: not known,
