@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -37,29 +35,12 @@ var exporterConfigs = []exporterConfig{
 type exporterProc struct {
 	cfg  exporterConfig
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *harness.LockedBuffer
 	done chan struct{}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func startExporter(bin string, cfg exporterConfig) (*exporterProc, error) {
-	e := &exporterProc{cfg: cfg, out: &lockedBuffer{}, done: make(chan struct{})}
+	e := &exporterProc{cfg: cfg, out: &harness.LockedBuffer{}, done: make(chan struct{})}
 	e.cmd = exec.Command(bin, append([]string{"--web.listen-address=" + cfg.addr, "--log.level=debug"}, cfg.args...)...)
 	e.cmd.Stdout, e.cmd.Stderr = e.out, e.out
 	if err := e.cmd.Start(); err != nil {
