@@ -51,6 +51,10 @@ func observed(c container.InspectResponse) (store.Observed, error) {
 	if err != nil {
 		return store.Observed{}, fmt.Errorf("container %s: FinishedAt: %w", c.ID, err)
 	}
+	created, err := parseTime(c.Created)
+	if err != nil {
+		return store.Observed{}, fmt.Errorf("container %s: Created: %w", c.ID, err)
+	}
 	return store.Observed{
 		Meta: meta(c.ID, c.Name, c.Image, labels),
 		State: store.State{
@@ -61,6 +65,7 @@ func observed(c container.InspectResponse) (store.Observed, error) {
 			OOMKilled:  c.State.OOMKilled,
 			Restarts:   c.RestartCount,
 			Pid:        c.State.Pid,
+			CreatedAt:  created,
 		},
 	}, nil
 }
@@ -112,6 +117,10 @@ func translate(m events.Message) (translation, error) {
 	}
 	key := store.Key(store.RuntimeDocker, "", id)
 	switch m.Action {
+	case events.ActionCreate:
+		// Its labels (pod, namespace) before it runs: a crash loop's kill
+		// at start is read before the start's inspect answers.
+		return translation{inspect: true}, nil
 	case events.ActionRename:
 		return translation{refresh: true}, nil
 	case events.ActionStart:

@@ -28,7 +28,7 @@ func TestTranslate(t *testing.T) {
 		m    events.Message
 		want translation
 	}{
-		{"create: nothing until it starts", msg(events.ActionCreate, nil), translation{}},
+		{"create: inspected for its labels", msg(events.ActionCreate, nil), translation{inspect: true}},
 		{"start", msg(events.ActionStart, nil), translation{event: store.Started{Key: key, At: when}, refresh: true}},
 		{"die", msg(events.ActionDie, map[string]string{"exitCode": "3"}), translation{event: store.Exited{Key: key, At: when, Code: 3}, inspect: true}},
 		{"oom", msg(events.ActionOOM, nil), translation{event: store.OOMKilled{Key: key, At: when}, inspect: true}},
