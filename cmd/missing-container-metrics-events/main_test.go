@@ -71,7 +71,7 @@ current-context: c
 	}
 	var in, log bytes.Buffer
 	main := false
-	_ = pipe.Encode(&in, pipe.Kill{Namespace: "ns", Pod: "p", PodUID: "uid-p", Container: "c", Process: "w", PID: 7, MainProcess: &main})
+	_ = pipe.Encode(&in, pipe.Kill{Namespace: "ns", Pod: "p", PodUID: "uid-p", Container: "c", Process: "w", PID: 7, MainProcess: &main, Outcome: "lived_on"})
 	if code := run([]string{"--kubernetes.node=n1", "--kubernetes.kubeconfig=" + kubeconfig, "--log.format=json"}, &in, &log); code != 0 {
 		t.Fatalf("status %d:\n%s", code, log.String())
 	}

@@ -67,8 +67,11 @@ func eventKill(k store.Kill) (pipe.Kill, bool) {
 	d := k.Details
 	out := pipe.Kill{
 		Time: k.Time, Namespace: m.Namespace, Pod: m.Pod, PodUID: m.PodUID, Container: m.KubeContainer,
-		ContainerID: m.ContainerID(), Process: k.Process, PID: d.PID, MainProcess: d.MainProcess,
+		ContainerID: m.ContainerID(), Process: k.Process, PID: d.PID, MainProcess: d.MainProcess, Outcome: k.Outcome,
 		Scope: d.Scope, LimitCgroup: d.LimitCgroup, Group: d.Group, From: k.From,
+	}
+	for _, mb := range k.Members {
+		out.Members = append(out.Members, mb.Name)
 	}
 	if out.Container == "" {
 		out.Container = m.Name

@@ -239,6 +239,9 @@ func logKill(log *slog.Logger, k store.Kill) {
 	if d.MainProcess != nil {
 		attrs = append(attrs, "main_process", *d.MainProcess)
 	}
+	if k.Outcome != "" {
+		attrs = append(attrs, "outcome", k.Outcome)
+	}
 	if d.Scope != "" {
 		attrs = append(attrs, "scope", d.Scope)
 	}
@@ -252,7 +255,11 @@ func logKill(log *slog.Logger, k store.Kill) {
 		attrs = append(attrs, "trigger", d.Trigger.Name, "trigger_pid", d.Trigger.PID)
 	}
 	if d.Group != "" {
-		attrs = append(attrs, "group", d.Group)
+		members := make([]string, len(k.Members))
+		for i, m := range k.Members {
+			members[i] = fmt.Sprintf("%s (%d)", m.Name, m.PID)
+		}
+		attrs = append(attrs, "group", d.Group, "members", members)
 	}
 	log.Info("OOM kill", attrs...)
 }

@@ -35,7 +35,7 @@ func TestKillsBehindBasicAuth(t *testing.T) {
 	}
 	st := store.New(time.Minute)
 	st.SetKillsKept(cfg.killsKept)
-	st.Apply(store.HostOOMKill{Process: "victim-proc", At: time.Unix(100, 0), Seq: 1, Live: true})
+	st.Apply(store.OOMVictim{Host: true, Process: "victim-proc", At: time.Unix(100, 0), Seq: 1, Live: true})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -97,6 +97,13 @@ var families = []family{
 		each:  func(c *store.Container) map[string]uint64 { return c.KillsByScope },
 	},
 	{
+		name: "container_oom_kills_by_outcome_total", legacy: "container_oom_kills_by_outcome_total",
+		help:  "OOM kills in the container by what became of it: ended (the kill ended the container: its main process, a memory.oom.group kill of all its processes, or a wrapper that exited as its child was killed) or lived_on (the container ran on). A kill whose outcome is not known yet, or at all, is in neither.",
+		typ:   "counter",
+		extra: "outcome",
+		each:  func(c *store.Container) map[string]uint64 { return c.KillsByOutcome },
+	},
+	{
 		name: "container_last_oom_memory_usage_bytes", legacy: "container_last_oom_memory_usage_bytes",
 		help: "Memory usage of the cgroup whose limit the container's newest described OOM kill hit, as the kernel reported it then; absent until one is known.",
 		typ:  "gauge",

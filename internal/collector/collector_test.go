@@ -58,7 +58,7 @@ func kernelFixture() *store.Store {
 	s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: fluentd.ID}), Instance: 7, Kills: 3, Born: t0, BornExact: true, At: t0.Add(3 * time.Second)})
 	grouped := store.Meta{Runtime: "cri-o", ID: "fedcba9876543210"}
 	s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(grouped), Instance: 9, Kills: 4, GroupKills: 1, HasGroup: true, Born: t0, At: t0.Add(5 * time.Second)})
-	s.Apply(store.HostOOMKill{Process: "java", At: t0, Seq: 10, Live: true})
+	s.Apply(store.OOMVictim{Host: true, Process: "java", At: t0, Seq: 10, Live: true})
 	return s
 }
 
@@ -196,7 +196,7 @@ func TestHostileLabelValuesGiveValidExposition(t *testing.T) {
 		s.Apply(store.Observed{Meta: m})
 		// Victims named as hostilely, in the container and on the host.
 		s.Apply(store.OOMVictim{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: m.ID}), Instance: 1, Process: v, At: t0, Seq: uint64(2*i + 1), Live: true})
-		s.Apply(store.HostOOMKill{Process: v, At: t0, Seq: uint64(2*i + 2), Live: true})
+		s.Apply(store.OOMVictim{Host: true, Process: v, At: t0, Seq: uint64(2*i + 2), Live: true})
 	}
 	text := scrape(t, New(s, Options{}))
 	mfs := parse(t, text)

@@ -96,15 +96,26 @@ type Victim struct {
 	Time    time.Duration // since boot, on the kernel's log clock
 	PID     int
 	Process string // the command name (comm): at most 15 bytes, any bytes
+	// ReportSeq names the kernel's report of the kill: the sequence number
+	// of its first record read, or the victim's own where the report's
+	// lines were rate-limited away (then it is a report of its own). The
+	// members of a memory.oom.group kill share the chosen victim's.
+	ReportSeq uint64
 	// CgroupPath is the victim's memory cgroup, a path from the root of the
 	// hierarchy, or empty when the log does not say (a line rate-limited
 	// away, or lost).
 	CgroupPath string
-	// Guessed is true when CgroupPath comes from an earlier line of the same kill
-	// that named another pid (a child sacrificed for its parent before
-	// Linux 5.1, or a member of a memory.oom.group kill): the caller checks
-	// it against the process's own cgroup where it can.
+	// Guessed is true when CgroupPath is not the victim's as the kernel
+	// printed it but a cgroup it was likely in: the chosen task's of a
+	// report that named another pid (a child sacrificed for its parent
+	// before Linux 5.1), or the group's of a memory.oom.group kill (Member).
+	// The kernel reader confirms a guess before it takes it.
 	Guessed bool
+	// Member: the victim followed a memory.oom.group kill's "Tasks in" line
+	// within its loop, so it is one of the group's members — or, after a
+	// rate-limited report, the victim of another kill that the kernel
+	// printed alone. Only its cgroup tells (see Guessed).
+	Member bool
 	// Memory is what the Killed line says the victim held.
 	Memory VictimMemory
 	// Group is the cgroup of a memory.oom.group kill the victim was killed
@@ -112,6 +123,8 @@ type Victim struct {
 	Group string
 	// Report is what the kill's report said before it; nil when the kernel
 	// rate-limited the report away (ten in five seconds) or it was lost.
+	// A Member's is the group kill's report: the kernel reader drops it if
+	// the victim turns out not to be a member.
 	Report *Report
 }
 
@@ -181,8 +194,12 @@ type oomLog struct {
 	report    *Report // of the current kill, nil before its first line
 	group     string  // memory.oom.group kill under way in this cgroup
 	groupAt   time.Duration
-	lastSeq   uint64
-	started   bool
+	// open is the number of the report under way (its ReportSeq), 0 if
+	// none: it ends when the next one begins, when a Killed line comes
+	// that is no member of it, or when the log falls silent (idle).
+	open    uint64
+	lastSeq uint64
+	started bool
 }
 
 const groupSuffix = " are going to be killed due to memory.oom.group set"
@@ -201,33 +218,55 @@ func (l *oomLog) keepPartial(t string) {
 
 // groupWindow bounds how long after its "Tasks in" line a Killed line may
 // still be a member of a memory.oom.group kill: members are killed in one
-// loop, but a slow console can stretch it.
+// loop, but a slow console can stretch it. A Killed line in the window is
+// only a candidate: the kernel reader confirms it (Victim.Member).
 const groupWindow = 2 * time.Second
 
-// reset forgets the kill under way: records were lost.
-func (l *oomLog) reset() {
+// reset forgets the kill under way: records were lost. It returns the
+// number of the report that was open (0 if none): it has ended.
+func (l *oomLog) reset() (ended uint64) {
+	ended = l.open
 	*l = oomLog{lastSeq: l.lastSeq, started: l.started}
+	return ended
 }
 
-// begin starts the report of a new kill at the record seq.
-func (l *oomLog) begin(seq uint64) *Report {
+// idle says the log has nothing more to read for now: the report under way
+// is complete (the kernel writes one in a burst, under its OOM lock). It
+// returns its number, 0 if none was open.
+func (l *oomLog) idle() (ended uint64) {
+	ended, l.open = l.open, 0
+	return ended
+}
+
+// begin starts the report of a new kill at the record seq. It returns the
+// number of the report it ends, 0 if none.
+func (l *oomLog) begin(seq uint64) (rep *Report, ended uint64) {
+	ended = l.open
 	l.cgroup, l.pid, l.victimSet, l.group = "", 0, false, ""
 	l.report = &Report{Seq: seq}
-	return l.report
+	l.open = seq
+	return l.report, ended
 }
 
-// add reads one record. It returns the victim it names, if any, and how many
-// records were lost before it (a gap in the sequence numbers).
-func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
+// add reads one record. It returns the victim it names, if any; the number
+// of a report the record ended, if any; and how many records were lost
+// before it (a gap in the sequence numbers).
+func (l *oomLog) add(r Record) (v *Victim, ended, lost uint64) {
 	if l.started && r.Seq > l.lastSeq+1 {
 		lost = r.Seq - l.lastSeq - 1
-		l.reset()
+		ended = l.reset()
 	}
 	if !l.started || r.Seq > l.lastSeq {
 		l.lastSeq, l.started = r.Seq, true
 	}
 	if r.Facility != facilityKernel {
-		return nil, lost // written from userspace: anyone can write that
+		return nil, ended, lost // written from userspace: anyone can write that
+	}
+	// end records that the record ended a report, once.
+	end := func(seq uint64) {
+		if seq != 0 && ended == 0 {
+			ended = seq
+		}
 	}
 	t := r.Text
 	if l.partial != "" {
@@ -241,7 +280,9 @@ func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
 		if k, ok := parseOOMKill(t); ok {
 			rep := l.report
 			if rep == nil || l.victimSet {
-				rep = l.begin(r.Seq) // its first lines were lost or rate-limited: a report of its own
+				var e uint64
+				rep, e = l.begin(r.Seq) // its first lines were lost or rate-limited: a report of its own
+				end(e)
 			}
 			l.cgroup, l.pid, l.victimSet, l.parts = k.taskMemcg, k.pid, false, 0
 			l.group = ""
@@ -252,7 +293,9 @@ func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
 	case invokedOOMKiller(t) != "":
 		// The report of a new kill begins. It comes before "Tasks in": a
 		// command name may read "Tasks in /x".
-		l.begin(r.Seq).TriggerProcess = invokedOOMKiller(t)
+		rep, e := l.begin(r.Seq)
+		end(e)
+		rep.TriggerProcess = invokedOOMKiller(t)
 	case strings.HasPrefix(t, "CPU: ") && l.report != nil && !l.victimSet && l.report.TriggerPID == 0:
 		l.report.TriggerPID = parseCPULine(t)
 	case strings.HasPrefix(t, "memory: usage ") && l.report != nil && !l.victimSet && !l.report.HasUsage:
@@ -263,7 +306,9 @@ func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
 		if cg, limit, ok := strings.Cut(strings.TrimPrefix(t, "Task in "), " killed as a result of limit of "); ok && strings.HasPrefix(cg, "/") {
 			rep := l.report
 			if rep == nil || l.victimSet {
-				rep = l.begin(r.Seq)
+				var e uint64
+				rep, e = l.begin(r.Seq)
+				end(e)
 			}
 			l.cgroup, l.pid, l.victimSet, l.group = cg, 0, false, ""
 			rep.Constraint, rep.LimitCgroup = "CONSTRAINT_MEMCG", limit
@@ -271,32 +316,51 @@ func (l *oomLog) add(r Record) (v *Victim, lost uint64) {
 	case strings.HasPrefix(t, "Tasks in "):
 		l.group = strings.TrimSuffix(strings.TrimPrefix(t, "Tasks in "), groupSuffix)
 		l.groupAt, l.parts = r.Time, 0
+		if l.open == 0 {
+			// A group kill whose chosen victim was not read: a report of
+			// its own for its members.
+			l.open = r.Seq
+		}
 	default:
 		pid, comm, mem, ok := parseKilled(t)
 		if !ok {
-			return nil, lost
+			return nil, ended, lost
 		}
 		v = &Victim{Seq: r.Seq, Time: r.Time, PID: pid, Process: comm, Memory: mem}
+		inGroup := l.group != "" && r.Time-l.groupAt <= groupWindow
 		switch {
 		case !l.victimSet && l.cgroup != "" && (l.pid == 0 || l.pid == pid):
 			v.CgroupPath, v.Report = l.cgroup, l.report
 		case !l.victimSet && l.cgroup != "":
 			v.CgroupPath, v.Guessed, v.Report = l.cgroup, true, l.report // a child sacrificed for its parent
-		case l.group != "" && r.Time-l.groupAt <= groupWindow:
-			v.CgroupPath, v.Guessed, v.Group, v.Report = l.group, true, l.group, l.report
+		case inGroup && l.pid == pid && l.cgroup != "":
+			// The chosen victim, killed again as a member: the kernel
+			// printed its cgroup.
+			v.CgroupPath, v.Member, v.Group, v.Report = l.cgroup, true, l.group, l.report
+		case inGroup:
+			v.CgroupPath, v.Guessed, v.Member, v.Group, v.Report = l.group, true, true, l.group, l.report
 		case !l.victimSet && l.report != nil && strings.HasPrefix(t, "Out of memory"):
 			v.Report = l.report // a global OOM whose oom-kill line was lost
-		}
-		if v.Group == "" && l.group != "" && r.Time-l.groupAt <= groupWindow {
-			v.Group = l.group // the chosen victim, killed first, belongs to the group too
 		}
 		if v.Report == nil && !l.victimSet && l.report != nil && l.cgroup == "" && l.group == "" {
 			v.Report = l.report
 		}
+		if l.victimSet && !inGroup {
+			// A second victim with no group kill under way: the kernel
+			// printed its kill alone (its report was rate-limited away).
+			// A report of its own, which ends the one before.
+			end(l.open)
+			l.report, l.cgroup, l.pid, l.group = nil, "", 0, ""
+			l.open = 0
+		}
+		if l.open == 0 {
+			l.open = r.Seq
+		}
+		v.ReportSeq = l.open
 		l.victimSet = true
-		return v, lost
+		return v, ended, lost
 	}
-	return nil, lost
+	return nil, ended, lost
 }
 
 // parseCPULine reads the pid of "CPU: 0 UID: 0 PID: 42 Comm: dd ..." (or

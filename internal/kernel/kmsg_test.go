@@ -51,9 +51,12 @@ func victimsOf(t testing.TB, path string) string {
 			fmt.Fprintf(&out, "malformed: %v\n", err)
 			continue
 		}
-		v, lost := log.add(r)
+		v, ended, lost := log.add(r)
 		if lost > 0 {
 			fmt.Fprintf(&out, "lost %d records before seq %d\n", lost, r.Seq)
+		}
+		if ended != 0 {
+			fmt.Fprintf(&out, "report %d ended\n", ended)
 		}
 		if v == nil {
 			continue
@@ -64,8 +67,8 @@ func victimsOf(t testing.TB, path string) string {
 		} else if v.CgroupPath == "" {
 			where = "unknown"
 		}
-		fmt.Fprintf(&out, "seq=%d t=%s pid=%d process=%q cgroup=%q guessed=%v -> %s\n",
-			v.Seq, v.Time, v.PID, v.Process, v.CgroupPath, v.Guessed, where)
+		fmt.Fprintf(&out, "seq=%d t=%s pid=%d process=%q cgroup=%q guessed=%v member=%v -> %s in report %d\n",
+			v.Seq, v.Time, v.PID, v.Process, v.CgroupPath, v.Guessed, v.Member, where, v.ReportSeq)
 		if m := v.Memory; m.Known {
 			fmt.Fprintf(&out, "    rss anon=%d file=%d shmem=%d uid=%d oom_score_adj=%d (known %v)\n", m.AnonRSS, m.FileRSS, m.ShmemRSS, m.UID, m.OOMScoreAdj, m.HasOOMScoreAdj)
 		}
@@ -81,6 +84,9 @@ func victimsOf(t testing.TB, path string) string {
 		} else {
 			fmt.Fprintln(&out, "    no report")
 		}
+	}
+	if ended := log.idle(); ended != 0 {
+		fmt.Fprintf(&out, "report %d ended (idle)\n", ended)
 	}
 	return out.String()
 }
@@ -162,7 +168,7 @@ func TestRateLimitedReportsAreNotGuessed(t *testing.T) {
 	}
 	var got []Victim
 	for _, r := range recs {
-		if v, _ := l.add(r); v != nil {
+		if v, _, _ := l.add(r); v != nil {
 			got = append(got, *v)
 		}
 	}
@@ -178,7 +184,7 @@ func TestRateLimitedReportsAreNotGuessed(t *testing.T) {
 	}
 	got = nil
 	for _, r := range recs {
-		if v, _ := l.add(r); v != nil {
+		if v, _, _ := l.add(r); v != nil {
 			got = append(got, *v)
 		}
 	}
@@ -205,7 +211,7 @@ func FuzzKernelLog(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			v, _ := l.add(r)
+			v, _, _ := l.add(r)
 			switch {
 			case v == nil:
 			case v.PID <= 0:

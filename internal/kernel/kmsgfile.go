@@ -18,13 +18,17 @@ type recordReader interface {
 	// overwritten before they could be read (the next call goes on with the
 	// oldest record left), errStopped once stop was called. Each time it
 	// has read every record there is and is about to wait, it calls
-	// caughtUp.
-	next(buf []byte, caughtUp func()) (n int, waited bool, err error)
+	// caughtUp. If quiet is not 0 and no record comes within quiet of
+	// the wait's start, it returns errQuiet.
+	next(buf []byte, caughtUp func(), quiet time.Duration) (n int, waited bool, err error)
 	stop()
 	close() error
 }
 
-var errStopped = errors.New("stopped")
+var (
+	errStopped = errors.New("stopped")
+	errQuiet   = errors.New("no record within the wait")
+)
 
 // kmsgFile reads /dev/kmsg: each read() returns one record; EAGAIN says
 // that every record was read, EPIPE that the reader fell behind and records
@@ -50,7 +54,7 @@ func openKmsg(path string) (*kmsgFile, error) {
 	return &kmsgFile{fd: fd, wakeR: p[0], wakeW: p[1]}, nil
 }
 
-func (k *kmsgFile) next(buf []byte, caughtUp func()) (int, bool, error) {
+func (k *kmsgFile) next(buf []byte, caughtUp func(), quiet time.Duration) (int, bool, error) {
 	waited := false
 	for {
 		n, err := unix.Read(k.fd, buf)
@@ -63,7 +67,7 @@ func (k *kmsgFile) next(buf []byte, caughtUp func()) (int, bool, error) {
 			continue
 		case errors.Is(err, unix.EAGAIN):
 			caughtUp()
-			if err := k.wait(); err != nil {
+			if err := k.wait(quiet); err != nil {
 				return 0, false, err
 			}
 			waited = true
@@ -73,10 +77,15 @@ func (k *kmsgFile) next(buf []byte, caughtUp func()) (int, bool, error) {
 	}
 }
 
-func (k *kmsgFile) wait() error {
+// wait waits until a record can be read, for at most quiet (0: for ever).
+func (k *kmsgFile) wait(quiet time.Duration) error {
 	fds := []unix.PollFd{{Fd: int32(k.fd), Events: unix.POLLIN}, {Fd: int32(k.wakeR), Events: unix.POLLIN}}
+	timeout, deadline := -1, time.Now().Add(quiet)
 	for {
-		_, err := unix.Poll(fds, -1)
+		if quiet > 0 {
+			timeout = int(max(time.Until(deadline), 0) / time.Millisecond)
+		}
+		n, err := unix.Poll(fds, timeout)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -85,6 +94,9 @@ func (k *kmsgFile) wait() error {
 		}
 		if fds[1].Revents != 0 {
 			return errStopped
+		}
+		if n == 0 {
+			return errQuiet
 		}
 		return nil
 	}

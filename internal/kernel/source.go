@@ -154,27 +154,45 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 		caughtUp bool // everything the kernel had when the session began was read
 	)
 	// The victims of the buffer wait for the cgroup walk (see walked),
-	// in the log's order. Up once it has read and applied what the kernel
-	// log held when it began: a scrape waits for every source to be up,
-	// so a kill after the first scrape is read as one that happened while
-	// the exporter ran, never as history (which counts only where a
-	// cgroup confirms it).
-	type backlogVictim struct {
-		v    Victim
-		at   time.Time
-		live bool
+	// in the log's order, with the ends of their reports. Up once it has
+	// read and applied what the kernel log held when it began: a scrape
+	// waits for every source to be up, so a kill after the first scrape is
+	// read as one that happened while the exporter ran, never as history
+	// (which counts only where the runtime says the container ran).
+	type queued struct {
+		v     *Victim
+		ended uint64 // a report that ended, if v is nil
+		at    time.Time
+		live  bool
 	}
 	var (
-		backlog []backlogVictim
+		backlog []queued
 		once    sync.Once
 	)
+	apply := func(q queued, prompt bool) {
+		if q.v == nil {
+			s.store.Apply(store.ReportEnd{Seq: q.ended})
+			return
+		}
+		s.victim(*q.v, q.at, q.live, prompt)
+	}
 	// flush applies the queued victims, before any later one: the store
 	// takes a record only if it is newer than the last it took.
 	flush := func() {
-		for _, b := range backlog {
-			s.victim(b.v, b.at, b.live, false)
+		for _, q := range backlog {
+			apply(q, false)
 		}
 		backlog = nil
+	}
+	// emit applies what a record told, or queues it while the cgroup
+	// walk is not done.
+	emit := func(q queued) {
+		if !caughtUp && !s.walkedYet() {
+			backlog = append(backlog, q)
+			return
+		}
+		flush()
+		apply(q, caughtUp)
 	}
 	caughtUpNow := func() {
 		once.Do(func() {
@@ -189,14 +207,26 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 		})
 	}
 	for {
-		n, waited, err := r.next(buf, caughtUpNow)
+		quiet := time.Duration(0)
+		if oom.open != 0 {
+			quiet = reportQuiet
+		}
+		n, waited, err := r.next(buf, caughtUpNow, quiet)
 		switch {
+		case errors.Is(err, errQuiet):
+			// Nothing more came: the report under way is complete.
+			if ended := oom.idle(); ended != 0 {
+				emit(queued{ended: ended})
+			}
+			continue
 		case errors.Is(err, unix.EPIPE):
 			// The kernel overwrote records before they were read. The next
 			// record's sequence number says how many; counters stay exact.
 			s.store.CountEvent(store.KmsgSource, true)
 			s.log.Warn("kernel log records were overwritten before they could be read; victims' names may be missing", "err", err)
-			oom.reset()
+			if ended := oom.reset(); ended != 0 {
+				emit(queued{ended: ended})
+			}
 			s.cg.requestRescan()
 			continue
 		case errors.Is(err, errStopped):
@@ -217,84 +247,35 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 		if waited {
 			clk.calibrate(rec.Time, time.Now())
 		}
-		v, lost := oom.add(rec)
+		v, ended, lost := oom.add(rec)
 		if lost > 0 {
 			s.log.Warn("kernel log records lost", "records", lost, "before_seq", rec.Seq)
 		}
-		switch {
-		case v == nil:
-		case !caughtUp && !s.walkedYet():
-			backlog = append(backlog, backlogVictim{*v, clk.wall(v.Time), s.everLive})
-		default:
-			flush()
-			s.victim(*v, clk.wall(v.Time), s.everLive, caughtUp)
+		if ended != 0 {
+			emit(queued{ended: ended})
+		}
+		if v != nil {
+			emit(queued{v: v, at: clk.wall(v.Time), live: s.everLive})
 		}
 	}
 }
 
-// victim attributes one victim to its container (or to the host) and sends
-// it to the store. prompt says the record was read right after it was
-// written: the victim's cgroup and process are still there to look at.
+// reportQuiet is how long the log must stay silent after a report's last
+// record for the report to be complete: the kernel writes a whole report,
+// a group kill's members included, in one burst under its OOM lock, but
+// the reader may read faster than it writes.
+const reportQuiet = 250 * time.Millisecond
+
+// victim places one victim (place) and sends it to the store. prompt says
+// the record was read right after it was written: the victim's cgroup and
+// process are still there to look at.
 func (s *Source) victim(v Victim, at time.Time, live, prompt bool) {
-	path := v.CgroupPath
-	d := details(v)
-	if prompt {
-		// Whether it was its container's main process: pid 1 of its pid
-		// namespace. It is still there, dying, right after its record.
-		d.MainProcess = s.procInit(v.PID)
-		if path == "" || v.Guessed {
-			// A process that has exited shows the root cgroup: that says
-			// nothing of where it was killed.
-			if p, err := procCgroup(s.cfg.ProcFS, v.PID); err == nil && p != "/" {
-				path = p
-			}
-		}
-	}
-	if path == "" {
-		// Its report was rate-limited (ten in five seconds) or lost, and
-		// the process is gone. Its cgroup's counter counts it, but cgroup
-		// v1 notifies no kill: read every counter now, before a runtime
-		// removes the cgroup of a container whose main process this was.
-		s.log.Debug("OOM kill of a process whose cgroup the kernel log does not give; reading every cgroup's counters",
-			"pid", v.PID, "process", v.Process, "seq", v.Seq)
-		if prompt && !s.cg.v2() {
-			s.readAllSoon()
-		}
-		s.store.Apply(store.UnplacedVictim{Process: v.Process, At: at, Seq: v.Seq, Live: live, Details: d})
-		return
-	}
-	c, ok := ParseContainerPath(path, s.cfg.CgroupParents)
-	if !ok {
-		c, ok = s.cg.byPath(path) // a container found by its main process's pid
-	}
-	if !ok && prompt {
-		// A container started since the last look, whose path names no
-		// container (ctr's /NAMESPACE/ID): its runtime gave its pid.
-		s.cg.watchPids()
-		c, ok = s.cg.byPath(path)
-	}
-	if !ok {
-		d.Scope = scope(d, "")
-		s.store.Apply(store.HostOOMKill{Process: v.Process, At: at, Seq: v.Seq, Live: live, Details: d})
-		return
-	}
-	c = s.cg.known(c)
-	d.Scope = scope(d, c.Dir)
-	var instance uint64
-	if prompt {
-		// The counter first: the store then knows the instance the victim
-		// was in, whose counter also counts it.
-		if instance = s.cg.ensure(c); instance != 0 {
-			s.cg.read(c.Dir)
-		}
-	}
-	s.log.Debug("OOM victim", "process", v.Process, "pid", v.PID, "container", c.key(), "cgroup", path, "live", live)
-	s.store.Apply(store.OOMVictim{Cgroup: storeCgroup(c), Instance: instance, Process: v.Process, At: at, Seq: v.Seq, Live: live, Details: d})
+	s.store.Apply(s.place(v, at, live, prompt))
 }
 
 // details is what the kernel log said of the kill of v, for the store.
 func details(v Victim) store.KillDetails {
-	d := store.KillDetails{PID: v.PID, Group: v.Group}
+	d := store.KillDetails{PID: v.PID, Group: v.Group, ReportSeq: v.ReportSeq}
 	if m := v.Memory; m.Known {
 		d.Memory = &store.VictimMemory{AnonRSS: m.AnonRSS, FileRSS: m.FileRSS, ShmemRSS: m.ShmemRSS}
 	}
@@ -305,7 +286,6 @@ func details(v Victim) store.KillDetails {
 		d.OOMScoreAdj = &adj
 	}
 	if r := v.Report; r != nil {
-		d.ReportSeq = r.Seq
 		if r.TriggerProcess != "" || r.TriggerPID != 0 {
 			d.Trigger = &store.Process{PID: r.TriggerPID, Name: r.TriggerProcess}
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,12 +39,16 @@ type fakeRecord struct {
 	atGate chan struct{} // if not nil, closed when the reader waits at gate
 }
 
-func (f *fakeLog) next(buf []byte, caughtUp func()) (int, bool, error) {
+func (f *fakeLog) next(buf []byte, caughtUp func(), quiet time.Duration) (int, bool, error) {
 	if len(f.items) == 0 || f.items[0].waited {
 		if f.atEnd != nil && len(f.items) == 0 {
 			f.atEndOnce.Do(func() { close(f.atEnd) })
 		}
 		caughtUp()
+		if quiet > 0 && len(f.items) == 0 {
+			// Nothing more comes within the quiet time.
+			return 0, false, errQuiet
+		}
 	}
 	if len(f.items) == 0 {
 		close(f.drained)
@@ -160,7 +165,7 @@ func TestKmsgDevice(t *testing.T) {
 	buf := make([]byte, 16<<10)
 	caughtUp := false
 	onCaughtUp := func() { caughtUp = true }
-	n, _, err := f.next(buf, onCaughtUp)
+	n, _, err := f.next(buf, onCaughtUp, 0)
 	if err != nil && !strings.Contains(err.Error(), "broken pipe") {
 		t.Fatal(err)
 	}
@@ -171,7 +176,7 @@ func TestKmsgDevice(t *testing.T) {
 	}
 	time.AfterFunc(200*time.Millisecond, f.stop)
 	for {
-		if _, _, err := f.next(buf, onCaughtUp); err == errStopped {
+		if _, _, err := f.next(buf, onCaughtUp, 0); err == errStopped {
 			break
 		}
 	}
@@ -541,4 +546,108 @@ func TestBufferedVictimsKeepTheirOrderWhenTheWalkEndsBetween(t *testing.T) {
 	cancel()
 	f.stop()
 	<-done
+}
+
+// A kill storm past the kernel's rate limit: after ten reports in five
+// seconds it prints only "Killed process" lines. Container B's victim then
+// follows container A's group kill within its window, where it reads like
+// one of A's members. Only the kernel's word places it: /proc, or a counter
+// that counts a kill no victim explains. Never in A, never with A's report.
+func TestStormVictimIsNeverAnotherContainersMember(t *testing.T) {
+	a, b := "/system.slice/docker-"+id1+".scope", "/system.slice/docker-"+id2+".scope"
+	for _, tc := range []struct {
+		name       string
+		procOfB    string // B's victim's /proc/PID/cgroup; "" if it is gone
+		memberGone bool   // A's member 12 was gone before /proc was read
+		bKills     int
+		wantB      uint64
+		unplaced   bool
+	}{
+		{"/proc tells", b, false, 1, 1, false},
+		{"gone, no counter has room", "", false, 1, 1, true},
+		{"a member gone: A's counter has room for it, not for B's", "", true, 1, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFakeHierarchy(t, true)
+			proc := t.TempDir()
+			src, st := testSource(t, Config{SysFS: h.sys, ProcFS: proc})
+			h.mkdir(a, 0)
+			h.mkdir(b, 0)
+			runCgroups(t, src)
+			src.walkDone()
+			// A: the chosen victim 10 (its report names it), killed again as a
+			// member, and its members 11 and 12 (whose /proc says A); B: 20.
+			h.setKills(a, 4)
+			h.setKills(b, tc.bKills)
+			for _, p := range []struct {
+				pid int
+				cg  string
+			}{{11, a}, {12, a}, {20, tc.procOfB}} {
+				if p.cg != "" && !(p.pid == 12 && tc.memberGone) {
+					writeProc(t, proc, p.pid, p.cg)
+				}
+			}
+			group := fmt.Sprintf("6,%d,%d,-;Tasks in %s are going to be killed due to memory.oom.group set\n", 3, 3000, a)
+			f := &fakeLog{stopped: make(chan struct{}), drained: make(chan struct{}), items: []fakeRecord{
+				{text: oomKill(1, a, 10), waited: true},
+				{text: killed(2, 10, "ruby")},
+				{text: group},
+				{text: killed(4, 10, "ruby")},
+				{text: killed(5, 11, "sleep")},
+				{text: killed(6, 12, "sleep")},
+				{text: killed(7, 20, "java")}, // B's, printed alone
+			}}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- src.follow(ctx, f, func() {}) }()
+			<-f.drained
+			waitFor(t, func() error {
+				if c := container(t, st, "docker://"+id2); c.OOMs != tc.wantB {
+					return fmt.Errorf("B: %d OOMs, want %d", c.OOMs, tc.wantB)
+				}
+				return nil
+			})
+			ca, cb := container(t, st, "docker://"+id1), container(t, st, "docker://"+id2)
+			if ca.OOMs != 4 || ca.ProcessKills["java"] != 0 || ca.ProcessKills["ruby"] != 2 || ca.ProcessKills["sleep"] != 2 {
+				t.Errorf("A: %d OOMs, by process %v; want its own 4", ca.OOMs, ca.ProcessKills)
+			}
+			if named := cb.ProcessKills["java"]; (named == 1) == tc.unplaced {
+				t.Errorf("B: by process %v", cb.ProcessKills)
+			}
+			var stray *store.Kill
+			for _, k := range st.Kills(0, nil) {
+				if k.Process == "java" {
+					stray = &k
+				}
+				if k.Container.ID == id1 && len(k.Members) != 3 {
+					t.Errorf("A's group kill: members %+v, want ruby, sleep, sleep", k.Members)
+				}
+			}
+			switch {
+			case stray == nil:
+				t.Error("no record of B's kill")
+			case stray.Details.Group != "" || stray.Details.LimitCgroup != "" || stray.Container.ID == id1:
+				t.Errorf("B's kill took A's report: %+v", *stray)
+			case stray.Unplaced != tc.unplaced:
+				t.Errorf("B's kill unplaced %v, want %v: %+v", stray.Unplaced, tc.unplaced, *stray)
+			}
+			cancel()
+			f.stop()
+			<-done
+		})
+	}
+}
+
+// writeProc makes /proc/PID of a live process in the cgroup cg (v2).
+func writeProc(t *testing.T, proc string, pid int, cg string) {
+	t.Helper()
+	dir := filepath.Join(proc, strconv.Itoa(pid))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{"cgroup": "0::" + cg + "\n", "status": fmt.Sprintf("Name:\tp\nNSpid:\t%d\t5\n", pid)} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -64,6 +64,13 @@ type tracked struct {
 	bornExact bool
 	runtime   string // c.Runtime, or what the container's shim told
 	refined   bool   // the runtime guess was checked against the shim
+	// What its counter counts that the kernel log placed (room): kills
+	// from before the reader looked (base, the first reading of a cgroup
+	// that existed then), and victims the log placed in it since (named).
+	read  bool
+	base  uint64
+	named uint64
+	kills uint64 // the highest reading of its oom_kill
 }
 
 func newCgroups(cfg Config, st *store.Store, reports <-chan string, log *slog.Logger) *cgroups {
@@ -406,6 +413,13 @@ func (c *cgroups) read(rel string) {
 	c.store.CountEvent(store.CgroupSource, false)
 	c.mu.Lock()
 	refine := !t.c.Sure && !t.refined
+	if !t.read {
+		t.read = true
+		if !t.bornExact {
+			t.base = n.Kills
+		}
+	}
+	t.kills = max(t.kills, n.Kills)
 	c.mu.Unlock()
 	if refine {
 		if r, ok := guessRuntime(c.cfg.ProcFS, dir); ok {
@@ -491,6 +505,38 @@ func (c *cgroups) watchPids() {
 			c.read(path)
 		}
 	}
+}
+
+// named notes that the kernel log placed a victim in the container's
+// cgroup dir.
+func (c *cgroups) named(dir string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.byDir[dir]; t != nil {
+		t.named++
+	}
+}
+
+// room reads the counters of the container cgroup that holds path, and
+// reports whether they count a kill that no victim of the kernel log
+// explains yet: a victim whose cgroup is only guessed is confirmed in it by
+// that. The kernel counts a kill before it prints its victim.
+func (c *cgroups) room(path string) bool {
+	ct, ok := ParseContainerPath(path, c.cfg.CgroupParents)
+	if !ok {
+		ct, ok = c.byPath(path)
+	}
+	if !ok || ct.Dir != path && !c.v2() {
+		return false // v1 counts a kill only in the victim's own cgroup
+	}
+	if c.ensure(ct) == 0 {
+		return false // gone: no counter to tell
+	}
+	c.read(ct.Dir)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.byDir[ct.Dir]
+	return t != nil && t.read && t.kills > t.base+t.named
 }
 
 // byPath finds the tracked container whose cgroup holds the cgroup path.

@@ -163,7 +163,7 @@ func newRecorder(t *testing.T, a *apiserver, logs io.Writer) *Recorder {
 
 func workerKill(ns, pod, uid string, pid int) pipe.Kill {
 	return pipe.Kill{Time: time.Now(), Namespace: ns, Pod: pod, PodUID: uid, Container: "fluentd", ContainerID: "containerd://abc",
-		Process: "ruby", PID: pid, MainProcess: ptr(false), Scope: "container", Usage: ptr(uint64(32 << 20)), Limit: ptr(uint64(32 << 20)),
+		Process: "ruby", PID: pid, MainProcess: ptr(false), Outcome: "lived_on", Scope: "container", Usage: ptr(uint64(32 << 20)), Limit: ptr(uint64(32 << 20)),
 		From: "kernel log"}
 }
 
@@ -324,7 +324,7 @@ func TestRunReadsKills(t *testing.T) {
 	_ = pipe.Encode(&in, workerKill("ns", "p", "uid-p", 1))
 	in.WriteString("garbage\n")
 	k := workerKill("ns", "p", "uid-p", 2)
-	k.MainProcess = ptr(true)
+	k.MainProcess, k.Outcome = ptr(true), "ended"
 	_ = pipe.Encode(&in, k)
 	if err := r.Run(context.Background(), &in); err != nil {
 		t.Fatal(err)

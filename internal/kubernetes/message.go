@@ -10,14 +10,16 @@ import (
 
 // Reasons of the Events, one a kill.
 const (
-	// ReasonOOMKilled: the container's main process was killed, and the
-	// container died of it (the kubelet shows OOMKilled as its last state).
+	// ReasonOOMKilled: the kill ended the container: its main process was
+	// killed, a memory.oom.group kill took every process, or a wrapper
+	// exited as its child was killed (the kubelet shows OOMKilled as its
+	// last state).
 	ReasonOOMKilled = "OOMKilled"
-	// ReasonProcessOOMKilled: another process was killed, and the container
-	// lived on (the kubelet shows nothing).
+	// ReasonProcessOOMKilled: the container lived on (the kubelet shows
+	// nothing).
 	ReasonProcessOOMKilled = "ProcessOOMKilled"
-	// ReasonOOMKill: which of the two is not known (the kernel log was not
-	// read, or the victim was gone before it could be told).
+	// ReasonOOMKill: which of the two is not known (neither the kernel log
+	// nor the runtime told).
 	ReasonOOMKill = "OOMKill"
 )
 
@@ -27,13 +29,13 @@ const maxMessage = 1024
 
 // Reason is the Event's reason for k.
 func Reason(k pipe.Kill) string {
-	switch {
-	case k.MainProcess == nil:
-		return ReasonOOMKill
-	case *k.MainProcess:
+	switch k.Outcome {
+	case "ended":
 		return ReasonOOMKilled
+	case "lived_on":
+		return ReasonProcessOOMKilled
 	}
-	return ReasonProcessOOMKilled
+	return ReasonOOMKill
 }
 
 // Message is the Event's message for k: which process was killed in which
@@ -47,15 +49,30 @@ func Message(k pipe.Kill) string {
 	} else {
 		fmt.Fprintf(&b, "A process in container %s was OOM-killed", k.Container)
 	}
+	main := k.MainProcess != nil && *k.MainProcess
 	switch {
-	case k.MainProcess == nil && k.Process == "":
+	case k.Outcome == "" && k.Process == "":
 		fmt.Fprintf(&b, "; which one, and whether the container lived on, is not known: only %s told of it, not the kernel log", from(k.From))
-	case k.MainProcess == nil:
-		b.WriteString("; whether it was the container's main process is not known")
-	case *k.MainProcess:
-		b.WriteString(": it was the container's main process, and the container died of it")
-	default:
+	case k.Outcome == "":
+		b.WriteString("; whether the container lived on is not known")
+	case k.Outcome == "lived_on":
 		b.WriteString(": the container lived on")
+	case k.Group != "":
+		fmt.Fprintf(&b, ": a memory.oom.group kill of cgroup %s took every process in the container", strconv.Quote(k.Group))
+		if len(k.Members) > 0 {
+			quoted := make([]string, len(k.Members))
+			for i, m := range k.Members {
+				quoted[i] = strconv.Quote(m)
+			}
+			fmt.Fprintf(&b, " (%d: %s)", len(k.Members), strings.Join(quoted, ", "))
+		}
+		b.WriteString(", and the container died of it")
+	case main:
+		b.WriteString(": it was the container's main process, and the container died of it")
+	case k.Process != "":
+		b.WriteString(": the container's main process exited by SIGKILL right after it (a wrapper whose child was killed), and the container died of it")
+	default:
+		b.WriteString(": the container died of it")
 	}
 	b.WriteString(".")
 	if limit := scope(k); limit != "" {
@@ -67,9 +84,6 @@ func Message(k pipe.Kill) string {
 	}
 	if k.Trigger != "" {
 		fmt.Fprintf(&b, " Triggered by %s (pid %d).", strconv.Quote(k.Trigger), k.TriggerPID)
-	}
-	if k.Group != "" {
-		fmt.Fprintf(&b, " A memory.oom.group kill: every process in cgroup %s was killed.", k.Group)
 	}
 	m := b.String()
 	if len(m) > maxMessage {

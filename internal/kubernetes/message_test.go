@@ -20,7 +20,7 @@ func TestReasonAndMessage(t *testing.T) {
 		{
 			name: "a worker, the container's limit",
 			kill: func(k *pipe.Kill) {
-				k.Process, k.PID, k.MainProcess, k.From = "ruby", 4242, ptr(false), "kernel log"
+				k.Process, k.PID, k.MainProcess, k.From, k.Outcome = "ruby", 4242, ptr(false), "kernel log", "lived_on"
 				k.Scope, k.Usage, k.Limit = "container", ptr(uint64(32<<20)), ptr(uint64(32<<20))
 				k.Trigger, k.TriggerPID = "ruby", 4242
 			},
@@ -30,25 +30,33 @@ func TestReasonAndMessage(t *testing.T) {
 		{
 			name: "the main process, the pod's limit",
 			kill: func(k *pipe.Kill) {
-				k.Process, k.PID, k.MainProcess, k.From = "java", 77, ptr(true), "kernel log"
+				k.Process, k.PID, k.MainProcess, k.From, k.Outcome = "java", 77, ptr(true), "kernel log", "ended"
 				k.Scope, k.Usage, k.Limit = "pod", ptr(uint64(1536<<20)), ptr(uint64(1536<<20)+4096)
 			},
 			reason:  "OOMKilled",
 			message: `Process "java" (pid 77 on the node) in container fluentd was OOM-killed: it was the container's main process, and the container died of it. Limit hit: the pod's memory limit, usage 1.5 GiB of 1.5 GiB.`,
 		},
 		{
-			name: "node memory, a group kill",
+			name: "node memory, a group kill under tini",
 			kill: func(k *pipe.Kill) {
-				k.Process, k.PID, k.MainProcess, k.From, k.Scope = "worker", 9, ptr(false), "kernel log", "node"
-				k.Group = "/kubepods/pod-u/abc"
+				k.Process, k.PID, k.MainProcess, k.From, k.Scope, k.Outcome = "worker", 9, ptr(false), "kernel log", "node", "ended"
+				k.Group, k.Members = "/kubepods/pod-u/abc", []string{"worker", "tini"}
 			},
-			reason:  "ProcessOOMKilled",
-			message: `Process "worker" (pid 9 on the node) in container fluentd was OOM-killed: the container lived on. Limit hit: node memory (no limit: the node ran out). A memory.oom.group kill: every process in cgroup /kubepods/pod-u/abc was killed.`,
+			reason:  "OOMKilled",
+			message: `Process "worker" (pid 9 on the node) in container fluentd was OOM-killed: a memory.oom.group kill of cgroup "/kubepods/pod-u/abc" took every process in the container (2: "worker", "tini"), and the container died of it. Limit hit: node memory (no limit: the node ran out).`,
+		},
+		{
+			name: "a wrapper's child",
+			kill: func(k *pipe.Kill) {
+				k.Process, k.PID, k.MainProcess, k.From, k.Outcome = "java", 9, ptr(false), "kernel log", "ended"
+			},
+			reason:  "OOMKilled",
+			message: `Process "java" (pid 9 on the node) in container fluentd was OOM-killed: the container's main process exited by SIGKILL right after it (a wrapper whose child was killed), and the container died of it.`,
 		},
 		{
 			name: "another cgroup's limit",
 			kill: func(k *pipe.Kill) {
-				k.Process, k.PID, k.MainProcess, k.From = "dd", 5, ptr(false), "kernel log"
+				k.Process, k.PID, k.MainProcess, k.From, k.Outcome = "dd", 5, ptr(false), "kernel log", "lived_on"
 				k.Scope, k.LimitCgroup, k.Usage, k.Limit = "ancestor", "/kubepods/burstable", ptr(uint64(1000)), ptr(uint64(2048))
 			},
 			reason:  "ProcessOOMKilled",
@@ -70,12 +78,12 @@ func TestReasonAndMessage(t *testing.T) {
 			name:    "named, main process not known",
 			kill:    func(k *pipe.Kill) { k.Process, k.PID, k.From = "sh", 3, "kernel log" },
 			reason:  "OOMKill",
-			message: `Process "sh" (pid 3 on the node) in container fluentd was OOM-killed; whether it was the container's main process is not known.`,
+			message: `Process "sh" (pid 3 on the node) in container fluentd was OOM-killed; whether the container lived on is not known.`,
 		},
 		{
 			name: "a process name made to mislead",
 			kill: func(k *pipe.Kill) {
-				k.Process, k.PID, k.MainProcess, k.From = "x\nWarning OK\x1b[", 6, ptr(false), "kernel log"
+				k.Process, k.PID, k.MainProcess, k.From, k.Outcome = "x\nWarning OK\x1b[", 6, ptr(false), "kernel log", "lived_on"
 			},
 			reason:  "ProcessOOMKilled",
 			message: `Process "x\nWarning OK\x1b[" (pid 6 on the node) in container fluentd was OOM-killed: the container lived on.`,

@@ -20,7 +20,8 @@ type APIKills struct {
 	More bool `json:"more"`
 }
 
-// APIKill is the record of one OOM kill: one victim.
+// APIKill is the record of one OOM kill: one kernel report's victims in one
+// container (the chosen victim, and the members of a group kill).
 type APIKill struct {
 	Seq  uint64 `json:"seq"`
 	Time string `json:"time"` // RFC 3339, UTC
@@ -32,9 +33,15 @@ type APIKill struct {
 	Container *APIContainer `json:"container,omitempty"`
 	Victim    *APIProcess   `json:"victim,omitempty"`
 	// MainProcess says whether the victim was its container's main process
-	// (the container died of it) or not (the container lived on).
-	MainProcess *bool       `json:"main_process,omitempty"`
-	Trigger     *APIProcess `json:"trigger,omitempty"`
+	// (the pid its runtime gave).
+	MainProcess *bool `json:"main_process,omitempty"`
+	// Outcome is what became of the container: ended (the kill ended it)
+	// or lived_on; left out where it is not known.
+	Outcome string `json:"outcome,omitempty"`
+	// Members are the processes a memory.oom.group kill took in the
+	// container, in the kernel's order, each once (the victim first).
+	Members []APIProcess `json:"members,omitempty"`
+	Trigger *APIProcess  `json:"trigger,omitempty"`
 	// Scope is whose limit was hit: container, pod, ancestor or node.
 	Scope       string  `json:"scope,omitempty"`
 	LimitCgroup string  `json:"limit_cgroup,omitempty"`
@@ -90,6 +97,7 @@ func newAPIKill(k store.Kill) APIKill {
 		Time:        k.Time.UTC().Format(time.RFC3339Nano),
 		From:        apiFrom[k.From],
 		MainProcess: d.MainProcess,
+		Outcome:     k.Outcome,
 		Scope:       d.Scope,
 		LimitCgroup: d.LimitCgroup,
 		GroupCgroup: d.Group,
@@ -113,6 +121,13 @@ func newAPIKill(k store.Kill) APIKill {
 			v.AnonRSSBytes, v.FileRSSBytes, v.ShmemRSSBytes = &m.AnonRSS, &m.FileRSS, &m.ShmemRSS
 		}
 		a.Victim = v
+	}
+	for _, m := range k.Members {
+		p := APIProcess{PID: m.PID, Name: m.Name}
+		if mem := m.Memory; mem != nil {
+			p.AnonRSSBytes, p.FileRSSBytes, p.ShmemRSSBytes = &mem.AnonRSS, &mem.FileRSS, &mem.ShmemRSS
+		}
+		a.Members = append(a.Members, p)
 	}
 	if t := d.Trigger; t != nil {
 		a.Trigger = &APIProcess{PID: t.PID, Name: t.Name}

@@ -114,7 +114,8 @@ var pageTemplates = template.Must(template.New("pages").Parse(`
 <td>{{if .Usage}}<span class="usage" title="{{.UsageTitle}}">{{.Usage}}</span><meter min="0" max="{{.LimitValue}}" low="{{.Low}}" high="{{.High}}" optimum="0" value="{{.UsageValue}}" aria-hidden="true"></meter>{{else if .NoLimit}}<span class="sub">no limit: the node ran out</span>{{else}}<span class="sub">not known</span>{{end}}</td>
 <td>{{with .Trigger}}<span class="proc">{{.Name}}</span>{{if .PID}} <span class="sub pid">pid {{.PID}}</span>{{end}}{{if .Self}}<div class="sub">the victim itself</div>{{end}}{{else}}<span class="sub">not known</span>{{end}}</td>
 <td><span class="badge {{.OutcomeKey}}">{{.Outcome}}</span></td>
-{{else}}<td colspan="5" class="undescribed">The kernel log did not describe this kill; {{.FromText}} counted it. Who was killed, which limit was hit and what became of the container are not known.</td>
+{{else}}<td colspan="4" class="undescribed">The kernel log did not describe this kill; {{.FromText}} counted it. Who was killed and which limit was hit are not known.</td>
+<td><span class="badge {{.OutcomeKey}}">{{.Outcome}}</span></td>
 {{end}}</tr>
 {{end}}</tbody>
 </table>{{end}}

@@ -58,28 +58,11 @@ type victim struct {
 	MainProcess *bool
 }
 
-// rows makes the page's rows of records (newest first): the victims of one
-// group kill in one container, which share its report, are one row (a
-// group above the container kills in each of its containers).
+// rows makes the page's rows of records (newest first): one a record, the
+// victims of one kernel report in one container.
 func rows(kills []store.Kill, now time.Time) []killRow {
-	type member struct {
-		report uint64
-		where  string
-	}
-	var out []killRow
-	group := map[member]int{} // → row
+	out := make([]killRow, 0, len(kills))
 	for _, k := range kills {
-		d := k.Details
-		if d.Group != "" && d.ReportSeq != 0 {
-			g := member{d.ReportSeq, newWhere(k).Kind + " " + k.Container.Key()}
-			if i, ok := group[g]; ok {
-				// In the order the kernel killed them.
-				out[i].Victims = append([]victim{newVictim(k)}, out[i].Victims...)
-				out[i].Outcome, out[i].OutcomeKey = outcome(out[i].Victims, k.Host)
-				continue
-			}
-			group[g] = len(out)
-		}
 		out = append(out, newRow(k, now))
 	}
 	return out
@@ -99,11 +82,22 @@ func newRow(k store.Kill, now time.Time) killRow {
 		if k.From == store.FromCounter {
 			r.FromText = "the container's cgroup counter"
 		}
+		r.Outcome, r.OutcomeKey = outcome(k)
 		return r
 	}
 	d := k.Details
 	r.Described = true
 	r.Victims = []victim{newVictim(k)}
+	for i, m := range k.Members {
+		if i == 0 && m.PID == d.PID {
+			continue // the chosen victim, shown with all the kernel said of it
+		}
+		v := victim{Name: m.Name, PID: strconv.Itoa(m.PID)}
+		if m.Memory != nil {
+			v.RSS, v.Anon, v.RSSDetail = rss(*m.Memory)
+		}
+		r.Victims = append(r.Victims, v)
+	}
 	r.Group = d.Group
 	r.ScopeKey = d.Scope
 	switch d.Scope {
@@ -133,7 +127,7 @@ func newRow(k store.Kill, now time.Time) killRow {
 			r.Trigger.PID = strconv.Itoa(tr.PID)
 		}
 	}
-	r.Outcome, r.OutcomeKey = outcome(r.Victims, k.Host)
+	r.Outcome, r.OutcomeKey = outcome(k)
 	return r
 }
 
@@ -167,43 +161,41 @@ func newVictim(k store.Kill) victim {
 		v.PID = strconv.Itoa(d.PID)
 	}
 	if m := d.Memory; m != nil {
-		v.RSS = humanBytes(m.AnonRSS + m.FileRSS + m.ShmemRSS)
-		// The anonymous memory is what the process allocated; file pages
-		// count in the RSS too, which may then exceed the limit.
-		if m.FileRSS != 0 || m.ShmemRSS != 0 {
-			v.Anon = humanBytes(m.AnonRSS)
-		}
-		parts := []string{"anon " + humanBytes(m.AnonRSS)}
-		if m.FileRSS != 0 {
-			parts = append(parts, "file "+humanBytes(m.FileRSS))
-		}
-		if m.ShmemRSS != 0 {
-			parts = append(parts, "shmem "+humanBytes(m.ShmemRSS))
-		}
-		v.RSSDetail = strings.Join(parts, ", ")
+		v.RSS, v.Anon, v.RSSDetail = rss(*m)
 	}
 	return v
 }
 
-// outcome says what became of the container: it died if one victim was its
-// main process, it lived on if none was, else it is not known.
-func outcome(vs []victim, host bool) (string, string) {
-	if host {
+// rss says what a victim held: in all, its anonymous part where it held
+// other pages too, and what it is made of.
+func rss(m store.VictimMemory) (all, anon, detail string) {
+	all = humanBytes(m.AnonRSS + m.FileRSS + m.ShmemRSS)
+	// The anonymous memory is what the process allocated; file pages
+	// count in the RSS too, which may then exceed the limit.
+	if m.FileRSS != 0 || m.ShmemRSS != 0 {
+		anon = humanBytes(m.AnonRSS)
+	}
+	parts := []string{"anon " + humanBytes(m.AnonRSS)}
+	if m.FileRSS != 0 {
+		parts = append(parts, "file "+humanBytes(m.FileRSS))
+	}
+	if m.ShmemRSS != 0 {
+		parts = append(parts, "shmem "+humanBytes(m.ShmemRSS))
+	}
+	return all, anon, strings.Join(parts, ", ")
+}
+
+// outcome says what became of the container, as the store decided it.
+func outcome(k store.Kill) (string, string) {
+	switch {
+	case k.Host || k.Unplaced:
 		return "no container", "none"
+	case k.Outcome == store.OutcomeEnded:
+		return "container died", "died"
+	case k.Outcome == store.OutcomeLivedOn:
+		return "container lived on", "lived"
 	}
-	known := true
-	for _, v := range vs {
-		switch {
-		case v.MainProcess == nil:
-			known = false
-		case *v.MainProcess:
-			return "container died", "died"
-		}
-	}
-	if !known {
-		return "not known", "unknown"
-	}
-	return "container lived on", "lived"
+	return "not known", "unknown"
 }
 
 // humanBytes writes b in binary units: 512 B, 31.5 MiB, 32 MiB.

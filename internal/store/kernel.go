@@ -54,49 +54,39 @@ type CgroupGone struct {
 }
 
 // OOMVictim reports a process the kernel log names as killed by the OOM
-// killer in a container.
+// killer, placed by the kernel reader: in a container's cgroup (Cgroup), in
+// a cgroup that is no container's (Host), or nowhere it could tell (an
+// unplaced victim: neither). The store counts it, and makes or joins the
+// record of its report (Details.ReportSeq).
 type OOMVictim struct {
+	// Cgroup is the container's memory cgroup the victim was in; zero
+	// when it was in none (Host) or in none known. A victim placed by its
+	// container's main pid has Cgroup.ByPid set.
 	Cgroup   Cgroup
 	Instance uint64 // the instance the victim was in (as in KernelOOMCount); 0 if not known (gone when the record was read)
+	Host     bool   // its cgroup is known and is no container's
 	Process  string // the command name (comm)
 	At       time.Time
 	Seq      uint64 // the kernel log's sequence number: a record applied twice counts once
 	// Live is false for a record that was in the kernel's log buffer before
-	// the exporter started: history, counted only where a cgroup the
-	// kernel still counts for confirms it.
+	// the exporter started: history, counted where the runtime says the
+	// container ran then, never announced.
 	Live bool
+	// NSInit says whether the victim was pid 1 of its pid namespace, as
+	// /proc said while it died; nil if not known. Whether it was its
+	// container's main process is decided from the main pid its runtime
+	// gave, and from this only where the runtime gave none.
+	NSInit *bool
 	// Details is what else the kernel log says of the kill.
 	Details KillDetails
 }
 
-// UnplacedVictim reports a process the kernel log names as killed by the
-// OOM killer whose cgroup it does not give (its report was rate-limited)
-// and that was gone before the reader could look. If it was the main
-// process of a running container (Details.PID against the pid its runtime
-// gave), the kill is that container's; else it is recorded, and counts
-// nowhere but in the cgroup's counter.
-type UnplacedVictim struct {
-	Process string
-	At      time.Time
-	Seq     uint64
-	Live    bool
-	Details KillDetails
-}
-
-// HostOOMKill reports an OOM kill of a process in no container.
-type HostOOMKill struct {
-	Process string
-	At      time.Time
-	Seq     uint64
-	Live    bool // as in OOMVictim: history is not counted
-	Details KillDetails
-}
+// placed reports whether the victim is in a container.
+func (v OOMVictim) placed() bool { return !v.Host && (v.Cgroup.Path != "" || v.Cgroup.ByPid) }
 
 func (e KernelOOMCount) key() string { return "" }
 func (e CgroupGone) key() string     { return "" }
 func (e OOMVictim) key() string      { return "" }
-func (e HostOOMKill) key() string    { return "" }
-func (e UnplacedVictim) key() string { return "" }
 
 // kernelEvent is an event about a container as the kernel names it: by its
 // cgroup.
@@ -106,16 +96,17 @@ func (e KernelOOMCount) cgroup() Cgroup { return e.Cgroup }
 func (e CgroupGone) cgroup() Cgroup     { return e.Cgroup }
 func (e OOMVictim) cgroup() Cgroup      { return e.Cgroup }
 
-// applyKernel applies a kernel event to an entry, with s.mu held.
-// It reports whether a victim counted, and whether what the event counts
-// happened before the exporter started: a victim from the log's buffer,
-// the kills of a cgroup at its first reading when it existed before the
-// reader looked.
-func (s *Store) applyKernel(e *entry, ev Event) (counted, history bool) {
+// applyKernel applies a reading of a cgroup's counters, or its removal,
+// to an entry, with s.mu held. It reports whether what a reading counts
+// happened before the exporter started: the kills of a cgroup at its first
+// reading when it existed before the reader looked, unless its runtime said
+// the container started after the exporter did.
+func (s *Store) applyKernel(e *entry, ev Event) (history bool) {
 	before := e.ooms.total()
 	switch ev := ev.(type) {
 	case KernelOOMCount:
-		history = !ev.BornExact && !slices.ContainsFunc(e.ooms.instances, func(in *instance) bool { return in.id == ev.Instance })
+		history = !ev.BornExact && !slices.ContainsFunc(e.ooms.instances, func(in *instance) bool { return in.id == ev.Instance }) &&
+			!(e.observed && e.running && e.startedAt.After(s.started))
 		e.ooms.counters(ev)
 		if e.kernelRemoved && e.ooms.live() {
 			e.removedAt, e.kernelRemoved = time.Time{}, false
@@ -129,70 +120,64 @@ func (s *Store) applyKernel(e *entry, ev Event) (counted, history bool) {
 			// series stay for the retention, and come back if it starts again).
 			e.removedAt, e.kernelRemoved = ev.At, true
 		}
-	case OOMVictim:
-		history = !ev.Live
-		if !s.newRecord(ev.Seq) {
-			return false, history
-		}
-		var groupReport uint64
-		if d := ev.Details; d.Group != "" && d.Group == ev.Cgroup.Path {
-			// The kernel counts a group kill in the group's cgroup (and
-			// those above it), so in the container's counter only where
-			// the group is the container's own cgroup.
-			groupReport = d.ReportSeq
-		}
-		if e.ooms.victim(ev.Instance, ev.At, ev.Live, groupReport) {
-			e.byProcess = countProcess(e.byProcess, ev.Process, 1, MaxProcessNames)
-			e.LastOOM = latest(e.LastOOM, ev.At)
-			counted = true
-		}
-		if !e.observed && !e.ooms.live() && e.removedAt.IsZero() {
-			// Known only from the kernel log, its cgroup gone: kept for the
-			// retention like a removed container.
-			e.removedAt, e.kernelRemoved = ev.At, true
-		}
 	}
-	return counted, history
+	return history
 }
 
 // historyKept bounds the victims of the log's buffer a container keeps
-// until a runtime tells when its last run was.
+// until a runtime tells when it ran.
 const historyKept = 16
 
-// keepHistory keeps a victim from the kernel log's buffer (from before the
-// exporter started) that no cgroup the reader saw holds: its container's
-// cgroup was gone already.
-func (e *entry) keepHistory(v OOMVictim) {
-	if len(e.history) < historyKept {
-		e.history = append(e.history, v)
+// history counts a victim from the kernel log's buffer (a kill before the
+// exporter started) in e, and reports whether it counted. Where the
+// container ran then is the runtime's to say: a kill since its current run
+// began is in the cgroup instance live now (whose counter counts it too),
+// an earlier one in a run whose cgroup is gone (a restart by its policy
+// makes a new one each time): counted as before the kernel's first count.
+// With s.mu held.
+func (s *Store) history(e *entry, v OOMVictim) bool {
+	if !e.observed {
+		if e.ooms.victim(v.Instance, v.At, false, groupReport(v)) {
+			return true // in a cgroup the reader found, which counts it
+		}
+		// Its runtime has not told when the container ran: kept until it does.
+		if len(e.history) < historyKept {
+			e.history = append(e.history, v)
+		}
+		return false
 	}
+	thisRun := !v.At.Before(e.startedAt.Add(-historySlack))
+	switch {
+	case !e.createdAt.IsZero() && v.At.Before(e.createdAt.Add(-historySlack)):
+		return false // before the container was made: not its kill
+	case e.createdAt.IsZero() && !thisRun && e.Restarts == 0:
+		return false // before its only run
+	}
+	if in := e.ooms.liveInstance(); in != 0 && thisRun {
+		return e.ooms.victim(in, v.At, false, groupReport(v))
+	}
+	e.ooms.addPrior(stamp{at: v.At, victim: true})
+	return true
 }
 
-// placeHistory counts the kept victims from the log's buffer that fall in
-// the container's last run, which ended before the exporter started: its
-// runtime says when it ran (and the runtime's own flag of a kill, taken at
-// first sight, counts the same kill: the larger of the two counts). Victims
-// of older runs are let go. It returns their records. With s.mu held.
-func (s *Store) placeHistory(e *entry) []*Kill {
-	if len(e.history) == 0 || !e.observed || e.running || e.startedAt.IsZero() || e.finished.Before(e.startedAt) {
-		return nil
+// historySlack is how far the kernel log's time of a kill from before the
+// exporter started may be off the runtime's time of a start: both are the
+// same host's clock, the log's turned into wall time. A restart comes
+// 100 ms or more after the exit before it (Docker's restart policy, the
+// kubelet's back-off), so a kill is told from the next run's by its time.
+const historySlack = 50 * time.Millisecond
+
+// placeHistory counts the victims from the log's buffer that e kept until
+// its runtime told when it ran. With s.mu held.
+func (s *Store) placeHistory(e *entry, key string) {
+	if len(e.history) == 0 || !e.observed {
+		return
 	}
-	for _, v := range e.history {
-		if v.At.Before(e.startedAt) || v.At.After(e.finished) || e.ooms.kernelSeen() {
-			continue
-		}
-		before := e.ooms.total()
-		e.ooms.addPrior(stamp{at: v.At, victim: true})
-		e.byProcess = countProcess(e.byProcess, v.Process, 1, MaxProcessNames)
-		e.LastOOM = latest(e.LastOOM, v.At)
-		if e.ooms.total() > before {
-			e.recorded++
-		}
-		s.kills.add(&Kill{Time: v.At, Container: e.Meta, Process: v.Process, From: FromKernelLog, Details: v.Details})
-		s.noteMainKill(e, v)
-	}
+	kept := e.history
 	e.history = nil
-	return nil
+	for _, v := range kept {
+		s.countVictim(e, key, v)
+	}
 }
 
 // newRecord reports whether the kernel log record seq is new: records come
@@ -261,6 +246,8 @@ func (s *Store) adopt(k string) {
 			src.Meta = m
 			s.containers[k] = src
 			s.ids[m.ID] = append(s.ids[m.ID], k)
+			src.relabel(k)
+			s.moveRising(old, k)
 			return
 		}
 		if !dst.ooms.kernelSeen() {
@@ -271,24 +258,46 @@ func (s *Store) adopt(k string) {
 			}
 			dst.LastOOM = latest(dst.LastOOM, src.LastOOM)
 			// The records of its kills go with them.
-			dst.recorded += src.recorded
+			dst.explained += src.explained
+			if dst.riseAt.IsZero() {
+				dst.riseAt, dst.riseFrom = src.riseAt, src.riseFrom
+			}
 			dst.history = append(dst.history, src.history...)
 			dst.unfilled = append(dst.unfilled, src.unfilled...)
-			dst.lastMainKill = latest(dst.lastMainKill, src.lastMainKill)
-			dst.lastUnknownKill = latest(dst.lastUnknownKill, src.lastUnknownKill)
-			for sc, n := range src.byScope {
-				if dst.byScope == nil {
-					dst.byScope = map[string]uint64{}
-				}
-				dst.byScope[sc] += n
+			for _, r := range src.records {
+				dst.keep(r)
 			}
+			dst.lastKill = latest(dst.lastKill, src.lastKill)
+			dst.byScope = addCounts(dst.byScope, src.byScope)
+			dst.byOutcome = addCounts(dst.byOutcome, src.byOutcome)
+			dst.relabel(k)
 			if src.HasLastOOMUsage {
 				dst.LastOOMUsage, dst.LastOOMLimit, dst.HasLastOOMUsage = src.LastOOMUsage, src.LastOOMLimit, true
 			}
 		}
+		s.moveRising(old, k)
 		s.forget(old)
 		return
 	}
+}
+
+// moveRising moves the mark of kills still to record from the key from to to.
+func (s *Store) moveRising(from, to string) {
+	if _, ok := s.rising[from]; ok {
+		delete(s.rising, from)
+		s.rising[to] = struct{}{}
+	}
+}
+
+// addCounts adds the counts of b to a, and returns a (made if nil).
+func addCounts(a, b map[string]uint64) map[string]uint64 {
+	for name, n := range b {
+		if a == nil {
+			a = map[string]uint64{}
+		}
+		a[name] += n
+	}
+	return a
 }
 
 // silent reports whether no source of runtime answers: none is configured,

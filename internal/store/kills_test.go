@@ -17,31 +17,39 @@ func TestKillRecordCounterThenLog(t *testing.T) {
 	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true, Pid: 40}})
 	s.Apply(born(7, 0, 0, 10))
 	s.Apply(count(7, 1, 1000)) // the counter, read first
-	if got := s.Kills(0, nil); len(got) != 1 || got[0].From != FromCounter {
-		t.Fatalf("after the counter: %+v", got)
+	s.AnnounceKills(at(1500))
+	if got := s.Kills(0, nil); len(got) != 0 {
+		t.Fatalf("a record before the kernel log had its moment: %+v", got)
 	}
-	d := KillDetails{PID: 41, MainProcess: no(), Scope: ScopeContainer, LimitCgroup: "/docker/abc", Usage: 32 << 20, Limit: 32 << 20, HasUsage: true,
-		Trigger: &Process{PID: 41, Name: "ruby"}, Memory: &VictimMemory{AnonRSS: 30 << 20}}
+	d := KillDetails{PID: 41, Scope: ScopeContainer, LimitCgroup: "/docker/abc", Usage: 32 << 20, Limit: 32 << 20, HasUsage: true,
+		Trigger: &Process{PID: 41, Name: "ruby"}, Memory: &VictimMemory{AnonRSS: 30 << 20}, ReportSeq: 4}
 	v := victim(7, "ruby", 990, 5)
 	v.Details = d
 	s.Apply(v)
+	s.Apply(ReportEnd{Seq: 4})
 	got := s.Kills(0, nil)
-	if len(got) != 1 || got[0].From != FromKernelLog || got[0].Process != "ruby" || got[0].Details.Usage != 32<<20 || got[0].Container.Name != "web" {
+	if len(got) != 1 || got[0].From != FromKernelLog || got[0].Process != "ruby" || got[0].Details.Usage != 32<<20 || got[0].Container.Name != "web" ||
+		got[0].Details.MainProcess == nil || *got[0].Details.MainProcess {
 		t.Fatalf("after the victim: %+v", got)
 	}
+	s.AnnounceKills(at(3000))
+	if len(announced) != 0 {
+		t.Fatalf("a worker's kill announced before its outcome was known: %+v", announced)
+	}
 	s.AnnounceKills(at(1_000_000))
-	if len(announced) != 1 || announced[0].Process != "ruby" {
-		t.Fatalf("announced %+v, want the one described kill", announced)
+	s.AnnounceKills(at(1_000_001))
+	if len(announced) != 1 || announced[0].Process != "ruby" || announced[0].Outcome != OutcomeLivedOn {
+		t.Fatalf("announced %+v, want the one described kill, the container living on", announced)
 	}
 	c := get(t, s, key)
-	if c.OOMs != 1 || c.KillsByScope[ScopeContainer] != 1 || !c.HasLastOOMUsage || c.LastOOMLimit != 32<<20 {
+	if c.OOMs != 1 || c.KillsByScope[ScopeContainer] != 1 || !c.HasLastOOMUsage || c.LastOOMLimit != 32<<20 || c.KillsByOutcome[OutcomeLivedOn] != 1 {
 		t.Fatalf("container %+v", c)
 	}
 }
 
 // A kill only a counter counted (the kernel log is off, or its record was
-// lost) is recorded with what is known, and announced once the log has had
-// its moment.
+// lost) is recorded with what is known, once the log has had its moment,
+// and announced once its outcome is known.
 func TestKillRecordOfACounterAlone(t *testing.T) {
 	s := New(time.Minute)
 	var announced []Kill
@@ -50,16 +58,23 @@ func TestKillRecordOfACounterAlone(t *testing.T) {
 	s.Apply(born(7, 0, 0, 10))
 	s.Apply(count(7, 2, 1000))
 	s.AnnounceKills(at(1500))
-	if len(announced) != 0 {
-		t.Fatalf("announced before the kernel log had its moment: %+v", announced)
+	if len(announced) != 0 || len(s.Kills(0, nil)) != 0 {
+		t.Fatalf("recorded before the kernel log had its moment: %+v", announced)
 	}
 	s.AnnounceKills(at(3500))
-	if len(announced) != 2 || announced[0].From != FromCounter || announced[0].Process != "" || announced[0].Container.Name != "web" {
+	if got := s.Kills(0, nil); len(got) != 2 || got[0].From != FromCounter || got[0].Process != "" || got[0].Container.Name != "web" {
+		t.Fatalf("records %+v", got)
+	}
+	s.AnnounceKills(at(6500))
+	if len(announced) != 2 || announced[0].Outcome != OutcomeLivedOn {
 		t.Fatalf("announced %+v", announced)
 	}
 	s.AnnounceKills(at(9000))
 	if len(announced) != 2 {
 		t.Fatalf("announced twice: %+v", announced)
+	}
+	if c := get(t, s, key); c.KillsByOutcome[OutcomeLivedOn] != 2 {
+		t.Fatalf("outcomes %v", c.KillsByOutcome)
 	}
 }
 
@@ -77,7 +92,7 @@ func TestExitReasons(t *testing.T) {
 		{"the main process OOM-killed", true, true, false, 137, ExitOOMKilled},
 		{"a worker OOM-killed, then a stop's SIGTERM", true, false, true, 143, ExitSignal},
 		{"a stop's SIGKILL, no OOM kill", true, false, false, 137, ExitSignal},
-		{"a worker OOM-killed, then a stop's SIGKILL", true, false, true, 137, ExitSignal},
+		{"a wrapper (tini) exits 137 as its child is OOM-killed", true, false, true, 137, ExitOOMKilled},
 		{"its own exit code", true, false, false, 3, ExitExited},
 		{"SIGKILL without the kernel log: not known", false, false, false, 137, ""},
 		{"SIGTERM without the kernel log", false, false, false, 143, ExitSignal},
@@ -104,46 +119,61 @@ func TestExitReasons(t *testing.T) {
 	}
 }
 
-// The victim's record comes after the exit's event: the exit's reason is
-// still the kill's.
-func TestExitReasonOfAKillDescribedAfterTheExit(t *testing.T) {
-	s := New(time.Minute)
-	s.AddSource(KmsgSource)
-	s.SetUp(KmsgSource, true, nil)
-	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
-	s.Apply(Exited{Key: key, At: at(200), Code: 137})
-	if c := get(t, s, key); c.ExitReason != ExitSignal {
-		t.Fatalf("before the victim: %q", c.ExitReason)
-	}
-	v := victim(0, "dd", 150, 1)
-	v.Details = KillDetails{PID: 40, MainProcess: yes()}
-	s.Apply(v)
-	if c := get(t, s, key); c.ExitReason != ExitOOMKilled {
-		t.Fatalf("after the victim: %q", c.ExitReason)
-	}
-}
-
-// The same when the reader could not ask whether the victim was pid 1 of
-// its namespace (it was gone): the main pid of the run that ended decides
-// (a group kill in the cgroup v2 VM, under load, ended as "signal").
-func TestExitReasonOfAGoneVictimDescribedAfterTheExit(t *testing.T) {
+// An exit by SIGKILL long after an OOM kill in its run (a stop an hour on)
+// is not the kill's: only a kill within seconds before the exit is its
+// cause (a kill of pid 1 of a nested pid namespace turned a later stop into
+// oom_killed).
+func TestExitReasonOnlyFromAKillJustBefore(t *testing.T) {
 	s := New(time.Minute)
 	s.AddSource(KmsgSource)
 	s.SetUp(KmsgSource, true, nil)
 	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
 	s.Apply(born(7, 0, 0, 10))
-	s.Apply(Exited{Key: key, At: at(200), Code: 137})
-	worker := victim(7, "dd", 150, 1)
-	worker.Details = KillDetails{PID: 41}
-	s.Apply(worker)
-	if c := get(t, s, key); c.ExitReason != ExitSignal {
-		t.Fatalf("after a worker's kill: %q", c.ExitReason)
+	inner := victim(7, "init", 150, 1)
+	inner.NSInit = yes() // pid 1 of a pid namespace inside the container
+	inner.Details = KillDetails{PID: 77, ReportSeq: 1}
+	s.Apply(inner)
+	if k := s.Kills(0, nil); len(k) != 1 || k[0].Details.MainProcess == nil || *k[0].Details.MainProcess {
+		t.Fatalf("pid 1 of an inner namespace taken for the main process: %+v", k)
 	}
-	main := victim(7, "sh", 150, 2)
-	main.Details = KillDetails{PID: 40}
-	s.Apply(main)
-	if c := get(t, s, key); c.ExitReason != ExitOOMKilled {
-		t.Fatalf("after the main process's kill: %q", c.ExitReason)
+	s.Apply(Exited{Key: key, At: at(3_600_000), Code: 137})
+	if c := get(t, s, key); c.ExitReason != ExitSignal {
+		t.Fatalf("reason %q an hour after the kill, want signal", c.ExitReason)
+	}
+}
+
+// The main process is the pid the runtime gave, in a shared pid namespace
+// (where pause is pid 1) too; pid 1 of the namespace only where the runtime
+// gave none.
+func TestMainProcessIsTheRuntimesPid(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		pid    int
+		nsInit *bool
+		victim int
+		want   bool
+	}{
+		{"shared pid namespace: the main process is not pid 1", 40, no(), 40, true},
+		{"shared pid namespace: pause is pid 1, a worker is killed", 40, no(), 41, false},
+		{"a wrapper's child", 40, no(), 41, false},
+		{"no pid from the runtime: the namespace decides", 0, yes(), 41, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(time.Minute)
+			s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: tc.pid}})
+			s.Apply(born(7, 0, 0, 10))
+			v := victim(7, "p", 150, 1)
+			v.NSInit = tc.nsInit
+			v.Details = KillDetails{PID: tc.victim, ReportSeq: 1}
+			s.Apply(v)
+			k := s.Kills(0, nil)
+			if len(k) != 1 || k[0].Details.MainProcess == nil || *k[0].Details.MainProcess != tc.want {
+				t.Fatalf("records %+v, want main process %v", k, tc.want)
+			}
+			if tc.want && k[0].Outcome != OutcomeEnded {
+				t.Fatalf("outcome %q, want ended", k[0].Outcome)
+			}
+		})
 	}
 }
 
@@ -194,40 +224,27 @@ func TestExitReasonOfAGroupKill(t *testing.T) {
 	}
 }
 
-// Where it is not known whether the victim was the main process (it was
-// gone, and no runtime gave the main pid: a container that lived for
-// milliseconds), an exit by SIGKILL in its run has no reason: not known,
-// never "signal".
-func TestExitReasonNotKnownWhereTheVictimIsNot(t *testing.T) {
-	s := New(time.Minute)
-	s.AddSource(KmsgSource)
-	s.SetUp(KmsgSource, true, nil)
-	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true}}) // no pid yet
-	s.Apply(born(7, 0, 0, 10))
-	s.Apply(Exited{Key: key, At: at(200), Code: 137})
-	v := victim(7, "dd", 150, 1)
-	v.Details = KillDetails{PID: 40}
-	s.Apply(v)
-	if c := get(t, s, key); c.ExitReason != "" {
-		t.Fatalf("reason %q, want none: whether the main process was killed is not known", c.ExitReason)
-	}
-}
-
-// A victim whose report was rate-limited, and whose process was gone when
-// the reader looked, has no cgroup; its pid is the main pid a runtime gave
-// for a running container: it is that container's main process.
-func TestUnplacedVictimIsTheMainProcessOfItsContainer(t *testing.T) {
+// A victim whose report was rate-limited, whose process was gone when the
+// reader looked, and whose pid no runtime gave as a main pid is not placed:
+// counted in no container, recorded as such.
+func TestUnplacedVictimCountsNowhere(t *testing.T) {
 	s := New(time.Minute)
 	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
 	s.Apply(born(7, 0, 0, 10))
-	s.Apply(UnplacedVictim{Process: "dd", At: at(100), Seq: 3, Live: true, Details: KillDetails{PID: 40}})
-	s.Apply(UnplacedVictim{Process: "stranger", At: at(110), Seq: 4, Live: true, Details: KillDetails{PID: 99}})
+	if m, ok := s.MainProcess(40, at(100)); !ok || m.Key() != key {
+		t.Fatalf("main pid 40: %v %v", m, ok)
+	}
+	if _, ok := s.MainProcess(99, at(100)); ok {
+		t.Fatal("pid 99 is no container's main process")
+	}
+	s.Apply(OOMVictim{Process: "stranger", At: at(110), Seq: 4, Live: true, Details: KillDetails{PID: 99, ReportSeq: 4}})
+	s.Apply(OOMVictim{Cgroup: Cgroup{Meta: meta(), ByPid: true}, Process: "dd", At: at(120), Seq: 5, Live: true, Details: KillDetails{PID: 40, ReportSeq: 5}})
 	c := get(t, s, key)
 	if c.OOMs != 1 || c.ProcessKills["dd"] != 1 {
 		t.Fatalf("container %+v", c)
 	}
 	kills := s.Kills(0, nil)
-	if len(kills) != 2 || !kills[0].Unplaced || kills[0].Process != "stranger" || kills[1].Container.ID != "abc" || kills[1].Details.MainProcess == nil || !*kills[1].Details.MainProcess {
+	if len(kills) != 2 || !kills[1].Unplaced || kills[1].Process != "stranger" || kills[0].Container.ID != "abc" || kills[0].Details.MainProcess == nil || !*kills[0].Details.MainProcess {
 		t.Fatalf("records %+v", kills)
 	}
 }
@@ -237,7 +254,7 @@ func TestKillRecordsAreBounded(t *testing.T) {
 	s := New(time.Minute)
 	s.SetKillsKept(3)
 	for i := range 10 {
-		s.Apply(HostOOMKill{Process: "p", At: at(i), Seq: uint64(i + 1), Live: true})
+		s.Apply(OOMVictim{Host: true, Process: "p", At: at(i), Seq: uint64(i + 1), Live: true, Details: KillDetails{ReportSeq: uint64(i + 1)}})
 	}
 	got := s.Kills(0, nil)
 	if len(got) != 3 || got[0].Seq != 10 || got[2].Seq != 8 {
@@ -268,5 +285,147 @@ func TestKillsFromBeforeTheStartAreNotAnnounced(t *testing.T) {
 	s.AnnounceKills(at(100_000))
 	if c := get(t, s, key); len(announced) != 1 || c.OOMs != 42 {
 		t.Fatalf("announced %d, ooms %d; want the one new kill of 42", len(announced), c.OOMs)
+	}
+}
+
+// The victim's record comes after the exit's event: the exit's reason is
+// still the kill's, and the kill's outcome the exit's.
+func TestExitReasonOfAKillDescribedAfterTheExit(t *testing.T) {
+	s := New(time.Minute)
+	s.AddSource(KmsgSource)
+	s.SetUp(KmsgSource, true, nil)
+	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.Apply(Exited{Key: key, At: at(200), Code: 137})
+	if c := get(t, s, key); c.ExitReason != ExitSignal {
+		t.Fatalf("before the victim: %q", c.ExitReason)
+	}
+	v := victim(0, "dd", 150, 1)
+	v.Details = KillDetails{PID: 40, ReportSeq: 1}
+	s.Apply(v)
+	if c := get(t, s, key); c.ExitReason != ExitOOMKilled {
+		t.Fatalf("after the victim: %q", c.ExitReason)
+	}
+	if k := s.Kills(0, nil); len(k) != 1 || k[0].Outcome != OutcomeEnded || !*k[0].Details.MainProcess {
+		t.Fatalf("records %+v", k)
+	}
+}
+
+// One group kill (memory.oom.group): the kernel logs the chosen victim,
+// then every member, the chosen victim again among them. It is one record,
+// with each member once, one announcement, and the container ended — never
+// a "lived on" record beside a "died" one.
+func TestGroupKillIsOneRecord(t *testing.T) {
+	s := New(time.Minute)
+	var announced []Kill
+	s.OnKill(func(k Kill) { announced = append(announced, k) })
+	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}}) // tini
+	s.Apply(born(7, 0, 0, 10))
+	cg := "/docker/abc"
+	chosen := victim(7, "ruby", 100, 10)
+	chosen.Cgroup.Path = cg
+	chosen.Details = KillDetails{PID: 42, ReportSeq: 3, Scope: ScopeContainer}
+	s.Apply(chosen)
+	if len(announced) != 0 {
+		t.Fatalf("announced before its report ended: %+v", announced)
+	}
+	for i, m := range []struct {
+		pid  int
+		name string
+	}{{42, "ruby"}, {40, "tini"}, {41, "sleep"}} {
+		v := victim(7, m.name, 101+i, uint64(12+i))
+		v.Cgroup.Path = cg
+		v.Details = KillDetails{PID: m.pid, ReportSeq: 3, Group: cg}
+		s.Apply(v)
+	}
+	s.Apply(ReportEnd{Seq: 3})
+	s.Apply(Exited{Key: key, At: at(150), Code: 137})
+	s.AnnounceKills(at(60_000))
+	k := s.Kills(0, nil)
+	if len(k) != 1 || len(k[0].Members) != 3 || k[0].Members[0].PID != 42 || k[0].Members[1].PID != 40 || k[0].Outcome != OutcomeEnded || k[0].Details.Group != cg {
+		t.Fatalf("records %+v", k)
+	}
+	if len(announced) != 1 || announced[0].Outcome != OutcomeEnded || len(announced[0].Members) != 3 {
+		t.Fatalf("announced %+v", announced)
+	}
+	c := get(t, s, key)
+	if c.OOMs != 4 || c.KillsByOutcome[OutcomeEnded] != 4 || c.KillsByScope[ScopeContainer] != 1 || c.ExitReason != ExitOOMKilled {
+		t.Fatalf("container %+v", c)
+	}
+}
+
+// A worker killed under a wrapper (tini, dumb-init, a shell), which exits by
+// SIGKILL (137) as its child dies: the kill ended the container, as the
+// runtime says (OOMKilled), though the victim was not its main process.
+func TestWrappersChildKillEndsTheContainer(t *testing.T) {
+	s := New(time.Minute)
+	s.AddSource(KmsgSource)
+	s.SetUp(KmsgSource, true, nil)
+	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.Apply(born(7, 0, 0, 10))
+	v := victim(7, "java", 1000, 1)
+	v.Details = KillDetails{PID: 41, ReportSeq: 1}
+	s.Apply(v)
+	s.Apply(ReportEnd{Seq: 1})
+	s.Apply(Exited{Key: key, At: at(1020), Code: 137})
+	k := s.Kills(0, nil)
+	if len(k) != 1 || k[0].Outcome != OutcomeEnded || *k[0].Details.MainProcess {
+		t.Fatalf("records %+v", k)
+	}
+	if c := get(t, s, key); c.ExitReason != ExitOOMKilled || c.KillsByOutcome[OutcomeEnded] != 1 {
+		t.Fatalf("container %+v", c)
+	}
+}
+
+// A kill read before the runtime told whose container it is (Docker
+// inspects a container at its start; a crash loop is killed before):
+// held until the labels come, then announced with them, and the record
+// names the pod.
+func TestKillBeforeTheLabelsWaitsForThem(t *testing.T) {
+	s := New(time.Minute)
+	var announced []Kill
+	s.OnKill(func(k Kill) { announced = append(announced, k) })
+	s.AddSource(RuntimeDocker)
+	s.SetUp(RuntimeDocker, true, nil)
+	s.Apply(Started{Key: key, At: at(0)})
+	s.Apply(born(7, 0, 0, 10))
+	v := victim(7, "java", 100, 1)
+	v.NSInit = yes()
+	v.Details = KillDetails{PID: 40, ReportSeq: 1}
+	s.Apply(v)
+	s.Apply(ReportEnd{Seq: 1})
+	if len(announced) != 0 {
+		t.Fatalf("announced without its labels: %+v", announced)
+	}
+	m := meta()
+	m.SetKubeletLabels(map[string]string{LabelKubePod: "api-0", LabelKubeNamespace: "shop", LabelKubeContainer: "api", LabelKubePodUID: "u1"})
+	s.Apply(Observed{Meta: m, At: at(300), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	if len(announced) != 1 || announced[0].Container.Pod != "api-0" || announced[0].Container.Namespace != "shop" {
+		t.Fatalf("announced %+v, want the kill with its pod", announced)
+	}
+	if k := s.Kills(0, nil); k[0].Container.Pod != "api-0" {
+		t.Fatalf("record %+v", k[0])
+	}
+}
+
+// Whoever's labels never come, a record is announced after announceAfter.
+func TestKillWithoutLabelsIsAnnouncedInTheEnd(t *testing.T) {
+	s := New(time.Minute)
+	var announced []Kill
+	s.OnKill(func(k Kill) { announced = append(announced, k) })
+	s.AddSource(RuntimeDocker)
+	s.SetUp(RuntimeDocker, true, nil)
+	s.Apply(Started{Key: key, At: at(0)})
+	v := victim(0, "java", 100, 1)
+	v.NSInit = yes()
+	v.Details = KillDetails{PID: 40, ReportSeq: 1}
+	s.Apply(v)
+	s.Apply(ReportEnd{Seq: 1})
+	s.AnnounceKills(at(1000))
+	if len(announced) != 0 {
+		t.Fatal("announced at once")
+	}
+	s.AnnounceKills(at(2200))
+	if len(announced) != 1 {
+		t.Fatalf("not announced after the wait: %+v", announced)
 	}
 }

@@ -159,20 +159,34 @@ func TestVictimsCountWhereTheCounterMissedThem(t *testing.T) {
 }
 
 // Records in the kernel's buffer from before the exporter started are
-// history: they count inside a live cgroup, whose counter confirms them, or
-// in the last run of an exited container, which its runtime describes;
-// never for the runs before it, which no one describes.
-func TestHistoryCountsOnlyInsideACgroup(t *testing.T) {
+// history. A container restarted by its policy runs in a new cgroup each
+// time, whose counter starts at 0: the kills of its earlier runs are the
+// buffer's to tell, as long as it holds them. They count where the runtime
+// says the container ran: since it was made, in the run going on (inside
+// the live cgroup, whose counter counts them too) or before it.
+func TestHistoryCountsEveryRunSinceTheContainerWasMade(t *testing.T) {
 	s := New(time.Minute)
-	// Exited, killed three times before (restart policy), as Docker shows it.
+	// Exited, killed at each of its three runs (restart policy), as Docker shows it.
 	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(900), FinishedAt: at(1000), ExitCode: 137, OOMKilled: true, Restarts: 2}})
 	for i, ms := range []int{300, 600, 999} {
 		ev := victim(0, "dd", ms, uint64(i+1))
 		ev.Live = false
 		s.Apply(ev)
 	}
-	if c := get(t, s, key); c.OOMs != 1 || len(c.ProcessKills) != 1 || c.ProcessKills["dd"] != 1 {
-		t.Fatalf("history of earlier runs counted, or the last run's not named: %+v", c)
+	if c := get(t, s, key); c.OOMs != 3 || c.ProcessKills["dd"] != 3 {
+		t.Fatalf("kills of the earlier runs not counted: %+v", c)
+	}
+	// Made after a kill the buffer holds in the same cgroup path (the id
+	// of another, older container would differ; a forged path may not).
+	s1 := New(time.Minute)
+	s1.Apply(Observed{Meta: meta(), State: State{CreatedAt: at(500), StartedAt: at(900), FinishedAt: at(1000), ExitCode: 137, Restarts: 2}})
+	for i, ms := range []int{300, 600, 999} {
+		ev := victim(0, "dd", ms, uint64(i+1))
+		ev.Live = false
+		s1.Apply(ev)
+	}
+	if c := get(t, s1, key); c.OOMs != 2 {
+		t.Fatalf("a kill from before the container was made counted: %+v", c)
 	}
 
 	// A running container: history after its cgroup's birth counts.
@@ -256,10 +270,10 @@ func TestKernelOnlyContainerGoesWithItsCgroup(t *testing.T) {
 
 func TestHostKills(t *testing.T) {
 	s := New(time.Minute)
-	s.Apply(HostOOMKill{Process: "cron", At: at(0), Seq: 9}) // history: not counted
-	s.Apply(HostOOMKill{Process: "java", At: at(0), Seq: 10, Live: true})
-	s.Apply(HostOOMKill{Process: "java", At: at(0), Seq: 10, Live: true})
-	s.Apply(HostOOMKill{Process: "sshd", At: at(1), Seq: 11, Live: true})
+	s.Apply(OOMVictim{Host: true, Process: "cron", At: at(0), Seq: 9}) // history: not counted
+	s.Apply(OOMVictim{Host: true, Process: "java", At: at(0), Seq: 10, Live: true})
+	s.Apply(OOMVictim{Host: true, Process: "java", At: at(0), Seq: 10, Live: true})
+	s.Apply(OOMVictim{Host: true, Process: "sshd", At: at(1), Seq: 11, Live: true})
 	snap := s.Snapshot()
 	if snap.HostKills["java"] != 1 || snap.HostKills["sshd"] != 1 || len(snap.HostKills) != 2 || len(snap.Containers) != 0 {
 		t.Fatalf("host kills %v containers %d", snap.HostKills, len(snap.Containers))
@@ -390,7 +404,7 @@ func TestVictimNamesAreBounded(t *testing.T) {
 	for i := range kills {
 		name := fmt.Sprintf("w%d", i)
 		s.Apply(victim(0, name, 10+i, uint64(2*i+1)))
-		s.Apply(HostOOMKill{Process: name, At: at(10 + i), Seq: uint64(2*i + 2), Live: true})
+		s.Apply(OOMVictim{Host: true, Process: name, At: at(10 + i), Seq: uint64(2*i + 2), Live: true})
 	}
 	c := get(t, s, key)
 	check := func(what string, m map[string]uint64, limit int) {
@@ -518,5 +532,51 @@ func TestGroupKillsFromTheKernelLog(t *testing.T) {
 	s.Apply(groupVictim(8, "dd", 3000, 20, 20, "/kubepods/pod1"))
 	if c := get(t, s, key); c.GroupKills != 1 || c.OOMs != 4 {
 		t.Fatalf("a pod's group kill counted as the container's: group kills %d, OOMs %d", c.GroupKills, c.OOMs)
+	}
+}
+
+// A container the runtime says started after the exporter did has no kill
+// from before it: the first reading of its cgroup's counter (made under a
+// parent the reader did not know, found through its main pid, so its birth
+// was not seen) is no history, and its kill gets a record.
+func TestFirstReadingAfterTheStartIsNoHistory(t *testing.T) {
+	s := New(time.Minute)
+	s.started = at(0)
+	var announced []Kill
+	s.OnKill(func(k Kill) { announced = append(announced, k) })
+	s.Apply(Observed{Meta: meta(), At: at(1000), State: State{StartedAt: at(1000), Running: true, Pid: 40}})
+	s.Apply(count(7, 1, 3000)) // first read after the kill
+	s.AnnounceKills(at(10_000))
+	s.AnnounceKills(at(10_001))
+	if k := s.Kills(0, nil); len(k) != 1 || len(announced) != 1 {
+		t.Fatalf("records %+v, announced %+v: want the kill's", k, announced)
+	}
+	// One that ran before the exporter: the same reading is history.
+	s2 := New(time.Minute)
+	s2.started = at(2000)
+	s2.Apply(Observed{Meta: meta(), At: at(2500), State: State{StartedAt: at(1000), Running: true, Pid: 40}})
+	s2.Apply(count(7, 1, 3000))
+	s2.AnnounceKills(at(10_000))
+	if k := s2.Kills(0, nil); len(k) != 0 || get(t, s2, key).OOMs != 1 {
+		t.Fatalf("history recorded: %+v", k)
+	}
+}
+
+// A restart-policy container whose main process is killed at each run,
+// and an exporter restarted while it runs again: the earlier runs' kills
+// come from the buffer, the run going on from its live cgroup. Nothing is
+// counted twice, nothing lost.
+func TestRestartedExporterCountsEveryRunOfARestartingContainer(t *testing.T) {
+	s := New(time.Minute)
+	s.started = at(10_000)
+	s.Apply(Observed{Meta: meta(), At: at(10_100), State: State{CreatedAt: at(0), StartedAt: at(3000), FinishedAt: at(2900), Running: true, Restarts: 2, Pid: 50}})
+	s.Apply(count(9, 1, 10_200)) // the run going on was killed once already (a worker)
+	for i, ms := range []int{1000, 2000, 2900, 5000} {
+		ev := victim(0, "dd", ms, uint64(i+1))
+		ev.Live = false
+		s.Apply(ev)
+	}
+	if c := get(t, s, key); c.OOMs != 4 || c.ProcessKills["dd"] != 4 {
+		t.Fatalf("container %+v, want the three earlier runs' kills and this run's one", c)
 	}
 }

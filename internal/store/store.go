@@ -10,6 +10,7 @@ package store
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -125,8 +126,13 @@ type State struct {
 	// value when the exporter first sees the container.
 	Restarts int
 	// Pid is the main process's pid while Running (0 if not known): where
-	// the kernel reader finds a cgroup whose path it does not recognise.
+	// the kernel reader finds a cgroup whose path it does not recognise,
+	// and whether an OOM kill's victim was the main process.
 	Pid int
+	// CreatedAt is when the container was created; zero if not known. A
+	// kill the kernel log's buffer holds from before it is no kill of this
+	// container.
+	CreatedAt time.Time
 }
 
 // Event is something a source saw. The runtimes' events are below; the
@@ -213,6 +219,9 @@ type Container struct {
 	KillsByScope               map[string]uint64
 	LastOOMUsage, LastOOMLimit uint64
 	HasLastOOMUsage            bool
+	// KillsByOutcome counts the kills whose outcome is known by it
+	// (Outcome*): whether they ended the container or it lived on.
+	KillsByOutcome map[string]uint64
 }
 
 type entry struct {
@@ -231,22 +240,32 @@ type entry struct {
 	lastReport time.Time // the time of the newest runtime OOM report taken: one no newer is a replay
 	removedAt  time.Time
 	pid        int
-	// exitedPid is the main pid of the run that ended last: the kernel log
-	// may name it as a victim after the runtime told of its exit.
-	exitedPid int
+	// exitedPid is the main pid of the run that ended last, and
+	// exitedStart when it began: the kernel log may name its victims after
+	// the runtime told of its exit.
+	exitedPid   int
+	exitedStart time.Time
 
+	createdAt     time.Time
 	ooms          oomCount
 	byProcess     map[string]uint64
 	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
 
-	recorded     uint64    // kill records made of ooms.total()
-	unfilled     []*Kill   // records of kills the kernel log has not described yet
-	lastMainKill time.Time // the newest kill of the main process the kernel log named
-	// lastUnknownKill is the newest kill the kernel log named whose victim
-	// may or may not have been the main process (it was gone first).
-	lastUnknownKill time.Time
-	history         []OOMVictim // victims from the log's buffer no cgroup held, until the runtime says when the container ran
-	byScope         map[string]uint64
+	// The records of its kills (kills.go): explained is how many kills of
+	// ooms.total() records hold (or, from before the exporter started,
+	// need none); riseAt is when the count last rose beyond that, and
+	// riseFrom what told.
+	explained uint64
+	riseAt    time.Time
+	riseFrom  string
+	records   []*Kill // the newest records, to fill, decide and relabel
+	unfilled  []*Kill // records of kills the kernel log has not described yet
+	// lastKill is the time of the newest kill counted: an exit by SIGKILL
+	// right after it is its.
+	lastKill  time.Time
+	history   []OOMVictim // victims from the log's buffer, until the runtime says when the container ran
+	byScope   map[string]uint64
+	byOutcome map[string]uint64
 }
 
 // SourceStatus is the health of one runtime source.
@@ -285,6 +304,10 @@ type Store struct {
 	onOOM      func(key string)
 	kills      killLog
 	onKill     func(Kill)
+	rising     map[string]struct{} // keys of entries whose count rose beyond their records
+	// started is when the store was made: a container that started later
+	// has no kill from before the exporter.
+	started time.Time
 
 	// settled holds the sources that told what they found at start: they
 	// listed once, or failed once. settledChanged is closed and made anew
@@ -310,6 +333,7 @@ func New(retention time.Duration) *Store {
 		sources:    map[string]*SourceStatus{},
 		settled:    map[string]bool{},
 		kills:      killLog{keep: DefaultKillsKept},
+		started:    time.Now(),
 
 		settledChanged: make(chan struct{}),
 	}
@@ -341,29 +365,14 @@ func (s *Store) apply(ev Event) (a applied) {
 	defer s.mu.Unlock()
 	a.onKill = s.onKill
 	switch h := ev.(type) {
-	case HostOOMKill:
-		if s.newRecord(h.Seq) && h.Live {
-			s.hostKills = countProcess(s.hostKills, h.Process, 1, MaxHostProcessNames)
-			k := &Kill{Time: h.At, Host: true, Process: h.Process, From: FromKernelLog, Details: h.Details}
-			s.kills.add(k)
-			a.kills = append(a.kills, k)
-		}
+	case ReportEnd:
+		a.kills = s.reportEnded(h.Seq)
 		return a
-	case UnplacedVictim:
-		if e, in := s.mainProcessOf(h.Details.PID, h.At); e != nil {
-			// The main process of a container: its death is the container's.
-			d := h.Details
-			main := true
-			d.MainProcess = &main
-			ev = OOMVictim{Cgroup: Cgroup{Meta: e.Meta, Path: "", ByPid: true}, Instance: in, Process: h.Process, At: h.At, Seq: h.Seq, Live: h.Live, Details: d}
-			break
+	case OOMVictim:
+		if !h.placed() {
+			a.kills = s.victim(nil, "", h)
+			return a
 		}
-		if s.newRecord(h.Seq) && h.Live {
-			k := &Kill{Time: h.At, Unplaced: true, Process: h.Process, From: FromKernelLog, Details: h.Details}
-			s.kills.add(k)
-			a.kills = append(a.kills, k)
-		}
-		return a
 	}
 	var k string
 	ke, fromKernel := ev.(kernelEvent)
@@ -393,31 +402,37 @@ func (s *Store) apply(ev Event) (a applied) {
 		s.containers[k] = e
 		s.ids[e.Meta.ID] = append(s.ids[e.Meta.ID], k)
 	}
-	reportBefore, wasRemoved := e.lastReport, !e.removedAt.IsZero()
-	counted, history := false, false
+	reportBefore, wasRemoved, before := e.lastReport, !e.removedAt.IsZero(), e.ooms.total()
 	switch ev := ev.(type) {
 	case Observed:
 		e.observe(ev, s.describesKills())
-		history = true // what a state says happened before it was read
-		a.kills = append(a.kills, s.placeHistory(e)...)
+		e.relabel(k)
+		s.placeHistory(e, k)
+		s.risen(e, k, ev.At, FromRuntime, true) // what a state says happened before it was read
+		for _, r := range e.records {
+			a.kills = append(a.kills, s.readyNow(r)...)
+		}
 	case Started:
 		e.start(ev.At, ev.Pid)
 	case Exited:
 		e.exit(ev.At, ev.Code, s.describesKills())
 	case OOMKilled:
 		e.oom(ev.At)
+		s.risen(e, k, ev.At, FromRuntime, false)
 	case Removed:
 		if e.removedAt.IsZero() || e.kernelRemoved {
 			e.removedAt, e.kernelRemoved = ev.At, false
 		}
-	case KernelOOMCount, CgroupGone, OOMVictim:
-		counted, history = s.applyKernel(e, ev)
-		if v, ok := ev.(OOMVictim); ok && !counted && !v.Live {
-			e.keepHistory(v)
-			s.placeHistory(e)
+	case KernelOOMCount:
+		history := s.applyKernel(e, ev)
+		if e.ooms.total() > before {
+			s.risen(e, k, ev.At, FromCounter, history)
 		}
+	case CgroupGone:
+		s.applyKernel(e, ev)
+	case OOMVictim:
+		a.kills = s.victim(e, k, ev)
 	}
-	a.kills = append(a.kills, s.recordKills(e, ev, counted, history)...)
 	if _, ok := ev.(kernelEvent); !ok {
 		if _, ok := ev.(Observed); !ok && !e.observed {
 			e.applied++
@@ -433,20 +448,23 @@ func (s *Store) apply(ev Event) (a applied) {
 	return a
 }
 
-// mainProcessOf finds the running container whose main process has pid,
-// and its live cgroup instance (0 if none). With s.mu held.
-// The runtime may have told of the exit the kill caused before the kernel
-// log's record is read: the pid of the run that just ended counts too.
-func (s *Store) mainProcessOf(pid int, at time.Time) (*entry, uint64) {
+// MainProcess returns the container whose main process had pid at t: a
+// running container's, or that of the run that ended just before (the
+// runtime may tell of the exit its kill caused before the kernel log's
+// record is read). The kernel reader places a victim whose cgroup it could
+// not find by it.
+func (s *Store) MainProcess(pid int, t time.Time) (Meta, bool) {
 	if pid <= 0 {
-		return nil, 0
+		return Meta{}, false
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, e := range s.containers {
-		if (e.pid == pid && e.running) || (e.exitedPid == pid && !e.running && !at.After(e.finished) && e.finished.Sub(at) < time.Minute) {
-			return e, e.ooms.liveInstance()
+		if (e.pid == pid && e.running) || (e.exitedPid == pid && !e.running && !t.After(e.finished.Add(exitClockSlack)) && e.finished.Sub(t) < time.Minute) {
+			return e.Meta, true
 		}
 	}
-	return nil, 0
+	return Meta{}, false
 }
 
 // describesKills reports whether the kernel log is read now: an exit by
@@ -565,6 +583,9 @@ func (e *entry) refresh() {
 func (e *entry) observe(ev Observed, describes bool) {
 	st := ev.State
 	e.Meta = ev.Meta
+	if !st.CreatedAt.IsZero() {
+		e.createdAt = st.CreatedAt
+	}
 	switch {
 	case st.Running && st.Pid > 0:
 		e.pid = st.Pid
@@ -585,6 +606,7 @@ func (e *entry) observe(ev Observed, describes bool) {
 		e.Restarts = uint64(max(st.Restarts, 0))
 		if !st.FinishedAt.IsZero() && !st.Running {
 			// A running container's code was reset at its start: unknown.
+			e.exitedStart = st.StartedAt
 			e.Exited, e.ExitCode = true, st.ExitCode
 			e.ExitReason = e.exitReasonSeen(st.ExitCode, st.FinishedAt, false)
 		}
@@ -602,6 +624,9 @@ func (e *entry) observe(ev Observed, describes bool) {
 	e.observed = true
 	e.syncedAt = latest(e.syncedAt, ev.At)
 	if st.FinishedAt.After(e.finished) {
+		if e.running || e.startedAt.Before(st.FinishedAt) {
+			e.exitedStart = e.startedAt
+		}
 		e.finished, e.running = st.FinishedAt, false
 		// The code of an exit missed while the container ran again since
 		// is lost (reset at the start): the exit code is left out rather
@@ -645,12 +670,16 @@ func (e *entry) start(at time.Time, pid int) {
 }
 
 func (e *entry) exit(at time.Time, code int, describes bool) {
-	if !e.Exited && !e.finished.IsZero() && !at.Before(e.finished) && at.Before(e.startedAt) {
+	if !e.Exited && !e.finished.IsZero() &&
+		((!at.Before(e.finished) && at.Before(e.startedAt)) || (!at.After(e.finished) && !at.Before(e.startedAt))) {
 		// The event of the exit an observation showed without its code
-		// (the container ran again): logged after the exit, before the
-		// next start. It brings the code back.
+		// (the container ran again before the runtime answered): logged
+		// after that exit and before the next start, or stamped a little
+		// before the exit's time in the state, in the run it ended. It
+		// brings the code back.
 		e.Exited, e.ExitCode = true, code
 		e.ExitReason = e.exitReasonSeen(code, at, false)
+		e.exited(at, code)
 		return
 	}
 	if at.Before(e.syncedAt) || !at.After(e.finished) {
@@ -658,7 +687,8 @@ func (e *entry) exit(at time.Time, code int, describes bool) {
 	}
 	e.Exited, e.ExitCode, e.finished, e.running = true, code, at, false
 	e.ExitReason = e.exitReasonSeen(code, at, describes)
-	e.pid, e.exitedPid = 0, e.pid
+	e.pid, e.exitedPid, e.exitedStart = 0, e.pid, e.startedAt
+	e.exited(at, code)
 }
 
 // exitReasonSeen is exitReason for an exit with code at 'at'. An exit by
@@ -753,18 +783,9 @@ func (s *Store) Snapshot() Snapshot {
 			continue
 		}
 		c := e.Container
-		if len(e.byScope) > 0 {
-			c.KillsByScope = make(map[string]uint64, len(e.byScope))
-			for sc, n := range e.byScope {
-				c.KillsByScope[sc] = n
-			}
-		}
-		if len(e.byProcess) > 0 {
-			c.ProcessKills = make(map[string]uint64, len(e.byProcess))
-			for p, n := range e.byProcess {
-				c.ProcessKills[p] = n
-			}
-		}
+		c.KillsByScope = maps.Clone(e.byScope)
+		c.ProcessKills = maps.Clone(e.byProcess)
+		c.KillsByOutcome = maps.Clone(e.byOutcome)
 		snap.Containers = append(snap.Containers, c)
 	}
 	if len(s.hostKills) > 0 {

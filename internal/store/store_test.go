@@ -413,3 +413,16 @@ func TestContainerMadeDuringTheListingIsNotGone(t *testing.T) {
 		t.Fatal("kept after a retention from its removal")
 	}
 }
+
+// A container exits and starts again within one inspect's round trip: the
+// inspect was asked for before the exit, and answers with the exit's time
+// (a little after the die event's own) and the new run, its code reset.
+// The die event that follows still gives the exit's code.
+func TestExitCodeOfAnExitWithinAnInspectsRoundTrip(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), At: at(0), State: State{StartedAt: at(0), Running: true}})
+	s.Apply(Observed{Meta: meta(), At: at(500), State: State{StartedAt: at(700), FinishedAt: at(601), Running: true}})
+	s.Apply(Exited{Key: key, At: at(600), Code: 137})
+	s.Apply(Started{Key: key, At: at(700)})
+	want(t, get(t, s, key), 0, 1, true, 137)
+}

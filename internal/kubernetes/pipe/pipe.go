@@ -30,9 +30,15 @@ type Kill struct {
 	ContainerID string    `json:"container_id"` // <runtime>://<id>, as the kubelet writes it
 	Process     string    `json:"process,omitempty"`
 	PID         int       `json:"pid,omitempty"`
-	// MainProcess: the victim was the container's main process, so the
-	// container died of it; false: another process, the container lived on.
+	// MainProcess: the victim was the container's main process; false:
+	// another process.
 	MainProcess *bool `json:"main_process,omitempty"`
+	// Outcome is what became of the container: "ended" (the kill ended
+	// it), "lived_on", or empty where it is not known (store.Outcome*).
+	Outcome string `json:"outcome,omitempty"`
+	// Members are the names of the processes a memory.oom.group kill took
+	// in the container, the victim first; empty for the kill of one.
+	Members []string `json:"members,omitempty"`
 	// Scope is whose limit was hit: container, pod, ancestor or node
 	// (store.Scope*); LimitCgroup that cgroup.
 	Scope       string  `json:"scope,omitempty"`
