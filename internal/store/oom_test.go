@@ -580,3 +580,36 @@ func TestRestartedExporterCountsEveryRunOfARestartingContainer(t *testing.T) {
 		t.Fatalf("container %+v, want the three earlier runs' kills and this run's one", c)
 	}
 }
+
+// Docker keeps a run's OOMKilled flag through its restart, to the next
+// exit. A restarted exporter that sees the third run of a restart-policy
+// container running, with the flag of the second run's kill, and then a
+// kill of the third run (its oom event before the cgroup walk): the flag
+// is no kill of this run, and the buffer counts the earlier runs. Seen on
+// the real dockerd as 5 kills for 4.
+func TestDockersStickyFlagOfTheRunBeforeCountsOnce(t *testing.T) {
+	s := New(time.Minute)
+	s.AddSource(CgroupSource)
+	s.started = at(10_000)
+	s.Apply(Observed{Meta: meta(), At: at(10_100), State: State{CreatedAt: at(0), StartedAt: at(3000), FinishedAt: at(2900), Running: true, Restarts: 2, Pid: 50, OOMKilled: true}})
+	s.Apply(OOMKilled{Key: key, At: at(10_200)})
+	s.Apply(count(9, 0, 10_300)) // the walk: read before the kill
+	for i, ms := range []int{1000, 2000} {
+		ev := victim(0, "dd", ms, uint64(i+1))
+		ev.Live = false
+		s.Apply(ev)
+	}
+	s.Apply(count(9, 1, 10_400))
+	s.Apply(victim(9, "dd", 10_250, 3))
+	if c := get(t, s, key); c.OOMs != 3 {
+		t.Fatalf("container %+v, want 3 kills: 2 from the buffer, this run's 1", c)
+	}
+	s.Apply(Exited{Key: key, At: at(10_500), Code: 137})
+	s.Apply(Started{Key: key, At: at(10_800)})
+	s.Apply(born(10, 10_790, 0, 10_810))
+	s.Apply(count(10, 1, 12_000))
+	s.Apply(victim(10, "dd", 11_900, 4))
+	if c := get(t, s, key); c.OOMs != 4 {
+		t.Fatalf("container %+v, want 4", c)
+	}
+}

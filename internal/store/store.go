@@ -405,7 +405,8 @@ func (s *Store) apply(ev Event) (a applied) {
 	reportBefore, wasRemoved, before := e.lastReport, !e.removedAt.IsZero(), e.ooms.total()
 	switch ev := ev.(type) {
 	case Observed:
-		e.observe(ev, s.describesKills())
+		_, kernel := s.sources[CgroupSource]
+		e.observe(ev, kernel)
 		e.relabel(k)
 		s.placeHistory(e, k)
 		s.risen(e, k, ev.At, FromRuntime, true) // what a state says happened before it was read
@@ -580,7 +581,9 @@ func (e *entry) refresh() {
 	e.KernelOnly = !e.observed
 }
 
-func (e *entry) observe(ev Observed, describes bool) {
+// observe takes a listing's or an inspect's state of the container;
+// kernel says the kernel's counters are read (--kernel).
+func (e *entry) observe(ev Observed, kernel bool) {
 	st := ev.State
 	e.Meta = ev.Meta
 	if !st.CreatedAt.IsZero() {
@@ -611,9 +614,16 @@ func (e *entry) observe(ev Observed, describes bool) {
 			e.ExitReason = e.exitReasonSeen(st.ExitCode, st.FinishedAt, false)
 		}
 		if st.OOMKilled {
+			e.lastReport = latest(latest(st.FinishedAt, st.StartedAt), ev.At)
+		}
+		if st.OOMKilled && !(st.Running && kernel) {
 			// A kill before the exporter started: counted once; its event,
 			// if the stream still delivers it, is older than the observation.
-			e.lastReport = latest(latest(st.FinishedAt, st.StartedAt), ev.At)
+			// Docker keeps the flag of a run's kill through its restart (it
+			// is set anew at the next exit): for a running container it may
+			// be this run's kill, which its cgroup's counter counts, or the
+			// last run's, which the kernel log's buffer holds. Where the
+			// kernel counts, it decides.
 			e.report(e.lastReport)
 		}
 		return

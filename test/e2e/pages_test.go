@@ -50,8 +50,16 @@ type apiKill struct {
 		ShmemRSSBytes *uint64 `json:"shmem_rss_bytes"`
 		OOMScoreAdj   *int    `json:"oom_score_adj"`
 	} `json:"victim"`
-	MainProcess *bool `json:"main_process"`
-	Trigger     *struct {
+	MainProcess *bool  `json:"main_process"`
+	Outcome     string `json:"outcome"`
+	Members     []struct {
+		PID           int     `json:"pid"`
+		Name          string  `json:"name"`
+		AnonRSSBytes  *uint64 `json:"anon_rss_bytes"`
+		FileRSSBytes  *uint64 `json:"file_rss_bytes"`
+		ShmemRSSBytes *uint64 `json:"shmem_rss_bytes"`
+	} `json:"members"`
+	Trigger *struct {
 		PID  int    `json:"pid"`
 		Name string `json:"name"`
 	} `json:"trigger"`
