@@ -160,6 +160,11 @@ type Report struct {
 	// HasUsage.
 	Usage, Limit uint64
 	HasUsage     bool
+	// Tasks is the report's task dump (the first maxDumpTasks), and
+	// DumpTasks how many tasks it listed; both empty where the kernel wrote
+	// none (vm.oom_dump_tasks=0) or it was not read.
+	Tasks     []Task
+	DumpTasks int
 }
 
 // oomLog pairs the lines of one OOM kill in the kernel log. The OOM killer
@@ -194,6 +199,7 @@ type oomLog struct {
 	report    *Report // of the current kill, nil before its first line
 	group     string  // memory.oom.group kill under way in this cgroup
 	groupAt   time.Duration
+	dump      *taskDump // the report's task dump under way, nil if none
 	// open is the number of the report under way (its ReportSeq), 0 if
 	// none: it ends when the next one begins, when a Killed line comes
 	// that is no member of it, or when the log falls silent (idle).
@@ -242,7 +248,7 @@ func (l *oomLog) idle() (ended uint64) {
 // number of the report it ends, 0 if none.
 func (l *oomLog) begin(seq uint64) (rep *Report, ended uint64) {
 	ended = l.open
-	l.cgroup, l.pid, l.victimSet, l.group = "", 0, false, ""
+	l.cgroup, l.pid, l.victimSet, l.group, l.dump = "", 0, false, "", nil
 	l.report = &Report{Seq: seq}
 	l.open = seq
 	return l.report, ended
@@ -285,7 +291,7 @@ func (l *oomLog) add(r Record) (v *Victim, ended, lost uint64) {
 				end(e)
 			}
 			l.cgroup, l.pid, l.victimSet, l.parts = k.taskMemcg, k.pid, false, 0
-			l.group = ""
+			l.group, l.dump = "", nil
 			rep.Constraint, rep.LimitCgroup, rep.Global = k.constraint, k.oomMemcg, k.global
 		} else {
 			l.keepPartial(t)
@@ -300,6 +306,16 @@ func (l *oomLog) add(r Record) (v *Victim, ended, lost uint64) {
 		l.report.TriggerPID = parseCPULine(t)
 	case strings.HasPrefix(t, "memory: usage ") && l.report != nil && !l.victimSet && !l.report.HasUsage:
 		l.report.Usage, l.report.Limit, l.report.HasUsage = parseUsage(t)
+	case t == dumpStart && l.report != nil && !l.victimSet && l.report.DumpTasks == 0:
+		l.dump = &taskDump{}
+	case l.dump != nil && l.dump.columns == nil && l.dump.header(t):
+	case l.dump != nil && strings.HasPrefix(t, "["):
+		if task, ok := l.dump.task(t); ok {
+			if len(l.report.Tasks) < maxDumpTasks {
+				l.report.Tasks = append(l.report.Tasks, task)
+			}
+			l.report.DumpTasks++
+		}
 	case strings.HasPrefix(t, "Tasks in ") && !strings.HasSuffix(t, groupSuffix):
 		l.keepPartial(t)
 	case strings.HasPrefix(t, "Task in "):

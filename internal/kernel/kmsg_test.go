@@ -81,6 +81,17 @@ func victimsOf(t testing.TB, path string) string {
 				fmt.Fprintf(&out, " usage=%d limit=%d", r.Usage, r.Limit)
 			}
 			fmt.Fprintln(&out)
+			if r.DumpTasks > 0 {
+				fmt.Fprintf(&out, "    dump of %d tasks:", r.DumpTasks)
+				for _, t := range r.Tasks {
+					fmt.Fprintf(&out, " %d/%d %q uid=%d rss=%d", t.PID, t.TGID, t.Name, t.UID, t.RSS)
+					if t.HasParts {
+						fmt.Fprintf(&out, " (anon=%d file=%d shmem=%d)", t.Anon, t.File, t.Shmem)
+					}
+					fmt.Fprintf(&out, " swap=%d adj=%d;", t.Swap, t.OOMScoreAdj)
+				}
+				fmt.Fprintln(&out)
+			}
 		} else {
 			fmt.Fprintln(&out, "    no report")
 		}

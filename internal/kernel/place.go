@@ -15,8 +15,9 @@ import (
 // instance of it, where the reader looks at once), a cgroup that is no
 // container's (the host), or nowhere it can tell. Only the kernel's own
 // word places a victim: the cgroup its report printed for it, its
-// /proc/PID/cgroup, a rise of a counter no victim has explained, or its pid
-// against the main pid a runtime gave. A cgroup only guessed (a member of a
+// /proc/PID/cgroup, the task dump of the group kill it is a member of, a
+// rise of a counter no victim has explained, or its pid against the main
+// pid a runtime gave. A cgroup only guessed (a member of a
 // group kill, a child sacrificed for its parent) that none of these
 // confirms is no place: the victim is then not placed, never counted in
 // another container, and the report it seemed to belong to is not its.
@@ -45,6 +46,10 @@ func (s *Source) place(v Victim, at time.Time, live, prompt bool) store.OOMVicti
 			// /proc puts it elsewhere: the victim of another kill, printed
 			// alone while its report was rate-limited.
 			v = v.alone()
+		case path == "" && v.Member && v.Report != nil && v.Report.LimitCgroup == v.Group && v.Report.has(v.PID):
+			// The group is the cgroup whose limit was hit, whose every task
+			// the report's dump lists: the group kill kills those.
+			path = v.CgroupPath
 		case path == "" && s.cg.room(v.CgroupPath):
 			path = v.CgroupPath // a counter counts a kill no victim named yet
 		case path == "":

@@ -651,3 +651,62 @@ func writeProc(t *testing.T, proc string, pid int, cg string) {
 		}
 	}
 }
+
+// With the systemd driver the kill empties the container's scope, which
+// systemd removes at once: the members' /proc and the scope's counter are
+// gone before the reader looks. The report's task dump lists the group's
+// tasks (its limit is the group's own cgroup): the members are placed by
+// it, and a storm's victim it does not list is not.
+func TestGroupMembersPlacedByTheReportsTaskDump(t *testing.T) {
+	a := "/kubepods.slice/kubepods-pod1.slice/cri-containerd-" + id1 + ".scope"
+	h := newFakeHierarchy(t, true)
+	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
+	h.mkdir(a, 0)
+	runCgroups(t, src)
+	src.walkDone()
+	h.rmdir(a)
+	rec := func(seq int, text string) fakeRecord {
+		return fakeRecord{text: fmt.Sprintf("6,%d,%d,-;%s\n", seq, seq*1000, text)}
+	}
+	first := rec(1, "sh invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0")
+	first.waited = true
+	f := &fakeLog{stopped: make(chan struct{}), drained: make(chan struct{}), items: []fakeRecord{
+		first,
+		rec(2, dumpStart),
+		rec(3, "[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes swapents oom_score_adj name"),
+		rec(4, "[     10]     0    10    16949     8491     8096        0       395   102400        0             0 ruby"),
+		rec(5, "[     11]     0    11      565      331        0        0       331    40960        0             0 sh"),
+		rec(6, "[     12]     0    12      565      331        0        0       331    36864        0             0 sleep"),
+		{text: oomKill(7, a, 10)},
+		{text: killed(8, 10, "ruby")},
+		rec(9, "Tasks in "+a+" are going to be killed due to memory.oom.group set"),
+		{text: killed(10, 10, "ruby")},
+		{text: killed(11, 11, "sh")},
+		{text: killed(12, 12, "sleep")},
+		{text: killed(13, 20, "java")}, // another container's, its report rate-limited
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.follow(ctx, f, func() {}) }()
+	<-f.drained
+	waitFor(t, func() error {
+		if c := container(t, st, "containerd://"+id1); c.OOMs != 4 {
+			return fmt.Errorf("A: %d OOMs, by process %v; want 4", c.OOMs, c.ProcessKills)
+		}
+		return nil
+	})
+	if c := container(t, st, "containerd://"+id1); c.ProcessKills["java"] != 0 || c.ProcessKills["sh"] != 1 {
+		t.Errorf("A: by process %v", c.ProcessKills)
+	}
+	for _, k := range st.Kills(0, nil) {
+		if k.Process == "java" && !k.Unplaced {
+			t.Errorf("the storm's victim placed: %+v", k)
+		}
+		if k.Process == "ruby" && (len(k.Members) != 3 || k.Outcome != store.OutcomeEnded) {
+			t.Errorf("the group kill's record: %+v", k)
+		}
+	}
+	cancel()
+	f.stop()
+	<-done
+}
