@@ -268,6 +268,7 @@ func (s *Store) adopt(k string) {
 				dst.keep(r)
 			}
 			dst.lastKill = latest(dst.lastKill, src.lastKill)
+			dst.lastEnding = latest(dst.lastEnding, src.lastEnding)
 			dst.byScope = addCounts(dst.byScope, src.byScope)
 			dst.byOutcome = addCounts(dst.byOutcome, src.byOutcome)
 			dst.relabel(k)

@@ -118,7 +118,6 @@ type Kill struct {
 	reportOpen bool      // the kernel log's report may still name members
 	decided    bool      // Outcome is final
 	counted    uint64    // kills of the container's count the record holds
-	scoped     bool      // counted in its container's kills by scope
 	announced  bool
 	dropped    bool // merged into another record: no longer kept
 }
@@ -345,6 +344,10 @@ func (s *Store) countVictim(e *entry, key string, v OOMVictim) []*Kill {
 	case e.explained < e.ooms.total():
 		e.explained++
 		k.count(e, 1)
+		if d.Scope != "" {
+			// Whose limit, per kill counted: as container_ooms_total counts.
+			e.byScope = addCounts(e.byScope, map[string]uint64{d.Scope: 1})
+		}
 	case !rose:
 		// A member of a group kill whose counter record was made before
 		// the log described it: the member's kill is this record's.
@@ -412,20 +415,13 @@ const maxMembers = 64
 // usage, and whether the kill ended the container.
 func (s *Store) described(e *entry, k *Kill, v OOMVictim) {
 	d := v.Details
-	if k.counted > 0 && !k.scoped && d.Scope != "" {
-		// One report, one scope: counted once a record.
-		k.scoped = true
-		if e.byScope == nil {
-			e.byScope = map[string]uint64{}
-		}
-		e.byScope[d.Scope]++
-	}
 	if d.HasUsage {
 		e.LastOOMUsage, e.LastOOMLimit, e.HasLastOOMUsage = d.Usage, d.Limit, true
 	}
 	switch {
 	case ended(v, d):
 		decide(e, k, OutcomeEnded)
+		e.lastEnding = latest(e.lastEnding, v.At)
 	case !e.finished.IsZero() && !e.finished.Before(v.At.Add(-exitClockSlack)) && !v.At.Before(e.exitedStart.Add(-exitClockSlack)):
 		// Described after the exit of its run was applied.
 		e.exitedRecord(k)
@@ -648,11 +644,14 @@ func (e *entry) exitReason(code int, at time.Time) string {
 	return ExitExited
 }
 
-// killBefore reports whether a kill was counted in the run that began at
-// start and ended at x, within exitWindow before x.
+// killBefore reports whether a kill ended the run that began at start and
+// ended at x: a kill the kernel said ended it (its main process's, a group
+// kill's) in the run, or any kill within exitWindow before x.
 func (e *entry) killBefore(x, start time.Time) bool {
-	k := e.lastKill
-	return !k.IsZero() && !k.Before(start.Add(-exitClockSlack)) && !k.Before(x.Add(-exitWindow)) && !k.After(x.Add(exitClockSlack))
+	inRun := func(k time.Time) bool {
+		return !k.IsZero() && !k.Before(start.Add(-exitClockSlack)) && !k.After(x.Add(exitClockSlack))
+	}
+	return inRun(e.lastEnding) || (inRun(e.lastKill) && !e.lastKill.Before(x.Add(-exitWindow)))
 }
 
 // exitCause takes a kill at t, described after the exit of its run was

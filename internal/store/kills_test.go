@@ -429,3 +429,22 @@ func TestKillWithoutLabelsIsAnnouncedInTheEnd(t *testing.T) {
 		t.Fatalf("not announced after the wait: %+v", announced)
 	}
 }
+
+// A group kill's exit stamped long after it (an emulated machine's shim
+// reported it 11 s later): the kernel said the kill ended the container,
+// so the exit of its run is the kill's, however late.
+func TestExitLongAfterAKillThatEndedTheContainer(t *testing.T) {
+	s := New(time.Minute)
+	s.AddSource(KmsgSource)
+	s.SetUp(KmsgSource, true, nil)
+	s.Apply(Observed{Meta: meta(), At: at(5), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.Apply(born(7, 0, 0, 10))
+	v := victim(7, "add", 1000, 1)
+	v.Cgroup.Path = "/docker/abc"
+	v.Details = KillDetails{PID: 41, ReportSeq: 1, Group: "/docker/abc"}
+	s.Apply(v)
+	s.Apply(Exited{Key: key, At: at(12_000), Code: 137})
+	if c := get(t, s, key); c.ExitReason != ExitOOMKilled {
+		t.Fatalf("reason %q, want oom_killed", c.ExitReason)
+	}
+}

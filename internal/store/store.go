@@ -262,10 +262,14 @@ type entry struct {
 	unfilled  []*Kill // records of kills the kernel log has not described yet
 	// lastKill is the time of the newest kill counted: an exit by SIGKILL
 	// right after it is its.
-	lastKill  time.Time
-	history   []OOMVictim // victims from the log's buffer, until the runtime says when the container ran
-	byScope   map[string]uint64
-	byOutcome map[string]uint64
+	lastKill time.Time
+	// lastEnding is the time of the newest kill the kernel said ended the
+	// container (its main process's, a group kill's): the exit of its run
+	// is that kill's, however late the runtime stamps it.
+	lastEnding time.Time
+	history    []OOMVictim // victims from the log's buffer, until the runtime says when the container ran
+	byScope    map[string]uint64
+	byOutcome  map[string]uint64
 }
 
 // SourceStatus is the health of one runtime source.

@@ -107,6 +107,40 @@ func TestMainProcessOOMKilled(t *testing.T) {
 	})
 }
 
+// A pod that shares its process namespace (shareProcessNamespace): the
+// pause process is pid 1 of it, and the app's main process is not. Its OOM
+// kill is still its container's end, as the kubelet says (OOMKilled 137):
+// the main process is the pid the runtime gives, not pid 1. (It was
+// "signal", or not known.)
+func TestSharedPidNamespaceMainProcessOOMKilled(t *testing.T) {
+	t.Parallel()
+	e := sharedExporter(t)
+	ns := newNamespace(t, "oom-shared-pid")
+	rec := newRecords(t)
+	share := true
+	pod := newPod("oomer", rec, corev1.RestartPolicyNever,
+		container("app", `echo start >> /rec/starts; sleep 1; exec dd if=/dev/zero of=/dev/null bs=64M count=1`))
+	pod.Spec.ShareProcessNamespace = &share
+	createPod(t, ns, pod)
+	p := waitPod(t, ns, "oomer", 3*time.Minute, func(p *corev1.Pod) error {
+		if st := status(p, "app"); st == nil || st.State.Terminated == nil {
+			return fmt.Errorf("not terminated yet: %s", describeStatuses(p))
+		}
+		return nil
+	})
+	term := status(p, "app").State.Terminated
+	if term.Reason != "OOMKilled" || term.ExitCode != 137 {
+		t.Fatalf("kubelet: %s %d, want OOMKilled 137", term.Reason, term.ExitCode)
+	}
+	e.until(t, time.Minute, func(s *scrape) error {
+		if err := wantCounts(s, term.ContainerID, 1, 0, 137); err != nil {
+			return err
+		}
+		_, err := s.one("container_last_exit_code", map[string]string{"container_id": term.ContainerID, "reason": "oom_killed"})
+		return err
+	})
+}
+
 // wantCounts checks one container's series; code < 0: no exit code.
 func wantCounts(s *scrape, id string, ooms, restarts, code float64) error {
 	o, err := s.one("container_ooms_total", map[string]string{"container_id": id})

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -350,7 +351,7 @@ func checkRuntimes(t *testing.T, r *report.Report) {
 	for _, c := range r.Containers {
 		scenarios[c.Scenario] = append(scenarios[c.Scenario], c)
 	}
-	want := map[string]int{report.GroupKill: 2, report.SingleKill: 1, report.PodLimit: 2, report.DockerWorkers: 1, report.DockerMain: 1}
+	want := map[string]int{report.GroupKill: 2, report.SingleKill: 1, report.PodLimit: 2, report.DockerWorkers: 1, report.DockerMain: 1, report.Storm: 2}
 	for s, n := range want {
 		if len(scenarios[s]) != n {
 			t.Errorf("scenario %s: %d containers, want %d (it failed early?)", s, len(scenarios[s]), n)
@@ -360,6 +361,8 @@ func checkRuntimes(t *testing.T, r *report.Report) {
 		name := fmt.Sprintf("%s/%s#%d", c.Scenario, c.Name, c.Attempt)
 		t.Run(name, func(t *testing.T) { checkContainer(t, r, c) })
 	}
+	t.Run("the group kills' records", func(t *testing.T) { checkGroupRecords(t, r) })
+	t.Run("the storm", func(t *testing.T) { checkStorm(t, r, scenarios[report.Storm]) })
 	for _, e := range exporterNames {
 		// The kubelet's restart: max over the pod's container is its count.
 		var most float64
@@ -457,7 +460,11 @@ func checkContainer(t *testing.T, r *report.Report, c report.Container) {
 				// exporter may not have read its counter (docs/design.md,
 				// known limits).
 				racy := r.Driver == "systemd" && e == report.WithoutKmsg
-				checkExporter(t, s, c, ev, e == report.WithKmsg && when == "before", exited, live || (when == "before" && !racy))
+				// In the storm the kernel prints kills without their
+				// reports: a victim is named only where the kernel or /proc
+				// said where it was (checkStorm).
+				named := e == report.WithKmsg && when == "before" && c.Scenario != report.Storm
+				checkExporter(t, s, c, ev, named, exited, live || (when == "before" && !racy))
 				if when == "before" {
 					checkKillRecords(t, s, c, ev, e == report.WithKmsg, exited)
 				}
@@ -473,19 +480,31 @@ func checkContainer(t *testing.T, r *report.Report, c report.Container) {
 // no reason for a SIGKILL it cannot tell apart.
 func checkKillRecords(t *testing.T, s report.Series, c report.Container, ev report.Events, kmsg, exited bool) {
 	scope, limit := "container", float64(32<<20)
-	if c.Scenario == report.PodLimit {
+	switch {
+	case c.Scenario == report.PodLimit:
 		scope, limit = "pod", float64(24<<20)
+	case c.Scenario == report.Storm && c.Pod == "":
+		limit = 8 << 20
 	}
 	if !kmsg {
 		if n := s.Sum(report.ByScope); n != 0 {
 			t.Errorf("%s adds up to %v without the kernel log", report.ByScope, n)
 		}
-		if reason, ok := exitReason(s); ok {
+		// An exit by SIGKILL right after the kill a counter or the runtime
+		// counted is the kill's; without any, not known.
+		if reason, ok := exitReason(s); ok && reason != "oom_killed" {
 			t.Errorf("%s{reason=%q} without the kernel log, for an exit by SIGKILL", report.ExitReason, reason)
 		}
 		return
 	}
-	if got, want := s[report.ByScope+"/"+scope], float64(ev["oom_kill"]); got != want || s.Sum(report.ByScope) != want {
+	got, want := s[report.ByScope+"/"+scope], float64(ev["oom_kill"])
+	switch {
+	case c.Scenario == report.Storm:
+		// A kill whose report was rate-limited has no scope.
+		if got > want || s.Sum(report.ByScope) != got {
+			t.Errorf("%s: %v (%v), want %s at most %v", report.ByScope, got, s, scope, want)
+		}
+	case got != want || s.Sum(report.ByScope) != want:
 		t.Errorf("%s: %v (%v), want %s=%v", report.ByScope, got, s, scope, want)
 	}
 	if got, ok := s.Get(report.OOMLimit); ev["oom_kill"] > 0 && (!ok || got != limit) {
@@ -493,14 +512,8 @@ func checkKillRecords(t *testing.T, s report.Series, c report.Container, ev repo
 	}
 	reason, ok := exitReason(s)
 	switch {
-	case exited && ok && reason != "oom_killed":
-		t.Errorf("%s: %q, want oom_killed: the OOM killer killed its main process", report.ExitReason, reason)
-	case exited && !ok:
-		// The victim was gone before the reader could ask whether it was
-		// pid 1 of its namespace, and the runtime gave no main pid (the
-		// container lived for milliseconds under emulation): not known,
-		// and so not said.
-		t.Logf("%s: not known (the victim could not be told from the main process)", report.ExitReason)
+	case exited && reason != "oom_killed":
+		t.Errorf("%s: %q (present %v), want oom_killed: it exited by SIGKILL right after an OOM kill in it", report.ExitReason, reason, ok)
 	case !exited && ok:
 		t.Errorf("%s{reason=%q} of a running container that never exited", report.ExitReason, reason)
 	}
@@ -561,4 +574,84 @@ func killedIn(log []string, domain, cg string) bool {
 		}
 	}
 	return false
+}
+
+// checkGroupRecords checks the kill records of the group kills, with the
+// kernel log: one record for each (the kernel logs the chosen victim, then
+// every member, the chosen victim again among them), with every member
+// once, the container ended (the victim is a tini-like wrapper's child), and
+// one announcement, its "OOM kill" line: what an Event is sent for.
+func checkGroupRecords(t *testing.T, r *report.Report) {
+	log := r.Logs["exporter "+report.WithKmsg+", first run"]
+	for _, c := range r.Containers {
+		if c.Unified["memory.oom.group"] != "1" || c.Killed == 0 || c.Scenario == report.PodLimit {
+			continue
+		}
+		var recs []report.Record
+		for _, k := range r.Records[report.WithKmsg] {
+			if k.ContainerID == c.ID {
+				recs = append(recs, k)
+			}
+		}
+		if len(recs) != 1 || recs[0].Outcome != "ended" || len(recs[0].Members) != c.Killed || recs[0].Group != c.Cgroup {
+			t.Errorf("%s/%s: records %+v, want one of the group kill of its %d processes, the container ended", c.Scenario, c.Name, recs, c.Killed)
+		}
+		if n := strings.Count(log, "container_id="+c.ID+" "); n != 1 {
+			t.Errorf("%s/%s: announced %d times (its OOM kill lines), want once", c.Scenario, c.Name, n)
+		}
+	}
+}
+
+// checkStorm checks that the storm came as planned — a kill of the
+// workers' container printed without its report within its window after
+// the group kill's "Tasks in" line — and that none of those kills counts,
+// is named or is recorded in the grouped container, or takes its report.
+func checkStorm(t *testing.T, r *report.Report, cs []report.Container) {
+	if len(cs) != 2 {
+		t.Fatalf("storm containers %+v", cs)
+	}
+	a, b := cs[0], cs[1]
+	seen := false
+	var groupAt int64 = -1
+	reported := map[string]bool{} // pids whose report the kernel printed
+	for _, l := range r.KernelLog {
+		head, msg, _ := strings.Cut(l, ";")
+		_, usec, _ := strings.Cut(head, ",")
+		var at int64
+		fmt.Sscan(usec, &at)
+		switch {
+		case strings.HasPrefix(msg, "Tasks in "+a.Cgroup+" "):
+			groupAt = at
+		case strings.HasPrefix(msg, "oom-kill:"):
+			if _, pid, ok := strings.Cut(msg, ",pid="); ok {
+				pid, _, _ = strings.Cut(pid, ",")
+				reported[pid] = true
+			}
+		case strings.Contains(msg, "Killed process ") && strings.Contains(msg, "(bdd)") && groupAt >= 0 && at-groupAt <= 2_000_000:
+			_, rest, _ := strings.Cut(msg, "Killed process ")
+			pid, _, _ := strings.Cut(rest, " ")
+			if !reported[pid] {
+				seen = true
+			}
+		}
+	}
+	if !seen {
+		t.Errorf("no kill of %s printed without its report within 2 s after %s's group kill: the storm did not come as planned", b.Name, a.Name)
+	}
+	for _, e := range exporterNames {
+		sa := r.Scrapes[e]["before"][a.ID]
+		if v := sa[report.ByProcess+"/bdd"]; v != 0 {
+			t.Errorf("exporter %s: %s names %v kills of the other container's bdd", e, a.Name, v)
+		}
+		for _, k := range r.Records[e] {
+			switch {
+			case k.ContainerID == a.ID && (k.Process == "bdd" || slices.Contains(k.Members, "bdd")):
+				t.Errorf("exporter %s: a record of %s names bdd: %+v", e, a.Name, k)
+			case k.Process == "bdd" && (k.Group != "" || k.LimitCgroup == a.Cgroup):
+				t.Errorf("exporter %s: a kill of bdd took %s's report: %+v", e, a.Name, k)
+			case k.Process == "bdd" && k.ContainerID != b.ID && k.Place != "unplaced":
+				t.Errorf("exporter %s: a kill of bdd recorded in %s: %+v", e, k.ContainerID, k)
+			}
+		}
+	}
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -256,4 +258,48 @@ func (g *guest) settle(e *exporterProc, when string, liveOnly bool) map[string]r
 		g.fail("%s, exporter %s: it does not show the kernel's and the runtimes' counts: %v", when, e.cfg.name, err)
 	}
 	return last
+}
+
+// records reads the exporter's kill records (/api/v1/kills).
+func (e *exporterProc) records() ([]report.Record, error) {
+	resp, err := http.Get("http://" + e.cfg.addr + "/api/v1/kills")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Kills []struct {
+			Place     string `json:"place"`
+			Outcome   string `json:"outcome"`
+			Container *struct {
+				ContainerID string `json:"container_id"`
+			} `json:"container"`
+			Victim *struct {
+				Name string `json:"name"`
+			} `json:"victim"`
+			Members []struct {
+				Name string `json:"name"`
+			} `json:"members"`
+			GroupCgroup string `json:"group_cgroup"`
+			LimitCgroup string `json:"limit_cgroup"`
+		} `json:"kills"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	out := make([]report.Record, 0, len(body.Kills))
+	for _, k := range body.Kills {
+		r := report.Record{Place: k.Place, Outcome: k.Outcome, Group: k.GroupCgroup, LimitCgroup: k.LimitCgroup}
+		if k.Container != nil {
+			r.ContainerID = k.Container.ContainerID
+		}
+		if k.Victim != nil {
+			r.Process = k.Victim.Name
+		}
+		for _, m := range k.Members {
+			r.Members = append(r.Members, m.Name)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

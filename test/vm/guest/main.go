@@ -53,6 +53,7 @@ func main() {
 		Versions: map[string]string{},
 		Cgroups:  map[string]report.Events{},
 		Scrapes:  map[string]map[string]map[string]report.Series{},
+		Records:  map[string][]report.Record{},
 		Logs:     map[string]string{},
 	}
 	if err := g.run(); err != nil {
@@ -111,6 +112,24 @@ func (g *guest) run() error {
 		g.rep.Scrapes[e.cfg.name] = map[string]map[string]report.Series{}
 	}
 	g.settleAll("before", false)
+	for _, e := range g.exps {
+		// Once every record is announced: complete, its outcome decided.
+		var recs []report.Record
+		err := waitFor(time.Minute, func() error {
+			var err error
+			if recs, err = e.records(); err != nil {
+				return err
+			}
+			if n := strings.Count(e.out.String(), `msg="OOM kill"`); n != len(recs) {
+				return fmt.Errorf("%d records, %d announced", len(recs), n)
+			}
+			return nil
+		})
+		if err != nil {
+			g.fail("exporter %s: /api/v1/kills: %v", e.cfg.name, err)
+		}
+		g.rep.Records[e.cfg.name] = recs
+	}
 	g.step("settled")
 	for _, e := range g.exps {
 		if err := e.stop(); err != nil {

@@ -41,12 +41,18 @@ type scenario struct {
 	run  func(g *guest) error
 }
 
+// wrapped runs script under a wrapper as pid 1, as tini or dumb-init run a
+// workload: it waits for its child and exits with its status (137 when
+// the child dies of SIGKILL). The script must hold no single quote.
+func wrapped(script string) string { return "sh -c '" + script + "' & wait $!; exit $?" }
+
 var scenarios = []scenario{
 	{report.GroupKill, podGroupKill},
 	{report.SingleKill, podSingleKill},
 	{report.PodLimit, podLevelLimit},
 	{report.DockerWorkers, dockerWorkers},
 	{report.DockerMain, dockerMain},
+	{report.Storm, storm},
 }
 
 func scenarioContext() (context.Context, context.CancelFunc) {
@@ -54,9 +60,10 @@ func scenarioContext() (context.Context, context.CancelFunc) {
 }
 
 // podGroupKill: kubelet 1.28+ on cgroup v2. The worker's OOM kill takes the
-// whole container (sh, two sleeps, dd: 4 processes), which exits; the
-// kubelet then makes attempt 1 of it in the same pod. The kill comes once
-// the exporter has read the container's counters.
+// whole container (a tini-like wrapper as pid 1, the shell under it, two
+// sleeps, dd: 5 processes), which exits; the kubelet then makes attempt 1
+// of it in the same pod. The kill comes once the exporter has read the
+// container's counters.
 func podGroupKill(g *guest) error {
 	ctx, cancel := scenarioContext()
 	defer cancel()
@@ -65,13 +72,13 @@ func podGroupKill(g *guest) error {
 	if err != nil {
 		return err
 	}
-	c := podContainer{name: "worker", script: triggeredWorker, unified: kubeletOOMGroup}
+	c := podContainer{name: "worker", script: wrapped(triggeredWorker), unified: kubeletOOMGroup}
 	id0, err := p.start(ctx, c)
 	if err != nil {
 		return err
 	}
-	g.addPodContainer(name, p, c, id0, 4)
-	if err := g.trigger(p.containerCgroup(id0), "containerd://"+id0); err != nil {
+	g.addPodContainer(name, p, c, id0, 5)
+	if err := g.trigger(p.containerCgroup(id0), "containerd://"+id0, 4); err != nil {
 		return err
 	}
 	if _, err := g.rt.waitExited(ctx, id0); err != nil {
@@ -143,7 +150,7 @@ func dockerWorkers(g *guest) error {
 	ctx, cancel := scenarioContext()
 	defer cancel()
 	script := "for i in 1 2 3; do " + alloc64M + "; done; echo survived; exec sleep 1000"
-	_, cg, err := g.dockerRun(ctx, report.DockerWorkers, "workers", script, 3)
+	_, cg, err := g.dockerRun(ctx, report.DockerWorkers, "workers", script, 3, 32<<20)
 	if err != nil {
 		return err
 	}
@@ -162,7 +169,7 @@ func dockerMain(g *guest) error {
 	// the start (Docker's clock), and its exit's reason is then not told
 	// right (docs/metrics.md: a known limit); this scenario is of the kill
 	// of a main process, not of that race.
-	id, _, err := g.dockerRun(ctx, report.DockerMain, "main", "sleep 1; exec "+alloc64M, 1)
+	id, _, err := g.dockerRun(ctx, report.DockerMain, "main", "sleep 1; exec "+alloc64M, 1, 32<<20)
 	if err != nil {
 		return err
 	}
@@ -178,16 +185,97 @@ func dockerMain(g *guest) error {
 	})
 }
 
-// dockerRun runs a busybox container with a 32 MiB limit and no swap, in
+// stormKillers and stormKills: the storm's Docker container kills its
+// workers in stormKillers loops at once, stormKills in all. Under emulation
+// one loop makes a kill every 0.5 to 2 s; together they make more than the
+// ten reports in five seconds the kernel prints. Each worker asks for more
+// than the limit by itself, so each is killed once.
+const (
+	stormKillers = 6
+	stormKills   = stormKillers * 6
+)
+
+// storm: a Docker container's workers ("bdd") are OOM-killed one after
+// another, past the kernel's rate limit, so that it prints their kills
+// without their reports; a pod's container with memory.oom.group ("add",
+// under a wrapper) is group-killed amid them. B's bare kills then follow
+// A's "Tasks in" line, within its members' window: they must not count, be
+// named or be recorded in A, nor take A's report.
+func storm(g *guest) error {
+	ctx, cancel := scenarioContext()
+	defer cancel()
+	const name = report.Storm
+	p, err := g.rt.runPod(ctx, "storm", 0)
+	if err != nil {
+		return err
+	}
+	a := podContainer{name: "grouped", unified: kubeletOOMGroup,
+		script: wrapped("ln -s /bin/busybox /tmp/add; busybox mkfifo /tmp/go; sleep 1000 & sleep 1000 & read x < /tmp/go; exec -a dd /tmp/add if=/dev/zero of=/dev/null bs=64M count=1")}
+	idA, err := p.start(ctx, a)
+	if err != nil {
+		return err
+	}
+	g.addPodContainer(name, p, a, idA, 4) // the wrapper, dd (the shell it became), two sleeps
+	killer := fmt.Sprintf("ln -s /bin/busybox /tmp/bdd; busybox mkfifo /tmp/go; read x < /tmp/go; "+
+		"for j in $(seq %d); do (for i in $(seq %d); do (exec -a dd /tmp/bdd if=/dev/zero of=/dev/null bs=16M count=1); done) & done; "+
+		"wait; echo survived; exec sleep 1000", stormKillers, stormKills/stormKillers)
+	idB, cgB, err := g.dockerRun(ctx, name, "storm-workers", killer, stormKills, 8<<20)
+	if err != nil {
+		return err
+	}
+	if err := g.trigger(cgB, "docker://"+idB, 1); err != nil {
+		return err
+	}
+	// The rate limit is spent: the kernel printed B's last kill alone. A's
+	// group kill comes amid the rest.
+	if err := waitFor(2*time.Minute, func() error {
+		if !printedAlone(oomRecords(), "bdd") {
+			return fmt.Errorf("the kernel still prints the reports of %s's kills", cgB)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := g.trigger(p.containerCgroup(idA), "containerd://"+idA, 4); err != nil {
+		return err
+	}
+	if _, err := g.rt.waitExited(ctx, idA); err != nil {
+		return err
+	}
+	return waitKilledThen(cgB, stormKills, 1)
+}
+
+// printedAlone reports whether the kernel log's last kill of process name
+// came without its report (no oom-kill line for its pid): its rate limit
+// is spent.
+func printedAlone(records []string, name string) bool {
+	reported := map[string]bool{}
+	alone := false
+	for _, r := range records {
+		_, msg, _ := strings.Cut(r, ";")
+		if _, pid, ok := strings.Cut(msg, ",pid="); ok && strings.HasPrefix(msg, "oom-kill:") {
+			pid, _, _ = strings.Cut(pid, ",")
+			reported[pid] = true
+			continue
+		}
+		if _, rest, ok := strings.Cut(msg, "Killed process "); ok && strings.Contains(rest, "("+name+")") {
+			pid, _, _ := strings.Cut(rest, " ")
+			alone = !reported[pid]
+		}
+	}
+	return alone
+}
+
+// dockerRun runs a busybox container with a memory limit and no swap, in
 // Docker's own cgroup parent; it returns its id and cgroup. killed is how
 // many processes the OOM killer is to kill in it.
-func (g *guest) dockerRun(ctx context.Context, scenario, name, script string, killed int) (string, string, error) {
+func (g *guest) dockerRun(ctx context.Context, scenario, name, script string, killed int, limit int64) (string, string, error) {
 	res, err := g.rt.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:   name,
 		Config: &container.Config{Image: image, Cmd: []string{"sh", "-c", script}},
 		HostConfig: &container.HostConfig{
 			NetworkMode: "none",
-			Resources:   container.Resources{Memory: 32 << 20, MemorySwap: 32 << 20},
+			Resources:   container.Resources{Memory: limit, MemorySwap: limit},
 		},
 	})
 	if err != nil {
@@ -218,10 +306,10 @@ func (g *guest) addPodContainer(scenario string, p *pod, c podContainer, id stri
 }
 
 // trigger starts the worker of triggeredWorker in the container of cgroup
-// cg, once its processes wait and every exporter shows the container with
-// the kernel's counters read (container_oom_group_kills_total is there).
-func (g *guest) trigger(cg, containerID string) error {
-	if err := waitProcs(cg, 3); err != nil {
+// cg, once its procs processes wait and every exporter shows the container
+// with the kernel's counters read (container_oom_group_kills_total is there).
+func (g *guest) trigger(cg, containerID string, procs int) error {
+	if err := waitProcs(cg, procs); err != nil {
 		return err
 	}
 	for _, e := range g.exps {
@@ -392,8 +480,9 @@ func (d *dockerEvents) count(id string, a events.Action) int {
 	return d.n[id][a]
 }
 
-// oomRecords are the OOM killer's records in the kernel log. The device is
-// read with plain system calls: os.File would wait in the poller for more.
+// oomRecords are the OOM killer's records in the kernel log, each as
+// "SEQ,MICROSECONDS;MESSAGE". The device is read with plain system calls:
+// os.File would wait in the poller for more.
 func oomRecords() []string {
 	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -411,18 +500,23 @@ func oomRecords() []string {
 			break // EAGAIN: no more
 		}
 		rec := string(buf[:n])
-		msg := rec[strings.IndexByte(rec, ';')+1:]
+		head, msg, _ := strings.Cut(rec, ";")
 		msg = strings.SplitN(msg, "\n", 2)[0]
 		// The oom-kill line is printed in pieces; another CPU's message in
 		// between splits it over records.
-		if last := len(out) - 1; last >= 0 && strings.HasPrefix(out[last], "oom-kill:") &&
+		if last := len(out) - 1; last >= 0 && strings.Contains(out[last], ";oom-kill:") &&
 			!strings.Contains(out[last], ",uid=") && (strings.HasPrefix(msg, ",") || strings.HasPrefix(msg, "/")) {
 			out[last] += msg
 			continue
 		}
+		// "PRIORITY,SEQ,MICROSECONDS,FLAGS": the sequence number and the time.
+		f := strings.Split(head, ",")
+		if len(f) < 3 {
+			continue
+		}
 		for _, s := range []string{"oom-kill:", "Killed process", "are going to be killed", "invoked oom-killer", "out of memory"} {
 			if strings.Contains(msg, s) {
-				out = append(out, msg)
+				out = append(out, f[1]+","+f[2]+";"+msg)
 				break
 			}
 		}

@@ -26,8 +26,13 @@ type Report struct {
 	// Scrapes are the exporters' series by container_id
 	// (host_oom_kills_total under ""), by exporter (WithKmsg, WithoutKmsg)
 	// and by when: "before" the exporters restarted, and "after".
-	Scrapes   map[string]map[string]map[string]Series
-	KernelLog []string // the OOM killer's records in the kernel log
+	Scrapes map[string]map[string]map[string]Series
+	// Records are the exporters' kill records (/api/v1/kills) before their
+	// restart, by exporter.
+	Records map[string][]Record
+	// KernelLog are the OOM killer's records in the kernel log, each as
+	// "SEQ,MICROSECONDS;MESSAGE".
+	KernelLog []string
 	Errors    []string // what failed in the guest
 	Logs      map[string]string
 }
@@ -48,7 +53,23 @@ const (
 	DockerWorkers = "docker-workers"
 	// DockerMain: a Docker container whose main process is killed.
 	DockerMain = "docker-main"
+	// Storm: a pod's container (memory.oom.group=1) group-killed while a
+	// Docker container's workers are killed one after another, more than
+	// ten in five seconds: the kernel then prints their kills without
+	// their reports, right after the group kill's members.
+	Storm = "storm"
 )
+
+// Record is one kill record of /api/v1/kills, as the checks read it.
+type Record struct {
+	ContainerID string   // "" for a kill in no container or not placed
+	Place       string   // container, host, unplaced
+	Process     string   // the victim's name
+	Outcome     string   // ended, lived_on, or "" where not known
+	Members     []string // the names of a group kill's members
+	Group       string   // the cgroup of a group kill
+	LimitCgroup string
+}
 
 // Step is a phase of the boot and its duration.
 type Step struct {
