@@ -15,6 +15,7 @@ import (
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/collector"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes/pipe"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/pages"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
@@ -108,7 +109,7 @@ func served(t *testing.T) []string {
 	// With Kubernetes Events on, for their metrics too (a companion that
 	// is never started).
 	events := pipe.New(pipe.Options{Path: "/nonexistent/missing-container-metrics-events"}, promslog.NewNopLogger())
-	routes(cfg, store.New(time.Minute), events, promslog.NewNopLogger()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	routes(cfg, pages.Site{}, store.New(time.Minute), events, promslog.NewNopLogger()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 200 {
 		t.Fatalf("/metrics: %d", rec.Code)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes/pipe"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/pages"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
@@ -147,7 +148,7 @@ func TestEventsMetrics(t *testing.T) {
 		want   bool
 	}{{nil, false}, {c, true}} {
 		rec := httptest.NewRecorder()
-		routes(cfg, store.New(time.Minute), tc.events, promslog.NewNopLogger()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		routes(cfg, pages.Site{}, store.New(time.Minute), tc.events, promslog.NewNopLogger()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		body := rec.Body.String()
 		for _, line := range []string{
 			"missing_container_metrics_kubernetes_events_dropped_total 1",

@@ -125,11 +125,15 @@ func run(args []string) int {
 	go sweep(ctx, st, cfg.retention)
 
 	// The kernel's own account of OOM kills: cgroup counters and the kernel log.
+	site := pages.Site{Version: version.Info(), MetricsPath: cfg.metricsPath, KillsKept: cfg.killsKept,
+		KernelLog: kernel.LogNone, KernelLogWhy: "--no-kernel"}
 	if cfg.kernel {
-		go kernel.New(cfg.kernelCfg, st, logger).Run(ctx)
+		k := kernel.New(cfg.kernelCfg, st, logger)
+		site.KernelLog, site.KernelLogWhy = k.LogReader()
+		go k.Run(ctx)
 	}
 
-	srv := newServer(routes(cfg, st, events, logger))
+	srv := newServer(routes(cfg, site, st, events, logger))
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, cfg.web, logger) }()
 	select {
@@ -164,7 +168,7 @@ func newServer(h http.Handler) *http.Server {
 
 // routes serves the metrics, /healthz, the landing page and the kills'
 // pages; events is the Kubernetes Events companion, nil if off.
-func routes(cfg *config, st *store.Store, events *pipe.Companion, logger *slog.Logger) http.Handler {
+func routes(cfg *config, site pages.Site, st *store.Store, events *pipe.Companion, logger *slog.Logger) http.Handler {
 	c := collector.New(st, collector.Options{LegacyNames: cfg.legacyNames})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -183,7 +187,6 @@ func routes(cfg *config, st *store.Store, events *pipe.Companion, logger *slog.L
 	// server's WriteTimeout ends a scrape that hangs.
 	mux.Handle(cfg.metricsPath, c.Handler(reg, collector.HandlerOpts{Logger: logger, MaxRequestsInFlight: 10}))
 	mux.Handle("/healthz", pages.Healthz())
-	site := pages.Site{Version: version.Info(), MetricsPath: cfg.metricsPath, KillsKept: cfg.killsKept}
 	mux.Handle("/", pages.Landing(st, site))
 	mux.Handle("/kills", pages.Kills(st, site))
 	mux.Handle("/api/v1/kills", pages.KillsAPI(st))
@@ -318,6 +321,8 @@ func parseFlags(args []string) (*config, error) {
 		Default("/proc").StringVar(&cfg.kernelCfg.ProcFS)
 	app.Flag("path.kmsg", "The kernel log device; empty: do not read it (OOM kills are counted, their victims not named).").
 		Default("/dev/kmsg").StringVar(&cfg.kernelCfg.Kmsg)
+	app.Flag("kernel.log", "How to read the kernel log, which names each OOM kill's victim: auto (--path.kmsg where it opens, else syslog(2), else not at all), kmsg, syslog (syslog(2): CAP_SYSLOG, no device) or none.").
+		Default(kernel.LogAuto).EnumVar(&cfg.kernelCfg.Log, kernel.LogAuto, kernel.LogKmsg, kernel.LogSyslog, kernel.LogNone)
 	app.Flag("kubernetes.events", "Record a Kubernetes Event on the Pod of every OOM kill in it (reason OOMKilled, ProcessOOMKilled or OOMKill), through the companion program missing-container-metrics-events. Needs --kubernetes.node and the API access of docs/deploy.md.").
 		Default("false").BoolVar(&cfg.events)
 	app.Flag("kubernetes.events.companion", "The companion program of --kubernetes.events (default: missing-container-metrics-events beside this executable).").

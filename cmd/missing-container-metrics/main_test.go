@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/collector"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/pages"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
@@ -101,7 +102,7 @@ func TestOwnTelemetryPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := routes(cfg, store.New(time.Minute), nil, promslog.NewNopLogger())
+	h := routes(cfg, pages.Site{}, store.New(time.Minute), nil, promslog.NewNopLogger())
 	for path, want := range map[string]int{"/prom/metrics": 200, "/healthz": 200, "/": 200, "/metrics": 404} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
@@ -182,7 +183,7 @@ func TestMetricsBehindBasicAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: routes(cfg, st, nil, promslog.NewNopLogger())}
+	srv := &http.Server{Handler: routes(cfg, pages.Site{}, st, nil, promslog.NewNopLogger())}
 	go func() { _ = web.Serve(l, srv, cfg.web, promslog.NewNopLogger()) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	url := "http://" + l.Addr().String() + "/metrics"
@@ -252,7 +253,7 @@ func TestPprofOnlyWithItsFlag(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := routes(cfg, store.New(time.Minute), nil, promslog.NewNopLogger())
+		h := routes(cfg, pages.Site{}, store.New(time.Minute), nil, promslog.NewNopLogger())
 		for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline"} {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/missing-container-metrics/missing-container-metrics/internal/pages"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
@@ -40,7 +41,7 @@ func TestKillsBehindBasicAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: routes(cfg, st, nil, promslog.NewNopLogger())}
+	srv := &http.Server{Handler: routes(cfg, pages.Site{}, st, nil, promslog.NewNopLogger())}
 	go func() { _ = web.Serve(l, srv, cfg.web, promslog.NewNopLogger()) }()
 	t.Cleanup(func() { _ = srv.Close() })
 

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/missing-container-metrics/missing-container-metrics/internal/pages"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
@@ -86,7 +87,7 @@ func TestMetricsOverTLSWithBasicAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: routes(cfg, store.New(time.Minute), nil, promslog.NewNopLogger())}
+	srv := &http.Server{Handler: routes(cfg, pages.Site{}, store.New(time.Minute), nil, promslog.NewNopLogger())}
 	go func() { _ = web.Serve(l, srv, cfg.web, promslog.NewNopLogger()) }()
 	t.Cleanup(func() { _ = srv.Close() })
 

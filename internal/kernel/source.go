@@ -8,6 +8,7 @@ package kernel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,12 +28,24 @@ import (
 type Config struct {
 	SysFS  string // /sys
 	ProcFS string // /proc
-	Kmsg   string // /dev/kmsg; empty: the kernel log is not read (no victims' names)
+	Kmsg   string // /dev/kmsg; empty: it is not read
+	// Log says how the kernel log is read (Log*): LogAuto tries /dev/kmsg,
+	// then syslog(2).
+	Log string
 	// CgroupParents are cgroups, besides those runtimes use by default,
 	// under which containers' cgroups are made: Docker's --cgroup-parent,
 	// the kubelet's --cgroup-root (see ParseContainerPath).
 	CgroupParents []string
 }
+
+// How the kernel log is read: Config.Log, and what Source.LogReader says
+// is in use.
+const (
+	LogAuto   = "auto"   // /dev/kmsg where it can be opened, else syslog(2), else none
+	LogKmsg   = "kmsg"   // the device /dev/kmsg (Config.Kmsg)
+	LogSyslog = "syslog" // syslog(2): CAP_SYSLOG, no device
+	LogNone   = "none"   // not read: kills are counted, their victims not named
+)
 
 // Source reads the kernel's OOM counters and log.
 type Source struct {
@@ -56,6 +69,14 @@ type Source struct {
 	// knows, so they wait for it.
 	walked     chan struct{}
 	walkedOnce sync.Once
+
+	// logReader is how the kernel log is read (Log*, never LogAuto), and
+	// logWhy why, in words for the log and the landing page.
+	logReader, logWhy string
+	// kick asks the syslog(2) reader to read the ring now: a counter rose.
+	kick chan struct{}
+	// syslog is the syslog(2) reader of the session before, to go on from.
+	syslog *syslogLog
 }
 
 // New returns a kernel source that sends what it reads to st. It reads
@@ -68,10 +89,13 @@ func New(cfg Config, st *store.Store, log *slog.Logger) *Source {
 		reports: make(chan string, 1024),
 		readAll: make(chan struct{}, 1),
 		walked:  make(chan struct{}),
+		kick:    make(chan struct{}, 1),
 	}
 	s.cg = newCgroups(cfg, st, s.reports, log.With("kernel", store.CgroupSource))
+	s.cg.onRise = s.kickLog
 	st.AddSource(store.CgroupSource)
-	if cfg.Kmsg != "" {
+	s.logReader, s.logWhy = chooseLog(cfg)
+	if s.logReader != LogNone {
 		st.AddSource(store.KmsgSource)
 	}
 	st.OnOOMReport(func(key string) {
@@ -101,14 +125,15 @@ func (s *Source) Run(ctx context.Context) {
 			}
 		}
 	}()
-	if s.cfg.Kmsg != "" {
+	if s.logReader != LogNone {
+		s.log.Info("reading the kernel log", "reader", s.logReader, "why", s.logWhy)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			source.Run(ctx, store.KmsgSource, s.store, s.log, source.DefaultBackoff, s.kmsgSession)
 		}()
 	} else {
-		s.log.Info("not reading the kernel log (--path.kmsg is empty): OOM kills are counted, their victims not named")
+		s.log.Warn("not reading the kernel log: OOM kills are counted, their victims not named and their records not described", "why", s.logWhy)
 	}
 	source.Run(ctx, store.CgroupSource, s.store, s.cg.log, source.DefaultBackoff, func(ctx context.Context, up func()) error {
 		defer s.walkDone()
@@ -132,14 +157,78 @@ func (s *Source) walkedYet() bool {
 // hierarchy, or failed.
 func (s *Source) walkDone() { s.walkedOnce.Do(func() { close(s.walked) }) }
 
+// LogReader says how the kernel log is read (Log*) and why.
+func (s *Source) LogReader() (reader, why string) { return s.logReader, s.logWhy }
+
+// kickLog asks the syslog(2) reader to read the ring now.
+func (s *Source) kickLog() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
 // kmsgSession follows the kernel log until it fails or ctx ends.
 func (s *Source) kmsgSession(ctx context.Context, up func()) error {
-	f, err := openKmsg(s.cfg.Kmsg)
-	if err != nil {
-		return err
+	var r recordReader
+	switch s.logReader {
+	case LogSyslog:
+		l, err := openSyslog(s.kick, s.syslog)
+		if err != nil {
+			return err
+		}
+		s.syslog, r = l, l
+	default:
+		f, err := openKmsg(s.cfg.Kmsg)
+		if err != nil {
+			return fmt.Errorf("%w (%s)", err, kmsgHint)
+		}
+		r = f
 	}
-	defer f.close()
-	return s.follow(ctx, f, up)
+	defer r.close()
+	return s.follow(ctx, r, up)
+}
+
+// kmsgHint says what it takes to open /dev/kmsg.
+const kmsgHint = "opening /dev/kmsg takes CAP_SYSLOG where kernel.dmesg_restrict is 1, and in a container the device: " +
+	"--kernel.log=syslog reads the log through syslog(2) with CAP_SYSLOG alone; --kernel.log=none counts kills without it"
+
+// chooseLog decides how the kernel log is read: as cfg says, or with
+// LogAuto /dev/kmsg where it opens, else syslog(2) where it may be read,
+// else not at all. It returns the reader and why, in words.
+func chooseLog(cfg Config) (reader, why string) {
+	mode := cfg.Log
+	if mode == "" {
+		mode = LogAuto
+	}
+	if cfg.Kmsg == "" && mode == LogAuto {
+		return LogNone, "--path.kmsg is empty"
+	}
+	switch mode {
+	case LogNone:
+		return LogNone, "--kernel.log=none"
+	case LogKmsg:
+		return LogKmsg, "--kernel.log=kmsg: " + cfg.Kmsg
+	case LogSyslog:
+		return LogSyslog, "--kernel.log=syslog"
+	}
+	f, kerr := openKmsg(cfg.Kmsg)
+	if kerr == nil {
+		f.close()
+		return LogKmsg, cfg.Kmsg + " opens"
+	}
+	l, serr := newSyslog(func(action int, buf []byte) (int, error) { return unix.Klogctl(action, buf) }, nil, nil)
+	if serr == nil {
+		_ = l.close()
+		return LogSyslog, fmt.Sprintf("%v; syslog(2) may be read", kerr)
+	}
+	why = fmt.Sprintf("%v; %v", kerr, serr)
+	if b, err := os.ReadFile(filepath.Join(cfg.ProcFS, "sys/kernel/dmesg_restrict")); err == nil && strings.TrimSpace(string(b)) == "1" {
+		why += "; kernel.dmesg_restrict is 1: reading the kernel log takes CAP_SYSLOG (in a container: --cap-add SYSLOG, the Helm chart's default), and a seccomp profile that allows syslog(2) with it (the runtimes' default profiles do)"
+	} else {
+		why += "; in a container, give it CAP_SYSLOG and keep the runtime's default seccomp profile, or mount the host's /dev/kmsg"
+	}
+	return LogNone, why
 }
 
 // follow reads records from r: first what the kernel log holds already,

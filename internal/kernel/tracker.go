@@ -47,6 +47,9 @@ type cgroups struct {
 	byDir  map[string]*tracked // by cgroup path (from the hierarchy's root)
 	byID   map[string]*tracked // by ContainerCgroup.key
 	serial uint64              // of the last instance seen
+	// onRise, if set, is called when a reading shows more kills than the
+	// one before: the syslog(2) reader reads the log then.
+	onRise func()
 }
 
 // tracked is one instance of a container's cgroup: the directory from
@@ -419,8 +422,12 @@ func (c *cgroups) read(rel string) {
 			t.base = n.Kills
 		}
 	}
+	rose := t.read && n.Kills > t.kills
 	t.kills = max(t.kills, n.Kills)
 	c.mu.Unlock()
+	if rose && c.onRise != nil {
+		c.onRise()
+	}
 	if refine {
 		if r, ok := guessRuntime(c.cfg.ProcFS, dir); ok {
 			c.mu.Lock()

@@ -14,6 +14,9 @@ type Site struct {
 	Version     string // the exporter's version
 	MetricsPath string // --web.telemetry-path
 	KillsKept   int    // --kills.kept: how many kill records the store keeps
+	// KernelLog is how the kernel log is read (kernel.Log*: kmsg, syslog,
+	// none), and KernelLogWhy why.
+	KernelLog, KernelLogWhy string
 }
 
 // style is every page's style sheet, inline: the pages load nothing from
@@ -151,6 +154,7 @@ var pageTemplates = template.Must(template.New("pages").Parse(`
 {{else if eq .Site.KillsKept 0}}<p class="empty">No kill records are kept: <code>--kills.kept=0</code>.</p>
 {{else}}<p class="empty">No OOM kill recorded since the exporter started.</p>{{end}}
 <h2>Sources</h2>
+<p>The kernel log, which names each victim and why it was killed: {{if eq .Site.KernelLog "kmsg"}}read from the device <code>/dev/kmsg</code>{{else if eq .Site.KernelLog "syslog"}}read through <code>syslog(2)</code>, with <code>CAP_SYSLOG</code>{{else}}<b>not read</b>: OOM kills are counted, their victims are not named{{end}}{{with .Site.KernelLogWhy}} ({{.}}){{end}}.</p>
 {{if .Sources}}<table>
 <thead><tr><th scope="col">Source</th><th scope="col">State</th><th scope="col">Containers</th><th scope="col">Events</th><th scope="col">Reconnects</th><th scope="col">Last error</th></tr></thead>
 <tbody>

@@ -684,16 +684,22 @@ func (e *entry) start(at time.Time, pid int) {
 }
 
 func (e *entry) exit(at time.Time, code int, describes bool) {
-	if !e.Exited && !e.finished.IsZero() &&
-		((!at.Before(e.finished) && at.Before(e.startedAt)) || (!at.After(e.finished) && !at.Before(e.startedAt))) {
-		// The event of the exit an observation showed without its code
-		// (the container ran again before the runtime answered): logged
-		// after that exit and before the next start, or stamped a little
-		// before the exit's time in the state, in the run it ended. It
-		// brings the code back.
-		e.Exited, e.ExitCode = true, code
-		e.ExitReason = e.exitReasonSeen(code, at, false)
-		e.exited(at, code)
+	if !e.finished.IsZero() &&
+		((!at.Before(e.finished) && at.Before(e.startedAt)) || (!at.After(e.finished) && !at.Before(e.startedAt)) ||
+			(!e.startedAt.After(e.finished) && at.Sub(e.finished).Abs() <= sameExit)) {
+		// The event of the exit an observation showed: logged after that
+		// exit and before the next start, or stamped a little before or
+		// after the exit's time in the state, in the run it ended (Docker
+		// stamps FinishedAt a moment before it logs the die event). No
+		// second exit: a state in the restart back-off is Running with its
+		// coming start counted already. Where the state showed it without
+		// its code (the container ran again before the runtime answered),
+		// it brings the code back.
+		if !e.Exited {
+			e.Exited, e.ExitCode = true, code
+			e.ExitReason = e.exitReasonSeen(code, at, false)
+			e.exited(at, code)
+		}
 		return
 	}
 	if at.Before(e.syncedAt) || !at.After(e.finished) {
@@ -704,6 +710,10 @@ func (e *entry) exit(at time.Time, code int, describes bool) {
 	e.pid, e.exitedPid, e.exitedStart = 0, e.pid, e.startedAt
 	e.exited(at, code)
 }
+
+// sameExit is how far apart the runtime may stamp one exit in its state and
+// in its event.
+const sameExit = time.Second
 
 // exitReasonSeen is exitReason for an exit with code at 'at'. An exit by
 // SIGKILL (137) with no kill of the main process known is an OOM kill's or

@@ -426,3 +426,16 @@ func TestExitCodeOfAnExitWithinAnInspectsRoundTrip(t *testing.T) {
 	s.Apply(Started{Key: key, At: at(700)})
 	want(t, get(t, s, key), 0, 1, true, 137)
 }
+
+// A restarted exporter lists a restart-policy container in its restart
+// back-off: Running (and Restarting), the coming restart counted in
+// RestartCount, FinishedAt the exit's. The die event, stamped a moment
+// after that FinishedAt, is the same exit: the coming start is no second
+// restart. (It counted 4 restarts for 3.)
+func TestDieEventOfAStateInTheRestartBackoff(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), At: at(900), State: State{StartedAt: at(0), FinishedAt: at(1000), Running: true, Restarts: 3}})
+	s.Apply(Exited{Key: key, At: at(1003), Code: 137})
+	s.Apply(Started{Key: key, At: at(4000)})
+	want(t, get(t, s, key), 0, 3, true, 137)
+}
