@@ -66,7 +66,7 @@ var families = []family{
 	},
 	{
 		name: "container_last_exit_code", legacy: "container_last_exit_code",
-		help:  "Exit code of the container's main process at its last exit; absent until it exited once. Its reason, where known exactly: oom_killed (the OOM killer killed the main process), signal (another signal: a stop's SIGTERM or SIGKILL), exited (its own exit code).",
+		help:  "Exit code of the container's main process at its last exit; absent until it exited once. Its reason, where known exactly: oom_killed (an OOM kill ended it: of the main process, a group kill, or a wrapper's child), signal (another signal: a stop's SIGTERM or SIGKILL), exited (its own exit code).",
 		typ:   "gauge",
 		extra: "reason",
 		value: func(c *store.Container) (float64, bool) {
@@ -144,7 +144,7 @@ type Collector struct {
 	labels labelCache
 
 	up, events, malformed, reconnects, panics, tracked *prometheus.Desc
-	limit, turnedAway, watches                         *prometheus.Desc
+	limit, turnedAway, watches, unattributed           *prometheus.Desc
 }
 
 // New returns a collector that reads s at every scrape.
@@ -185,6 +185,8 @@ func New(s *store.Store, opts Options) *Collector {
 		"The most containers the exporter tracks (--max-containers); 0: no limit.", nil, nil)
 	c.turnedAway = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "containers_turned_away_total"),
 		"Containers not tracked because --max-containers was reached and no removed container could make room: their kills, restarts and exits are not counted.", nil, nil)
+	c.unattributed = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "oom_kills_unattributed_total"),
+		"OOM kills a pod's cgroup counted (cgroup v2) that none of its containers' counters did, and that could not be told to one container: two or more of its containers went at once before their counters were read. They are in no container_ooms_total.", nil, nil)
 	c.watches = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "inotify_watches"),
 		"inotify watches the kernel reader holds on the cgroup hierarchy; they count against the user's fs.inotify.max_user_watches.", nil, nil)
 	return c
@@ -202,7 +204,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.panics, c.tracked, c.limit, c.turnedAway, c.watches} {
+	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.panics, c.tracked, c.limit, c.turnedAway, c.watches, c.unattributed} {
 		ch <- d
 	}
 }
@@ -213,6 +215,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	limit, turnedAway := c.store.Limit()
 	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(limit))
 	ch <- prometheus.MustNewConstMetric(c.turnedAway, prometheus.CounterValue, float64(turnedAway))
+	ch <- prometheus.MustNewConstMetric(c.unattributed, prometheus.CounterValue, float64(c.store.Unattributed()))
 	for _, src := range c.store.Sources() {
 		up := 0.0
 		if src.Up {

@@ -59,6 +59,8 @@ func kernelFixture() *store.Store {
 	grouped := store.Meta{Runtime: "cri-o", ID: "fedcba9876543210"}
 	s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(grouped), Instance: 9, Kills: 4, GroupKills: 1, HasGroup: true, Born: t0, At: t0.Add(5 * time.Second)})
 	s.Apply(store.OOMVictim{Host: true, Process: "java", At: t0, Seq: 10, Live: true})
+	// The outcomes decided: fluentd lived on after its workers' kills.
+	s.AnnounceKills(t0.Add(time.Minute))
 	return s
 }
 

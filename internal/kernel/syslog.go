@@ -56,10 +56,9 @@ type syslogLog struct {
 	lastRead time.Time
 	poll     time.Duration
 
-	kick      chan struct{}
-	stopped   chan struct{}
-	stopOnce  sync.Once
-	closeOnce sync.Once
+	kick     chan struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // openSyslog checks that syslog(2) may be read, and returns a reader that

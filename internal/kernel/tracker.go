@@ -46,6 +46,7 @@ type cgroups struct {
 	warned bool                // a failed watch was logged
 	byDir  map[string]*tracked // by cgroup path (from the hierarchy's root)
 	byID   map[string]*tracked // by ContainerCgroup.key
+	pods   map[string]*pod     // kubelet pods' cgroups (v2), by path
 	serial uint64              // of the last instance seen
 	// onRise, if set, is called when a reading shows more kills than the
 	// one before: the syslog(2) reader reads the log then.
@@ -85,6 +86,7 @@ func newCgroups(cfg Config, st *store.Store, reports <-chan string, log *slog.Lo
 		rescan:  make(chan struct{}, 1),
 		byDir:   map[string]*tracked{},
 		byID:    map[string]*tracked{},
+		pods:    map[string]*pod{},
 	}
 }
 
@@ -182,7 +184,12 @@ func (c *cgroups) handle(ev watchEvent) {
 		c.removedUnder(c.rel(ev.path), time.Now())
 		c.updateWatches()
 	case ev.modified:
-		c.read(c.rel(ev.path))
+		rel := c.rel(ev.path)
+		if c.isPod(rel) {
+			c.settlePod(rel)
+			return
+		}
+		c.read(rel)
 	}
 }
 
@@ -247,6 +254,20 @@ func (c *cgroups) scan() {
 	for _, t := range c.all() {
 		c.read(t.c.Dir)
 	}
+	for _, dir := range c.podDirs() {
+		c.settlePod(dir)
+	}
+}
+
+// podDirs returns the pods' cgroups the reader follows.
+func (c *cgroups) podDirs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.pods))
+	for dir := range c.pods {
+		out = append(out, dir)
+	}
+	return out
 }
 
 // appeared looks at one cgroup directory and starts tracking it if it is a
@@ -294,10 +315,12 @@ func (c *cgroups) track(t *tracked) bool {
 	c.mu.Unlock()
 	if gone != nil {
 		c.store.Apply(*gone)
+		c.childGone(old)
 	}
 	if v2 {
 		c.addFileWatch(dir)
 	}
+	c.adopt(t)
 	return true
 }
 
@@ -373,6 +396,7 @@ func (c *cgroups) gone(t *tracked, now time.Time) {
 	ev := store.CgroupGone{Cgroup: c.cgroupLocked(t), Instance: t.id, At: now}
 	c.mu.Unlock()
 	c.store.Apply(ev)
+	c.childGone(t)
 }
 
 // cgroupLocked is how the store is told of a tracked cgroup: its runtime

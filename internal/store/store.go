@@ -303,12 +303,15 @@ type Store struct {
 	kernelOnly int                 // entries with fromKernel set
 	sources    map[string]*SourceStatus
 	hostKills  map[string]uint64
-	kmsgSeq    uint64 // newest kernel log record applied
-	kmsgSeen   bool
-	onOOM      func(key string)
-	kills      killLog
-	onKill     func(Kill)
-	rising     map[string]struct{} // keys of entries whose count rose beyond their records
+	// unattributed counts the kills of a pod that none of its containers
+	// could be given (CountUnattributed).
+	unattributed uint64
+	kmsgSeq      uint64 // newest kernel log record applied
+	kmsgSeen     bool
+	onOOM        func(key string)
+	kills        killLog
+	onKill       func(Kill)
+	rising       map[string]struct{} // keys of entries whose count rose beyond their records
 	// started is when the store was made: a container that started later
 	// has no kill from before the exporter.
 	started time.Time
@@ -820,6 +823,22 @@ func (s *Store) Snapshot() Snapshot {
 	}
 	snap.Sources = s.sourcesLocked()
 	return snap
+}
+
+// Unattributed returns how many OOM kills CountUnattributed counted.
+func (s *Store) Unattributed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unattributed
+}
+
+// CountUnattributed counts n OOM kills that a pod's cgroup counted, that
+// none of its containers' counters did, and that the kernel reader could
+// not tell to one container (two or more went since it last looked).
+func (s *Store) CountUnattributed(n uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unattributed += n
 }
 
 // exported reports whether a container's series are exported: once a

@@ -165,18 +165,22 @@ func TestCrashLoopKillsNameTheirPod(t *testing.T) {
 		}
 		return nil
 	})
-	n := 0
-	for _, line := range strings.Split(e.logs(), "\n") {
-		if strings.Contains(line, `msg="OOM kill"`) && strings.Contains(line, "docker://"+id) {
-			n++
-			if f := logfmt(line); f["pod"] != pod {
-				t.Errorf("an OOM kill line without the pod: %s", line)
+	// Each announced once, with its pod: its "OOM kill" line (and Event).
+	eventually(t, 30*time.Second, func() error {
+		n := 0
+		for _, line := range strings.Split(e.logs(), "\n") {
+			if strings.Contains(line, `msg="OOM kill"`) && strings.Contains(line, "docker://"+id) {
+				n++
+				if f := logfmt(line); f["pod"] != pod {
+					return errStop{fmt.Errorf("an OOM kill line without the pod: %s", line)}
+				}
 			}
 		}
-	}
-	if n != 3 {
-		t.Errorf("%d OOM kill lines, want 3", n)
-	}
+		if n != 3 {
+			return fmt.Errorf("%d OOM kill lines, want 3", n)
+		}
+		return nil
+	})
 }
 
 // A wrapper as pid 1 (docker's --init, tini) whose child is the workload:
