@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"time"
@@ -25,9 +24,7 @@ import (
 	versionapi "github.com/containerd/containerd/api/services/version/v1"
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/task"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -36,6 +33,7 @@ import (
 	// Registers containerd's event types, so that events can be decoded.
 	_ "github.com/containerd/containerd/api/events"
 
+	"github.com/missing-container-metrics/missing-container-metrics/internal/grpcunix"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/source"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
@@ -143,18 +141,9 @@ type conn struct {
 func (s *Source) session(ctx context.Context, up func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The client retries a missing or forbidden socket until its 10 s
-	// timeout, then says only "timeout": dial once first to say why.
-	probe, err := (&net.Dialer{Timeout: requestTimeout}).DialContext(ctx, "unix", s.address)
+	cc, err := grpcunix.Dial(ctx, s.address)
 	if err != nil {
-		return err // dial unix PATH: connect: no such file or directory (or permission denied)
-	}
-	probe.Close()
-	cc, err := grpc.NewClient("unix://"+s.address,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
-	if err != nil {
-		return fmt.Errorf("containerd client for %q: %w", s.address, err)
+		return err
 	}
 	defer cc.Close()
 	vctx, vcancel := context.WithTimeout(ctx, requestTimeout)
