@@ -68,7 +68,7 @@ func eventKill(k store.Kill) (pipe.Kill, bool) {
 	out := pipe.Kill{
 		Time: k.Time, Namespace: m.Namespace, Pod: m.Pod, PodUID: m.PodUID, Container: m.KubeContainer,
 		ContainerID: m.ContainerID(), Process: k.Process, PID: d.PID, MainProcess: d.MainProcess, Outcome: k.Outcome,
-		Scope: d.Scope, LimitCgroup: d.LimitCgroup, Group: d.Group, From: k.From,
+		Scope: d.Scope, LimitCgroup: d.LimitCgroup, Group: d.Group, From: k.From, HeldBy: d.HeldBy(),
 	}
 	for _, mb := range k.Members {
 		out.Members = append(out.Members, mb.Name)

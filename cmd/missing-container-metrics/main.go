@@ -257,6 +257,9 @@ func logKill(log *slog.Logger, k store.Kill) {
 	if d.Trigger != nil {
 		attrs = append(attrs, "trigger", d.Trigger.Name, "trigger_pid", d.Trigger.PID)
 	}
+	if held := d.HeldBy(); held != "" {
+		attrs = append(attrs, "held_by", held)
+	}
 	if d.Group != "" {
 		members := make([]string, len(k.Members))
 		for i, m := range k.Members {

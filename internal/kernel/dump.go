@@ -118,3 +118,77 @@ func (r *Report) has(pid int) bool {
 	}
 	return false
 }
+
+// The memory breakdown of an OOM report: what the memory cgroup whose limit
+// was hit held, from its "Memory cgroup stats for /P:" block (memory.stat,
+// in bytes). cgroup v1 writes it a line a record, with the hierarchy's
+// totals (total_rss, ...); v2 a line a record (6.12) or all in one record
+// (6.1).
+
+// Breakdown is what the report's cgroup held, in bytes; a field is 0 where
+// the kernel did not print it (v1 prints no kernel memory).
+type Breakdown struct {
+	Anon, File, Shmem, Kernel, Sock, PageTables, Slab, FileMapped, FileDirty, Swap uint64
+	// V2 says the block was cgroup v2's (Kernel and Sock are known).
+	V2 bool
+}
+
+const statsStart = "Memory cgroup stats for "
+
+// maxStats bounds the lines of one stats block read: the kernel prints
+// some 60.
+const maxStats = 128
+
+// stats reads the lines of a stats block (one or more "key value" lines,
+// in one record or several) into b. It returns false for a line that is
+// none: the block has ended.
+func (b *Breakdown) stats(t string, lines *int) bool {
+	ok := false
+	for _, line := range strings.Split(t, "\n") {
+		key, value, found := strings.Cut(strings.TrimSpace(line), " ")
+		if !found || key == "" {
+			return ok
+		}
+		n, err := strconv.ParseUint(value, 10, 64)
+		if err != nil {
+			return ok
+		}
+		if *lines++; *lines > maxStats {
+			return ok
+		}
+		ok = true
+		b.take(key, n)
+	}
+	return ok
+}
+
+// take keeps one memory.stat field, v1's hierarchical totals before its
+// own cgroup's.
+func (b *Breakdown) take(key string, n uint64) {
+	switch key {
+	case "anon":
+		b.Anon, b.V2 = n, true
+	case "file":
+		b.File = n
+	case "shmem", "total_shmem":
+		b.Shmem = max(b.Shmem, n)
+	case "kernel":
+		b.Kernel = n
+	case "sock":
+		b.Sock = n
+	case "pagetables":
+		b.PageTables = n
+	case "slab":
+		b.Slab = n
+	case "file_mapped", "mapped_file", "total_mapped_file":
+		b.FileMapped = max(b.FileMapped, n)
+	case "file_dirty", "dirty", "total_dirty":
+		b.FileDirty = max(b.FileDirty, n)
+	case "rss", "total_rss":
+		b.Anon = max(b.Anon, n)
+	case "cache", "total_cache":
+		b.File = max(b.File, n)
+	case "swap", "total_swap":
+		b.Swap = max(b.Swap, n)
+	}
+}

@@ -165,6 +165,9 @@ type Report struct {
 	// none (vm.oom_dump_tasks=0) or it was not read.
 	Tasks     []Task
 	DumpTasks int
+	// Breakdown is what the cgroup whose limit was hit held (its
+	// memory.stat), where the report printed it.
+	Breakdown *Breakdown
 }
 
 // oomLog pairs the lines of one OOM kill in the kernel log. The OOM killer
@@ -200,6 +203,7 @@ type oomLog struct {
 	group     string  // memory.oom.group kill under way in this cgroup
 	groupAt   time.Duration
 	dump      *taskDump // the report's task dump under way, nil if none
+	statLines int       // lines of the report's stats block read; -1: none under way
 	// open is the number of the report under way (its ReportSeq), 0 if
 	// none: it ends when the next one begins, when a Killed line comes
 	// that is no member of it, or when the log falls silent (idle).
@@ -248,7 +252,7 @@ func (l *oomLog) idle() (ended uint64) {
 // number of the report it ends, 0 if none.
 func (l *oomLog) begin(seq uint64) (rep *Report, ended uint64) {
 	ended = l.open
-	l.cgroup, l.pid, l.victimSet, l.group, l.dump = "", 0, false, "", nil
+	l.cgroup, l.pid, l.victimSet, l.group, l.dump, l.statLines = "", 0, false, "", nil, -1
 	l.report = &Report{Seq: seq}
 	l.open = seq
 	return l.report, ended
@@ -306,7 +310,11 @@ func (l *oomLog) add(r Record) (v *Victim, ended, lost uint64) {
 		l.report.TriggerPID = parseCPULine(t)
 	case strings.HasPrefix(t, "memory: usage ") && l.report != nil && !l.victimSet && !l.report.HasUsage:
 		l.report.Usage, l.report.Limit, l.report.HasUsage = parseUsage(t)
+	case strings.HasPrefix(t, statsStart) && l.report != nil && !l.victimSet && l.report.Breakdown == nil:
+		l.report.Breakdown, l.statLines = &Breakdown{}, 0
+	case l.statLines >= 0 && l.report != nil && l.report.Breakdown != nil && l.report.Breakdown.stats(t, &l.statLines):
 	case t == dumpStart && l.report != nil && !l.victimSet && l.report.DumpTasks == 0:
+		l.statLines = -1
 		l.dump = &taskDump{}
 	case l.dump != nil && l.dump.columns == nil && l.dump.header(t):
 	case l.dump != nil && strings.HasPrefix(t, "["):

@@ -81,6 +81,10 @@ func victimsOf(t testing.TB, path string) string {
 				fmt.Fprintf(&out, " usage=%d limit=%d", r.Usage, r.Limit)
 			}
 			fmt.Fprintln(&out)
+			if b := r.Breakdown; b != nil {
+				fmt.Fprintf(&out, "    held: anon=%d file=%d shmem=%d kernel=%d sock=%d pagetables=%d slab=%d file_mapped=%d file_dirty=%d swap=%d v2=%v\n",
+					b.Anon, b.File, b.Shmem, b.Kernel, b.Sock, b.PageTables, b.Slab, b.FileMapped, b.FileDirty, b.Swap, b.V2)
+			}
 			if r.DumpTasks > 0 {
 				fmt.Fprintf(&out, "    dump of %d tasks:", r.DumpTasks)
 				for _, t := range r.Tasks {

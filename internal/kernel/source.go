@@ -6,12 +6,14 @@
 package kernel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -380,6 +382,11 @@ func details(v Victim) store.KillDetails {
 		}
 		d.LimitCgroup = r.LimitCgroup
 		d.Usage, d.Limit, d.HasUsage = r.Usage, r.Limit, r.HasUsage
+		if b := r.Breakdown; b != nil {
+			d.Held = &store.Held{Anon: b.Anon, File: b.File, Shmem: b.Shmem, Kernel: b.Kernel, Sock: b.Sock, PageTables: b.PageTables,
+				Slab: b.Slab, FileMapped: b.FileMapped, FileDirty: b.FileDirty, Swap: b.Swap, KernelKnown: b.V2}
+		}
+		d.Tasks, d.TaskCount = largestTasks(r.Tasks), r.DumpTasks
 		if r.Global {
 			d.Scope = store.ScopeNode
 		}
@@ -435,4 +442,21 @@ func storeCgroup(c ContainerCgroup) store.Cgroup {
 		return store.Cgroup{Meta: *c.Owner, Path: c.Dir, ByPid: true}
 	}
 	return store.Cgroup{Meta: store.Meta{Runtime: c.Runtime, ID: c.ID, PodUID: c.PodUID}, Path: c.Dir, Guessed: !c.Sure}
+}
+
+// largestTasks is the store's copy of the MaxTasks largest tasks of a dump
+// by RSS, in bytes.
+func largestTasks(tasks []Task) []store.Task {
+	if len(tasks) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(tasks)
+	slices.SortStableFunc(sorted, func(a, b Task) int { return cmp.Compare(b.RSS, a.RSS) })
+	page := uint64(os.Getpagesize())
+	out := make([]store.Task, 0, min(len(sorted), store.MaxTasks))
+	for _, t := range sorted[:min(len(sorted), store.MaxTasks)] {
+		out = append(out, store.Task{PID: t.PID, UID: t.UID, Name: t.Name, RSS: t.RSS * page, Anon: t.Anon * page, File: t.File * page,
+			Shmem: t.Shmem * page, PartsKnown: t.HasParts, Swap: t.Swap * page, OOMScoreAdj: t.OOMScoreAdj})
+	}
+	return out
 }

@@ -82,6 +82,9 @@ func Message(k pipe.Kill) string {
 		}
 		b.WriteString(".")
 	}
+	if k.HeldBy != "" {
+		fmt.Fprintf(&b, " Held by: %s.", k.HeldBy)
+	}
 	if k.Trigger != "" {
 		fmt.Fprintf(&b, " Triggered by %s (pid %d).", strconv.Quote(k.Trigger), k.TriggerPID)
 	}

@@ -53,6 +53,29 @@ type APIKill struct {
 	// ReportSeq is the kernel log's number of the kill's report: the
 	// victims of one kill share it.
 	ReportSeq uint64 `json:"report_seq,omitempty"`
+	// HeldBy says in one sentence what held most of the memory; Held is
+	// the breakdown of the cgroup whose limit was hit, Tasks its largest
+	// tasks by RSS (at most 10) and TasksTotal how many the kernel listed.
+	HeldBy     string       `json:"held_by,omitempty"`
+	Held       *APIHeld     `json:"held,omitempty"`
+	Tasks      []APIProcess `json:"tasks,omitempty"`
+	TasksTotal int          `json:"tasks_total,omitempty"`
+}
+
+// APIHeld is what the cgroup whose limit was hit held at the kill, in
+// bytes, from the kernel's report. Kernel and socket memory are known on
+// cgroup v2 only.
+type APIHeld struct {
+	AnonBytes       uint64  `json:"anon_bytes"`
+	FileBytes       uint64  `json:"file_bytes"`
+	ShmemBytes      uint64  `json:"shmem_bytes"`
+	FileMappedBytes uint64  `json:"file_mapped_bytes"`
+	FileDirtyBytes  uint64  `json:"file_dirty_bytes"`
+	SwapBytes       uint64  `json:"swap_bytes"`
+	KernelBytes     *uint64 `json:"kernel_bytes,omitempty"`
+	SockBytes       *uint64 `json:"sock_bytes,omitempty"`
+	PageTablesBytes *uint64 `json:"pagetables_bytes,omitempty"`
+	SlabBytes       *uint64 `json:"slab_bytes,omitempty"`
 }
 
 // APIContainer is the container a kill happened in, with the labels its
@@ -80,6 +103,9 @@ type APIProcess struct {
 	FileRSSBytes  *uint64 `json:"file_rss_bytes,omitempty"`
 	ShmemRSSBytes *uint64 `json:"shmem_rss_bytes,omitempty"`
 	OOMScoreAdj   *int    `json:"oom_score_adj,omitempty"`
+	// RSSBytes and SwapBytes are a dump's task's.
+	RSSBytes  *uint64 `json:"rss_bytes,omitempty"`
+	SwapBytes *uint64 `json:"swap_bytes,omitempty"`
 }
 
 // apiFrom names the store's sources of a record in the API's words.
@@ -135,6 +161,22 @@ func newAPIKill(k store.Kill) APIKill {
 	if d.HasUsage {
 		a.UsageBytes, a.LimitBytes = &d.Usage, &d.Limit
 	}
+	a.HeldBy = d.HeldBy()
+	if h := d.Held; h != nil {
+		a.Held = &APIHeld{AnonBytes: h.Anon, FileBytes: h.File, ShmemBytes: h.Shmem, FileMappedBytes: h.FileMapped,
+			FileDirtyBytes: h.FileDirty, SwapBytes: h.Swap}
+		if h.KernelKnown {
+			a.Held.KernelBytes, a.Held.SockBytes, a.Held.PageTablesBytes, a.Held.SlabBytes = &h.Kernel, &h.Sock, &h.PageTables, &h.Slab
+		}
+	}
+	for _, t := range d.Tasks {
+		p := APIProcess{PID: t.PID, Name: t.Name, UID: &t.UID, RSSBytes: &t.RSS, SwapBytes: &t.Swap, OOMScoreAdj: &t.OOMScoreAdj}
+		if t.PartsKnown {
+			p.AnonRSSBytes, p.FileRSSBytes, p.ShmemRSSBytes = &t.Anon, &t.File, &t.Shmem
+		}
+		a.Tasks = append(a.Tasks, p)
+	}
+	a.TasksTotal = d.TaskCount
 	return a
 }
 

@@ -468,7 +468,7 @@ func TestKillsEmpty(t *testing.T) {
 func TestHumanBytes(t *testing.T) {
 	for b, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 32 << 20: "32 MiB",
 		32<<20 - 4096: "32 MiB", 31<<20 + 512<<10: "31.5 MiB", 1<<20 - 1: "1 MiB", 3 << 30: "3 GiB", 1<<64 - 1: "16 EiB"} {
-		if got := humanBytes(b); got != want {
+		if got := store.FormatBytes(b); got != want {
 			t.Errorf("%d: %q, want %q", b, got, want)
 		}
 	}

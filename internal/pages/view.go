@@ -34,7 +34,19 @@ type killRow struct {
 	Trigger                           *trigger
 	Outcome                           string
 	OutcomeKey                        string // "died", "lived", "unknown", "none": for the style
+	// HeldBy says what held most of the memory; Held its breakdown and
+	// Tasks the largest tasks, TasksMore how many more the kernel listed.
+	HeldBy    string
+	Held      []heldPart
+	Tasks     []task
+	TasksMore int
 }
+
+// heldPart is one part of what the cgroup held.
+type heldPart struct{ Name, Bytes string }
+
+// task is one task of the report's dump.
+type task struct{ PID, Name, UID, RSS, Detail, Swap, OOMScoreAdj string }
 
 // where says where a kill happened.
 type where struct {
@@ -113,7 +125,7 @@ func newRow(k store.Kill, now time.Time) killRow {
 		r.Scope, r.ScopeKey, r.LimitCgroup = "not known", "unknown", d.LimitCgroup
 	}
 	if d.HasUsage {
-		r.Usage = humanBytes(d.Usage) + " of " + humanBytes(d.Limit)
+		r.Usage = store.FormatBytes(d.Usage) + " of " + store.FormatBytes(d.Limit)
 		r.UsageTitle = fmt.Sprintf("%d of %d bytes", d.Usage, d.Limit)
 		r.UsageValue, r.LimitValue = float64(d.Usage), float64(d.Limit)
 		r.Low, r.High = 0.7*r.LimitValue, 0.9*r.LimitValue
@@ -127,6 +139,30 @@ func newRow(k store.Kill, now time.Time) killRow {
 			r.Trigger.PID = strconv.Itoa(tr.PID)
 		}
 	}
+	r.HeldBy = d.HeldBy()
+	if h := d.Held; h != nil {
+		parts := []struct {
+			name string
+			n    uint64
+			ok   bool
+		}{{"anonymous", h.Anon, true}, {"page cache and shmem (file)", h.File, true}, {"shmem", h.Shmem, true},
+			{"kernel", h.Kernel, h.KernelKnown}, {"sockets", h.Sock, h.KernelKnown}, {"page tables", h.PageTables, h.KernelKnown},
+			{"file mapped", h.FileMapped, true}, {"file dirty", h.FileDirty, true}, {"swap", h.Swap, true}}
+		for _, p := range parts {
+			if p.ok {
+				r.Held = append(r.Held, heldPart{Name: p.name, Bytes: store.FormatBytes(p.n)})
+			}
+		}
+	}
+	for _, t := range d.Tasks {
+		tk := task{PID: strconv.Itoa(t.PID), Name: t.Name, UID: strconv.Itoa(t.UID), RSS: store.FormatBytes(t.RSS),
+			Swap: store.FormatBytes(t.Swap), OOMScoreAdj: strconv.Itoa(t.OOMScoreAdj)}
+		if t.PartsKnown {
+			tk.Detail = "anon " + store.FormatBytes(t.Anon) + ", file " + store.FormatBytes(t.File) + ", shmem " + store.FormatBytes(t.Shmem)
+		}
+		r.Tasks = append(r.Tasks, tk)
+	}
+	r.TasksMore = d.TaskCount - len(d.Tasks)
 	r.Outcome, r.OutcomeKey = outcome(k)
 	return r
 }
@@ -169,18 +205,18 @@ func newVictim(k store.Kill) victim {
 // rss says what a victim held: in all, its anonymous part where it held
 // other pages too, and what it is made of.
 func rss(m store.VictimMemory) (all, anon, detail string) {
-	all = humanBytes(m.AnonRSS + m.FileRSS + m.ShmemRSS)
+	all = store.FormatBytes(m.AnonRSS + m.FileRSS + m.ShmemRSS)
 	// The anonymous memory is what the process allocated; file pages
 	// count in the RSS too, which may then exceed the limit.
 	if m.FileRSS != 0 || m.ShmemRSS != 0 {
-		anon = humanBytes(m.AnonRSS)
+		anon = store.FormatBytes(m.AnonRSS)
 	}
-	parts := []string{"anon " + humanBytes(m.AnonRSS)}
+	parts := []string{"anon " + store.FormatBytes(m.AnonRSS)}
 	if m.FileRSS != 0 {
-		parts = append(parts, "file "+humanBytes(m.FileRSS))
+		parts = append(parts, "file "+store.FormatBytes(m.FileRSS))
 	}
 	if m.ShmemRSS != 0 {
-		parts = append(parts, "shmem "+humanBytes(m.ShmemRSS))
+		parts = append(parts, "shmem "+store.FormatBytes(m.ShmemRSS))
 	}
 	return all, anon, strings.Join(parts, ", ")
 }
@@ -196,19 +232,6 @@ func outcome(k store.Kill) (string, string) {
 		return "container lived on", "lived"
 	}
 	return "not known", "unknown"
-}
-
-// humanBytes writes b in binary units: 512 B, 31.5 MiB, 32 MiB.
-func humanBytes(b uint64) string {
-	if b < 1024 {
-		return strconv.FormatUint(b, 10) + " B"
-	}
-	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	v, i := float64(b)/1024, 0
-	for v >= 1023.95 && i < len(units)-1 {
-		v, i = v/1024, i+1
-	}
-	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + units[i]
 }
 
 // ago writes how long ago something was, roughly: 12 s ago, 5 min ago.

@@ -70,6 +70,13 @@ type KillDetails struct {
 	LimitCgroup  string
 	Usage, Limit uint64
 	HasUsage     bool
+	// Held is what the cgroup whose limit was hit held (the report's
+	// memory.stat); Tasks the largest tasks of the report's dump by RSS (at
+	// most MaxTasks), TaskCount how many it listed. nil, empty, 0 where the
+	// report was rate-limited.
+	Held      *Held
+	Tasks     []Task
+	TaskCount int
 	// Group is the cgroup of a memory.oom.group kill: every process in it
 	// was killed, this one among them.
 	Group string

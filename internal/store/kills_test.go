@@ -448,3 +448,30 @@ func TestExitLongAfterAKillThatEndedTheContainer(t *testing.T) {
 		t.Fatalf("reason %q, want oom_killed", c.ExitReason)
 	}
 }
+
+// What held the memory, in one sentence: tmpfs, a process's anonymous
+// memory, many small processes, the page cache.
+func TestHeldBy(t *testing.T) {
+	limit := uint64(32 << 20)
+	for _, tc := range []struct {
+		name string
+		d    KillDetails
+		want string
+	}{
+		{"a tmpfs filler", KillDetails{HasUsage: true, Limit: limit, Held: &Held{Anon: 2 << 20, File: 28 << 20, Shmem: 27 << 20}},
+			"shmem 27 MiB of 32 MiB: tmpfs or an emptyDir with medium Memory"},
+		{"dd", KillDetails{Held: &Held{Anon: 31 << 20}, TaskCount: 2, Tasks: []Task{{PID: 4242, Name: "dd", RSS: 31 << 20, Anon: 30 << 20, PartsKnown: true}}},
+			`anonymous memory of "dd" (pid 4242), 30 MiB`},
+		{"a fork bomb", KillDetails{HasUsage: true, Limit: limit, Held: &Held{Anon: 30 << 20}, TaskCount: 300, Tasks: []Task{{PID: 7, Name: "sh", RSS: 200 << 10}}},
+			`anonymous memory 30 MiB of 32 MiB of 300 processes, the largest "sh" (pid 7) with 200 KiB`},
+		{"page cache", KillDetails{Held: &Held{Anon: 1 << 20, File: 20 << 20, FileDirty: 19 << 20}},
+			"page cache 20 MiB: files read or written, not given back"},
+		{"sockets", KillDetails{Held: &Held{Anon: 1 << 20, Kernel: 20 << 20, Sock: 25 << 20, KernelKnown: true}},
+			"kernel memory (sockets) 25 MiB"},
+		{"rate-limited: no breakdown", KillDetails{}, ""},
+	} {
+		if got := tc.d.HeldBy(); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,21 +19,8 @@ import (
 // Not parallel: building the binary can take minutes on a busy machine, and its
 // containers would then count in TestChurn's check of every container series.
 func TestImage(t *testing.T) {
-	version := fmt.Sprintf("e2e-%d", os.Getpid())
-	image := "missing-container-metrics:" + version
+	image, version := buildImage(t)
 	socket := strings.TrimPrefix(env.dockerHost, "unix://")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	start := time.Now()
-	build := exec.CommandContext(ctx, "make", "image", "IMAGE="+image, "VERSION="+version)
-	build.Dir = "../.."
-	build.Env = append(os.Environ(), "DOCKER_HOST="+env.dockerHost)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("make image: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { _, _ = dockerErr("rmi", "-f", image) })
-	t.Logf("make image: %s", time.Since(start).Round(100*time.Millisecond))
 
 	size, err := strconv.ParseInt(inspect(t, image, "{{.Size}}"), 10, 64)
 	if err != nil {
@@ -137,4 +125,45 @@ func inspectSocketGroup(t *testing.T, socket string) string {
 		t.Fatalf("no owner of %s", socket)
 	}
 	return strconv.FormatUint(uint64(st.Gid), 10)
+}
+
+// builtImage is the image as the Makefile builds it, once for the tests
+// that run it; removed by stopShared.
+var builtImage struct {
+	once           sync.Once
+	image, version string
+	err            error
+}
+
+// buildImage builds the image with the harness's dockerd (once) and returns
+// its name and version.
+func buildImage(t *testing.T) (image, version string) {
+	t.Helper()
+	builtImage.once.Do(func() {
+		version := fmt.Sprintf("e2e-%d", os.Getpid())
+		image := "missing-container-metrics:" + version
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		start := time.Now()
+		build := exec.CommandContext(ctx, "make", "image", "IMAGE="+image, "VERSION="+version)
+		build.Dir = "../.."
+		build.Env = append(os.Environ(), "DOCKER_HOST="+env.dockerHost)
+		if out, err := build.CombinedOutput(); err != nil {
+			builtImage.err = fmt.Errorf("make image: %w\n%s", err, out)
+			return
+		}
+		builtImage.image, builtImage.version = image, version
+		t.Logf("make image: %s", time.Since(start).Round(100*time.Millisecond))
+	})
+	if builtImage.err != nil {
+		t.Fatal(builtImage.err)
+	}
+	return builtImage.image, builtImage.version
+}
+
+// removeImage removes the image built for the tests, if any.
+func removeImage() {
+	if builtImage.image != "" {
+		_, _ = dockerErr("rmi", "-f", builtImage.image)
+	}
 }

@@ -203,3 +203,60 @@ func TestWrappersChildKillEndsItsContainer(t *testing.T) {
 	e.waitValue(t, "container_oom_kills_by_outcome_total", wrapped, map[string]string{"outcome": "ended"}, 1)
 	e.waitValue(t, "container_oom_kills_by_outcome_total", lives, map[string]string{"outcome": "lived_on"}, 1)
 }
+
+// A kill storm of two containers past the kernel's rate limit (ten
+// reports in five seconds, host-wide; after it, only "Killed process"
+// lines): every kill counts in its own container, and no victim is named
+// or recorded in the other. (With a group kill's members window, on
+// cgroup v2, such a victim was taken for a member of the other container's
+// group: TestStormVictimIsNeverAnotherContainersMember replays that.)
+func TestStormPastTheRateLimit(t *testing.T) {
+	kernelPrereqs(t)
+	e := startExporter(t, "--no-containerd")
+	const kills = 15
+	names := map[string]string{}
+	ids := map[string]string{}
+	for _, tag := range []string{"a", "b"} {
+		name := "storm" + tag + "-" + randomID(2)
+		names[tag] = name
+		ids[tag] = run(t, nil, fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.01; done; for i in $(seq %d); do %s; done; echo done; sleep 100000", kills, worker(name)))
+	}
+	for _, id := range ids {
+		e.waitCounts(t, id, counts{})
+	}
+	for _, id := range ids {
+		docker(t, "exec", id, "touch", "/tmp/go")
+	}
+	for _, id := range ids {
+		waitLog(t, id, "done")
+	}
+	alone := 0
+	for _, k := range kmsgKillList(t) {
+		if (k.name == names["a"] || k.name == names["b"]) && !k.reported {
+			alone++
+		}
+	}
+	if alone == 0 {
+		t.Errorf("the kernel reported all %d kills in full: the storm did not pass its rate limit", 2*kills)
+	}
+	for tag, id := range ids {
+		other := names["b"]
+		if tag == "b" {
+			other = names["a"]
+		}
+		e.waitCounts(t, id, counts{OOMs: kills})
+		if v, ok := e.value(t, "container_oom_kills_by_process_total", id, map[string]string{"process": other}); ok {
+			t.Errorf("%s: %v kills of the other container's %s named in it", tag, v, other)
+		}
+		ks, err := e.kills("container=" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range ks {
+			if k.Victim != nil && k.Victim.Name == other {
+				t.Errorf("%s: a record of the other container's kill: %+v", tag, k)
+			}
+		}
+	}
+	t.Logf("%d of %d kills printed without their report", alone, 2*kills)
+}

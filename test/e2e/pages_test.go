@@ -69,6 +69,31 @@ type apiKill struct {
 	LimitBytes  *uint64 `json:"limit_bytes"`
 	GroupCgroup string  `json:"group_cgroup"`
 	ReportSeq   uint64  `json:"report_seq"`
+	HeldBy      string  `json:"held_by"`
+	Held        *struct {
+		AnonBytes       uint64  `json:"anon_bytes"`
+		FileBytes       uint64  `json:"file_bytes"`
+		ShmemBytes      uint64  `json:"shmem_bytes"`
+		FileMappedBytes uint64  `json:"file_mapped_bytes"`
+		FileDirtyBytes  uint64  `json:"file_dirty_bytes"`
+		SwapBytes       uint64  `json:"swap_bytes"`
+		KernelBytes     *uint64 `json:"kernel_bytes"`
+		SockBytes       *uint64 `json:"sock_bytes"`
+		PageTablesBytes *uint64 `json:"pagetables_bytes"`
+		SlabBytes       *uint64 `json:"slab_bytes"`
+	} `json:"held"`
+	Tasks []struct {
+		PID           int     `json:"pid"`
+		Name          string  `json:"name"`
+		UID           *int    `json:"uid"`
+		RSSBytes      *uint64 `json:"rss_bytes"`
+		AnonRSSBytes  *uint64 `json:"anon_rss_bytes"`
+		FileRSSBytes  *uint64 `json:"file_rss_bytes"`
+		ShmemRSSBytes *uint64 `json:"shmem_rss_bytes"`
+		SwapBytes     *uint64 `json:"swap_bytes"`
+		OOMScoreAdj   *int    `json:"oom_score_adj"`
+	} `json:"tasks"`
+	TasksTotal int `json:"tasks_total"`
 }
 
 // kills reads /api/v1/kills with the query.

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -351,7 +350,7 @@ func checkRuntimes(t *testing.T, r *report.Report) {
 	for _, c := range r.Containers {
 		scenarios[c.Scenario] = append(scenarios[c.Scenario], c)
 	}
-	want := map[string]int{report.GroupKill: 2, report.SingleKill: 1, report.PodLimit: 2, report.DockerWorkers: 1, report.DockerMain: 1, report.Storm: 2}
+	want := map[string]int{report.GroupKill: 2, report.SingleKill: 1, report.PodLimit: 2, report.DockerWorkers: 1, report.DockerMain: 1}
 	for s, n := range want {
 		if len(scenarios[s]) != n {
 			t.Errorf("scenario %s: %d containers, want %d (it failed early?)", s, len(scenarios[s]), n)
@@ -362,7 +361,6 @@ func checkRuntimes(t *testing.T, r *report.Report) {
 		t.Run(name, func(t *testing.T) { checkContainer(t, r, c) })
 	}
 	t.Run("the group kills' records", func(t *testing.T) { checkGroupRecords(t, r) })
-	t.Run("the storm", func(t *testing.T) { checkStorm(t, r, scenarios[report.Storm]) })
 	for _, e := range exporterNames {
 		// The kubelet's restart: max over the pod's container is its count.
 		var most float64
@@ -457,13 +455,11 @@ func checkContainer(t *testing.T, r *report.Report, c report.Container) {
 				s := r.Scrapes[e][when][c.ID]
 				// With the systemd driver, systemd removes the cgroup of an
 				// exited container at once: without the kernel log the
-				// exporter may not have read its counter (docs/design.md,
-				// known limits).
-				racy := r.Driver == "systemd" && e == report.WithoutKmsg
-				// In the storm the kernel prints kills without their
-				// reports: a victim is named only where the kernel or /proc
-				// said where it was (checkStorm).
-				named := e == report.WithKmsg && when == "before" && c.Scenario != report.Storm
+				// exporter may not have read its counter; a pod's container
+				// gets it from its pod's cgroup, a Docker container has none
+				// (docs/design.md, known limits).
+				racy := r.Driver == "systemd" && e == report.WithoutKmsg && c.Pod == ""
+				named := e == report.WithKmsg && when == "before"
 				checkExporter(t, s, c, ev, named, exited, live || (when == "before" && !racy))
 				if when == "before" {
 					checkKillRecords(t, s, c, ev, e == report.WithKmsg, exited)
@@ -480,11 +476,8 @@ func checkContainer(t *testing.T, r *report.Report, c report.Container) {
 // no reason for a SIGKILL it cannot tell apart.
 func checkKillRecords(t *testing.T, s report.Series, c report.Container, ev report.Events, kmsg, exited bool) {
 	scope, limit := "container", float64(32<<20)
-	switch {
-	case c.Scenario == report.PodLimit:
+	if c.Scenario == report.PodLimit {
 		scope, limit = "pod", float64(24<<20)
-	case c.Scenario == report.Storm && c.Pod == "":
-		limit = 8 << 20
 	}
 	if !kmsg {
 		if n := s.Sum(report.ByScope); n != 0 {
@@ -497,14 +490,7 @@ func checkKillRecords(t *testing.T, s report.Series, c report.Container, ev repo
 		}
 		return
 	}
-	got, want := s[report.ByScope+"/"+scope], float64(ev["oom_kill"])
-	switch {
-	case c.Scenario == report.Storm:
-		// A kill whose report was rate-limited has no scope.
-		if got > want || s.Sum(report.ByScope) != got {
-			t.Errorf("%s: %v (%v), want %s at most %v", report.ByScope, got, s, scope, want)
-		}
-	case got != want || s.Sum(report.ByScope) != want:
+	if got, want := s[report.ByScope+"/"+scope], float64(ev["oom_kill"]); got != want || s.Sum(report.ByScope) != want {
 		t.Errorf("%s: %v (%v), want %s=%v", report.ByScope, got, s, scope, want)
 	}
 	if got, ok := s.Get(report.OOMLimit); ev["oom_kill"] > 0 && (!ok || got != limit) {
@@ -598,60 +584,6 @@ func checkGroupRecords(t *testing.T, r *report.Report) {
 		}
 		if n := strings.Count(log, "container_id="+c.ID+" "); n != 1 {
 			t.Errorf("%s/%s: announced %d times (its OOM kill lines), want once", c.Scenario, c.Name, n)
-		}
-	}
-}
-
-// checkStorm checks that the storm came as planned — a kill of the
-// workers' container printed without its report within its window after
-// the group kill's "Tasks in" line — and that none of those kills counts,
-// is named or is recorded in the grouped container, or takes its report.
-func checkStorm(t *testing.T, r *report.Report, cs []report.Container) {
-	if len(cs) != 2 {
-		t.Fatalf("storm containers %+v", cs)
-	}
-	a, b := cs[0], cs[1]
-	seen := false
-	var groupAt int64 = -1
-	reported := map[string]bool{} // pids whose report the kernel printed
-	for _, l := range r.KernelLog {
-		head, msg, _ := strings.Cut(l, ";")
-		_, usec, _ := strings.Cut(head, ",")
-		var at int64
-		fmt.Sscan(usec, &at)
-		switch {
-		case strings.HasPrefix(msg, "Tasks in "+a.Cgroup+" "):
-			groupAt = at
-		case strings.HasPrefix(msg, "oom-kill:"):
-			if _, pid, ok := strings.Cut(msg, ",pid="); ok {
-				pid, _, _ = strings.Cut(pid, ",")
-				reported[pid] = true
-			}
-		case strings.Contains(msg, "Killed process ") && strings.Contains(msg, "(bdd)") && groupAt >= 0 && at-groupAt <= 2_000_000:
-			_, rest, _ := strings.Cut(msg, "Killed process ")
-			pid, _, _ := strings.Cut(rest, " ")
-			if !reported[pid] {
-				seen = true
-			}
-		}
-	}
-	if !seen {
-		t.Errorf("no kill of %s printed without its report within 2 s after %s's group kill: the storm did not come as planned", b.Name, a.Name)
-	}
-	for _, e := range exporterNames {
-		sa := r.Scrapes[e]["before"][a.ID]
-		if v := sa[report.ByProcess+"/bdd"]; v != 0 {
-			t.Errorf("exporter %s: %s names %v kills of the other container's bdd", e, a.Name, v)
-		}
-		for _, k := range r.Records[e] {
-			switch {
-			case k.ContainerID == a.ID && (k.Process == "bdd" || slices.Contains(k.Members, "bdd")):
-				t.Errorf("exporter %s: a record of %s names bdd: %+v", e, a.Name, k)
-			case k.Process == "bdd" && (k.Group != "" || k.LimitCgroup == a.Cgroup):
-				t.Errorf("exporter %s: a kill of bdd took %s's report: %+v", e, a.Name, k)
-			case k.Process == "bdd" && k.ContainerID != b.ID && k.Place != "unplaced":
-				t.Errorf("exporter %s: a kill of bdd recorded in %s: %+v", e, k.ContainerID, k)
-			}
 		}
 	}
 }

@@ -51,6 +51,8 @@ type Kill struct {
 	// Group is the cgroup of a memory.oom.group kill: all of its processes
 	// were killed.
 	Group string `json:"group,omitempty"`
+	// HeldBy says in one sentence what held most of the memory.
+	HeldBy string `json:"held_by,omitempty"`
 	// From says what told of the kill: "kernel log", "cgroup counter" or
 	// "runtime" (store.From*).
 	From string `json:"from"`

@@ -52,7 +52,6 @@ var scenarios = []scenario{
 	{report.PodLimit, podLevelLimit},
 	{report.DockerWorkers, dockerWorkers},
 	{report.DockerMain, dockerMain},
-	{report.Storm, storm},
 }
 
 func scenarioContext() (context.Context, context.CancelFunc) {
@@ -183,87 +182,6 @@ func dockerMain(g *guest) error {
 		}
 		return nil
 	})
-}
-
-// stormKillers and stormKills: the storm's Docker container kills its
-// workers in stormKillers loops at once, stormKills in all. Under emulation
-// one loop makes a kill every 0.5 to 2 s; together they make more than the
-// ten reports in five seconds the kernel prints. Each worker asks for more
-// than the limit by itself, so each is killed once.
-const (
-	stormKillers = 6
-	stormKills   = stormKillers * 6
-)
-
-// storm: a Docker container's workers ("bdd") are OOM-killed one after
-// another, past the kernel's rate limit, so that it prints their kills
-// without their reports; a pod's container with memory.oom.group ("add",
-// under a wrapper) is group-killed amid them. B's bare kills then follow
-// A's "Tasks in" line, within its members' window: they must not count, be
-// named or be recorded in A, nor take A's report.
-func storm(g *guest) error {
-	ctx, cancel := scenarioContext()
-	defer cancel()
-	const name = report.Storm
-	p, err := g.rt.runPod(ctx, "storm", 0)
-	if err != nil {
-		return err
-	}
-	a := podContainer{name: "grouped", unified: kubeletOOMGroup,
-		script: wrapped("ln -s /bin/busybox /tmp/add; busybox mkfifo /tmp/go; sleep 1000 & sleep 1000 & read x < /tmp/go; exec -a dd /tmp/add if=/dev/zero of=/dev/null bs=64M count=1")}
-	idA, err := p.start(ctx, a)
-	if err != nil {
-		return err
-	}
-	g.addPodContainer(name, p, a, idA, 4) // the wrapper, dd (the shell it became), two sleeps
-	killer := fmt.Sprintf("ln -s /bin/busybox /tmp/bdd; busybox mkfifo /tmp/go; read x < /tmp/go; "+
-		"for j in $(seq %d); do (for i in $(seq %d); do (exec -a dd /tmp/bdd if=/dev/zero of=/dev/null bs=16M count=1); done) & done; "+
-		"wait; echo survived; exec sleep 1000", stormKillers, stormKills/stormKillers)
-	idB, cgB, err := g.dockerRun(ctx, name, "storm-workers", killer, stormKills, 8<<20)
-	if err != nil {
-		return err
-	}
-	if err := g.trigger(cgB, "docker://"+idB, 1); err != nil {
-		return err
-	}
-	// The rate limit is spent: the kernel printed B's last kill alone. A's
-	// group kill comes amid the rest.
-	if err := waitFor(2*time.Minute, func() error {
-		if !printedAlone(oomRecords(), "bdd") {
-			return fmt.Errorf("the kernel still prints the reports of %s's kills", cgB)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := g.trigger(p.containerCgroup(idA), "containerd://"+idA, 4); err != nil {
-		return err
-	}
-	if _, err := g.rt.waitExited(ctx, idA); err != nil {
-		return err
-	}
-	return waitKilledThen(cgB, stormKills, 1)
-}
-
-// printedAlone reports whether the kernel log's last kill of process name
-// came without its report (no oom-kill line for its pid): its rate limit
-// is spent.
-func printedAlone(records []string, name string) bool {
-	reported := map[string]bool{}
-	alone := false
-	for _, r := range records {
-		_, msg, _ := strings.Cut(r, ";")
-		if _, pid, ok := strings.Cut(msg, ",pid="); ok && strings.HasPrefix(msg, "oom-kill:") {
-			pid, _, _ = strings.Cut(pid, ",")
-			reported[pid] = true
-			continue
-		}
-		if _, rest, ok := strings.Cut(msg, "Killed process "); ok && strings.Contains(rest, "("+name+")") {
-			pid, _, _ := strings.Cut(rest, " ")
-			alone = !reported[pid]
-		}
-	}
-	return alone
 }
 
 // dockerRun runs a busybox container with a memory limit and no swap, in

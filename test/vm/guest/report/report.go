@@ -53,11 +53,6 @@ const (
 	DockerWorkers = "docker-workers"
 	// DockerMain: a Docker container whose main process is killed.
 	DockerMain = "docker-main"
-	// Storm: a pod's container (memory.oom.group=1) group-killed while a
-	// Docker container's workers are killed one after another, more than
-	// ten in five seconds: the kernel then prints their kills without
-	// their reports, right after the group kill's members.
-	Storm = "storm"
 )
 
 // Record is one kill record of /api/v1/kills, as the checks read it.
