@@ -46,9 +46,10 @@ func (s *Source) place(v Victim, at time.Time, live, prompt bool) store.OOMVicti
 			// /proc puts it elsewhere: the victim of another kill, printed
 			// alone while its report was rate-limited.
 			v = v.alone()
-		case path == "" && v.Member && v.Report != nil && v.Report.LimitCgroup == v.Group && v.Report.has(v.PID):
-			// The group is the cgroup whose limit was hit, whose every task
-			// the report's dump lists: the group kill kills those.
+		case path == "" && v.Member && v.Report != nil && v.Report.LimitCgroup != "" && within(v.Group, v.Report.LimitCgroup) && v.Report.has(v.PID):
+			// The report's dump lists every task of the cgroup whose limit
+			// was hit, the group's among them, and the group kill's loop
+			// kills right after its "Tasks in" line.
 			path = v.CgroupPath
 		case path == "" && s.cg.room(v.CgroupPath):
 			path = v.CgroupPath // a counter counts a kill no victim named yet

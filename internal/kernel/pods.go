@@ -30,14 +30,19 @@ type pod struct {
 	dir string
 	// base and localBase are its oom_kill of memory.events and of
 	// memory.events.local at the first reading; kills and local the newest.
-	base, localBase, kills, local uint64
-	read                          bool
+	// The same for oom_group_kill (a group kill of a container's cgroup
+	// counts in the pod's too).
+	base, localBase, kills, local                 uint64
+	groupBase, groupLocalBase, groups, groupLocal uint64
+	read                                          bool
 	// children are its containers' instances the reader tracked since, live
 	// and gone (until a reading after their removal settled them).
 	children map[uint64]*tracked
 	gone     map[uint64]bool // children removed since the last settling
 	lost     uint64          // kills no child could be given
 	settled  uint64          // kills of the children settled and let go
+	// The same for group kills.
+	groupsLost, groupsSettled uint64
 }
 
 // podDir returns the kubelet pod cgroup that holds a container's cgroup
@@ -100,17 +105,16 @@ func (c *cgroups) isPod(dir string) bool {
 func (c *cgroups) settlePod(dir string) {
 	// The pod, its live containers, the pod again, until the pod's reading
 	// holds still: a kill counts in the container and the pod at once.
-	var kills, local uint64
+	var now, before podCounters
 	var err error
 	for range 3 {
-		var before uint64
-		if before, _, err = c.readPod(dir); err != nil {
+		if before, err = c.readPod(dir); err != nil {
 			break
 		}
 		for _, t := range c.podChildren(dir, false) {
 			c.read(t.c.Dir)
 		}
-		if kills, local, err = c.readPod(dir); err != nil || kills == before {
+		if now, err = c.readPod(dir); err != nil || now == before {
 			break
 		}
 	}
@@ -138,49 +142,55 @@ func (c *cgroups) settlePod(dir string) {
 		return
 	}
 	if !p.read {
-		p.read, p.base, p.localBase = true, kills, local
+		p.read = true
+		p.base, p.localBase, p.groupBase, p.groupLocalBase = now.kills, now.local, now.groups, now.groupLocal
 		for _, t := range p.children {
 			if t.read && t.bornExact {
-				p.base -= min(p.base, t.kills) // counted since the reader looked
+				// Counted since the reader looked.
+				p.base -= min(p.base, t.kills)
+				p.groupBase -= min(p.groupBase, t.groups)
 			}
 		}
 	}
-	p.kills, p.local = max(p.kills, kills), max(p.local, local)
+	p.kills, p.local = max(p.kills, now.kills), max(p.local, now.local)
+	p.groups, p.groupLocal = max(p.groups, now.groups), max(p.groupLocal, now.groupLocal)
 	// The kills in its containers since the reader looked: in the pod, less
-	// those of its own processes.
+	// those of its own processes; the same for group kills.
 	pod := sub(sub(p.kills, p.base), sub(p.local, p.localBase))
-	known := p.lost + p.settled
-	for _, t := range p.children {
-		known += t.kills - min(t.kills, t.base)
+	podGroups := sub(sub(p.groups, p.groupBase), sub(p.groupLocal, p.groupLocalBase))
+	known, knownGroups := p.lost+p.settled, p.groupsLost+p.groupsSettled
+	var gone []*tracked
+	for id, t := range p.children {
+		known += sub(t.kills, t.base)
+		knownGroups += sub(t.groups, t.groupBase)
+		if p.gone[id] || vanished[id] {
+			gone = append(gone, t)
+		}
 	}
 	var give *tracked
 	var send store.KernelOOMCount
 	var lost uint64
-	if missing := sub(pod, known); missing > 0 {
-		var gone []*tracked
-		for id, t := range p.children {
-			if p.gone[id] || vanished[id] {
-				gone = append(gone, t)
-			}
-		}
-		if len(gone) == 1 {
-			give = gone[0]
-			give.kills += missing
-			send = store.KernelOOMCount{Cgroup: c.cgroupLocked(give), Instance: give.id, Born: give.born, BornExact: give.bornExact,
-				Kills: give.kills, At: time.Now()}
-		} else {
-			p.lost += missing
-			lost = missing
-			c.log.Warn("OOM kills in a pod's cgroup that no container of it counted, and that cannot be told to one",
-				"cgroup", dir, "kills", missing, "containers_gone", len(gone))
-		}
+	missing, missingGroups := sub(pod, known), sub(podGroups, knownGroups)
+	switch {
+	case missing == 0 && missingGroups == 0:
+	case len(gone) == 1:
+		give = gone[0]
+		give.kills += missing
+		give.groups += missingGroups
+		send = store.KernelOOMCount{Cgroup: c.cgroupLocked(give), Instance: give.id, Born: give.born, BornExact: give.bornExact,
+			Kills: give.kills, GroupKills: give.groups, HasGroup: true, At: time.Now()}
+	default:
+		p.lost += missing
+		p.groupsLost += missingGroups
+		lost = missing
+		c.log.Warn("OOM kills in a pod's cgroup that no container of it counted, and that cannot be told to one",
+			"cgroup", dir, "kills", missing, "group_kills", missingGroups, "containers_gone", len(gone))
 	}
 	// Removed before this reading: their kills are all counted now.
-	for id, t := range p.children {
-		if p.gone[id] || vanished[id] {
-			p.settled += sub(t.kills, t.base)
-			delete(p.children, id)
-		}
+	for _, t := range gone {
+		p.settled += sub(t.kills, t.base)
+		p.groupsSettled += sub(t.groups, t.groupBase)
+		delete(p.children, t.id)
 	}
 	p.gone = map[uint64]bool{}
 	c.mu.Unlock()
@@ -211,25 +221,30 @@ func (c *cgroups) podChildren(dir string, gone bool) []*tracked {
 	return out
 }
 
-// readPod reads oom_kill of a pod's memory.events and memory.events.local.
-func (c *cgroups) readPod(dir string) (kills, local uint64, err error) {
+// podCounters are a pod's oom_kill and oom_group_kill, of memory.events
+// (its containers' too) and of memory.events.local (its own processes').
+type podCounters struct{ kills, local, groups, groupLocal uint64 }
+
+// readPod reads a pod's counters.
+func (c *cgroups) readPod(dir string) (podCounters, error) {
 	abs := c.abs(dir)
 	b, err := os.ReadFile(filepath.Join(abs, "memory.events"))
 	if err != nil {
-		return 0, 0, err
+		return podCounters{}, err
 	}
 	n, err := ParseMemoryEvents(b)
 	if err != nil {
-		return 0, 0, err
+		return podCounters{}, err
 	}
+	pc := podCounters{kills: n.Kills, groups: n.GroupKills}
 	// memory.events.local (Linux 5.2 and later): the pod cgroup's own
 	// processes' kills, which are no container's.
 	if b, err := os.ReadFile(filepath.Join(abs, "memory.events.local")); err == nil {
 		if l, err := ParseMemoryEvents(b); err == nil {
-			local = l.Kills
+			pc.local, pc.groupLocal = l.Kills, l.GroupKills
 		}
 	}
-	return n.Kills, local, nil
+	return pc, nil
 }
 
 // sub is a - b, or 0 where b is more.

@@ -75,6 +75,9 @@ type tracked struct {
 	base  uint64
 	named uint64
 	kills uint64 // the highest reading of its oom_kill
+	// groups is the highest reading of its oom_group_kill, groupBase the
+	// first of a cgroup that existed before the reader looked.
+	groups, groupBase uint64
 }
 
 func newCgroups(cfg Config, st *store.Store, reports <-chan string, log *slog.Logger) *cgroups {
@@ -443,9 +446,10 @@ func (c *cgroups) read(rel string) {
 	if !t.read {
 		t.read = true
 		if !t.bornExact {
-			t.base = n.Kills
+			t.base, t.groupBase = n.Kills, n.GroupKills
 		}
 	}
+	t.groups = max(t.groups, n.GroupKills)
 	rose := t.read && n.Kills > t.kills
 	t.kills = max(t.kills, n.Kills)
 	c.mu.Unlock()

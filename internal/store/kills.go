@@ -335,6 +335,7 @@ func (s *Store) countVictim(e *entry, key string, v OOMVictim) []*Kill {
 			k.Time, k.Container, k.From, k.Details, k.Process = v.At, e.Meta, FromKernelLog, d, v.Process
 			k.made, k.reportOpen = latest(k.made, v.At), !k.announced
 			s.kills.addReport(k)
+			e.scoped(d.Scope, f.counted)
 		}
 	}
 	if k == nil {
@@ -351,21 +352,27 @@ func (s *Store) countVictim(e *entry, key string, v OOMVictim) []*Kill {
 	case e.explained < e.ooms.total():
 		e.explained++
 		k.count(e, 1)
-		if d.Scope != "" {
-			// Whose limit, per kill counted: as container_ooms_total counts.
-			e.byScope = addCounts(e.byScope, map[string]uint64{d.Scope: 1})
-		}
+		e.scoped(d.Scope, 1)
 	case !rose:
 		// A member of a group kill whose counter record was made before
 		// the log described it: the member's kill is this record's.
 		if f := e.takeUnfilled(v.At); f != nil && f != k {
 			k.count(e, f.counted)
+			e.scoped(d.Scope, f.counted)
 			s.kills.drop(f)
 		}
 	}
 	k.join(v)
 	s.described(e, k, v)
 	return s.readyNow(k)
+}
+
+// scoped counts n kills the kernel log described by whose limit was hit,
+// as container_ooms_total counts them: per kill.
+func (e *entry) scoped(scope string, n uint64) {
+	if scope != "" && n > 0 {
+		e.byScope = addCounts(e.byScope, map[string]uint64{scope: n})
+	}
 }
 
 // count adds n of the entry's kills to the record, and to the kills by

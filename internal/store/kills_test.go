@@ -475,3 +475,23 @@ func TestHeldBy(t *testing.T) {
 		}
 	}
 }
+
+// The kernel log read more than announceAfter after the counter (an
+// emulated node under load): the counter's records are made first, then
+// filled by the victims, and every kill still counts by its scope.
+func TestLateDescriptionsCountTheirScope(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.Apply(born(7, 0, 0, 10))
+	s.Apply(count(7, 3, 1000))
+	s.AnnounceKills(at(4000))
+	for i, pid := range []int{41, 41, 42} {
+		v := victim(7, "dd", 900, uint64(10+i))
+		v.Details = KillDetails{PID: pid, ReportSeq: 10, Scope: ScopePod, Group: "/docker/abc"}
+		v.Cgroup.Path = "/docker/abc"
+		s.Apply(v)
+	}
+	if c := get(t, s, key); c.OOMs != 3 || c.KillsByScope[ScopePod] != 3 {
+		t.Fatalf("container %+v", c)
+	}
+}
