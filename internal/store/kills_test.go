@@ -495,3 +495,20 @@ func TestLateDescriptionsCountTheirScope(t *testing.T) {
 		t.Fatalf("container %+v", c)
 	}
 }
+
+// An inspect that comes after a counter counted a kill, before its record
+// was made, takes nothing from it: the kill still gets its record.
+func TestInspectDoesNotSwallowAKillsRecord(t *testing.T) {
+	s := New(time.Minute)
+	var announced []Kill
+	s.OnKill(func(k Kill) { announced = append(announced, k) })
+	s.Apply(Observed{Meta: meta(), At: at(0), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.Apply(born(7, 0, 0, 10))
+	s.Apply(count(7, 1, 1000))
+	s.Apply(Observed{Meta: meta(), At: at(1200), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.AnnounceKills(at(3500))
+	s.AnnounceKills(at(7000))
+	if len(s.Kills(0, nil)) != 1 || len(announced) != 1 {
+		t.Fatalf("records %+v, announced %+v", s.Kills(0, nil), announced)
+	}
+}

@@ -415,8 +415,10 @@ func (s *Store) apply(ev Event) (a applied) {
 		_, kernel := s.sources[CgroupSource]
 		e.observe(ev, kernel)
 		e.relabel(k)
+		if e.ooms.total() > before {
+			s.risen(e, k, ev.At, FromRuntime, true) // what a state says happened before it was read
+		}
 		s.placeHistory(e, k)
-		s.risen(e, k, ev.At, FromRuntime, true) // what a state says happened before it was read
 		for _, r := range e.records {
 			a.kills = append(a.kills, s.readyNow(r)...)
 		}
