@@ -334,6 +334,8 @@ func parseFlags(args []string) (*config, error) {
 		Envar("NODE_NAME").StringVar(&cfg.node)
 	app.Flag("kubernetes.kubeconfig", "A kubeconfig file for --kubernetes.events; empty: the pod's service account (in-cluster).").
 		PlaceHolder("PATH").StringVar(&cfg.kubeconfig)
+	app.Flag("kernel.max-watches", "The most inotify watches the kernel reader holds on the cgroup hierarchy (a directory above the containers' cgroups, and on cgroup v2 a container's memory.events), out of fs.inotify.max_user_watches shared with the kubelet and systemd. Past it, new cgroups are found by rescans every 30s. 0: no limit.").
+		Default(strconv.Itoa(kernel.DefaultMaxWatches)).IntVar(&cfg.kernelCfg.MaxWatches)
 	app.Flag("kernel.cgroup-parent", "A cgroup under which containers' cgroups are made, besides the runtimes' defaults (/docker, /system.slice's docker-*.scope, /kubepods, /kubepods.slice, /machine.slice, /libpod_parent): Docker's --cgroup-parent, the kubelet's --cgroup-root. Elsewhere a cgroup named like a container is none. Repeatable.").
 		PlaceHolder("CGROUP").StringsVar(&cfg.kernelCfg.CgroupParents)
 
@@ -348,6 +350,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.killsKept < 0 {
 		return nil, fmt.Errorf("--kills.kept must not be negative, got %d", cfg.killsKept)
+	}
+	if cfg.kernelCfg.MaxWatches < 0 {
+		return nil, fmt.Errorf("--kernel.max-watches must not be negative, got %d", cfg.kernelCfg.MaxWatches)
 	}
 	if cfg.maxTracked < 0 {
 		return nil, fmt.Errorf("--max-containers must not be negative, got %d", cfg.maxTracked)

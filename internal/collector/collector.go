@@ -143,8 +143,8 @@ type Collector struct {
 	text   []textFamily       // what WriteText writes itself, in name order
 	labels labelCache
 
-	up, events, malformed, reconnects, panics, tracked *prometheus.Desc
-	limit, turnedAway, watches, unattributed           *prometheus.Desc
+	up, events, malformed, reconnects, panics, tracked   *prometheus.Desc
+	limit, turnedAway, watches, watchLimit, unattributed *prometheus.Desc
 }
 
 // New returns a collector that reads s at every scrape.
@@ -189,6 +189,8 @@ func New(s *store.Store, opts Options) *Collector {
 		"OOM kills a pod's cgroup counted (cgroup v2) that none of its containers' counters did, and that could not be told to one container: two or more of its containers went at once before their counters were read. They are in no container_ooms_total.", nil, nil)
 	c.watches = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "inotify_watches"),
 		"inotify watches the kernel reader holds on the cgroup hierarchy; they count against the user's fs.inotify.max_user_watches.", nil, nil)
+	c.watchLimit = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "inotify_watches_limit"),
+		"The most inotify watches the kernel reader holds (--kernel.max-watches); 0: no limit. Past it, new cgroups are found by rescans.", nil, nil)
 	return c
 }
 
@@ -204,7 +206,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.panics, c.tracked, c.limit, c.turnedAway, c.watches, c.unattributed} {
+	for _, d := range []*prometheus.Desc{c.up, c.events, c.malformed, c.reconnects, c.panics, c.tracked, c.limit, c.turnedAway, c.watches, c.watchLimit, c.unattributed} {
 		ch <- d
 	}
 }
@@ -231,6 +233,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if src.Name == store.CgroupSource {
 			ch <- prometheus.MustNewConstMetric(c.watches, prometheus.GaugeValue, float64(src.Watches))
+			ch <- prometheus.MustNewConstMetric(c.watchLimit, prometheus.GaugeValue, float64(src.WatchLimit))
 		}
 	}
 }

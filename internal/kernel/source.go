@@ -38,7 +38,17 @@ type Config struct {
 	// under which containers' cgroups are made: Docker's --cgroup-parent,
 	// the kubelet's --cgroup-root (see ParseContainerPath).
 	CgroupParents []string
+	// MaxWatches is the most inotify watches the reader holds on the
+	// hierarchy (0: no bound): they count against fs.inotify.max_user_watches,
+	// shared with the kubelet and systemd.
+	MaxWatches int
 }
+
+// DefaultMaxWatches is Config.MaxWatches by default: the whole of
+// fs.inotify.max_user_watches on kernels before 5.11, and a watch a
+// directory above the containers' cgroups, and on cgroup v2 one a
+// container, for some 8,000 containers.
+const DefaultMaxWatches = 8192
 
 // How the kernel log is read: Config.Log, and what Source.LogReader says
 // is in use.

@@ -44,6 +44,7 @@ type cgroups struct {
 	found  bool                // h is known
 	w      *watcher            // nil: rescans only
 	warned bool                // a failed watch was logged
+	capped bool                // the watch cap was reached, and logged
 	byDir  map[string]*tracked // by cgroup path (from the hierarchy's root)
 	byID   map[string]*tracked // by ContainerCgroup.key
 	pods   map[string]*pod     // kubelet pods' cgroups (v2), by path
@@ -111,7 +112,7 @@ func (c *cgroups) session(ctx context.Context, up func()) error {
 	c.mu.Unlock()
 	log := c.log.With("hierarchy", h.Root, "cgroup_v2", h.V2)
 
-	w, err := newWatcher(h.Root)
+	w, err := newWatcher(h.Root, c.cfg.MaxWatches)
 	if err != nil {
 		// Rescans alone still find every cgroup, later.
 		log.Warn("cannot watch the cgroup hierarchy with inotify; finding cgroups by rescans only", "err", err, "rescan_interval", rescanInterval)
@@ -178,9 +179,7 @@ func (c *cgroups) handle(ev watchEvent) {
 			if err != nil || !d.IsDir() {
 				return nil
 			}
-			c.addWatch(p)
-			c.appeared(c.rel(p), now, true)
-			return nil
+			return c.visit(p, now, true)
 		})
 		c.updateWatches()
 	case ev.removed:
@@ -233,12 +232,10 @@ func (c *cgroups) scan() {
 			return nil
 		}
 		walked[p] = true
-		c.addWatch(p)
-		rel := c.rel(p)
-		if c.appeared(rel, time.Time{}, false) {
+		if rel := c.rel(p); c.containerDir(rel) {
 			seen[rel] = true
 		}
-		return nil
+		return c.visit(p, time.Time{}, false)
 	})
 	if err != nil {
 		c.log.Warn("cannot walk the cgroup hierarchy", "err", err)
@@ -273,14 +270,42 @@ func (c *cgroups) podDirs() []string {
 	return out
 }
 
+// visit looks at a directory of the hierarchy, as a WalkDir function: a
+// container's cgroup is tracked, and nothing below it is walked or watched
+// (nothing there is read, and a tenant can make any number of cgroups in
+// it: Docker in Docker, systemd in a container); any other directory is
+// watched for the cgroups made in it.
+func (c *cgroups) visit(p string, born time.Time, exact bool) error {
+	rel := c.rel(p)
+	if c.appeared(rel, born, exact) || c.tracks(rel) {
+		return fs.SkipDir
+	}
+	c.addWatch(p)
+	return nil
+}
+
+// containerDir reports whether the cgroup at rel is named as a container's.
+func (c *cgroups) containerDir(rel string) bool {
+	ct, ok := ParseContainerPath(rel, c.cfg.CgroupParents)
+	return ok && ct.Dir == rel
+}
+
+// tracks reports whether the cgroup at rel is a tracked container's: also
+// one found through a runtime's pid, whatever its name.
+func (c *cgroups) tracks(rel string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byDir[rel] != nil
+}
+
 // appeared looks at one cgroup directory and starts tracking it if it is a
 // container's. born is when it was made, if known. It reports whether the
 // directory is a container's.
 func (c *cgroups) appeared(rel string, born time.Time, exact bool) bool {
-	ct, ok := ParseContainerPath(rel, c.cfg.CgroupParents)
-	if !ok || ct.Dir != rel {
+	if !c.containerDir(rel) {
 		return false
 	}
+	ct, _ := ParseContainerPath(rel, c.cfg.CgroupParents)
 	st, err := c.stat(rel)
 	if err != nil {
 		return true // gone already; a kill in it still shows in the kernel log
@@ -320,6 +345,10 @@ func (c *cgroups) track(t *tracked) bool {
 		c.store.Apply(*gone)
 		c.childGone(old)
 	}
+	if w := c.watcher(); w != nil {
+		// Found by a pid after a walk went into it: nothing below is read.
+		w.forget(dir)
+	}
 	if v2 {
 		c.addFileWatch(dir)
 	}
@@ -351,11 +380,17 @@ func (c *cgroups) watchFailed(err error) {
 	if err == nil || errors.Is(err, fs.ErrNotExist) {
 		return
 	}
+	capped := errors.Is(err, errWatchCap)
 	c.mu.Lock()
-	first := !c.warned
-	c.warned = true
+	first := !c.warned && !capped || !c.capped && capped
+	c.warned = c.warned || !capped
+	c.capped = c.capped || capped
 	c.mu.Unlock()
-	if first {
+	switch {
+	case first && capped:
+		c.log.Warn("the inotify watch cap is reached: new cgroups are found by rescans, and on cgroup v2 their counters read at rescans and kernel log reports, not at once (--kernel.max-watches)",
+			"max_watches", c.cfg.MaxWatches, "rescan_interval", rescanInterval)
+	case first:
 		c.log.Warn("cannot watch a cgroup with inotify; rescans find what it misses", "err", err, "rescan_interval", rescanInterval)
 	}
 }
@@ -674,7 +709,7 @@ func (c *cgroups) updateWatches() {
 	if w := c.watcher(); w != nil {
 		n = w.count()
 	}
-	c.store.SetWatches(store.CgroupSource, n)
+	c.store.SetWatches(store.CgroupSource, n, c.cfg.MaxWatches)
 }
 
 // v2 reports whether the hierarchy is cgroup v2, which notifies every change

@@ -18,6 +18,7 @@ import (
 // file system), and on cgroup v2 every change of a watched memory.events
 // (the kernel notifies those itself).
 type watcher struct {
+	max    int // the most watches it holds; 0: no bound
 	f      *os.File
 	fdNum  int // f's descriptor, for the watch calls (f.Fd would make it blocking)
 	events chan watchEvent
@@ -43,17 +44,22 @@ type watchEvent struct {
 	overflow bool   // events were lost
 }
 
+// errWatchCap: the watcher holds as many watches as it may.
+var errWatchCap = errors.New("the inotify watch cap is reached")
+
 // dirEvents: a cgroup made or removed in a directory (also renamed: v1 and v2
 // allow renaming a cgroup within its parent).
 const dirEvents = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_ONLYDIR
 
-func newWatcher(root string) (*watcher, error) {
+// newWatcher watches root, and holds at most max watches (0: no bound).
+func newWatcher(root string, max int) (*watcher, error) {
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
 	}
 	// Non-blocking, so the runtime's poller serves reads and Close ends one.
 	w := &watcher{
+		max:    max,
 		f:      os.NewFile(uintptr(fd), "inotify"),
 		fdNum:  fd,
 		events: make(chan watchEvent, 256),
@@ -86,6 +92,9 @@ func (w *watcher) watch(path string, mask uint32, t watchTarget) error {
 	if w.closed {
 		return fmt.Errorf("inotify_add_watch %s: the watcher is closed", path)
 	}
+	if _, renew := w.wds[t]; !renew && w.max > 0 && len(w.paths) >= w.max {
+		return fmt.Errorf("inotify_add_watch %s: %w (%d)", path, errWatchCap, w.max)
+	}
 	wd, err := unix.InotifyAddWatch(w.fdNum, path, mask)
 	if err != nil {
 		return fmt.Errorf("inotify_add_watch %s: %w", path, err)
@@ -99,8 +108,8 @@ func (w *watcher) watch(path string, mask uint32, t watchTarget) error {
 	return nil
 }
 
-// forget removes the watches of a directory that is gone and of everything
-// in it. cgroupfs never reports that the watch of a removed cgroup is gone
+// forget removes the watches of a directory and of everything in it: it
+// is gone, or a container's cgroup, below which nothing is read. cgroupfs never reports that the watch of a removed cgroup is gone
 // (IN_IGNORED), so the watch would be held, and charged to
 // fs.inotify.max_user_watches, for as long as the reader runs.
 func (w *watcher) forget(dir string) {

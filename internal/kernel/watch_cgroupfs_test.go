@@ -2,14 +2,22 @@ package kernel
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
 
 // realHierarchy returns this host's memory cgroup hierarchy and the test
@@ -67,46 +75,144 @@ func kernelWatches(t *testing.T, fd uintptr) map[uint64]bool {
 	return inos
 }
 
-// cgroupfs never tells inotify that a removed cgroup's watch is gone
-// (IN_IGNORED comes on tmpfs, not there): the reader must let go of the
-// watches of every cgroup removed, or a node that churns containers runs
-// out of fs.inotify.max_user_watches, which it shares with the kubelet and
-// systemd. 1,000 containers' cgroups made and removed on the real cgroupfs
-// leave no kernel watch of theirs (on cgroup v2 also those of their
-// memory.events) and no path in the reader's map. It runs on this host's
-// cgroup v1, and in the cgroup v2 VM (test/vm, TestCgroupV2InVM).
-func TestWatchesOfRemovedCgroupsAreFreed(t *testing.T) {
+// watchTest is a reader on this host's real cgroupfs, following cgroups
+// made in a parent of the test's own that it trusts as it does Docker's
+// --cgroup-parent.
+type watchTest struct {
+	t      *testing.T
+	h      Hierarchy
+	parent string // the parent's directory
+	src    *Source
+	st     *store.Store
+	w      *watcher
+}
+
+// newWatchTest starts a reader that holds at most maxWatches watches, and
+// logs to log (nil: the tests' log).
+func newWatchTest(t *testing.T, maxWatches int, log *slog.Logger) *watchTest {
 	h, self := realHierarchy(t)
-	parentPath := filepath.Join(self, fmt.Sprintf("mcm-watch-test-%d", os.Getpid()))
+	parentPath := filepath.Join(self, fmt.Sprintf("mcm-watch-test-%d-%d", os.Getpid(), watchTests.Add(1)))
 	parent := filepath.Join(h.Root, parentPath)
 	if err := os.Mkdir(parent, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.Remove(parent) })
+	t.Cleanup(func() { removeTree(t, parent) })
 	if h.V2 {
 		// Children of the test's cgroup get the memory controller, so that
 		// theirs have memory.events.
 		enable(t, filepath.Join(h.Root, self), parent)
 	}
-	// The cgroups are named as containers are, in a parent the reader
-	// trusts as it does Docker's --cgroup-parent.
-	src, st := testSource(t, Config{SysFS: "/sys", ProcFS: "/proc", CgroupParents: []string{parentPath}})
+	cfg := Config{SysFS: "/sys", ProcFS: "/proc", CgroupParents: []string{parentPath}, MaxWatches: maxWatches}
+	src, st := testSource(t, cfg)
+	if log != nil {
+		src = New(cfg, st, log)
+	}
 	runCgroups(t, src)
 	w := src.cg.watcher()
 	if w == nil {
 		t.Fatal("the reader watches nothing")
 	}
-	under := func() (paths int) {
-		for _, p := range w.watched() {
-			if strings.HasPrefix(p, parent+"/") {
-				paths++
+	return &watchTest{t: t, h: h, parent: parent, src: src, st: st, w: w}
+}
+
+// mkdir makes a cgroup under the parent; on cgroup v2 its children get the
+// memory controller.
+func (x *watchTest) mkdir(rel string, parentOfMore bool) string {
+	x.t.Helper()
+	p := filepath.Join(x.parent, rel)
+	if err := os.Mkdir(p, 0o755); err != nil {
+		x.t.Fatal(err)
+	}
+	if x.h.V2 && parentOfMore {
+		enable(x.t, p)
+	}
+	return p
+}
+
+// under counts the watches the reader holds below the parent.
+func (x *watchTest) under() (paths int) {
+	for _, p := range x.w.watched() {
+		if strings.HasPrefix(p, x.parent+"/") {
+			paths++
+		}
+	}
+	return paths
+}
+
+// tracked counts the containers the reader tracks below the parent.
+func (x *watchTest) tracked() (n int) {
+	for _, t := range x.src.cg.all() {
+		if strings.HasPrefix(x.src.cg.abs(t.c.Dir), x.parent+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+// exported checks that the exported count of watches is the reader's, and
+// its limit the one set.
+func (x *watchTest) exported(limit int) {
+	x.t.Helper()
+	waitFor(x.t, func() error {
+		for _, s := range x.st.Sources() {
+			if s.Name == "cgroup" && (s.Watches != x.w.count() || s.WatchLimit != limit) {
+				return fmt.Errorf("exported %d watches of %d, the reader holds %d of %d", s.Watches, s.WatchLimit, x.w.count(), limit)
 			}
 		}
-		return paths
-	}
+		return nil
+	})
+}
 
+// removeTree removes a tree of cgroups, deepest first.
+func removeTree(t *testing.T, dir string) {
+	var dirs []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("cgroup left behind: %v", err)
+		}
+	}
+}
+
+var watchTests atomic.Int64
+
+// logBuffer is a log's output that a test reads while the reader writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func containerName(i int) string { return fmt.Sprintf("%064x", i) }
+
+// cgroupfs never tells inotify that a removed cgroup's watch is gone
+// (IN_IGNORED comes on tmpfs, not there): the reader must let go of the
+// watches of every cgroup removed, or a node that churns pods runs out of
+// fs.inotify.max_user_watches, which it shares with the kubelet and
+// systemd. 1,000 pods' cgroups, each with a container's, made and removed
+// on the real cgroupfs leave no kernel watch of theirs (on cgroup v2 also
+// none of the containers' memory.events) and no path in the reader's map.
+// It runs on this host's cgroup v1, and in the cgroup v2 VM (test/vm,
+// TestCgroupV2InVM).
+func TestWatchesOfRemovedCgroupsAreFreed(t *testing.T) {
+	x := newWatchTest(t, 0, nil)
 	const n = 1000
-	name := func(i int) string { return filepath.Join(parent, fmt.Sprintf("%064x", i)) }
 	inos := map[uint64]bool{}
 	ino := func(path string) {
 		var st syscall.Stat_t
@@ -116,20 +222,19 @@ func TestWatchesOfRemovedCgroupsAreFreed(t *testing.T) {
 		inos[st.Ino] = true
 	}
 	for i := range n {
-		if err := os.Mkdir(name(i), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		ino(name(i))
-		if h.V2 {
-			ino(filepath.Join(name(i), "memory.events"))
+		pod := x.mkdir(fmt.Sprintf("pod%d", i), true)
+		ctr := x.mkdir(filepath.Join(filepath.Base(pod), containerName(i)), false)
+		ino(pod) // a watch of each pod's directory
+		if x.h.V2 {
+			ino(filepath.Join(ctr, "memory.events")) // and of its container's memory.events
 		}
 	}
-	want := n // a watch of each cgroup's directory
-	if h.V2 {
-		want = 2 * n // and one of its memory.events
+	want := n
+	if x.h.V2 {
+		want = 2 * n
 	}
 	ours := func() (held int) {
-		for ino := range kernelWatches(t, w.fd()) {
+		for ino := range kernelWatches(t, x.w.fd()) {
 			if inos[ino] {
 				held++
 			}
@@ -138,32 +243,101 @@ func TestWatchesOfRemovedCgroupsAreFreed(t *testing.T) {
 	}
 	waitWithin(t, 2*time.Minute, func() error {
 		if held := ours(); held != want {
-			return fmt.Errorf("%d of the %d watches of the %d new cgroups held", held, want, n)
+			return fmt.Errorf("%d of the %d watches of the %d new pods held", held, want, n)
+		}
+		if got := x.tracked(); got != n {
+			return fmt.Errorf("%d of the %d containers tracked", got, n)
 		}
 		return nil
 	})
-	t.Logf("with %d cgroups made (cgroup v2: %v): %d kernel watches, %d under the test's parent in the reader's map", n, h.V2, len(kernelWatches(t, w.fd())), under())
+	t.Logf("with %d pods made (cgroup v2: %v): %d kernel watches, %d under the test's parent in the reader's map", n, x.h.V2, len(kernelWatches(t, x.w.fd())), x.under())
 	for i := range n {
-		if err := os.Remove(name(i)); err != nil {
-			t.Fatal(err)
+		pod := filepath.Join(x.parent, fmt.Sprintf("pod%d", i))
+		for _, d := range []string{filepath.Join(pod, containerName(i)), pod} {
+			if err := os.Remove(d); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	waitWithin(t, 2*time.Minute, func() error {
-		if held, paths := ours(), under(); held != 0 || paths != 0 {
-			return fmt.Errorf("after removing the %d cgroups the kernel still holds %d watches of theirs, and the reader %d paths", n, held, paths)
+		if held, paths := ours(), x.under(); held != 0 || paths != 0 {
+			return fmt.Errorf("after removing the %d pods the kernel still holds %d watches of theirs, and the reader %d paths", n, held, paths)
 		}
 		return nil
 	})
-	// What an operator sees: the count the exporter exports.
-	waitFor(t, func() error {
-		for _, s := range st.Sources() {
-			if s.Name == "cgroup" && s.Watches != w.count() {
-				return fmt.Errorf("exported %d watches, the reader holds %d", s.Watches, w.count())
-			}
+	x.exported(0) // what an operator sees
+	t.Logf("after removing them: %d kernel watches", len(kernelWatches(t, x.w.fd())))
+}
+
+// A tenant can make cgroups in its container's own (Docker in Docker,
+// systemd in a container, or on purpose), as many as it likes: the reader
+// reads nothing there, and watches none of them, whether they were made
+// before it looked or after. The container itself is still counted.
+func TestNothingBelowAContainersCgroupIsWatched(t *testing.T) {
+	x := newWatchTest(t, 0, nil)
+	before := x.mkdir(containerName(1), true)
+	nest := func(ctr string, n int) {
+		for i := range n {
+			x.mkdir(filepath.Join(filepath.Base(ctr), fmt.Sprintf("nested%d", i)), false)
+		}
+	}
+	nest(before, 300)
+	x.src.cg.requestRescan() // the reader finds the first by a walk
+	after := x.mkdir(containerName(2), true)
+	nest(after, 300) // the second by inotify, then its children are made
+	want := 0        // on cgroup v1 a container's cgroup needs no watch
+	if x.h.V2 {
+		want = 2 // its memory.events
+	}
+	waitWithin(t, time.Minute, func() error {
+		if got := x.tracked(); got != 2 {
+			return fmt.Errorf("%d of the 2 containers tracked", got)
+		}
+		if got := x.under(); got != want {
+			return fmt.Errorf("%d watches below the parent, want %d", got, want)
 		}
 		return nil
 	})
-	t.Logf("after removing them: %d kernel watches", len(kernelWatches(t, w.fd())))
+	// A rescan walks the tree again: nothing more.
+	x.src.cg.requestRescan()
+	nest(after, 0)
+	x.src.cg.scan()
+	if got := x.under(); got != want {
+		t.Errorf("after a rescan %d watches below the parent, want %d", got, want)
+	}
+	x.exported(0)
+}
+
+// The watches are capped: past --kernel.max-watches the reader watches no
+// more, says so once, exports the count against the cap, and still finds
+// every container by its rescans.
+func TestWatchesAreCapped(t *testing.T) {
+	// What a reader holds with no pod: the host's cgroups above its
+	// containers', and the parents of the tests.
+	base := newWatchTest(t, 0, nil).w.count()
+	limit := base + 20
+	var logged logBuffer
+	x := newWatchTest(t, limit, slog.New(slog.NewTextHandler(&logged, nil)))
+	const n = 60
+	for i := range n {
+		pod := x.mkdir(fmt.Sprintf("pod%d", i), true)
+		x.mkdir(filepath.Join(filepath.Base(pod), containerName(i)), false)
+	}
+	x.src.cg.requestRescan()
+	waitWithin(t, time.Minute, func() error {
+		if got := x.tracked(); got != n {
+			return fmt.Errorf("%d of the %d containers tracked", got, n)
+		}
+		return nil
+	})
+	x.src.cg.scan()
+	if got := x.w.count(); got != limit {
+		t.Errorf("the reader holds %d watches, want the cap, %d", got, limit)
+	}
+	x.exported(limit)
+	if got := strings.Count(logged.String(), "the inotify watch cap is reached"); got != 1 {
+		t.Errorf("the cap was logged %d times, want once:\n%s", got, logged.String())
+	}
 }
 
 // enable turns the memory controller on for the children of each cgroup

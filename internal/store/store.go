@@ -283,6 +283,7 @@ type SourceStatus struct {
 	Panics     uint64 // sessions that ended in a recovered panic
 	Containers int    // containers of this source currently tracked
 	Watches    int    // inotify watches held (the cgroup source)
+	WatchLimit int    // the most it holds; 0: no bound
 }
 
 // Snapshot is a consistent copy of everything the collector exports.
@@ -966,11 +967,13 @@ func (s *Store) CountReconnect(name string) {
 	s.source(name).Reconnects++
 }
 
-// SetWatches records how many inotify watches a source holds.
-func (s *Store) SetWatches(name string, n int) {
+// SetWatches records how many inotify watches a source holds, and the most
+// it may (0: no bound).
+func (s *Store) SetWatches(name string, n, limit int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.source(name).Watches = n
+	src := s.source(name)
+	src.Watches, src.WatchLimit = n, limit
 }
 
 // CountPanic counts a source's session that ended in a recovered panic.
