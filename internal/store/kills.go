@@ -314,6 +314,18 @@ func (s *Store) countVictim(e *entry, key string, v OOMVictim) []*Kill {
 	if counted {
 		e.byProcess = countProcess(e.byProcess, v.Process, 1, MaxProcessNames)
 		e.LastOOM = latest(e.LastOOM, v.At)
+		if !v.Live {
+			// A kill from before the exporter started, which the counter's
+			// first reading holds: its scope is counted back as its process
+			// is, whatever came first.
+			e.scoped(d.Scope, 1)
+		}
+	}
+	live := func(n uint64) uint64 { // the kills by scope a live victim adds
+		if v.Live {
+			return n
+		}
+		return 0
 	}
 	if !e.observed && !e.ooms.live() && e.removedAt.IsZero() {
 		// Known only from the kernel log, its cgroup gone: kept for the
@@ -335,7 +347,7 @@ func (s *Store) countVictim(e *entry, key string, v OOMVictim) []*Kill {
 			k.Time, k.Container, k.From, k.Details, k.Process = v.At, e.Meta, FromKernelLog, d, v.Process
 			k.made, k.reportOpen = latest(k.made, v.At), !k.announced
 			s.kills.addReport(k)
-			e.scoped(d.Scope, f.counted)
+			e.scoped(d.Scope, live(f.counted))
 		}
 	}
 	if k == nil {
@@ -352,13 +364,13 @@ func (s *Store) countVictim(e *entry, key string, v OOMVictim) []*Kill {
 	case e.explained < e.ooms.total():
 		e.explained++
 		k.count(e, 1)
-		e.scoped(d.Scope, 1)
+		e.scoped(d.Scope, live(1))
 	case !rose:
 		// A member of a group kill whose counter record was made before
 		// the log described it: the member's kill is this record's.
 		if f := e.takeUnfilled(v.At); f != nil && f != k {
 			k.count(e, f.counted)
-			e.scoped(d.Scope, f.counted)
+			e.scoped(d.Scope, live(f.counted))
 			s.kills.drop(f)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -611,5 +612,42 @@ func TestDockersStickyFlagOfTheRunBeforeCountsOnce(t *testing.T) {
 	s.Apply(victim(10, "dd", 11_900, 4))
 	if c := get(t, s, key); c.OOMs != 4 {
 		t.Fatalf("container %+v, want 4", c)
+	}
+}
+
+// The exporter restarts while a container that lost workers to the OOM
+// killer lives on: its counter's first reading holds those kills, and the
+// kernel log's buffer gives their victims again. The kills by scope are
+// rebuilt as the kills by process are, once each, in whatever order the
+// counter, the runtime's listing and the log's buffer come: they went down
+// across an exporter restart (3 before it, none after, on cgroup v2).
+func TestHistoryRebuildsTheKillsByScope(t *testing.T) {
+	steps := map[string]func(s *Store){
+		"listing": func(s *Store) {
+			s.Apply(Observed{Meta: meta(), At: at(5000), State: State{StartedAt: at(100), Running: true}})
+		},
+		"counter": func(s *Store) { s.Apply(count(7, 3, 5000)) },
+		"log": func(s *Store) {
+			for i, ms := range []int{1000, 1100, 1200} {
+				v := victim(7, "dd", ms, uint64(10+i))
+				v.Live, v.Details.Scope, v.Details.ReportSeq = false, "container", uint64(10+i)
+				s.Apply(v)
+			}
+		},
+	}
+	for _, order := range [][]string{
+		{"listing", "counter", "log"}, {"listing", "log", "counter"}, {"counter", "listing", "log"},
+		{"counter", "log", "listing"}, {"log", "listing", "counter"}, {"log", "counter", "listing"},
+	} {
+		t.Run(strings.Join(order, ","), func(t *testing.T) {
+			s := New(time.Minute)
+			for _, step := range order {
+				steps[step](s)
+			}
+			c := get(t, s, key)
+			if c.OOMs != 3 || c.ProcessKills["dd"] != 3 || c.KillsByScope["container"] != 3 {
+				t.Fatalf("ooms %d, by process %v, by scope %v; want 3 each", c.OOMs, c.ProcessKills, c.KillsByScope)
+			}
+		})
 	}
 }

@@ -463,6 +463,15 @@ func checkContainer(t *testing.T, r *report.Report, c report.Container) {
 				checkExporter(t, s, c, ev, named, exited, live || (when == "before" && !racy))
 				if when == "before" {
 					checkKillRecords(t, s, c, ev, e == report.WithKmsg, exited)
+				} else if e == report.WithKmsg {
+					// The kernel log's buffer still holds every report: what
+					// it told comes back whole, and never goes down.
+					before := r.Scrapes[e]["before"][c.ID]
+					for _, m := range []string{report.ByProcess, report.ByScope} {
+						if got, want := s.Sum(m), before.Sum(m); got != want {
+							t.Errorf("%s adds up to %v after the exporter's restart, %v before (%v)", m, got, want, s)
+						}
+					}
 				}
 			})
 		}

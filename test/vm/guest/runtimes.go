@@ -55,7 +55,13 @@ func startRuntimes(driver string, step func(string)) (*runtimes, error) {
 			return rt, fmt.Errorf("tmpfs on %s: %w", d, err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// Each call has a minute of its own: under emulation on a loaded host
+	// the daemons take minutes to start, which a context for them all
+	// would not outlive.
+	call := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), time.Minute)
+	}
+	ctx, cancel := call()
 	defer cancel()
 	if v, err := output(ctx, "runc", "--version"); err == nil {
 		rt.versions["runc"] = firstLine(v)
@@ -82,6 +88,8 @@ func startRuntimes(driver string, step func(string)) (*runtimes, error) {
 		if err != nil {
 			return err
 		}
+		ctx, cancel := call()
+		defer cancel()
 		v, err := c.Version(ctx)
 		if err != nil {
 			_ = c.Close()
@@ -116,11 +124,15 @@ func startRuntimes(driver string, step func(string)) (*runtimes, error) {
 	}
 	// Under emulation on a loaded host dockerd took over 2 minutes once.
 	if err := waitFor(4*time.Minute, func() error {
+		ctx, cancel := call()
+		defer cancel()
 		_, err := rt.docker.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 		return err
 	}); err != nil {
 		return rt, fmt.Errorf("dockerd does not answer: %w", err)
 	}
+	ctx, cancel = call()
+	defer cancel()
 	info, err := rt.docker.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return rt, err
