@@ -223,10 +223,12 @@ func sweep(ctx context.Context, st *store.Store, retention time.Duration) {
 // shipped logs finds (what was killed where, and why).
 func logKill(log *slog.Logger, k store.Kill) {
 	attrs := []any{"killed_at", k.Time, "from", k.From}
-	switch {
-	case k.Host:
-		attrs = append(attrs, "where", "host, in no container")
-	case k.Unplaced:
+	switch k.Place() {
+	case store.PlaceHost:
+		attrs = append(attrs, "where", "host, in no container: the node ran out of memory", "cgroup", k.Cgroup)
+	case store.PlaceCgroup:
+		attrs = append(attrs, "where", "a cgroup of no container, at a limit of its own", "cgroup", k.Cgroup)
+	case store.PlaceUnknown:
 		attrs = append(attrs, "where", "not known: the kernel rate-limited the report")
 	default:
 		m := k.Container

@@ -36,7 +36,7 @@ func TestKillsBehindBasicAuth(t *testing.T) {
 	}
 	st := store.New(time.Minute)
 	st.SetKillsKept(cfg.killsKept)
-	st.Apply(store.OOMVictim{Host: true, Process: "victim-proc", At: time.Unix(100, 0), Seq: 1, Live: true})
+	st.Apply(store.OOMVictim{Host: true, Process: "victim-proc", At: time.Unix(100, 0), Seq: 1, Live: true, Details: store.KillDetails{Scope: store.ScopeNode}})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

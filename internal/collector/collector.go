@@ -139,7 +139,7 @@ type Options struct {
 // Collector exports the store's containers and sources.
 type Collector struct {
 	store  *store.Store
-	descs  []*prometheus.Desc // one per family, in order, and host_oom_kills_total
+	descs  []*prometheus.Desc // one per family, in order, and the kills in no container
 	text   []textFamily       // what WriteText writes itself, in name order
 	labels labelCache
 
@@ -167,8 +167,16 @@ func New(s *store.Store, opts Options) *Collector {
 		c.descs = append(c.descs, prometheus.NewDesc(name, f.help, labels, nil))
 		c.text = append(c.text, newTextFamily(name, f.help, f.typ, f))
 	}
-	c.descs = append(c.descs, prometheus.NewDesc(hostKillsName, hostKillsHelp, []string{"process"}, nil))
-	c.text = append(c.text, newTextFamily(hostKillsName, hostKillsHelp, "counter", nil))
+	for _, k := range []struct {
+		name, help, label string
+		kills             func(store.Snapshot) map[string]uint64
+	}{
+		{hostKillsName, hostKillsHelp, "process", func(s store.Snapshot) map[string]uint64 { return s.HostKills }},
+		{cgroupKillsName, cgroupKillsHelp, "cgroup", func(s store.Snapshot) map[string]uint64 { return s.CgroupKills }},
+	} {
+		c.descs = append(c.descs, prometheus.NewDesc(k.name, k.help, []string{k.label}, nil))
+		c.text = append(c.text, newKillsFamily(k.name, k.help, k.label, k.kills))
+	}
 	slices.SortFunc(c.text, func(a, b textFamily) int { return strings.Compare(a.name, b.name) })
 	own := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, []string{"source"}, nil)
@@ -195,8 +203,10 @@ func New(s *store.Store, opts Options) *Collector {
 }
 
 const (
-	hostKillsName = "host_oom_kills_total"
-	hostKillsHelp = "OOM kills of processes in no container, by command name."
+	hostKillsName   = "host_oom_kills_total"
+	hostKillsHelp   = "OOM kills of processes in no container when the node ran out of memory (a global OOM), by command name."
+	cgroupKillsName = "cgroup_oom_kills_total"
+	cgroupKillsHelp = "OOM kills of processes in no container, in a cgroup with a limit of its own (a systemd service's MemoryMax, a job runner's cgroup), by the victim's cgroup; the first 30 cgroups apart, the rest under \"other\"."
 )
 
 // Describe sends the descriptors of every metric the collector exports,

@@ -58,7 +58,9 @@ func kernelFixture() *store.Store {
 	s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: fluentd.ID}), Instance: 7, Kills: 3, Born: t0, BornExact: true, At: t0.Add(3 * time.Second)})
 	grouped := store.Meta{Runtime: "cri-o", ID: "fedcba9876543210"}
 	s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(grouped), Instance: 9, Kills: 4, GroupKills: 1, HasGroup: true, Born: t0, At: t0.Add(5 * time.Second)})
-	s.Apply(store.OOMVictim{Host: true, Process: "java", At: t0, Seq: 10, Live: true})
+	s.Apply(store.OOMVictim{Host: true, HostCgroup: "/user.slice", Process: "java", At: t0, Seq: 10, Live: true, Details: store.KillDetails{Scope: store.ScopeNode}})
+	s.Apply(store.OOMVictim{Host: true, HostCgroup: "/system.slice/backup.service", Process: "restic", At: t0, Seq: 11, Live: true,
+		Details: store.KillDetails{Scope: store.ScopeCgroup, LimitCgroup: "/system.slice/backup.service"}})
 	// The outcomes decided: fluentd lived on after its workers' kills.
 	s.AnnounceKills(t0.Add(time.Minute))
 	return s
@@ -196,17 +198,19 @@ func TestHostileLabelValuesGiveValidExposition(t *testing.T) {
 		m := store.Meta{Runtime: "docker", ID: v + string(rune('a'+i)), Name: v, KubeContainer: v, Pod: v, Namespace: v, ImageID: v}
 		metas = append(metas, m)
 		s.Apply(store.Observed{Meta: m})
-		// Victims named as hostilely, in the container and on the host.
-		s.Apply(store.OOMVictim{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: m.ID}), Instance: 1, Process: v, At: t0, Seq: uint64(2*i + 1), Live: true})
-		s.Apply(store.OOMVictim{Host: true, Process: v, At: t0, Seq: uint64(2*i + 2), Live: true})
+		// Victims named as hostilely, in the container and on the host,
+		// and cgroups of no container too.
+		s.Apply(store.OOMVictim{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: m.ID}), Instance: 1, Process: v, At: t0, Seq: uint64(3*i + 1), Live: true})
+		s.Apply(store.OOMVictim{Host: true, Process: v, At: t0, Seq: uint64(3*i + 2), Live: true, Details: store.KillDetails{Scope: store.ScopeNode}})
+		s.Apply(store.OOMVictim{Host: true, HostCgroup: v, Process: "p", At: t0, Seq: uint64(3*i + 3), Live: true, Details: store.KillDetails{Scope: store.ScopeCgroup}})
 	}
 	text := scrape(t, New(s, Options{}))
 	mfs := parse(t, text)
 	checkLabels(t, mfs, metas)
-	for _, name := range []string{"container_oom_kills_by_process_total", "host_oom_kills_total"} {
+	for name, label := range map[string]string{"container_oom_kills_by_process_total": "process", "host_oom_kills_total": "process", "cgroup_oom_kills_total": "cgroup"} {
 		var got []string
 		for _, m := range mfs[name].GetMetric() {
-			got = append(got, labelsOf(m)["process"])
+			got = append(got, labelsOf(m)[label])
 		}
 		// \xff\xfeinvalid utf-8 and a\xffb\xfe\xfdc stay two processes.
 		var want []string

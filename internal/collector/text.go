@@ -30,7 +30,7 @@ func (c *Collector) WriteText(w io.Writer, g prometheus.Gatherer, only map[strin
 	for i, j := 0, 0; (i < len(mfs) || j < len(c.text)) && t.err == nil; {
 		if j < len(c.text) && (i == len(mfs) || c.text[j].name < mfs[i].GetName()) {
 			if only == nil || only[c.text[j].name] {
-				c.text[j].write(t, rows, snap.HostKills)
+				c.text[j].write(t, rows, snap)
 			}
 			j++
 			continue
@@ -46,11 +46,14 @@ func (c *Collector) WriteText(w io.Writer, g prometheus.Gatherer, only map[strin
 	return errors.Join(gatherErr, encodeErr, t.err)
 }
 
-// textFamily is a family WriteText writes itself.
+// textFamily is a family WriteText writes itself: a family of containers'
+// series (f), or counts of kills in no container by one label (kills).
 type textFamily struct {
 	name   string
 	header string  // its # HELP and # TYPE lines
-	f      *family // nil for host_oom_kills_total
+	f      *family // nil for the kills in no container
+	label  string
+	kills  func(store.Snapshot) map[string]uint64
 }
 
 func newTextFamily(name, help, typ string, f *family) textFamily {
@@ -58,14 +61,21 @@ func newTextFamily(name, help, typ string, f *family) textFamily {
 	return textFamily{name: name, header: "# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n", f: f}
 }
 
+// newKillsFamily is a counter of kills in no container by label.
+func newKillsFamily(name, help, label string, kills func(store.Snapshot) map[string]uint64) textFamily {
+	tf := newTextFamily(name, help, "counter", nil)
+	tf.label, tf.kills = label, kills
+	return tf
+}
+
 // write writes the family's samples, after its header if it has any: like
 // client_golang, a family without samples is left out.
-func (tf *textFamily) write(t *textWriter, rows []row, hostKills map[string]uint64) {
+func (tf *textFamily) write(t *textWriter, rows []row, snap store.Snapshot) {
 	t.header = tf.header
 	defer func() { t.header = "" }()
 	if tf.f == nil {
-		for _, k := range validCounts(hostKills) {
-			t.sample(tf.name, "", "process", k.name, float64(k.n))
+		for _, k := range validCounts(tf.kills(snap)) {
+			t.sample(tf.name, "", tf.label, k.name, float64(k.n))
 		}
 		return
 	}

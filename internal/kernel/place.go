@@ -85,7 +85,7 @@ func (s *Source) place(v Victim, at time.Time, live, prompt bool) store.OOMVicti
 		c, ok = s.cg.byPath(path)
 	}
 	if !ok {
-		out.Host = true
+		out.Host, out.HostCgroup = true, path
 		out.Details.Scope = scope(out.Details, "")
 		return out
 	}

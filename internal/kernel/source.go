@@ -406,16 +406,19 @@ func details(v Victim) store.KillDetails {
 
 // scope says whose limit the kill was for: the container's (dir, its
 // cgroup) or one inside it, the kubelet's pod cgroup above it, another
-// cgroup above it, or none (the node's memory). "" if not known.
+// cgroup above it, or none (the node's memory); for a victim in no
+// container (dir ""), a cgroup's or none. "" if not known.
 func scope(d store.KillDetails, dir string) string {
 	switch {
 	case d.Scope == store.ScopeNode:
 		return store.ScopeNode
 	case d.LimitCgroup == "":
 		return ""
-	case dir != "" && (d.LimitCgroup == dir || strings.HasPrefix(d.LimitCgroup, dir+"/")):
+	case dir == "":
+		return store.ScopeCgroup // a victim in no container, under a cgroup's limit
+	case d.LimitCgroup == dir || strings.HasPrefix(d.LimitCgroup, dir+"/"):
 		return store.ScopeContainer
-	case dir != "" && strings.HasPrefix(dir, d.LimitCgroup+"/"):
+	case strings.HasPrefix(dir, d.LimitCgroup+"/"):
 		parts := strings.Split(d.LimitCgroup, "/")
 		if podUID(parts) != "" {
 			return store.ScopePod

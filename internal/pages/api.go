@@ -27,9 +27,12 @@ type APIKill struct {
 	Time string `json:"time"` // RFC 3339, UTC
 	// From is where the record comes from: kernel_log, cgroup_counter or runtime.
 	From string `json:"from"`
-	// Place is where the victim was: container, host (in no container) or
-	// unplaced (in a container not known).
+	// Place is where the victim was: container; host (in no container,
+	// when the node ran out of memory); cgroup (in no container, in a
+	// cgroup with a limit of its own: Cgroup); or unplaced (in a cgroup not
+	// known).
 	Place     string        `json:"place"`
+	Cgroup    string        `json:"cgroup,omitempty"`
 	Container *APIContainer `json:"container,omitempty"`
 	Victim    *APIProcess   `json:"victim,omitempty"`
 	// MainProcess says whether the victim was its container's main process
@@ -42,7 +45,8 @@ type APIKill struct {
 	// container, in the kernel's order, each once (the victim first).
 	Members []APIProcess `json:"members,omitempty"`
 	Trigger *APIProcess  `json:"trigger,omitempty"`
-	// Scope is whose limit was hit: container, pod, ancestor or node.
+	// Scope is whose limit was hit: container, pod, ancestor or node; for
+	// a victim in no container, cgroup or node.
 	Scope       string  `json:"scope,omitempty"`
 	LimitCgroup string  `json:"limit_cgroup,omitempty"`
 	UsageBytes  *uint64 `json:"usage_bytes,omitempty"`
@@ -128,15 +132,11 @@ func newAPIKill(k store.Kill) APIKill {
 		LimitCgroup: d.LimitCgroup,
 		GroupCgroup: d.Group,
 		ReportSeq:   d.ReportSeq,
+		Cgroup:      k.Cgroup,
 	}
-	switch {
-	case k.Host:
-		a.Place = "host"
-	case k.Unplaced:
-		a.Place = "unplaced"
-	default:
+	a.Place = k.Place()
+	if a.Place == store.PlaceContainer {
 		m := k.Container
-		a.Place = "container"
 		a.Container = &APIContainer{ContainerID: m.ContainerID(), Runtime: m.Runtime, ID: m.ID, Name: m.Name,
 			Container: m.KubeContainer, Pod: m.Pod, Namespace: m.Namespace, PodUID: m.PodUID, ImageID: m.ImageID,
 			ContainerdNamespace: m.ContainerdNamespace}

@@ -83,6 +83,12 @@ func sample() *fill {
 	f.seq++
 	f.st.Apply(store.OOMVictim{Host: true, Process: "chrome", At: at(50), Seq: f.seq, Live: true,
 		Details: store.KillDetails{PID: 900, Scope: store.ScopeNode, Memory: &store.VictimMemory{AnonRSS: 3 << 30}}})
+	// A kill in a systemd service that hit its own MemoryMax: no
+	// container's, and not the node running out.
+	f.seq++
+	f.st.Apply(store.OOMVictim{Host: true, HostCgroup: "/system.slice/backup.service", Process: "restic", At: at(55), Seq: f.seq, Live: true,
+		Details: store.KillDetails{PID: 950, Scope: store.ScopeCgroup, LimitCgroup: "/system.slice/backup.service",
+			Usage: 32 << 20, Limit: 32 << 20, HasUsage: true, ReportSeq: f.seq}})
 	// A victim whose report the kernel rate-limited, in no known container.
 	f.seq++
 	f.st.Apply(store.OOMVictim{Process: "stray", At: at(60), Seq: f.seq, Live: true, Details: store.KillDetails{PID: 8000, ReportSeq: f.seq}})
@@ -138,6 +144,8 @@ func TestKillsPageShowsEachKindOfRecord(t *testing.T) {
 	rows := rowsOf(t, rec.Body.String())
 	want := [][]string{
 		{"2026-11-27 10:01:00", "not known", "stray", "pid 8000", "not known"},
+		{"2026-11-27 10:00:55", "/system.slice/backup.service", "a cgroup of no container", "restic", "pid 950", "its cgroup's limit",
+			"32 MiB of 32 MiB", "no container"},
 		{"2026-11-27 10:00:50", "host", "in no container", "chrome", "pid 900", "RSS 3 GiB", "node memory", "no limit: the node ran out", "no container"},
 		{"2026-11-27 10:00:40", "quiet", "docker://dddddddddddd", "The kernel log did not describe this kill; the container's cgroup counter counted it",
 			"Who was killed and which limit was hit are not known."},
@@ -159,12 +167,12 @@ func TestKillsPageShowsEachKindOfRecord(t *testing.T) {
 		}
 	}
 	for i, r := range rows {
-		if i != 3 && strings.Contains(r, "group kill") {
+		if i != 4 && strings.Contains(r, "group kill") {
 			t.Errorf("row %d is no group kill: %s", i, r)
 		}
 	}
-	if !strings.Contains(rows[2], "container lived on") {
-		t.Errorf("a kill only a counter counted, in a container running on, does not say it lived on: %s", rows[2])
+	if !strings.Contains(rows[3], "container lived on") {
+		t.Errorf("a kill only a counter counted, in a container running on, does not say it lived on: %s", rows[3])
 	}
 }
 
@@ -288,7 +296,7 @@ func TestKillsFilter(t *testing.T) {
 	f := sample()
 	api := KillsAPI(f.st)
 	page := Kills(f.st, site)
-	all := []string{"stray", "chrome", "(quiet)", "postgres", "java", "ruby-worker"}
+	all := []string{"stray", "restic", "chrome", "(quiet)", "postgres", "java", "ruby-worker"}
 	for _, tc := range []struct {
 		query string
 		want  []string
@@ -305,6 +313,7 @@ func TestKillsFilter(t *testing.T) {
 		{"container=docker://" + dockerID('d'), []string{"(quiet)"}},
 		{"container=" + dockerID('b')[:11], nil}, // too short to name a container
 		{"container=host", nil},
+		{"container=/system.slice/backup.service", nil}, // a filter finds containers alone
 		{"limit=2", all[:2]},
 		{"limit=2&container=grouped", []string{"postgres"}},
 		{"limit=1&container=grouped", []string{"postgres"}},
@@ -351,7 +360,7 @@ func TestKillsBadRequests(t *testing.T) {
 			t.Errorf("page limit=%s: %d %s", limit, rec.Code, rec.Body)
 		}
 	}
-	if got := apiKills(t, KillsAPI(f.st), fmt.Sprintf("/api/v1/kills?limit=%d", 1<<62)); len(got.Kills) != 6 || got.More {
+	if got := apiKills(t, KillsAPI(f.st), fmt.Sprintf("/api/v1/kills?limit=%d", 1<<62)); len(got.Kills) != 7 || got.More {
 		t.Errorf("a huge limit: %d kills, more %v", len(got.Kills), got.More)
 	}
 	for _, h := range []http.Handler{KillsAPI(f.st), Kills(f.st, site)} {
@@ -372,7 +381,7 @@ func TestKillsAPISchema(t *testing.T) {
 		Kills []map[string]any `json:"kills"`
 		More  *bool            `json:"more"`
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil || raw.More == nil || len(raw.Kills) != 6 {
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil || raw.More == nil || len(raw.Kills) != 7 {
 		t.Fatalf("%v: %s", err, rec.Body)
 	}
 	keys := func(m map[string]any) string {
@@ -400,6 +409,7 @@ func TestKillsAPISchema(t *testing.T) {
 		"quiet":       "container from outcome place seq time",
 		"chrome":      "from place scope seq time victim",
 		"stray":       "from place report_seq seq time victim",
+		"restic":      "cgroup from limit_bytes limit_cgroup place report_seq scope seq time usage_bytes victim",
 	} {
 		if got := keys(byName[name]); got != want {
 			t.Errorf("%s: fields %s, want %s", name, got, want)
@@ -430,6 +440,9 @@ func TestKillsAPISchema(t *testing.T) {
 	}
 	if h := byName["chrome"]; h["place"] != "host" || h["scope"] != "node" {
 		t.Errorf("host kill %v", h)
+	}
+	if c := byName["restic"]; c["place"] != "cgroup" || c["cgroup"] != "/system.slice/backup.service" || c["scope"] != "cgroup" {
+		t.Errorf("kill in a cgroup of no container %v", c)
 	}
 	if u := byName["stray"]; u["place"] != "unplaced" {
 		t.Errorf("unplaced kill %v", u)

@@ -35,7 +35,7 @@ func TestLandingShowsTheLatestKills(t *testing.T) {
 	f := sample()
 	body := get(t, Landing(f.st, site), "/").Body.String()
 	rows := rowsOf(t, body)
-	if len(rows) != 5 || !strings.Contains(rows[0], "stray") || !strings.Contains(rows[4], "java") {
+	if len(rows) != 5 || !strings.Contains(rows[0], "stray") || !strings.Contains(rows[4], "postgres") {
 		t.Errorf("rows:\n%s", strings.Join(rows, "\n"))
 	}
 	for _, want := range []string{`href="/kills"`, `href="/api/v1/kills"`} {

@@ -104,7 +104,8 @@ var pageTemplates = template.Must(template.New("pages").Parse(`
 </html>
 {{end}}
 
-{{define "where"}}{{if eq .Kind "host"}}<b>host</b><div class="sub">in no container</div>
+{{define "where"}}{{if eq .Kind "host"}}<b>host</b><div class="sub">in no container{{with .Cgroup}}: <span class="mono">{{.}}</span>{{end}}</div>
+{{- else if eq .Kind "cgroup"}}<b class="mono">{{.Cgroup}}</b><div class="sub">a cgroup of no container</div>
 {{- else if eq .Kind "unplaced"}}<b>not known</b><div class="sub">the kernel log did not give its cgroup</div>
 {{- else}}<div class="where">{{if .Namespace}}<span class="ns">{{.Namespace}} /</span> {{end}}{{if .Pod}}<b>{{.Pod}}</b> / {{end}}{{if .Name}}<b>{{.Name}}</b>{{else}}<b class="mono">{{.ID}}</b>{{end}}</div><div class="sub mono id" title="{{.IDTitle}}">{{.ID}}</div>{{end}}{{end}}
 

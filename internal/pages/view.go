@@ -50,7 +50,8 @@ type task struct{ PID, Name, UID, RSS, Detail, Swap, OOMScoreAdj string }
 
 // where says where a kill happened.
 type where struct {
-	Kind                 string // "container", "host", "unplaced"
+	Kind                 string // store.Place*
+	Cgroup               string // for a kill in no container, the victim's cgroup
 	Namespace, Pod, Name string // Name: the container's (the pod spec's, or the runtime's)
 	ID, IDTitle          string // a short container_id, and the full one
 }
@@ -121,6 +122,8 @@ func newRow(k store.Kill, now time.Time) killRow {
 		r.Scope, r.LimitCgroup = "a parent cgroup's limit", d.LimitCgroup
 	case store.ScopeNode:
 		r.Scope, r.NoLimit = "node memory", true
+	case store.ScopeCgroup:
+		r.Scope, r.LimitCgroup = "its cgroup's limit", d.LimitCgroup
 	default:
 		r.Scope, r.ScopeKey, r.LimitCgroup = "not known", "unknown", d.LimitCgroup
 	}
@@ -168,11 +171,8 @@ func newRow(k store.Kill, now time.Time) killRow {
 }
 
 func newWhere(k store.Kill) where {
-	switch {
-	case k.Host:
-		return where{Kind: "host"}
-	case k.Unplaced:
-		return where{Kind: "unplaced"}
+	if p := k.Place(); p != store.PlaceContainer {
+		return where{Kind: p, Cgroup: k.Cgroup}
 	}
 	m := k.Container
 	w := where{Kind: "container", Namespace: m.Namespace, Pod: m.Pod, Name: m.KubeContainer, IDTitle: m.ContainerID()}

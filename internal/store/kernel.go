@@ -65,9 +65,11 @@ type OOMVictim struct {
 	Cgroup   Cgroup
 	Instance uint64 // the instance the victim was in (as in KernelOOMCount); 0 if not known (gone when the record was read)
 	Host     bool   // its cgroup is known and is no container's
-	Process  string // the command name (comm)
-	At       time.Time
-	Seq      uint64 // the kernel log's sequence number: a record applied twice counts once
+	// HostCgroup is that cgroup, for a victim in no container.
+	HostCgroup string
+	Process    string // the command name (comm)
+	At         time.Time
+	Seq        uint64 // the kernel log's sequence number: a record applied twice counts once
 	// Live is false for a record that was in the kernel's log buffer before
 	// the exporter started: history, counted where the runtime says the
 	// container ran then, never announced.

@@ -20,6 +20,18 @@ const (
 	ScopePod       = "pod"       // the kubelet's pod cgroup: the pod's limit
 	ScopeAncestor  = "ancestor"  // another cgroup above the container (a QoS class, a slice, Docker's --cgroup-parent)
 	ScopeNode      = "node"      // no limit: the node ran out of memory (a global OOM)
+	// ScopeCgroup: the limit of a cgroup that is no container's, for a
+	// victim in no container (a systemd service's MemoryMax, a job runner's
+	// cgroup, a runtime the exporter does not know).
+	ScopeCgroup = "cgroup"
+)
+
+// Where a killed process was (Kill.Place).
+const (
+	PlaceContainer = "container" // in a container
+	PlaceHost      = "host"      // in no container, when the node ran out of memory
+	PlaceCgroup    = "cgroup"    // in no container, in a cgroup with a limit of its own (Kill.Cgroup)
+	PlaceUnknown   = "unplaced"  // in a cgroup not known: its report was cut short, the process gone
 )
 
 // Where a record comes from.
@@ -103,6 +115,8 @@ type Kill struct {
 	// (Host) or in a container not known (Unplaced).
 	Container Meta
 	Host      bool
+	// Cgroup is the victim's cgroup, for a kill in no container.
+	Cgroup string
 	// Unplaced: the kernel log named the victim, but neither the kernel
 	// nor /proc, a counter or a runtime's main pid said which cgroup it
 	// was in.
@@ -193,6 +207,21 @@ func (l *killLog) add(k *Kill) {
 
 // report returns the record of the report seq in the place key (an entry's
 // key, or "host"/"unplaced"), nil if none.
+// Place says where the killed process was (Place*): in a container, or in
+// none when the node ran out of memory, in a cgroup of no container with a
+// limit of its own, or in a cgroup not known.
+func (k *Kill) Place() string {
+	switch {
+	case k.Unplaced:
+		return PlaceUnknown
+	case !k.Host:
+		return PlaceContainer
+	case k.Details.Scope == ScopeNode || k.Cgroup == "/":
+		return PlaceHost
+	}
+	return PlaceCgroup
+}
+
 func (l *killLog) report(seq uint64, key string, host, unplaced bool) *Kill {
 	if seq == 0 {
 		return nil
@@ -276,18 +305,24 @@ func (s *Store) victim(e *entry, key string, v OOMVictim) []*Kill {
 		if !v.Live {
 			return nil // history: announced by the exporter that ran then
 		}
-		if v.Host {
-			s.hostKills = countProcess(s.hostKills, v.Process, 1, MaxHostProcessNames)
-		}
 		k := s.kills.report(d.ReportSeq, "", v.Host, !v.Host)
+		if k != nil && k.Cgroup != v.HostCgroup {
+			k = nil // one report, victims in two cgroups of no container
+		}
 		if k == nil {
-			k = &Kill{Time: v.At, Host: v.Host, Unplaced: !v.Host, Process: v.Process, From: FromKernelLog,
+			k = &Kill{Time: v.At, Host: v.Host, Cgroup: v.HostCgroup, Unplaced: !v.Host, Process: v.Process, From: FromKernelLog,
 				Details: d, made: v.At, reportOpen: true, decided: true}
 			s.kills.add(k)
 			s.kills.addReport(k)
 			s.kills.pending = append(s.kills.pending, k)
 		}
 		k.join(v)
+		switch k.Place() {
+		case PlaceHost:
+			s.hostKills = countProcess(s.hostKills, v.Process, 1, MaxHostProcessNames)
+		case PlaceCgroup:
+			s.cgroupKills = countProcess(s.cgroupKills, v.HostCgroup, 1, MaxHostCgroups)
+		}
 		return nil
 	}
 	return s.countVictim(e, key, v)

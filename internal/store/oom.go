@@ -302,6 +302,12 @@ const (
 	MaxHostProcessNames = 30
 )
 
+// MaxHostCgroups bounds the cgroups of no container whose kills are counted
+// apart: anyone with a cgroup subtree of their own (a user's systemd, a job
+// runner) may make cgroups of any name. Further ones count under
+// OtherProcesses.
+const MaxHostCgroups = 30
+
 // OtherProcesses is the name under which kills of processes beyond
 // MaxProcessNames count (and those of a process named "other").
 const OtherProcesses = "other"

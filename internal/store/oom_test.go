@@ -3,11 +3,16 @@ package store
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 )
+
+// global is what the kernel log says of a kill when the node ran out of
+// memory.
+var global = KillDetails{Scope: ScopeNode}
 
 func dockerMeta() Meta { return Meta{Runtime: "docker", ID: "abc"} }
 
@@ -271,13 +276,43 @@ func TestKernelOnlyContainerGoesWithItsCgroup(t *testing.T) {
 
 func TestHostKills(t *testing.T) {
 	s := New(time.Minute)
-	s.Apply(OOMVictim{Host: true, Process: "cron", At: at(0), Seq: 9}) // history: not counted
-	s.Apply(OOMVictim{Host: true, Process: "java", At: at(0), Seq: 10, Live: true})
-	s.Apply(OOMVictim{Host: true, Process: "java", At: at(0), Seq: 10, Live: true})
-	s.Apply(OOMVictim{Host: true, Process: "sshd", At: at(1), Seq: 11, Live: true})
+	s.Apply(OOMVictim{Host: true, Process: "cron", At: at(0), Seq: 9, Details: global}) // history: not counted
+	s.Apply(OOMVictim{Host: true, Process: "java", At: at(0), Seq: 10, Live: true, Details: global})
+	s.Apply(OOMVictim{Host: true, Process: "java", At: at(0), Seq: 10, Live: true, Details: global})
+	s.Apply(OOMVictim{Host: true, Process: "sshd", At: at(1), Seq: 11, Live: true, Details: global})
 	snap := s.Snapshot()
 	if snap.HostKills["java"] != 1 || snap.HostKills["sshd"] != 1 || len(snap.HostKills) != 2 || len(snap.Containers) != 0 {
 		t.Fatalf("host kills %v containers %d", snap.HostKills, len(snap.Containers))
+	}
+}
+
+// Three kills in no known container are told apart: the node ran out of
+// memory; a cgroup that is no container's hit its own limit (a systemd
+// service's MemoryMax); the victim's cgroup is not known. Only the first
+// is the host's, only the second the cgroup's, and the third neither: its
+// container's counter, if any, counts it.
+func TestKillsInNoContainerAreToldApart(t *testing.T) {
+	s := New(time.Minute)
+	service := "/system.slice/backup.service"
+	s.Apply(OOMVictim{Host: true, HostCgroup: "/user.slice", Process: "chrome", At: at(0), Seq: 10, Live: true,
+		Details: KillDetails{Scope: ScopeNode, ReportSeq: 10}})
+	s.Apply(OOMVictim{Host: true, HostCgroup: service, Process: "restic", At: at(1), Seq: 11, Live: true,
+		Details: KillDetails{Scope: ScopeCgroup, LimitCgroup: service, Usage: 1 << 30, Limit: 1 << 30, HasUsage: true, ReportSeq: 11}})
+	s.Apply(OOMVictim{Process: "stray", At: at(2), Seq: 12, Live: true, Details: KillDetails{ReportSeq: 12}})
+	snap := s.Snapshot()
+	if snap.HostKills["chrome"] != 1 || len(snap.HostKills) != 1 {
+		t.Errorf("host kills %v, want chrome's alone", snap.HostKills)
+	}
+	if snap.CgroupKills[service] != 1 || len(snap.CgroupKills) != 1 {
+		t.Errorf("cgroup kills %v, want %s's alone", snap.CgroupKills, service)
+	}
+	places := map[string]string{}
+	for _, k := range s.Kills(0, nil) {
+		places[k.Process] = k.Place() + " " + k.Cgroup
+	}
+	want := map[string]string{"chrome": "host /user.slice", "restic": "cgroup " + service, "stray": "unplaced "}
+	if !maps.Equal(places, want) {
+		t.Errorf("places %q, want %q", places, want)
 	}
 }
 
@@ -405,7 +440,7 @@ func TestVictimNamesAreBounded(t *testing.T) {
 	for i := range kills {
 		name := fmt.Sprintf("w%d", i)
 		s.Apply(victim(0, name, 10+i, uint64(2*i+1)))
-		s.Apply(OOMVictim{Host: true, Process: name, At: at(10 + i), Seq: uint64(2*i + 2), Live: true})
+		s.Apply(OOMVictim{Host: true, Process: name, At: at(10 + i), Seq: uint64(2*i + 2), Live: true, Details: global})
 	}
 	c := get(t, s, key)
 	check := func(what string, m map[string]uint64, limit int) {

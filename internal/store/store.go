@@ -290,9 +290,11 @@ type SourceStatus struct {
 type Snapshot struct {
 	Containers []Container
 	Sources    []SourceStatus
-	// HostKills counts OOM kills of processes in no container, by command
-	// name (nil if there were none).
-	HostKills map[string]uint64
+	// HostKills counts OOM kills of processes in no container when the
+	// node ran out of memory, by command name; CgroupKills those in cgroups
+	// of no container with a limit of their own, by cgroup (nil if there
+	// were none).
+	HostKills, CgroupKills map[string]uint64
 }
 
 // Store holds the state of all containers of all sources.
@@ -304,6 +306,9 @@ type Store struct {
 	kernelOnly int                 // entries with fromKernel set
 	sources    map[string]*SourceStatus
 	hostKills  map[string]uint64
+	// cgroupKills counts the kills in cgroups of no container with a
+	// limit of their own, by the victim's cgroup.
+	cgroupKills map[string]uint64
 	// unattributed counts the kills of a pod that none of its containers
 	// could be given (CountUnattributed).
 	unattributed uint64
@@ -819,10 +824,10 @@ func (s *Store) Snapshot() Snapshot {
 		snap.Containers = append(snap.Containers, c)
 	}
 	if len(s.hostKills) > 0 {
-		snap.HostKills = make(map[string]uint64, len(s.hostKills))
-		for p, n := range s.hostKills {
-			snap.HostKills[p] = n
-		}
+		snap.HostKills = maps.Clone(s.hostKills)
+	}
+	if len(s.cgroupKills) > 0 {
+		snap.CgroupKills = maps.Clone(s.cgroupKills)
 	}
 	snap.Sources = s.sourcesLocked()
 	return snap

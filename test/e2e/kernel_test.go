@@ -282,8 +282,11 @@ func TestKernelWithoutRuntime(t *testing.T) {
 	})
 }
 
-// A kill in a cgroup that is no container's counts as the host's.
-func TestKernelHostKill(t *testing.T) {
+// A kill in a cgroup that is no container's, at that cgroup's own limit (a
+// systemd service's MemoryMax), is that cgroup's: not the node's, whose
+// memory did not run out, and not unknown. The record says so, with the
+// cgroup and its limit.
+func TestKernelKillInACgroupOfNoContainer(t *testing.T) {
 	kernelPrereqs(t)
 	e := startExporter(t)
 	name := "mcm-host-" + strconv.Itoa(os.Getpid()%100000)
@@ -310,15 +313,33 @@ func TestKernelHostKill(t *testing.T) {
 	if err := cmd.Run(); err == nil {
 		t.Fatal("the host process was not killed")
 	}
+	cgroup := strings.TrimPrefix(dir, "/sys/fs/cgroup/memory")
 	eventually(t, 30*time.Second, func() error {
 		s, err := e.scrape()
 		if err != nil {
 			return err
 		}
-		if _, v, ok := s.series("host_oom_kills_total", map[string]string{"process": name}); !ok || v != 1 {
-			return fmt.Errorf("host_oom_kills_total{process=%q} %v (present %v)", name, v, ok)
+		if _, v, ok := s.series("cgroup_oom_kills_total", map[string]string{"cgroup": cgroup}); !ok || v != 1 {
+			return fmt.Errorf("cgroup_oom_kills_total{cgroup=%q} %v (present %v)", cgroup, v, ok)
 		}
-		return nil
+		if _, v, ok := s.series("host_oom_kills_total", map[string]string{"process": name}); ok {
+			return errStop{fmt.Errorf("host_oom_kills_total{process=%q} %v: a kill at a cgroup's own limit counted as the node's", name, v)}
+		}
+		kills, err := e.kills("limit=100")
+		if err != nil {
+			return err
+		}
+		for _, k := range kills {
+			if k.Victim == nil || k.Victim.Name != name {
+				continue
+			}
+			if k.Place != "cgroup" || k.Cgroup != cgroup || k.Container != nil || k.Scope != "cgroup" || k.LimitCgroup != cgroup ||
+				k.LimitBytes == nil || *k.LimitBytes != 32<<20 {
+				return errStop{fmt.Errorf("the record: %+v", k)}
+			}
+			return nil
+		}
+		return fmt.Errorf("no record of %s in /api/v1/kills", name)
 	})
 }
 

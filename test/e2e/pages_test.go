@@ -30,6 +30,7 @@ type apiKill struct {
 	Time      string `json:"time"`
 	From      string `json:"from"`
 	Place     string `json:"place"`
+	Cgroup    string `json:"cgroup"`
 	Container *struct {
 		ContainerID string `json:"container_id"`
 		Runtime     string `json:"runtime"`

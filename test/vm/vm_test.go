@@ -99,6 +99,7 @@ W=system.slice/docker-{{.Workers}}.scope
 M=kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{{.Pod}}.slice/cri-containerd-{{.Main}}.scope
 G=system.slice/docker-{{.Group}}.scope
 H=system.slice/cron.service
+N=system.slice/hog.service
 for c in $B $W $M $G $H; do cg $c; done
 echo 1 > $CG/$G/memory.oom.group
 
@@ -117,8 +118,16 @@ sh -c "echo \$\$ > $CG/$G/cgroup.procs; exec sleep 1000" &
 sh -c "echo \$\$ > $CG/$G/cgroup.procs; exec sleep 1000" &
 sleep 0.2
 kill_in $G dd
-# A service's process: the host's, no container's.
+# A service's process, at its service's own limit: no container's.
 kill_in $H cron-job
+# The node out of memory: a process in a cgroup with no limit of its own
+# takes more than the VM has (overcommitted, so that the allocation is
+# granted and its pages are not), and is chosen by its oom_score_adj.
+mkdir -p $CG/$N
+echo 1 > /proc/sys/vm/overcommit_memory
+ln -sf /bin/busybox /tmp/node-hog
+sh -c "echo \$\$ > $CG/$N/cgroup.procs; echo 1000 > /proc/self/oom_score_adj; exec -a dd /tmp/node-hog if=/dev/zero of=/dev/null bs=1G count=1"
+echo 0 > /proc/sys/vm/overcommit_memory
 
 {{range .Waits}}wait_for '{{.}}'
 {{end}}
@@ -158,7 +167,8 @@ func waits() []string {
 		`^container_ooms_total\{.*` + id("containerd", mainK) + `.*\} 1$`,
 		`^container_oom_group_kills_total\{.*` + id("docker", group) + `.*\} 1$`,
 		`^container_oom_kills_by_process_total\{.*` + id("docker", group) + `.*process="sleep"\} 2$`,
-		`^host_oom_kills_total\{process="cron-job"\} 1$`,
+		`^cgroup_oom_kills_total\{cgroup="/system.slice/cron.service"\} 1$`,
+		`^host_oom_kills_total\{process="node-hog"\} 1$`,
 	}
 }
 
@@ -245,7 +255,11 @@ func TestCgroupV2InVM(t *testing.T) {
 			t.Errorf("%s: labels of a kernel-only container: %v", dump, labels)
 		}
 		if dump == "METRICS" {
-			check("host_oom_kills_total", map[string]string{"process": "cron-job"}, 1)
+			check("cgroup_oom_kills_total", map[string]string{"cgroup": "/system.slice/cron.service"}, 1)
+			check("host_oom_kills_total", map[string]string{"process": "node-hog"}, 1)
+			if _, ok := m.labels("host_oom_kills_total", map[string]string{"process": "cron-job"}); ok {
+				t.Errorf("%s: a kill at a service's own limit counted as the node's", dump)
+			}
 		}
 	}
 	// The exporter's counts are the kernel's.
