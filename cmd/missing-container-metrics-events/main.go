@@ -22,8 +22,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
-
-	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes"
 )
 
 const program = "missing-container-metrics-events"
@@ -66,7 +64,7 @@ func run(args []string, in io.Reader, log io.Writer) int {
 		return 1
 	}
 	cfg.UserAgent = program + "/" + version.Version
-	r, err := kubernetes.New(kubernetes.Config{Node: node, Rest: cfg}, logger)
+	r, err := New(Config{Node: node, Rest: cfg}, logger)
 	if err != nil {
 		logger.Error("cannot set up the event recorder", "err", err)
 		return 1

@@ -1,13 +1,10 @@
-// Package kubernetes records a Kubernetes Event on the Pod of each OOM kill
-// the exporter tells of: the logic of the companion program
-// cmd/missing-container-metrics-events. Kubernetes itself records none
-// (kubernetes/kubernetes#69676).
-//
-// It builds on client-go's event recorder, so that a burst of kills is
-// aggregated and rate-limited as the kubelet's own events are, and talks
-// to the apiserver through a REST client whose scheme holds core/v1 alone
-// (not client-go's clientset, which registers every API group).
-package kubernetes
+package main
+
+// The Recorder records a Kubernetes Event on the Pod of each OOM kill the
+// exporter tells of. It builds on client-go's event recorder, so that a
+// burst of kills is aggregated and rate-limited as the kubelet's own events
+// are, and talks to the apiserver through a REST client whose scheme holds
+// core/v1 alone (not client-go's clientset, which registers every API group).
 
 import (
 	"context"
