@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -19,15 +20,18 @@ import (
 
 // The exporter links nothing of client-go, the Kubernetes API types or
 // apimachinery: they would add some 5 MB of resident memory to every
-// exporter. Only the companion links them.
+// exporter. Only the companion links them, and its module alone requires
+// them: the exporter's go.mod does not carry client-go.
 func TestExporterLinksNoKubernetesClient(t *testing.T) {
 	for _, tc := range []struct {
-		pkg  string
+		dir  string
 		want bool
 	}{{".", false}, {"../missing-container-metrics-events", true}} {
-		out, err := exec.Command("go", "list", "-deps", tc.pkg).CombinedOutput()
+		list := exec.Command("go", "list", "-deps", ".")
+		list.Dir = tc.dir
+		out, err := list.CombinedOutput()
 		if err != nil {
-			t.Fatalf("go list -deps %s: %v\n%s", tc.pkg, err, out)
+			t.Fatalf("go list -deps in %s: %v\n%s", tc.dir, err, out)
 		}
 		var k8s []string
 		for _, p := range strings.Fields(string(out)) {
@@ -36,10 +40,23 @@ func TestExporterLinksNoKubernetesClient(t *testing.T) {
 			}
 		}
 		if (len(k8s) > 0) != tc.want {
-			t.Errorf("%s links %d Kubernetes client packages (%.3v), want any: %v", tc.pkg, len(k8s), k8s, tc.want)
+			t.Errorf("%s links %d Kubernetes client packages (%.3v), want any: %v", tc.dir, len(k8s), k8s, tc.want)
 		}
 		if tc.want && slices.Contains(k8s, "k8s.io/client-go/kubernetes") {
 			t.Errorf("the companion links client-go's clientset, which registers every API group")
+		}
+	}
+	out, err := exec.Command("go", "mod", "edit", "-json").Output()
+	if err != nil {
+		t.Fatalf("go mod edit -json: %v", err)
+	}
+	var mod struct{ Require []struct{ Path string } }
+	if err := json.Unmarshal(out, &mod); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range mod.Require {
+		if strings.HasPrefix(r.Path, "k8s.io/client-go") || strings.HasPrefix(r.Path, "k8s.io/apimachinery") || strings.HasPrefix(r.Path, "k8s.io/api") {
+			t.Errorf("the exporter's go.mod requires %s: the companion's module alone should", r.Path)
 		}
 	}
 }
