@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path"
 	"strconv"
 	"strings"
 	"syscall"
@@ -257,18 +258,35 @@ func logKill(log *slog.Logger, k store.Kill) {
 	log.Info("OOM kill", attrs...)
 }
 
-// checkTelemetryPath refuses a --web.telemetry-path that is no path, or one
-// of the paths the exporter serves itself.
-func checkTelemetryPath(path string, pprof bool) error {
+// checkTelemetryPath refuses a --web.telemetry-path that is no plain path,
+// or one of the paths the exporter serves itself. ServeMux reads a pattern's
+// braces as wildcards ("/{$}" would take the landing page's place), a space
+// as the end of a method, and panics at a pattern it cannot parse; a path
+// that is not clean is never asked for (the mux redirects to the clean one).
+func checkTelemetryPath(p string, pprof bool) error {
 	switch {
-	case !strings.HasPrefix(path, "/"):
-		return fmt.Errorf("--web.telemetry-path must begin with /, got %q", path)
-	case path == "/" || path == "/healthz" || path == "/kills" || path == "/api/v1/kills":
-		return fmt.Errorf("--web.telemetry-path %q is taken: the exporter serves its landing page at /, its health at /healthz and its OOM kills at /kills and /api/v1/kills", path)
-	case pprof && strings.HasPrefix(path, "/debug/pprof/"):
-		return fmt.Errorf("--web.telemetry-path %q is taken by --web.enable-pprof", path)
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("--web.telemetry-path must begin with /, got %q", p)
+	case strings.IndexFunc(p, notPathChar) >= 0:
+		return fmt.Errorf("--web.telemetry-path must be a plain path of letters, digits and -._~!$&'()*+,;=:@/, got %q", p)
+	case strings.TrimSuffix(path.Clean(p), "/") != strings.TrimSuffix(p, "/"):
+		return fmt.Errorf("--web.telemetry-path must be a clean path (no //, . or ..), got %q: %q", p, path.Clean(p))
+	case p == "/" || p == "/healthz" || p == "/kills" || p == "/api/v1/kills":
+		return fmt.Errorf("--web.telemetry-path %q is taken: the exporter serves its landing page at /, its health at /healthz and its OOM kills at /kills and /api/v1/kills", p)
+	case pprof && strings.HasPrefix(p, "/debug/pprof/"):
+		return fmt.Errorf("--web.telemetry-path %q is taken by --web.enable-pprof", p)
 	}
 	return nil
+}
+
+// notPathChar: not a character of a URL path segment (RFC 3986's pchar,
+// without the % of an escape) nor a slash.
+func notPathChar(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("-._~!$&'()*+,;=:@/", r)
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -279,7 +297,7 @@ func parseFlags(args []string) (*config, error) {
 	app.VersionFlag.NoEnvar()
 	cfg := &config{}
 	cfg.web = kingpinflag.AddFlags(app, ":3001")
-	app.Flag("web.telemetry-path", "Path under which to expose metrics.").
+	app.Flag("web.telemetry-path", "Path under which to expose metrics: a plain, clean path (no ServeMux patterns, spaces or escapes).").
 		Default("/metrics").StringVar(&cfg.metricsPath)
 	app.Flag("docker", "Follow the containers of Docker.").
 		Envar("DOCKER").Default("true").BoolVar(&cfg.docker)

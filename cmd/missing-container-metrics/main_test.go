@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,4 +262,48 @@ func TestPprofOnlyWithItsFlag(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A telemetry path is a plain path: ServeMux's wildcards, {$}, spaces and
+// escapes are refused with a clear error, not a panic at start, and never
+// take the landing page's place.
+func TestTelemetryPathMustBePlain(t *testing.T) {
+	for _, path := range []string{"/{x...}", "/m/{a}/{a}", "/x y", "/m{x}", "/{$}", "/metrics/{$}",
+		"/a/../metrics", "/a//metrics", "/./metrics", "/metrics%2F", "/metrics\n", "/métrics", "GET /metrics"} {
+		_, err := parseFlags([]string{"--web.telemetry-path=" + path})
+		if err == nil || !strings.Contains(err.Error(), "--web.telemetry-path") {
+			t.Errorf("%q: %v, want an error naming the flag", path, err)
+		}
+	}
+	for _, path := range []string{"/metrics", "/prom/metrics", "/metrics/", "/a-b_c.d~e/f:g@h!$&'()*+,;="} {
+		if _, err := parseFlags([]string{"--web.telemetry-path=" + path}); err != nil {
+			t.Errorf("%q refused: %v", path, err)
+		}
+	}
+}
+
+// Whatever the telemetry path, either it is refused, or the routes are
+// made without a panic, it serves the metrics, and / is still the landing page.
+func FuzzTelemetryPath(f *testing.F) {
+	for _, p := range []string{"/metrics", "/{$}", "/m/{a}/{a}", "/x y", "/kills/", "/debug/pprof", "/metrics/", "/a/b/"} {
+		f.Add(p)
+	}
+	st := store.New(time.Minute)
+	f.Fuzz(func(t *testing.T, path string) {
+		cfg, err := parseFlags([]string{"--web.telemetry-path=" + path})
+		if err != nil {
+			return
+		}
+		h := routes(cfg, st, nil, promslog.NewNopLogger())
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "<html") {
+			t.Fatalf("%q: / answers %d:\n%.200s", path, rec.Code, rec.Body.String())
+		}
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "missing_container_metrics_build_info") {
+			t.Fatalf("%q: the metrics path answers %d:\n%.200s", path, rec.Code, rec.Body.String())
+		}
+	})
 }
