@@ -19,7 +19,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
@@ -179,9 +178,9 @@ func (r *Recorder) Run(ctx context.Context, in io.Reader) error {
 	})
 }
 
-// Record records the Event of one kill on its Pod: found by namespace and
-// name among this node's pods, and only if it is the pod the kill was in
-// (its UID; a pod made again under the same name is another pod).
+// Record records the Event of one kill on its Pod: got by namespace and
+// name, and only if it is on this node and the pod the kill was in (its
+// UID; a pod made again under the same name is another pod).
 func (r *Recorder) Record(ctx context.Context, k pipe.Kill) {
 	log := r.log.With("namespace", k.Namespace, "pod", k.Pod, "container", k.Container, "container_id", k.ContainerID)
 	if err := checkNames(k); err != nil {
@@ -215,18 +214,19 @@ func checkNames(k pipe.Kill) error {
 	return nil
 }
 
-// findPod finds the kill's pod among this node's, or returns nil if it is
-// not there (gone, or another pod by its name). It tries again while the
-// apiserver does not answer.
+// findPod finds the kill's pod, or returns nil if it is not there (gone,
+// on another node, or another pod by its name). It gets the pod by its
+// name: the chart's role grants get, not list, which would show every pod
+// of the cluster; a get of any pod is granted, so the node is checked here.
+// It tries again while the apiserver does not answer.
 func (r *Recorder) findPod(ctx context.Context, k pipe.Kill) (*pod, error) {
 	if p, ok := r.pods[k.PodUID]; ok && p.namespace == k.Namespace && p.name == k.Pod {
 		return &p, nil
 	}
-	sel := fields.Set{"metadata.name": k.Pod, "spec.nodeName": r.node}.AsSelector().String()
-	var list corev1.PodList
+	var item corev1.Pod
 	var err error
 	for attempt := 0; ; attempt++ {
-		err = r.client.Get().Namespace(k.Namespace).Resource("pods").Param("fieldSelector", sel).Do(ctx).Into(&list)
+		err = r.client.Get().Namespace(k.Namespace).Resource("pods").Name(k.Pod).Do(ctx).Into(&item)
 		if err == nil || !retriable(err) || attempt == len(r.retry) {
 			break
 		}
@@ -237,33 +237,33 @@ func (r *Recorder) findPod(ctx context.Context, k pipe.Kill) (*pod, error) {
 		case <-time.After(r.retry[attempt]):
 		}
 	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	for _, item := range list.Items {
-		// A static pod's containers carry its own UID; the apiserver shows
-		// its mirror pod, whose annotation holds that UID.
-		if item.Name != k.Pod || item.Spec.NodeName != r.node ||
-			(string(item.UID) != k.PodUID && item.Annotations[corev1.MirrorPodAnnotationKey] != k.PodUID) {
-			continue
-		}
-		p := pod{namespace: item.Namespace, name: item.Name, uid: item.UID, fieldPaths: map[string]string{}}
-		for _, c := range item.Spec.Containers {
-			p.fieldPaths[c.Name] = "spec.containers{" + c.Name + "}"
-		}
-		for _, c := range item.Spec.InitContainers {
-			p.fieldPaths[c.Name] = "spec.initContainers{" + c.Name + "}"
-		}
-		for _, c := range item.Spec.EphemeralContainers {
-			p.fieldPaths[c.Name] = "spec.ephemeralContainers{" + c.Name + "}"
-		}
-		if len(r.pods) >= maxPods {
-			clear(r.pods)
-		}
-		r.pods[k.PodUID] = p
-		return &p, nil
+	// A static pod's containers carry its own UID; the apiserver shows
+	// its mirror pod, whose annotation holds that UID.
+	if item.Namespace != k.Namespace || item.Name != k.Pod || item.Spec.NodeName != r.node ||
+		(string(item.UID) != k.PodUID && item.Annotations[corev1.MirrorPodAnnotationKey] != k.PodUID) {
+		return nil, nil
 	}
-	return nil, nil
+	p := pod{namespace: item.Namespace, name: item.Name, uid: item.UID, fieldPaths: map[string]string{}}
+	for _, c := range item.Spec.Containers {
+		p.fieldPaths[c.Name] = "spec.containers{" + c.Name + "}"
+	}
+	for _, c := range item.Spec.InitContainers {
+		p.fieldPaths[c.Name] = "spec.initContainers{" + c.Name + "}"
+	}
+	for _, c := range item.Spec.EphemeralContainers {
+		p.fieldPaths[c.Name] = "spec.ephemeralContainers{" + c.Name + "}"
+	}
+	if len(r.pods) >= maxPods {
+		clear(r.pods)
+	}
+	r.pods[k.PodUID] = p
+	return &p, nil
 }
 
 // retriable: the apiserver did not answer, or asked to be asked again.

@@ -43,8 +43,8 @@ func TestRunWithKubeconfig(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch {
-		case r.Method == http.MethodGet && r.URL.Path == "/api/v1/namespaces/ns/pods":
-			fmt.Fprint(w, `{"kind":"PodList","apiVersion":"v1","items":[{"metadata":{"namespace":"ns","name":"p","uid":"uid-p"},"spec":{"nodeName":"n1","containers":[{"name":"c"}]}}]}`)
+		case r.Method == http.MethodGet && r.URL.Path == "/api/v1/namespaces/ns/pods/p":
+			fmt.Fprint(w, `{"kind":"Pod","apiVersion":"v1","metadata":{"namespace":"ns","name":"p","uid":"uid-p"},"spec":{"nodeName":"n1","containers":[{"name":"c"}]}}`)
 		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/namespaces/ns/events":
 			var e map[string]any
 			_ = json.NewDecoder(r.Body).Decode(&e)
