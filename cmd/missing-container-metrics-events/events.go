@@ -56,6 +56,8 @@ type Recorder struct {
 	flushMu sync.Mutex
 	flushes map[string]chan struct{}
 	flushN  uint64
+	// recordMu makes one Record at a time: it guards pods.
+	recordMu sync.Mutex
 	// pods are the pods found so far, by the kill's pod UID: a UID names
 	// one pod for ever.
 	pods map[string]pod
@@ -182,6 +184,8 @@ func (r *Recorder) Run(ctx context.Context, in io.Reader) error {
 // name, and only if it is on this node and the pod the kill was in (its
 // UID; a pod made again under the same name is another pod).
 func (r *Recorder) Record(ctx context.Context, k pipe.Kill) {
+	r.recordMu.Lock()
+	defer r.recordMu.Unlock()
 	log := r.log.With("namespace", k.Namespace, "pod", k.Pod, "container", k.Container, "container_id", k.ContainerID)
 	if err := checkNames(k); err != nil {
 		log.Warn("no Event for the kill", "err", err)

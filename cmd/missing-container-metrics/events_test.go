@@ -89,6 +89,11 @@ func TestEventsFlags(t *testing.T) {
 		{args: []string{"--kubernetes.events", "--kubernetes.node=n1", "--kubernetes.events.companion=" + notExecutable}, err: "not an executable file"},
 		{args: []string{"--kubernetes.events", "--kubernetes.events.companion=" + companion}, env: "node-from-env"},
 		{args: []string{"--kubernetes.node=n1"}}, // off: nothing checked
+		// A companion of its own (a sidecar): no program to start, no node
+		// name (the companion has it).
+		{args: []string{"--kubernetes.events", "--kubernetes.events.socket=/run/mcm-events/events.sock"}},
+		{args: []string{"--kubernetes.events", "--kubernetes.events.socket=relative.sock"}, err: "an absolute path"},
+		{args: []string{"--kubernetes.events", "--kubernetes.events.socket=/e.sock", "--kubernetes.events.companion=" + companion}, err: "one or the other"},
 	} {
 		t.Setenv("NODE_NAME", tc.env)
 		cfg, err := parseFlags(tc.args)
@@ -114,6 +119,25 @@ func TestEventsFlags(t *testing.T) {
 	want := []string{"--kubernetes.node=n1", "--log.format=json", "--log.level=debug", "--kubernetes.kubeconfig=/etc/kube.conf"}
 	if got := companionArgs(cfg); !reflect.DeepEqual(got, want) {
 		t.Errorf("companion arguments %q, want %q", got, want)
+	}
+}
+
+// The companion the exporter starts gets a GOMEMLIMIT of its own: the
+// exporter's is its container's whole limit, which the two processes share.
+func TestCompanionEnvironment(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "134217728")
+	t.Setenv("NODE_NAME", "n1")
+	var limits []string
+	for _, e := range companionEnv() {
+		if strings.HasPrefix(e, "GOMEMLIMIT=") {
+			limits = append(limits, e)
+		}
+		if strings.HasPrefix(e, "NODE_NAME=") && e != "NODE_NAME=n1" {
+			t.Errorf("the rest of the environment changed: %s", e)
+		}
+	}
+	if len(limits) != 1 || limits[0] != "GOMEMLIMIT="+companionMemoryLimit {
+		t.Errorf("the companion's GOMEMLIMIT: %v, want %s alone", limits, companionMemoryLimit)
 	}
 }
 

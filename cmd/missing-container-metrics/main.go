@@ -62,10 +62,11 @@ type config struct {
 	kernel    bool
 	kernelCfg kernel.Config
 
-	events     bool   // Kubernetes Events, through the companion
-	companion  string // the companion program
-	node       string
-	kubeconfig string
+	events       bool   // Kubernetes Events, through the companion
+	companion    string // the companion program
+	eventsSocket string // or the socket of a companion that runs on its own
+	node         string
+	kubeconfig   string
 }
 
 func main() {
@@ -90,12 +91,17 @@ func run(args []string) int {
 	var events *pipe.Companion
 	eventsDone := make(chan struct{})
 	if cfg.events {
-		events = pipe.New(pipe.Options{Path: cfg.companion, Args: companionArgs(cfg)}, logger.With("companion", companionName))
+		opts := pipe.Options{Path: cfg.companion, Args: companionArgs(cfg), Env: companionEnv(), Socket: cfg.eventsSocket}
+		events = pipe.New(opts, logger.With("companion", companionName))
 		go func() {
 			defer close(eventsDone)
 			events.Run(ctx)
 		}()
-		logger.Info("Kubernetes Events on", "companion", cfg.companion, "node", cfg.node)
+		if cfg.eventsSocket != "" {
+			logger.Info("Kubernetes Events on, through the companion's socket", "socket", cfg.eventsSocket)
+		} else {
+			logger.Info("Kubernetes Events on", "companion", cfg.companion, "node", cfg.node)
+		}
 	} else {
 		close(eventsDone)
 	}
@@ -333,6 +339,8 @@ func parseFlags(args []string) (*config, error) {
 		Default("false").BoolVar(&cfg.events)
 	app.Flag("kubernetes.events.companion", "The companion program of --kubernetes.events (default: missing-container-metrics-events beside this executable).").
 		PlaceHolder("PATH").StringVar(&cfg.companion)
+	app.Flag("kubernetes.events.socket", "The unix socket of a companion that runs on its own (the chart runs it as a container of its own, the only one with the pod's API token): connect to it instead of starting it.").
+		PlaceHolder("PATH").StringVar(&cfg.eventsSocket)
 	app.Flag("kubernetes.node", "This node's name, for --kubernetes.events: only its pods get Events.").
 		Envar("NODE_NAME").StringVar(&cfg.node)
 	app.Flag("kubernetes.kubeconfig", "A kubeconfig file for --kubernetes.events; empty: the pod's service account (in-cluster).").
