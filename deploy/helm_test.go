@@ -62,24 +62,22 @@ var chartCases = []chartCase{
 		},
 	},
 	{
-		name: "Kubernetes Events: the token, the role, this node's name",
+		name: "Kubernetes Events: the companion's container, its token, the role",
 		values: `
 kubernetes: {events: {enabled: true}}
 sources:
   kernel: {kmsg: {enabled: true}}
 `,
 		kinds: []string{"ClusterRole", "ClusterRoleBinding", "DaemonSet", "Service", "ServiceAccount"},
-		args:  []string{"--kubernetes.events", "--containerd", "--kernel", "--path.kmsg=/dev/kmsg"},
+		args:  []string{"--kubernetes.events", "--kubernetes.events.socket=/run/mcm-events/events.sock", "--containerd", "--kernel", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
-			spec := s.daemonSets[0].Spec.Template.Spec
-			if tok := spec.AutomountServiceAccountToken; tok == nil || !*tok {
-				t.Errorf("--kubernetes.events without the service account's token")
-			}
-			// checkObjects checked the role's rules and its binding.
-			if !slices.ContainsFunc(spec.Containers[0].Env, func(e corev1.EnvVar) bool {
-				return e.Name == "NODE_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName"
-			}) {
-				t.Errorf("no NODE_NAME from spec.nodeName: the companion would not know its node's pods")
+			// checkObjects checked the companion's container, that it alone
+			// mounts the token, the role's rules and its binding. The
+			// exporter, privileged here, neither has the token nor starts
+			// the companion.
+			exp := s.daemonSets[0].Spec.Template.Spec.Containers[0]
+			if slices.ContainsFunc(exp.Env, func(e corev1.EnvVar) bool { return e.Name == "NODE_NAME" }) {
+				t.Errorf("the exporter's container gets NODE_NAME: the companion alone needs it")
 			}
 			// Cluster-scoped: a release of the same name in another namespace
 			// must not take them over.

@@ -190,16 +190,14 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 	}
 	checkLabels(t, where+" pod template", pod.Labels)
 	spec := pod.Spec
-	// A token only for the Kubernetes Events, the one use of the API, and
-	// then with the role they need.
+	// No token in the pod, but in the Kubernetes Events companion's own
+	// container, the one use of the API; and then with the role it needs.
 	args, _ := podArgs(s)
 	events := slices.Contains(args, "--kubernetes.events")
-	token := spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		errorf("the pod mounts the service account token into every container (automountServiceAccountToken not false)")
+	}
 	switch {
-	case token && !events:
-		errorf("the pods mount a service account token, but the exporter does not use the API (no --kubernetes.events)")
-	case !token && events:
-		errorf("--kubernetes.events without the service account token it needs")
 	case !events && len(s.clusterRoles)+len(s.clusterRoleBindings) > 0:
 		errorf("RBAC objects without --kubernetes.events: the exporter needs nothing from the API")
 	case events:
@@ -226,11 +224,28 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 			t.Logf("%s: volume %s uses Secret %s, which the user provides", where, v.Name, v.Secret.SecretName)
 		}
 	}
-	if len(spec.Containers) != 1 {
-		errorf("%d containers, want 1", len(spec.Containers))
+	// The exporter, and with --kubernetes.events its companion beside it.
+	want := []string{"exporter"}
+	if events {
+		want = append(want, "events")
+	}
+	var names []string
+	for _, c := range spec.Containers {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, want) {
+		errorf("containers %v, want %v", names, want)
 		return s
 	}
 	c := spec.Containers[0]
+	for _, ct := range spec.Containers {
+		if token := tokenMount(ct, volumes); token != (ct.Name == "events") {
+			errorf("container %s: mounts the API token %v, want %v (the companion's alone)", ct.Name, token, !token)
+		}
+	}
+	if events {
+		checkCompanion(t, where, c, spec.Containers[1], volumes)
+	}
 	ports := map[string]int32{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
@@ -260,6 +275,11 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 		}
 		if v.HostPath != nil && v.HostPath.Path == "/sys" {
 			errorf("volume %s mounts all of /sys; the exporter reads only /sys/fs/cgroup", vm.Name)
+		}
+	}
+	if events {
+		for _, vm := range spec.Containers[1].VolumeMounts {
+			mounted[vm.Name] = true
 		}
 	}
 	for name := range volumes {
@@ -376,6 +396,100 @@ func checkEventsRBAC(t *testing.T, where string, s objectSet, account string) {
 	}
 }
 
+// tokenMount says whether c mounts a volume that holds a service account
+// token.
+func tokenMount(c corev1.Container, volumes map[string]corev1.Volume) bool {
+	return slices.ContainsFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool {
+		v := volumes[vm.Name]
+		return v.Projected != nil && slices.ContainsFunc(v.Projected.Sources, func(p corev1.VolumeProjection) bool {
+			return p.ServiceAccountToken != nil
+		})
+	})
+}
+
+// checkCompanion holds the Kubernetes Events companion's container to what
+// docs/deploy.md says of it: its own program and limits; another user than
+// the exporter's, not root, no capability, no privilege escalation, a
+// read-only root; no node path; the token (tokenMount), its socket in a
+// directory in memory that only the two containers mount, the exporter's
+// read-only; this node's name.
+func checkCompanion(t *testing.T, where string, exporter, c corev1.Container, volumes map[string]corev1.Volume) {
+	t.Helper()
+	errorf := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(where+": the companion's container: "+format, args...)
+	}
+	if !slices.Equal(c.Command, []string{"/bin/missing-container-metrics-events"}) {
+		errorf("command %v, want the companion program", c.Command)
+	}
+	var envs []string
+	for _, e := range c.Env {
+		envs = append(envs, e.Name)
+	}
+	checkCLI(t, where, "the companion", companion.cli(t, "socket", "NODE_NAME"), c.Args, envs)
+	sc := c.SecurityContext
+	switch {
+	case sc == nil || sc.RunAsUser == nil || *sc.RunAsUser == 0 || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
+		errorf("not a user of its own that is not root: %+v", sc)
+	case exporter.SecurityContext != nil && exporter.SecurityContext.RunAsUser != nil && *exporter.SecurityContext.RunAsUser == *sc.RunAsUser:
+		errorf("runs as the exporter's user %d, which could read its token through the node's /proc", *sc.RunAsUser)
+	case sc.Privileged != nil && *sc.Privileged, sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation,
+		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem,
+		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0:
+		errorf("privileges beyond none: %+v", sc)
+	}
+	if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Memory().IsZero() {
+		errorf("no memory request or limit of its own")
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	if f := env["GOMEMLIMIT"].ValueFrom; f == nil || f.ResourceFieldRef == nil || f.ResourceFieldRef.ContainerName != c.Name || f.ResourceFieldRef.Resource != "limits.memory" {
+		errorf("GOMEMLIMIT is not its own memory limit: %+v", env["GOMEMLIMIT"])
+	}
+	if f := env["NODE_NAME"].ValueFrom; f == nil || f.FieldRef == nil || f.FieldRef.FieldPath != "spec.nodeName" {
+		errorf("no NODE_NAME from spec.nodeName: it would not know its node's pods")
+	}
+	// The socket: the companion listens where the exporter connects.
+	var socket, listen string
+	for _, a := range exporter.Args {
+		if v, ok := strings.CutPrefix(a, "--kubernetes.events.socket="); ok {
+			socket = v
+		}
+	}
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--socket="); ok {
+			listen = v
+		}
+	}
+	if socket == "" || socket != listen {
+		errorf("the exporter connects to %q, the companion listens on %q", socket, listen)
+	}
+	mountOf := func(c corev1.Container) *corev1.VolumeMount {
+		for i, vm := range c.VolumeMounts {
+			if vm.MountPath == filepath.Dir(socket) {
+				return &c.VolumeMounts[i]
+			}
+		}
+		return nil
+	}
+	em, cm := mountOf(exporter), mountOf(c)
+	switch {
+	case em == nil || cm == nil || em.Name != cm.Name:
+		errorf("the socket's directory %s is not one volume of both containers", filepath.Dir(socket))
+	case volumes[em.Name].EmptyDir == nil || volumes[em.Name].EmptyDir.Medium != corev1.StorageMediumMemory:
+		errorf("the socket's volume %s is not a directory of the pod's own, in memory", em.Name)
+	case !em.ReadOnly:
+		errorf("the exporter mounts the socket's directory writable; it only connects")
+	}
+	for _, vm := range c.VolumeMounts {
+		if volumes[vm.Name].HostPath != nil {
+			errorf("mounts a node path (%s)", vm.Name)
+		}
+	}
+}
+
 func metaOf(o runtime.Object) (metav1.Object, error) {
 	m, ok := o.(metav1.Object)
 	if !ok {
@@ -461,7 +575,7 @@ func checkSecurityContext(t *testing.T, where string, c corev1.Container, volume
 
 // podArgs returns the exporter's arguments and environment variable names.
 func podArgs(s objectSet) ([]string, []string) {
-	if len(s.daemonSets) != 1 || len(s.daemonSets[0].Spec.Template.Spec.Containers) != 1 {
+	if len(s.daemonSets) != 1 || len(s.daemonSets[0].Spec.Template.Spec.Containers) == 0 {
 		return nil, nil
 	}
 	c := s.daemonSets[0].Spec.Template.Spec.Containers[0]
