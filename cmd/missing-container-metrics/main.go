@@ -136,13 +136,27 @@ func run(args []string) int {
 		go kernel.New(cfg.kernelCfg, st, logger).Run(ctx)
 	}
 
+	// A runtime socket mounted on its own goes stale when its runtime makes
+	// a new one: end, so that the container is started again with it.
+	staleSocket := make(chan error, 1)
+	go func() {
+		if err := watchMountedSockets(ctx, runtimeSockets(cfg), socketCheckInterval); err != nil {
+			staleSocket <- err
+		}
+	}()
+
 	srv := newServer(routes(cfg, st, events, logger))
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, cfg.web, logger) }()
+	code := 0
 	select {
 	case err := <-errc:
 		logger.Error("HTTP server failed", "err", err)
 		return 1
+	case err := <-staleSocket:
+		logger.Error("ending, to be started again with the runtime's new socket", "err", err)
+		code = 1
+		stop()
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
@@ -152,7 +166,7 @@ func run(args []string) int {
 		logger.Warn("shutdown", "err", err)
 	}
 	<-eventsDone // the companion has ended, or was killed
-	return 0
+	return code
 }
 
 // newServer is the HTTP server of h, with timeouts that bound what a client
