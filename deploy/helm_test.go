@@ -50,7 +50,7 @@ var chartCases = []chartCase{
 		args: []string{"--no-docker", "--containerd", "--containerd.address=/host/containerd/containerd.sock",
 			"--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc", "--path.kmsg="},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			wantUser(t, s, 65534, []int64{0})
 			// No Kubernetes Events by default: no token in the pod, no role.
 			if tok := s.daemonSets[0].Spec.Template.Spec.AutomountServiceAccountToken; tok == nil || *tok {
@@ -87,6 +87,15 @@ sources:
 		},
 	},
 	{
+		name: "Kubernetes Events with their admission policy",
+		values: `
+kubernetes: {events: {enabled: true, admissionPolicy: {enabled: true}}}
+`,
+		kinds: []string{"ClusterRole", "ClusterRoleBinding", "DaemonSet", "Service", "ServiceAccount",
+			"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"},
+		args: []string{"--kubernetes.events"},
+	},
+	{
 		name: "Kubernetes Events with a service account of the user's",
 		values: `
 kubernetes: {events: {enabled: true}}
@@ -118,7 +127,7 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--docker", "--no-containerd", "--kernel"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"docker-socket": "/var/run", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"docker-socket": "/var/run/docker.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			wantUser(t, s, 65534, []int64{998})
 		},
 	},
@@ -135,7 +144,7 @@ service: {enabled: false}
 		kinds: []string{"DaemonSet", "PodMonitor", "ServiceAccount"},
 		args:  []string{"--docker", "--docker.host=unix:///host/docker/docker.sock", "--no-containerd", "--no-kernel"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"docker-socket": "/run"})
+			wantHostPaths(t, s, map[string]string{"docker-socket": "/run/docker.sock"})
 			// The docker group differs between distributions: root, without capabilities.
 			wantUser(t, s, 0, nil)
 		},
@@ -150,7 +159,7 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--containerd.namespaces=k8s.io,moby", "--kernel", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/k3s/containerd", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc", "kmsg": "/dev/kmsg"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/k3s/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc", "kmsg": "/dev/kmsg"})
 			sc := s.daemonSets[0].Spec.Template.Spec.Containers[0].SecurityContext
 			if sc.Privileged == nil || !*sc.Privileged || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
 				t.Errorf("opening a hostPath /dev/kmsg needs a privileged container run as root: %+v", sc)
@@ -166,7 +175,7 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--kernel", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			c := s.daemonSets[0].Spec.Template.Spec.Containers[0]
 			if q := c.Resources.Limits["squat.ai/kmsg"]; q.Value() != 1 || c.Resources.Limits.Memory().IsZero() {
 				t.Errorf("limits %v: want one squat.ai/kmsg and the memory limit", c.Resources.Limits)
@@ -460,8 +469,8 @@ func TestHelmRecursiveReadOnly(t *testing.T) {
 				t.Errorf("Kubernetes %s: mount %s (no directory) has recursiveReadOnly %q", tc.kube, m.Name, got)
 			}
 		}
-		if n != 3 {
-			t.Errorf("Kubernetes %s: %d directory mounts, want containerd's socket directory, /sys/fs/cgroup and /proc", tc.kube, n)
+		if n != 2 {
+			t.Errorf("Kubernetes %s: %d directory mounts, want /sys/fs/cgroup and /proc", tc.kube, n)
 		}
 	}
 }
@@ -537,11 +546,26 @@ func TestHelmTemplateRefuses(t *testing.T) {
 		{"kubernetes: {events: true}", "events"},
 		{"kubernetes: {events: {enabled: yes please}}", "enabled"},
 		{"kubernetes: {event: {enabled: true}}", "event"},
+		{"kubernetes: {events: {enabled: true, admissionPolicy: true}}", "admissionPolicy"},
 	} {
 		_, _, err := renderChart(c, "r", "monitoring", parseValues(t, tc.values))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("values %q: error %v, want one about %q", tc.values, err, tc.want)
 		}
+	}
+}
+
+// The Events' admission policy is admissionregistration.k8s.io/v1, GA in
+// Kubernetes 1.30: on an older cluster the chart says so instead of sending
+// an object the API server does not know.
+func TestHelmAdmissionPolicyNeeds130(t *testing.T) {
+	c := loadChart(t)
+	vals := parseValues(t, "kubernetes: {events: {enabled: true, admissionPolicy: {enabled: true}}}")
+	if _, _, err := renderChartFor("v1.29.9", c, "mcm", "monitoring", vals); err == nil || !strings.Contains(err.Error(), "1.30") {
+		t.Errorf("Kubernetes 1.29: %v, want an error naming 1.30", err)
+	}
+	if _, _, err := renderChartFor("v1.30.0", c, "mcm", "monitoring", vals); err != nil {
+		t.Errorf("Kubernetes 1.30: %v", err)
 	}
 }
 

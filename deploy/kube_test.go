@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -30,7 +31,8 @@ import (
 // twice: a misspelled field fails here instead of being dropped by the API server.
 var strictDecoder = func() runtime.Decoder {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, monitoringv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, monitoringv1.AddToScheme,
+		admissionregistrationv1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -117,6 +119,9 @@ type objectSet struct {
 	// Only with the chart's kubernetes.events.enabled.
 	clusterRoles        []*rbacv1.ClusterRole
 	clusterRoleBindings []*rbacv1.ClusterRoleBinding
+	// Only with kubernetes.events.admissionPolicy.enabled too.
+	policies       []*admissionregistrationv1.ValidatingAdmissionPolicy
+	policyBindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
 }
 
 func sortObjects(t *testing.T, objs []runtime.Object) objectSet {
@@ -146,6 +151,10 @@ func sortObjects(t *testing.T, objs []runtime.Object) objectSet {
 			s.clusterRoles = append(s.clusterRoles, o)
 		case *rbacv1.ClusterRoleBinding:
 			s.clusterRoleBindings = append(s.clusterRoleBindings, o)
+		case *admissionregistrationv1.ValidatingAdmissionPolicy:
+			s.policies = append(s.policies, o)
+		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+			s.policyBindings = append(s.policyBindings, o)
 		default:
 			t.Errorf("unexpected object %T", o)
 		}
@@ -198,10 +207,11 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 		errorf("the pod mounts the service account token into every container (automountServiceAccountToken not false)")
 	}
 	switch {
-	case !events && len(s.clusterRoles)+len(s.clusterRoleBindings) > 0:
-		errorf("RBAC objects without --kubernetes.events: the exporter needs nothing from the API")
+	case !events && len(s.clusterRoles)+len(s.clusterRoleBindings)+len(s.policies)+len(s.policyBindings) > 0:
+		errorf("RBAC or admission objects without --kubernetes.events: the exporter needs nothing from the API")
 	case events:
 		checkEventsRBAC(t, where, s, spec.ServiceAccountName)
+		checkEventsPolicy(t, where, s, spec.ServiceAccountName)
 	}
 	if spec.HostNetwork || spec.HostPID || spec.HostIPC {
 		errorf("the pods share the node's network, PID or IPC namespace")
@@ -219,6 +229,11 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 		volumes[v.Name] = v
 		if v.HostPath != nil && (v.HostPath.Type == nil || *v.HostPath.Type == "" || *v.HostPath.Type == corev1.HostPathDirectoryOrCreate || *v.HostPath.Type == corev1.HostPathFileOrCreate) {
 			errorf("hostPath %s: no type, or one that creates the path on the node", v.HostPath.Path)
+		}
+		// A runtime's socket alone: its directory holds more (containerd's: every
+		// container's bundle, env values included; Docker's /var/run: every daemon's).
+		if (v.Name == "docker-socket" || v.Name == "containerd-socket") && (v.HostPath == nil || v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathSocket) {
+			errorf("volume %s is not the runtime's socket alone (hostPath type Socket)", v.Name)
 		}
 		if v.Secret != nil && !slices.ContainsFunc(s.secrets, func(sec *corev1.Secret) bool { return sec.Name == v.Secret.SecretName }) {
 			t.Logf("%s: volume %s uses Secret %s, which the user provides", where, v.Name, v.Secret.SecretName)
@@ -360,7 +375,8 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 // clusterScoped: objects that have no namespace.
 func clusterScoped(o runtime.Object) bool {
 	switch o.(type) {
-	case *corev1.Namespace, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding:
+	case *corev1.Namespace, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding,
+		*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
 		return true
 	}
 	return false
@@ -487,6 +503,48 @@ func checkCompanion(t *testing.T, where string, exporter, c corev1.Container, vo
 		if volumes[vm.Name].HostPath != nil {
 			errorf("mounts a node path (%s)", vm.Name)
 		}
+	}
+}
+
+// checkEventsPolicy checks the ValidatingAdmissionPolicy of the Events, if
+// there is one: it matches the writes of Events by the pods' service
+// account alone, denies what it does not admit, and holds each check of
+// docs/deploy.md. The real apiserver runs it in test/kubernetes.
+func checkEventsPolicy(t *testing.T, where string, s objectSet, account string) {
+	t.Helper()
+	if len(s.policies)+len(s.policyBindings) == 0 {
+		return
+	}
+	if len(s.policies) != 1 || len(s.policyBindings) != 1 {
+		t.Errorf("%s: %d policies, %d bindings; want one of each", where, len(s.policies), len(s.policyBindings))
+		return
+	}
+	p, b := s.policies[0], s.policyBindings[0]
+	ns := s.daemonSets[0].Namespace
+	user := fmt.Sprintf("request.userInfo.username == %q", "system:serviceaccount:"+ns+":"+account)
+	if len(p.Spec.MatchConditions) != 1 || p.Spec.MatchConditions[0].Expression != user {
+		t.Errorf("%s: the policy matches %+v, want the requests of %s/%s alone", where, p.Spec.MatchConditions, ns, account)
+	}
+	if mc := p.Spec.MatchConstraints; mc == nil || len(mc.ResourceRules) != 1 || !slices.Equal(mc.ResourceRules[0].Resources, []string{"events"}) ||
+		!slices.Equal(mc.ResourceRules[0].Operations, []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}) {
+		t.Errorf("%s: the policy does not match the creates and updates (patches) of events: %+v", where, mc)
+	}
+	if p.Spec.FailurePolicy == nil || *p.Spec.FailurePolicy != admissionregistrationv1.Fail {
+		t.Errorf("%s: the policy's failure policy is not Fail: an expression that cannot be evaluated would admit", where)
+	}
+	var exprs []string
+	for _, v := range p.Spec.Validations {
+		exprs = append(exprs, v.Expression)
+	}
+	all := strings.Join(exprs, " ")
+	for _, want := range []string{"object.involvedObject.kind == 'Pod'", "object.type == 'Warning'", "object.source.component == 'missing-container-metrics'",
+		"object.source.host == variables.node", "object.involvedObject.namespace == object.metadata.namespace"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("%s: the policy does not check %s", where, want)
+		}
+	}
+	if b.Spec.PolicyName != p.Name || !slices.Equal(b.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		t.Errorf("%s: the binding %s binds %s with %v, want %s with Deny", where, b.Name, b.Spec.PolicyName, b.Spec.ValidationActions, p.Name)
 	}
 }
 
