@@ -183,6 +183,12 @@ func newServer(h http.Handler) *http.Server {
 	}
 }
 
+// maxScrapesInFlight bounds the scrapes served at once; maxPagesInFlight
+// the requests of the landing page and the kills' pages together, which
+// each read the store (the landing page walks every container under its
+// lock, which the sources and the kernel reader need too).
+const maxScrapesInFlight, maxPagesInFlight = 10, 10
+
 // routes serves the metrics, /healthz, the landing page and the kills'
 // pages; events is the Kubernetes Events companion, nil if off.
 func routes(cfg *config, st *store.Store, events *pipe.Companion, logger *slog.Logger) http.Handler {
@@ -202,12 +208,13 @@ func routes(cfg *config, st *store.Store, events *pipe.Companion, logger *slog.L
 	// the registry's, and streams the answer: no http.TimeoutHandler, which
 	// would hold all of it (16 MB for 10,000 containers) in memory. The
 	// server's WriteTimeout ends a scrape that hangs.
-	mux.Handle(cfg.metricsPath, c.Handler(reg, collector.HandlerOpts{Logger: logger, MaxRequestsInFlight: 10}))
+	mux.Handle(cfg.metricsPath, c.Handler(reg, collector.HandlerOpts{Logger: logger, MaxRequestsInFlight: maxScrapesInFlight}))
 	mux.Handle("/healthz", pages.Healthz())
 	site := pages.Site{Version: version.Info(), MetricsPath: cfg.metricsPath, KillsKept: cfg.killsKept}
-	mux.Handle("/", pages.Landing(st, site))
-	mux.Handle("/kills", pages.Kills(st, site))
-	mux.Handle("/api/v1/kills", pages.KillsAPI(st))
+	limit := pages.Limit(maxPagesInFlight)
+	mux.Handle("/", limit(pages.Landing(st, site)))
+	mux.Handle("/kills", limit(pages.Kills(st, site)))
+	mux.Handle("/api/v1/kills", limit(pages.KillsAPI(st)))
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
