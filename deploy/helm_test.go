@@ -96,6 +96,21 @@ kubernetes: {events: {enabled: true, admissionPolicy: {enabled: true}}}
 		args: []string{"--kubernetes.events"},
 	},
 	{
+		name: "a NetworkPolicy: Prometheus alone reaches the port",
+		values: `
+networkPolicy: {enabled: true}
+`,
+		kinds: []string{"DaemonSet", "NetworkPolicy", "Service", "ServiceAccount"},
+		check: func(t *testing.T, s objectSet) {
+			// checkObjects checked what it selects and lets in.
+			from := s.networkPolicies[0].Spec.Ingress[0].From
+			if len(from) != 1 || from[0].NamespaceSelector == nil || from[0].PodSelector == nil ||
+				from[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
+				t.Errorf("the default peers %+v: want Prometheus' pods in the namespace monitoring", from)
+			}
+		},
+	},
+	{
 		name: "Kubernetes Events with a service account of the user's",
 		values: `
 kubernetes: {events: {enabled: true}}
@@ -547,6 +562,8 @@ func TestHelmTemplateRefuses(t *testing.T) {
 		{"kubernetes: {events: {enabled: yes please}}", "enabled"},
 		{"kubernetes: {event: {enabled: true}}", "event"},
 		{"kubernetes: {events: {enabled: true, admissionPolicy: true}}", "admissionPolicy"},
+		{"networkPolicy: {enabled: true, from: []}", "admits everyone"},
+		{"networkPolicy: {enabled: true, from: [{}]}", "minProperties"},
 	} {
 		_, _, err := renderChart(c, "r", "monitoring", parseValues(t, tc.values))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

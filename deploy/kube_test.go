@@ -16,6 +16,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -32,7 +33,7 @@ import (
 var strictDecoder = func() runtime.Decoder {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, monitoringv1.AddToScheme,
-		admissionregistrationv1.AddToScheme} {
+		admissionregistrationv1.AddToScheme, networkingv1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -116,6 +117,7 @@ type objectSet struct {
 	serviceMonitors []*monitoringv1.ServiceMonitor
 	podMonitors     []*monitoringv1.PodMonitor
 	rules           []*monitoringv1.PrometheusRule
+	networkPolicies []*networkingv1.NetworkPolicy
 	// Only with the chart's kubernetes.events.enabled.
 	clusterRoles        []*rbacv1.ClusterRole
 	clusterRoleBindings []*rbacv1.ClusterRoleBinding
@@ -147,6 +149,8 @@ func sortObjects(t *testing.T, objs []runtime.Object) objectSet {
 			s.podMonitors = append(s.podMonitors, o)
 		case *monitoringv1.PrometheusRule:
 			s.rules = append(s.rules, o)
+		case *networkingv1.NetworkPolicy:
+			s.networkPolicies = append(s.networkPolicies, o)
 		case *rbacv1.ClusterRole:
 			s.clusterRoles = append(s.clusterRoles, o)
 		case *rbacv1.ClusterRoleBinding:
@@ -330,6 +334,27 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 		for _, p := range svc.Spec.Ports {
 			if _, ok := ports[p.TargetPort.String()]; !ok {
 				errorf("Service %s targets port %q, which the container does not name", svc.Name, p.TargetPort.String())
+			}
+		}
+	}
+	// A NetworkPolicy lets in, to the metrics port alone, only the peers it
+	// names: a rule without peers would let in everyone.
+	for _, np := range s.networkPolicies {
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil || !sel.Matches(labels.Set(pod.Labels)) || np.Namespace != ds.Namespace {
+			errorf("NetworkPolicy %s does not select the exporter's pods", np.Name)
+		}
+		if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) || len(np.Spec.Ingress) == 0 {
+			errorf("NetworkPolicy %s: policy types %v, %d ingress rules; want Ingress, with rules", np.Name, np.Spec.PolicyTypes, len(np.Spec.Ingress))
+		}
+		for _, rule := range np.Spec.Ingress {
+			if len(rule.From) == 0 || slices.ContainsFunc(rule.From, func(p networkingv1.NetworkPolicyPeer) bool {
+				return p.PodSelector == nil && p.NamespaceSelector == nil && p.IPBlock == nil
+			}) {
+				errorf("NetworkPolicy %s: a rule lets in everyone: %+v", np.Name, rule.From)
+			}
+			if len(rule.Ports) != 1 || rule.Ports[0].Port == nil || ports[rule.Ports[0].Port.String()] == 0 {
+				errorf("NetworkPolicy %s: ports %+v, want the metrics port alone", np.Name, rule.Ports)
 			}
 		}
 	}
