@@ -155,6 +155,7 @@ func run(args []string) int {
 		return 1
 	case err := <-staleSocket:
 		logger.Error("ending, to be started again with the runtime's new socket", "err", err)
+		tellTermination("ending, to be started again with the runtime's new socket: " + err.Error())
 		code = 1
 		stop()
 	case <-ctx.Done():

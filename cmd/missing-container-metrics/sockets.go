@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,24 @@ import (
 // socket file is bound once), and the exporter would never reach the
 // runtime again. It ends instead, so that the kubelet starts its container
 // again with the new socket.
+
+// terminationLog is where Kubernetes reads why a container ended
+// (terminationMessagePath's default): kubectl describe pod shows it. The
+// container's log is no sure place for it, as the runtime that restarted
+// may not have taken up the container's output again yet.
+var terminationLog = "/dev/termination-log"
+
+// tellTermination writes why the exporter ends to terminationLog, where
+// that file is there (in a Kubernetes container); elsewhere it writes
+// nothing, and makes no file.
+func tellTermination(why string) {
+	f, err := os.OpenFile(terminationLog, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return
+	}
+	_, _ = f.WriteString(why + "\n")
+	_ = f.Close()
+}
 
 // socketCheckInterval is how often a mounted socket is tried.
 const socketCheckInterval = 10 * time.Second

@@ -92,3 +92,22 @@ func TestRuntimeSockets(t *testing.T) {
 		t.Errorf("sockets %q, want none: TCP is no socket file", got)
 	}
 }
+
+// Why the exporter ends goes to Kubernetes' termination log where there is
+// one; where there is none, no file is made.
+func TestTellTermination(t *testing.T) {
+	dir := t.TempDir()
+	defer func(p string) { terminationLog = p }(terminationLog)
+	terminationLog = filepath.Join(dir, "termination-log")
+	tellTermination("gone")
+	if _, err := os.Stat(terminationLog); !os.IsNotExist(err) {
+		t.Errorf("a termination log was made where there was none: %v", err)
+	}
+	if err := os.WriteFile(terminationLog, []byte("earlier, longer text\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tellTermination("the socket is stale")
+	if b, _ := os.ReadFile(terminationLog); string(b) != "the socket is stale\n" {
+		t.Errorf("termination log %q", b)
+	}
+}
