@@ -47,7 +47,7 @@ ctr_node images tag docker.io/library/missing-container-metrics:demo "$image" >/
 echo "== kubectl apply -f deploy/kubernetes/ (the containerd socket at this node's path, as for k3s)"
 mkdir "$tmp/manifests"
 cp deploy/kubernetes/*.yaml "$tmp/manifests/"
-sed -i "s|^\( *\)path: /run/containerd .*|\1path: $(dirname "$MCM_TEST_NODE_CONTAINERD_ADDRESS")|" "$tmp/manifests/daemonset.yaml"
+sed -i "s|^\( *\)path: /run/containerd/containerd.sock .*|\1path: $MCM_TEST_NODE_CONTAINERD_ADDRESS|" "$tmp/manifests/daemonset.yaml"
 kubectl apply -f "$tmp/manifests/"
 kubectl -n missing-container-metrics rollout status daemonset/missing-container-metrics --timeout=3m
 exporter=$(kubectl -n missing-container-metrics get pod -o jsonpath='{.items[0].status.podIP}')
