@@ -37,7 +37,7 @@ echo "== the exporter's image, built from this checkout, imported into the node'
 arch=$(go env GOARCH)
 make build GOARCH="$arch" VERSION=demo BIN_DIR="$tmp/image/bin/linux-$arch" >/dev/null
 cp Dockerfile "$tmp/image/"
-docker -H "$MCM_TEST_DOCKER_HOST" build -q --build-arg TARGETARCH="$arch" -t missing-container-metrics:demo "$tmp/image" >/dev/null 2>&1
+docker -H "$MCM_TEST_DOCKER_HOST" build -q --build-arg TARGETOS=linux --build-arg TARGETARCH="$arch" -t missing-container-metrics:demo "$tmp/image" >/dev/null
 docker -H "$MCM_TEST_DOCKER_HOST" save -o "$tmp/image.tar" missing-container-metrics:demo
 ctr_node() { ctr --address "$MCM_TEST_NODE_CONTAINERD_ADDRESS" -n k8s.io "$@"; }
 ctr_node images import "$tmp/image.tar" >/dev/null
