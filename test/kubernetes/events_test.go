@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -73,17 +74,26 @@ func TestEvents(t *testing.T) {
 	// ring that a burst of kills elsewhere on the host (other tests)
 	// overwrites before it is read (then not even which process). The Event
 	// then says only what is known; such a kill is tried again, in a pod of
-	// its own, a few times.
+	// its own, a few times; so is a pod whose cgroup could not be seen
+	// watched before its kill (below).
 	wns := newNamespace(t, "events-worker")
 	var pod *corev1.Pod
 	var ev corev1.Event
 	var victim, name string
-	attempts := 0
+	kills := 0
 	for attempt := 1; ; attempt++ {
-		attempts = attempt
 		name = fmt.Sprintf("fluentd-%d", attempt)
 		victim = "mcm-" + randomName("k")[2:]
-		pod, ev = workerKilled(t, e, wns, name, victim)
+		var killed bool
+		pod, ev, killed = workerKilled(t, e, wns, name, victim)
+		if !killed {
+			if attempt == 5 {
+				t.Fatal("in 5 pods, the exporter's count of watched cgroups never told that the worker's was watched")
+			}
+			t.Logf("attempt %d: other pods of the node went meanwhile, and the count of watched cgroups cannot tell whether the worker's is; again", attempt)
+			continue
+		}
+		kills++
 		described := ev.Reason != "OOMKill" && strings.Contains(ev.Message, "Limit hit: ")
 		if described || attempt == 5 {
 			break
@@ -141,8 +151,8 @@ func TestEvents(t *testing.T) {
 	}
 	e.until(t, time.Minute, func(s *scrape) error {
 		// Other tests' pods on the node may have had kills too.
-		if v, err := s.one("missing_container_metrics_kubernetes_events_sent_total", nil); err != nil || v < float64(attempts) {
-			return fmt.Errorf("kills sent to the companion: %v (%v), want at least %d", v, err, attempts)
+		if v, err := s.one("missing_container_metrics_kubernetes_events_sent_total", nil); err != nil || v < float64(kills) {
+			return fmt.Errorf("kills sent to the companion: %v (%v), want at least %d", v, err, kills)
 		}
 		return nil
 	})
@@ -284,8 +294,10 @@ func checkEventsPolicy(t *testing.T, exporterPod *corev1.Pod, ns string, victim 
 // missing-container-metrics. The kill waits until the exporter knows the
 // container: from its runtime, and its memory cgroup watched. (A kill
 // before its cgroup is first read counts, but as a kill from before the
-// exporter looked, which gets no record and no Event.)
-func workerKilled(t *testing.T, e *exporter, ns, name, victim string) (*corev1.Pod, corev1.Event) {
+// exporter looked, which gets no record and no Event.) The count of watched
+// cgroups is the node's: where it falls meanwhile (other tests' pods went),
+// it cannot tell, and workerKilled returns before the kill, with false.
+func workerKilled(t *testing.T, e *exporter, ns, name, victim string) (*corev1.Pod, corev1.Event, bool) {
 	t.Helper()
 	watched := func(s *scrape) float64 {
 		v, _ := s.one("missing_container_metrics_containers", map[string]string{"source": "cgroup"})
@@ -296,15 +308,31 @@ func workerKilled(t *testing.T, e *exporter, ns, name, victim string) (*corev1.P
 	rec := newRecords(t)
 	pod := createPod(t, ns, newPod(name, rec, corev1.RestartPolicyAlways,
 		container("worker", `until [ -e /rec/go ]; do sleep 0.1; done; `+oomKill(victim)+`; [ $? = 137 ] && echo oom >> /rec/ooms; exec sleep 100000`)))
-	e.until(t, 2*time.Minute, func(s *scrape) error {
+	errFell := errors.New("the count of watched cgroups fell")
+	err := waitFor(2*time.Minute, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		s, err := e.scrape(ctx)
+		if err != nil {
+			return err
+		}
 		if _, err := s.one("container_restarts_total", map[string]string{"namespace": ns, "pod": name, "container": "worker"}); err != nil {
 			return err
 		}
-		if n := watched(s); n <= before {
+		switch n := watched(s); {
+		case n < before:
+			return errStop{fmt.Errorf("%w: %v containers' cgroups watched, %v before the pod", errFell, n, before)}
+		case n == before:
 			return fmt.Errorf("%v containers' cgroups watched, %v before the pod", n, before)
 		}
 		return nil
 	})
+	if stop := (errStop{}); errors.As(err, &stop) && errors.Is(stop.error, errFell) {
+		return nil, corev1.Event{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec.touch(t, "go")
 	rec.waitLines(t, 2*time.Minute, "ooms", "oom", 1)
 	var ev corev1.Event
@@ -323,7 +351,7 @@ func workerKilled(t *testing.T, e *exporter, ns, name, victim string) (*corev1.P
 		ev = evs.Items[0]
 		return nil
 	})
-	return pod, ev
+	return pod, ev, true
 }
 
 // runCmd runs a program and returns its combined output.
