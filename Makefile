@@ -23,8 +23,10 @@ GOOS       ?= linux
 GOARCH     ?= $(shell $(GO) env GOARCH)
 HOSTARCH   := $(shell $(GO) env GOHOSTARCH)
 BIN_DIR    := bin/$(GOOS)-$(GOARCH)
-# The exporter, and the companion that alone links client-go (--kubernetes.events).
-COMMANDS   := ./cmd/missing-container-metrics ./cmd/missing-container-metrics-events
+# The exporter, and its Kubernetes Events companion: a Go module of its own, so
+# that client-go stays out of the exporter's go.mod (--kubernetes.events).
+EXPORTER   := ./cmd/missing-container-metrics
+EVENTS_MOD := cmd/missing-container-metrics-events
 DOCKER     ?= docker
 
 VERSION    ?= $(shell cat VERSION)
@@ -53,10 +55,13 @@ LABELS := --label org.opencontainers.image.version=$(VERSION) \
 .PHONY: build image release-image chart check-release-tag test unit lint demo deploy-test clean
 
 # Static (no cgo), so the image needs no libc; -trimpath keeps the build
-# machine's paths out of the binaries. Both in one go build, into $(BIN_DIR).
+# machine's paths out of the binaries. Both into $(BIN_DIR): the exporter, then
+# the companion from its own module.
 build:
 	CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) \
-		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/ $(COMMANDS)
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/ $(EXPORTER)
+	cd $(EVENTS_MOD) && CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(abspath $(BIN_DIR))/ .
 
 # This machine's architecture: the classic builder, which any docker has. It sets
 # no TARGETARCH of its own and records the daemon's architecture in the image, so
@@ -97,17 +102,19 @@ test:
 DEPLOY_RUNTIME_TESTS := ^(TestArm64|TestLeastPrivilege|TestSystemdSettingsRunTheExporter)$$
 unit:
 	$(GO) test ./internal/... ./cmd/...
+	cd $(EVENTS_MOD) && $(GO) test ./...
 	cd deploy && $(GO) test -skip '$(DEPLOY_RUNTIME_TESTS)' ./...
 
-# What scripts/test.sh checks before its tests, for both Go modules and every
+# What scripts/test.sh checks before its tests, for the Go modules and every
 # shell script. staticcheck is the main module's pinned tool (go.mod's tool
-# directive), also for deploy/.
+# directive), also for the companion's module and deploy/.
 SHELL_SCRIPTS = $(shell find scripts test -name '*.sh')
 lint:
 	@unformatted=$$(gofmt -l cmd internal test deploy); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	cd $(EVENTS_MOD) && $(GO) vet ./... && $$(cd $(CURDIR) && $(GO) tool -n staticcheck) ./...
 	cd deploy && $(GO) vet ./... && $$(cd .. && $(GO) tool -n staticcheck) ./...
 	shellcheck $(SHELL_SCRIPTS)
 

@@ -82,31 +82,41 @@ func run(t *testing.T, timeout time.Duration, name string, args ...string) (stri
 	return out.String(), err
 }
 
-var (
-	exporterOnce sync.Once
-	exporterPath string
-	exporterErr  error
-)
-
-// exporterBinary builds the exporter of this repository once.
-func exporterBinary(t *testing.T) string {
-	t.Helper()
-	exporterOnce.Do(func() {
-		exporterPath = filepath.Join(tmpDir, "missing-container-metrics")
-		var out string
-		// In the exporter's own module, with its own dependencies.
-		out, exporterErr = run(t, 5*time.Minute, "go", "build", "-C", "..", "-o", exporterPath, "./cmd/missing-container-metrics")
-		if exporterErr != nil {
-			exporterErr = fmt.Errorf("building the exporter: %w\n%s", exporterErr, out)
-		}
-	})
-	if exporterErr != nil {
-		t.Fatal(exporterErr)
-	}
-	return exporterPath
+// command is one of this repository's programs, built once.
+type command struct {
+	name, dir string // the binary's name; its module's directory, from deploy/
+	once      sync.Once
+	path      string
+	err       error
 }
 
-// cliSpec is what the exporter's --help says it accepts.
+var (
+	exporter  = &command{name: "missing-container-metrics", dir: "../cmd/missing-container-metrics"}
+	companion = &command{name: "missing-container-metrics-events", dir: "../cmd/missing-container-metrics-events"}
+)
+
+// binary builds the program once, in its own module with its own
+// dependencies, and returns its path.
+func (c *command) binary(t *testing.T) string {
+	t.Helper()
+	c.once.Do(func() {
+		c.path = filepath.Join(tmpDir, c.name)
+		var out string
+		out, c.err = run(t, 5*time.Minute, "go", "build", "-C", c.dir, "-o", c.path, ".")
+		if c.err != nil {
+			c.err = fmt.Errorf("building %s: %w\n%s", c.name, c.err, out)
+		}
+	})
+	if c.err != nil {
+		t.Fatal(c.err)
+	}
+	return c.path
+}
+
+// exporterBinary builds the exporter of this repository once.
+func exporterBinary(t *testing.T) string { return exporter.binary(t) }
+
+// cliSpec is what a program's --help says it accepts.
 type cliSpec struct {
 	flags map[string]bool // long names without dashes; a negatable bool also as no-NAME
 	envs  map[string]bool
@@ -117,12 +127,13 @@ var (
 	helpEnv  = regexp.MustCompile(`\(\$([A-Z0-9_]+)\)`)
 )
 
-// exporterCLI reads the flags and environment variables from the binary's --help.
-func exporterCLI(t *testing.T) cliSpec {
+// cli reads the flags and environment variables from the program's --help;
+// it fails unless they include flag and env.
+func (c *command) cli(t *testing.T, flag, env string) cliSpec {
 	t.Helper()
-	out, err := run(t, time.Minute, exporterBinary(t), "--help")
+	out, err := run(t, time.Minute, c.binary(t), "--help")
 	if err != nil {
-		t.Fatalf("--help: %v\n%s", err, out)
+		t.Fatalf("%s --help: %v\n%s", c.name, err, out)
 	}
 	spec := cliSpec{flags: map[string]bool{}, envs: map[string]bool{}}
 	for _, line := range strings.Split(out, "\n") {
@@ -136,11 +147,14 @@ func exporterCLI(t *testing.T) cliSpec {
 			spec.envs[m[1]] = true
 		}
 	}
-	if !spec.flags["docker.host"] || !spec.envs["DOCKER_HOST"] {
-		t.Fatalf("cannot read the flags from --help:\n%s", out)
+	if !spec.flags[flag] || !spec.envs[env] {
+		t.Fatalf("cannot read the flags from %s --help:\n%s", c.name, out)
 	}
 	return spec
 }
+
+// exporterCLI is what the exporter's --help says it accepts.
+func exporterCLI(t *testing.T) cliSpec { return exporter.cli(t, "docker.host", "DOCKER_HOST") }
 
 // goRuntimeEnvs are read by the Go runtime of the exporter.
 var goRuntimeEnvs = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GOGC": true, "GODEBUG": true}
@@ -148,7 +162,19 @@ var goRuntimeEnvs = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GOG
 // checkArgs fails for every --flag in args that the exporter does not know.
 func checkArgs(t *testing.T, where string, args []string) {
 	t.Helper()
-	spec := exporterCLI(t)
+	checkCLI(t, where, "the exporter", exporterCLI(t), args, nil)
+}
+
+// checkEnv fails for every variable the exporter does not read.
+func checkEnv(t *testing.T, where string, names []string) {
+	t.Helper()
+	checkCLI(t, where, "the exporter", exporterCLI(t), nil, names)
+}
+
+// checkCLI fails for every --flag in args and every variable in envs that
+// the program of spec does not know.
+func checkCLI(t *testing.T, where, program string, spec cliSpec, args, envs []string) {
+	t.Helper()
 	for _, a := range args {
 		if !strings.HasPrefix(a, "--") {
 			t.Errorf("%s: argument %q is no --flag", where, a)
@@ -156,18 +182,12 @@ func checkArgs(t *testing.T, where string, args []string) {
 		}
 		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 		if !spec.flags[name] {
-			t.Errorf("%s: the exporter has no flag --%s (%q)", where, name, a)
+			t.Errorf("%s: %s has no flag --%s (%q)", where, program, name, a)
 		}
 	}
-}
-
-// checkEnv fails for every variable the exporter does not read.
-func checkEnv(t *testing.T, where string, names []string) {
-	t.Helper()
-	spec := exporterCLI(t)
-	for _, n := range names {
+	for _, n := range envs {
 		if !spec.envs[n] && !goRuntimeEnvs[n] {
-			t.Errorf("%s: the exporter reads no variable %s", where, n)
+			t.Errorf("%s: %s reads no variable %s", where, program, n)
 		}
 	}
 }

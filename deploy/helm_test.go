@@ -50,7 +50,7 @@ var chartCases = []chartCase{
 		args: []string{"--no-docker", "--containerd", "--containerd.address=/host/containerd/containerd.sock",
 			"--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc", "--path.kmsg="},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			wantUser(t, s, 65534, []int64{0})
 			// No Kubernetes Events by default: no token in the pod, no role.
 			if tok := s.daemonSets[0].Spec.Template.Spec.AutomountServiceAccountToken; tok == nil || *tok {
@@ -62,29 +62,51 @@ var chartCases = []chartCase{
 		},
 	},
 	{
-		name: "Kubernetes Events: the token, the role, this node's name",
+		name: "Kubernetes Events: the companion's container, its token, the role",
 		values: `
 kubernetes: {events: {enabled: true}}
 sources:
   kernel: {kmsg: {enabled: true}}
 `,
 		kinds: []string{"ClusterRole", "ClusterRoleBinding", "DaemonSet", "Service", "ServiceAccount"},
-		args:  []string{"--kubernetes.events", "--containerd", "--kernel", "--path.kmsg=/dev/kmsg"},
+		args:  []string{"--kubernetes.events", "--kubernetes.events.socket=/run/mcm-events/events.sock", "--containerd", "--kernel", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
-			spec := s.daemonSets[0].Spec.Template.Spec
-			if tok := spec.AutomountServiceAccountToken; tok == nil || !*tok {
-				t.Errorf("--kubernetes.events without the service account's token")
-			}
-			// checkObjects checked the role's rules and its binding.
-			if !slices.ContainsFunc(spec.Containers[0].Env, func(e corev1.EnvVar) bool {
-				return e.Name == "NODE_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName"
-			}) {
-				t.Errorf("no NODE_NAME from spec.nodeName: the companion would not know its node's pods")
+			// checkObjects checked the companion's container, that it alone
+			// mounts the token, the role's rules and its binding. The
+			// exporter, privileged here, neither has the token nor starts
+			// the companion.
+			exp := s.daemonSets[0].Spec.Template.Spec.Containers[0]
+			if slices.ContainsFunc(exp.Env, func(e corev1.EnvVar) bool { return e.Name == "NODE_NAME" }) {
+				t.Errorf("the exporter's container gets NODE_NAME: the companion alone needs it")
 			}
 			// Cluster-scoped: a release of the same name in another namespace
 			// must not take them over.
 			if n := s.clusterRoles[0].Name; !strings.Contains(n, "monitoring") {
 				t.Errorf("ClusterRole %s is not named by the release's namespace", n)
+			}
+		},
+	},
+	{
+		name: "Kubernetes Events with their admission policy",
+		values: `
+kubernetes: {events: {enabled: true, admissionPolicy: {enabled: true}}}
+`,
+		kinds: []string{"ClusterRole", "ClusterRoleBinding", "DaemonSet", "Service", "ServiceAccount",
+			"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"},
+		args: []string{"--kubernetes.events"},
+	},
+	{
+		name: "a NetworkPolicy: Prometheus alone reaches the port",
+		values: `
+networkPolicy: {enabled: true}
+`,
+		kinds: []string{"DaemonSet", "NetworkPolicy", "Service", "ServiceAccount"},
+		check: func(t *testing.T, s objectSet) {
+			// checkObjects checked what it selects and lets in.
+			from := s.networkPolicies[0].Spec.Ingress[0].From
+			if len(from) != 1 || from[0].NamespaceSelector == nil || from[0].PodSelector == nil ||
+				from[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
+				t.Errorf("the default peers %+v: want Prometheus' pods in the namespace monitoring", from)
 			}
 		},
 	},
@@ -120,7 +142,7 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--docker", "--no-containerd", "--kernel"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"docker-socket": "/var/run", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"docker-socket": "/var/run/docker.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			wantUser(t, s, 65534, []int64{998})
 		},
 	},
@@ -137,7 +159,7 @@ service: {enabled: false}
 		kinds: []string{"DaemonSet", "PodMonitor", "ServiceAccount"},
 		args:  []string{"--docker", "--docker.host=unix:///host/docker/docker.sock", "--no-containerd", "--no-kernel"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"docker-socket": "/run"})
+			wantHostPaths(t, s, map[string]string{"docker-socket": "/run/docker.sock"})
 			// The docker group differs between distributions: root, without capabilities.
 			wantUser(t, s, 0, nil)
 		},
@@ -152,7 +174,7 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--containerd.namespaces=k8s.io,moby", "--kernel", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/k3s/containerd", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc", "kmsg": "/dev/kmsg"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/k3s/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc", "kmsg": "/dev/kmsg"})
 			sc := s.daemonSets[0].Spec.Template.Spec.Containers[0].SecurityContext
 			if sc.Privileged == nil || !*sc.Privileged || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
 				t.Errorf("opening a hostPath /dev/kmsg needs a privileged container run as root: %+v", sc)
@@ -168,7 +190,7 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--kernel", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			c := s.daemonSets[0].Spec.Template.Spec.Containers[0]
 			if q := c.Resources.Limits["squat.ai/kmsg"]; q.Value() != 1 || c.Resources.Limits.Memory().IsZero() {
 				t.Errorf("limits %v: want one squat.ai/kmsg and the memory limit", c.Resources.Limits)
@@ -462,8 +484,8 @@ func TestHelmRecursiveReadOnly(t *testing.T) {
 				t.Errorf("Kubernetes %s: mount %s (no directory) has recursiveReadOnly %q", tc.kube, m.Name, got)
 			}
 		}
-		if n != 3 {
-			t.Errorf("Kubernetes %s: %d directory mounts, want containerd's socket directory, /sys/fs/cgroup and /proc", tc.kube, n)
+		if n != 2 {
+			t.Errorf("Kubernetes %s: %d directory mounts, want /sys/fs/cgroup and /proc", tc.kube, n)
 		}
 	}
 }
@@ -539,11 +561,28 @@ func TestHelmTemplateRefuses(t *testing.T) {
 		{"kubernetes: {events: true}", "events"},
 		{"kubernetes: {events: {enabled: yes please}}", "enabled"},
 		{"kubernetes: {event: {enabled: true}}", "event"},
+		{"kubernetes: {events: {enabled: true, admissionPolicy: true}}", "admissionPolicy"},
+		{"networkPolicy: {enabled: true, from: []}", "admits everyone"},
+		{"networkPolicy: {enabled: true, from: [{}]}", "minProperties"},
 	} {
 		_, _, err := renderChart(c, "r", "monitoring", parseValues(t, tc.values))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("values %q: error %v, want one about %q", tc.values, err, tc.want)
 		}
+	}
+}
+
+// The Events' admission policy is admissionregistration.k8s.io/v1, GA in
+// Kubernetes 1.30: on an older cluster the chart says so instead of sending
+// an object the API server does not know.
+func TestHelmAdmissionPolicyNeeds130(t *testing.T) {
+	c := loadChart(t)
+	vals := parseValues(t, "kubernetes: {events: {enabled: true, admissionPolicy: {enabled: true}}}")
+	if _, _, err := renderChartFor("v1.29.9", c, "mcm", "monitoring", vals); err == nil || !strings.Contains(err.Error(), "1.30") {
+		t.Errorf("Kubernetes 1.29: %v, want an error naming 1.30", err)
+	}
+	if _, _, err := renderChartFor("v1.30.0", c, "mcm", "monitoring", vals); err != nil {
+		t.Errorf("Kubernetes 1.30: %v", err)
 	}
 }
 

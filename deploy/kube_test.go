@@ -13,8 +13,10 @@ import (
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -30,7 +32,8 @@ import (
 // twice: a misspelled field fails here instead of being dropped by the API server.
 var strictDecoder = func() runtime.Decoder {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, monitoringv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, monitoringv1.AddToScheme,
+		admissionregistrationv1.AddToScheme, networkingv1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -114,9 +117,13 @@ type objectSet struct {
 	serviceMonitors []*monitoringv1.ServiceMonitor
 	podMonitors     []*monitoringv1.PodMonitor
 	rules           []*monitoringv1.PrometheusRule
+	networkPolicies []*networkingv1.NetworkPolicy
 	// Only with the chart's kubernetes.events.enabled.
 	clusterRoles        []*rbacv1.ClusterRole
 	clusterRoleBindings []*rbacv1.ClusterRoleBinding
+	// Only with kubernetes.events.admissionPolicy.enabled too.
+	policies       []*admissionregistrationv1.ValidatingAdmissionPolicy
+	policyBindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
 }
 
 func sortObjects(t *testing.T, objs []runtime.Object) objectSet {
@@ -142,10 +149,16 @@ func sortObjects(t *testing.T, objs []runtime.Object) objectSet {
 			s.podMonitors = append(s.podMonitors, o)
 		case *monitoringv1.PrometheusRule:
 			s.rules = append(s.rules, o)
+		case *networkingv1.NetworkPolicy:
+			s.networkPolicies = append(s.networkPolicies, o)
 		case *rbacv1.ClusterRole:
 			s.clusterRoles = append(s.clusterRoles, o)
 		case *rbacv1.ClusterRoleBinding:
 			s.clusterRoleBindings = append(s.clusterRoleBindings, o)
+		case *admissionregistrationv1.ValidatingAdmissionPolicy:
+			s.policies = append(s.policies, o)
+		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+			s.policyBindings = append(s.policyBindings, o)
 		default:
 			t.Errorf("unexpected object %T", o)
 		}
@@ -190,20 +203,19 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 	}
 	checkLabels(t, where+" pod template", pod.Labels)
 	spec := pod.Spec
-	// A token only for the Kubernetes Events, the one use of the API, and
-	// then with the role they need.
+	// No token in the pod, but in the Kubernetes Events companion's own
+	// container, the one use of the API; and then with the role it needs.
 	args, _ := podArgs(s)
 	events := slices.Contains(args, "--kubernetes.events")
-	token := spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		errorf("the pod mounts the service account token into every container (automountServiceAccountToken not false)")
+	}
 	switch {
-	case token && !events:
-		errorf("the pods mount a service account token, but the exporter does not use the API (no --kubernetes.events)")
-	case !token && events:
-		errorf("--kubernetes.events without the service account token it needs")
-	case !events && len(s.clusterRoles)+len(s.clusterRoleBindings) > 0:
-		errorf("RBAC objects without --kubernetes.events: the exporter needs nothing from the API")
+	case !events && len(s.clusterRoles)+len(s.clusterRoleBindings)+len(s.policies)+len(s.policyBindings) > 0:
+		errorf("RBAC or admission objects without --kubernetes.events: the exporter needs nothing from the API")
 	case events:
 		checkEventsRBAC(t, where, s, spec.ServiceAccountName)
+		checkEventsPolicy(t, where, s, spec.ServiceAccountName)
 	}
 	if spec.HostNetwork || spec.HostPID || spec.HostIPC {
 		errorf("the pods share the node's network, PID or IPC namespace")
@@ -222,15 +234,37 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 		if v.HostPath != nil && (v.HostPath.Type == nil || *v.HostPath.Type == "" || *v.HostPath.Type == corev1.HostPathDirectoryOrCreate || *v.HostPath.Type == corev1.HostPathFileOrCreate) {
 			errorf("hostPath %s: no type, or one that creates the path on the node", v.HostPath.Path)
 		}
+		// A runtime's socket alone: its directory holds more (containerd's: every
+		// container's bundle, env values included; Docker's /var/run: every daemon's).
+		if (v.Name == "docker-socket" || v.Name == "containerd-socket") && (v.HostPath == nil || v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathSocket) {
+			errorf("volume %s is not the runtime's socket alone (hostPath type Socket)", v.Name)
+		}
 		if v.Secret != nil && !slices.ContainsFunc(s.secrets, func(sec *corev1.Secret) bool { return sec.Name == v.Secret.SecretName }) {
 			t.Logf("%s: volume %s uses Secret %s, which the user provides", where, v.Name, v.Secret.SecretName)
 		}
 	}
-	if len(spec.Containers) != 1 {
-		errorf("%d containers, want 1", len(spec.Containers))
+	// The exporter, and with --kubernetes.events its companion beside it.
+	want := []string{"exporter"}
+	if events {
+		want = append(want, "events")
+	}
+	var names []string
+	for _, c := range spec.Containers {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, want) {
+		errorf("containers %v, want %v", names, want)
 		return s
 	}
 	c := spec.Containers[0]
+	for _, ct := range spec.Containers {
+		if token := tokenMount(ct, volumes); token != (ct.Name == "events") {
+			errorf("container %s: mounts the API token %v, want %v (the companion's alone)", ct.Name, token, !token)
+		}
+	}
+	if events {
+		checkCompanion(t, where, c, spec.Containers[1], volumes)
+	}
 	ports := map[string]int32{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
@@ -260,6 +294,11 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 		}
 		if v.HostPath != nil && v.HostPath.Path == "/sys" {
 			errorf("volume %s mounts all of /sys; the exporter reads only /sys/fs/cgroup", vm.Name)
+		}
+	}
+	if events {
+		for _, vm := range spec.Containers[1].VolumeMounts {
+			mounted[vm.Name] = true
 		}
 	}
 	for name := range volumes {
@@ -295,6 +334,27 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 		for _, p := range svc.Spec.Ports {
 			if _, ok := ports[p.TargetPort.String()]; !ok {
 				errorf("Service %s targets port %q, which the container does not name", svc.Name, p.TargetPort.String())
+			}
+		}
+	}
+	// A NetworkPolicy lets in, to the metrics port alone, only the peers it
+	// names: a rule without peers would let in everyone.
+	for _, np := range s.networkPolicies {
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil || !sel.Matches(labels.Set(pod.Labels)) || np.Namespace != ds.Namespace {
+			errorf("NetworkPolicy %s does not select the exporter's pods", np.Name)
+		}
+		if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) || len(np.Spec.Ingress) == 0 {
+			errorf("NetworkPolicy %s: policy types %v, %d ingress rules; want Ingress, with rules", np.Name, np.Spec.PolicyTypes, len(np.Spec.Ingress))
+		}
+		for _, rule := range np.Spec.Ingress {
+			if len(rule.From) == 0 || slices.ContainsFunc(rule.From, func(p networkingv1.NetworkPolicyPeer) bool {
+				return p.PodSelector == nil && p.NamespaceSelector == nil && p.IPBlock == nil
+			}) {
+				errorf("NetworkPolicy %s: a rule lets in everyone: %+v", np.Name, rule.From)
+			}
+			if len(rule.Ports) != 1 || rule.Ports[0].Port == nil || ports[rule.Ports[0].Port.String()] == 0 {
+				errorf("NetworkPolicy %s: ports %+v, want the metrics port alone", np.Name, rule.Ports)
 			}
 		}
 	}
@@ -340,7 +400,8 @@ func checkObjects(t *testing.T, where string, objs []runtime.Object) objectSet {
 // clusterScoped: objects that have no namespace.
 func clusterScoped(o runtime.Object) bool {
 	switch o.(type) {
-	case *corev1.Namespace, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding:
+	case *corev1.Namespace, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding,
+		*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
 		return true
 	}
 	return false
@@ -348,8 +409,11 @@ func clusterScoped(o runtime.Object) bool {
 
 // checkEventsRBAC checks what --kubernetes.events is granted: exactly what
 // its companion does (create an Event, patch it when a burst is folded
-// into it, list pods), bound to the pods' service account, and nothing
-// else: no Secret, no write to a Pod.
+// into it, get the kill's pod by its name), bound to the pods' service
+// account, and nothing else: no Secret, no write to a Pod, no list of the
+// cluster's pods (a field selector on the node is the client's choice, which
+// RBAC does not enforce: a list would read every pod spec, env values
+// included).
 func checkEventsRBAC(t *testing.T, where string, s objectSet, account string) {
 	t.Helper()
 	if len(s.clusterRoles) != 1 || len(s.clusterRoleBindings) != 1 {
@@ -359,7 +423,7 @@ func checkEventsRBAC(t *testing.T, where string, s objectSet, account string) {
 	role, binding := s.clusterRoles[0], s.clusterRoleBindings[0]
 	want := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
 	}
 	if !reflect.DeepEqual(role.Rules, want) {
 		t.Errorf("%s: ClusterRole %s grants %+v, want %+v", where, role.Name, role.Rules, want)
@@ -370,6 +434,142 @@ func checkEventsRBAC(t *testing.T, where string, s objectSet, account string) {
 	ns := s.daemonSets[0].Namespace
 	if len(binding.Subjects) != 1 || binding.Subjects[0] != (rbacv1.Subject{Kind: "ServiceAccount", Name: account, Namespace: ns}) {
 		t.Errorf("%s: ClusterRoleBinding %s binds %+v, want service account %s/%s alone", where, binding.Name, binding.Subjects, ns, account)
+	}
+}
+
+// tokenMount says whether c mounts a volume that holds a service account
+// token.
+func tokenMount(c corev1.Container, volumes map[string]corev1.Volume) bool {
+	return slices.ContainsFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool {
+		v := volumes[vm.Name]
+		return v.Projected != nil && slices.ContainsFunc(v.Projected.Sources, func(p corev1.VolumeProjection) bool {
+			return p.ServiceAccountToken != nil
+		})
+	})
+}
+
+// checkCompanion holds the Kubernetes Events companion's container to what
+// docs/deploy.md says of it: its own program and limits; another user than
+// the exporter's, not root, no capability, no privilege escalation, a
+// read-only root; no node path; the token (tokenMount), its socket in a
+// directory in memory that only the two containers mount, the exporter's
+// read-only; this node's name.
+func checkCompanion(t *testing.T, where string, exporter, c corev1.Container, volumes map[string]corev1.Volume) {
+	t.Helper()
+	errorf := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(where+": the companion's container: "+format, args...)
+	}
+	if !slices.Equal(c.Command, []string{"/bin/missing-container-metrics-events"}) {
+		errorf("command %v, want the companion program", c.Command)
+	}
+	var envs []string
+	for _, e := range c.Env {
+		envs = append(envs, e.Name)
+	}
+	checkCLI(t, where, "the companion", companion.cli(t, "socket", "NODE_NAME"), c.Args, envs)
+	sc := c.SecurityContext
+	switch {
+	case sc == nil || sc.RunAsUser == nil || *sc.RunAsUser == 0 || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
+		errorf("not a user of its own that is not root: %+v", sc)
+	case exporter.SecurityContext != nil && exporter.SecurityContext.RunAsUser != nil && *exporter.SecurityContext.RunAsUser == *sc.RunAsUser:
+		errorf("runs as the exporter's user %d, which could read its token through the node's /proc", *sc.RunAsUser)
+	case sc.Privileged != nil && *sc.Privileged, sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation,
+		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem,
+		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0:
+		errorf("privileges beyond none: %+v", sc)
+	}
+	if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Memory().IsZero() {
+		errorf("no memory request or limit of its own")
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	if f := env["GOMEMLIMIT"].ValueFrom; f == nil || f.ResourceFieldRef == nil || f.ResourceFieldRef.ContainerName != c.Name || f.ResourceFieldRef.Resource != "limits.memory" {
+		errorf("GOMEMLIMIT is not its own memory limit: %+v", env["GOMEMLIMIT"])
+	}
+	if f := env["NODE_NAME"].ValueFrom; f == nil || f.FieldRef == nil || f.FieldRef.FieldPath != "spec.nodeName" {
+		errorf("no NODE_NAME from spec.nodeName: it would not know its node's pods")
+	}
+	// The socket: the companion listens where the exporter connects.
+	var socket, listen string
+	for _, a := range exporter.Args {
+		if v, ok := strings.CutPrefix(a, "--kubernetes.events.socket="); ok {
+			socket = v
+		}
+	}
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--socket="); ok {
+			listen = v
+		}
+	}
+	if socket == "" || socket != listen {
+		errorf("the exporter connects to %q, the companion listens on %q", socket, listen)
+	}
+	mountOf := func(c corev1.Container) *corev1.VolumeMount {
+		for i, vm := range c.VolumeMounts {
+			if vm.MountPath == filepath.Dir(socket) {
+				return &c.VolumeMounts[i]
+			}
+		}
+		return nil
+	}
+	em, cm := mountOf(exporter), mountOf(c)
+	switch {
+	case em == nil || cm == nil || em.Name != cm.Name:
+		errorf("the socket's directory %s is not one volume of both containers", filepath.Dir(socket))
+	case volumes[em.Name].EmptyDir == nil || volumes[em.Name].EmptyDir.Medium != corev1.StorageMediumMemory:
+		errorf("the socket's volume %s is not a directory of the pod's own, in memory", em.Name)
+	case !em.ReadOnly:
+		errorf("the exporter mounts the socket's directory writable; it only connects")
+	}
+	for _, vm := range c.VolumeMounts {
+		if volumes[vm.Name].HostPath != nil {
+			errorf("mounts a node path (%s)", vm.Name)
+		}
+	}
+}
+
+// checkEventsPolicy checks the ValidatingAdmissionPolicy of the Events, if
+// there is one: it matches the writes of Events by the pods' service
+// account alone, denies what it does not admit, and holds each check of
+// docs/deploy.md. The real apiserver runs it in test/kubernetes.
+func checkEventsPolicy(t *testing.T, where string, s objectSet, account string) {
+	t.Helper()
+	if len(s.policies)+len(s.policyBindings) == 0 {
+		return
+	}
+	if len(s.policies) != 1 || len(s.policyBindings) != 1 {
+		t.Errorf("%s: %d policies, %d bindings; want one of each", where, len(s.policies), len(s.policyBindings))
+		return
+	}
+	p, b := s.policies[0], s.policyBindings[0]
+	ns := s.daemonSets[0].Namespace
+	user := fmt.Sprintf("request.userInfo.username == %q", "system:serviceaccount:"+ns+":"+account)
+	if len(p.Spec.MatchConditions) != 1 || p.Spec.MatchConditions[0].Expression != user {
+		t.Errorf("%s: the policy matches %+v, want the requests of %s/%s alone", where, p.Spec.MatchConditions, ns, account)
+	}
+	if mc := p.Spec.MatchConstraints; mc == nil || len(mc.ResourceRules) != 1 || !slices.Equal(mc.ResourceRules[0].Resources, []string{"events"}) ||
+		!slices.Equal(mc.ResourceRules[0].Operations, []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}) {
+		t.Errorf("%s: the policy does not match the creates and updates (patches) of events: %+v", where, mc)
+	}
+	if p.Spec.FailurePolicy == nil || *p.Spec.FailurePolicy != admissionregistrationv1.Fail {
+		t.Errorf("%s: the policy's failure policy is not Fail: an expression that cannot be evaluated would admit", where)
+	}
+	var exprs []string
+	for _, v := range p.Spec.Validations {
+		exprs = append(exprs, v.Expression)
+	}
+	all := strings.Join(exprs, " ")
+	for _, want := range []string{"object.involvedObject.kind == 'Pod'", "object.type == 'Warning'", "object.source.component == 'missing-container-metrics'",
+		"object.source.host == variables.node", "object.involvedObject.namespace == object.metadata.namespace"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("%s: the policy does not check %s", where, want)
+		}
+	}
+	if b.Spec.PolicyName != p.Name || !slices.Equal(b.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		t.Errorf("%s: the binding %s binds %s with %v, want %s with Deny", where, b.Name, b.Spec.PolicyName, b.Spec.ValidationActions, p.Name)
 	}
 }
 
@@ -458,7 +658,7 @@ func checkSecurityContext(t *testing.T, where string, c corev1.Container, volume
 
 // podArgs returns the exporter's arguments and environment variable names.
 func podArgs(s objectSet) ([]string, []string) {
-	if len(s.daemonSets) != 1 || len(s.daemonSets[0].Spec.Template.Spec.Containers) != 1 {
+	if len(s.daemonSets) != 1 || len(s.daemonSets[0].Spec.Template.Spec.Containers) == 0 {
 		return nil, nil
 	}
 	c := s.daemonSets[0].Spec.Template.Spec.Containers[0]

@@ -37,7 +37,7 @@ echo "== the exporter's image, built from this checkout, imported into the node'
 arch=$(go env GOARCH)
 make build GOARCH="$arch" VERSION=demo BIN_DIR="$tmp/image/bin/linux-$arch" >/dev/null
 cp Dockerfile "$tmp/image/"
-docker -H "$MCM_TEST_DOCKER_HOST" build -q --build-arg TARGETARCH="$arch" -t missing-container-metrics:demo "$tmp/image" >/dev/null 2>&1
+docker -H "$MCM_TEST_DOCKER_HOST" build -q --build-arg TARGETOS=linux --build-arg TARGETARCH="$arch" -t missing-container-metrics:demo "$tmp/image" >/dev/null
 docker -H "$MCM_TEST_DOCKER_HOST" save -o "$tmp/image.tar" missing-container-metrics:demo
 ctr_node() { ctr --address "$MCM_TEST_NODE_CONTAINERD_ADDRESS" -n k8s.io "$@"; }
 ctr_node images import "$tmp/image.tar" >/dev/null
@@ -47,7 +47,7 @@ ctr_node images tag docker.io/library/missing-container-metrics:demo "$image" >/
 echo "== kubectl apply -f deploy/kubernetes/ (the containerd socket at this node's path, as for k3s)"
 mkdir "$tmp/manifests"
 cp deploy/kubernetes/*.yaml "$tmp/manifests/"
-sed -i "s|^\( *\)path: /run/containerd .*|\1path: $(dirname "$MCM_TEST_NODE_CONTAINERD_ADDRESS")|" "$tmp/manifests/daemonset.yaml"
+sed -i "s|^\( *\)path: /run/containerd/containerd.sock .*|\1path: $MCM_TEST_NODE_CONTAINERD_ADDRESS|" "$tmp/manifests/daemonset.yaml"
 kubectl apply -f "$tmp/manifests/"
 kubectl -n missing-container-metrics rollout status daemonset/missing-container-metrics --timeout=3m
 exporter=$(kubectl -n missing-container-metrics get pod -o jsonpath='{.items[0].status.podIP}')

@@ -61,12 +61,19 @@ go test -race -count=1 -timeout 20m "$@" ./...
 fuzztime=${FUZZTIME:-100000x}
 if [[ "$fuzztime" != 0 ]]; then
 	echo "== fuzz ($fuzztime each)"
+	# Each package in the module of its directory: the companion's is one of its own.
 	grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' internal cmd |
-		sed -E 's#^(.*)/[^/]*:func (Fuzz.*)$#./\1 \2#' | sort -u |
-		while read -r pkg target; do
-			go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "$pkg" </dev/null
+		sed -E 's#^(.*)/[^/]*:func (Fuzz.*)$#\1 \2#' | sort -u |
+		while read -r dir target; do
+			go -C "$dir" test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" . </dev/null
 		done
 fi
+
+# ---- the Kubernetes Events companion: a Go module of its own, so that client-go
+# stays out of the exporter's go.mod (gofmt above covered it).
+echo "== events companion: vet, staticcheck, go test"
+staticcheck=$(go tool -n staticcheck) # the exporter module's pinned staticcheck
+(cd cmd/missing-container-metrics-events && go vet ./... && "$staticcheck" ./... && go test -race -count=1 -timeout 10m "$@" ./...)
 
 # ---- deploy/: Helm chart, Kubernetes manifests, alert rules, dashboard, systemd unit.
 # A Go module of its own (Kubernetes' API types, Prometheus' PromQL parser and helm's
@@ -78,7 +85,6 @@ if [[ -n "$unformatted" ]]; then
 	printf 'gofmt would change:\n%s\n' "$unformatted"
 	exit 1
 fi
-staticcheck=$(go tool -n staticcheck) # the exporter module's pinned staticcheck
 (cd deploy && go vet ./... && "$staticcheck" ./... && go test -count=1 -timeout 10m "$@" ./...)
 
 # ---- test/kubernetes: the chart and the manifests on a real single-node

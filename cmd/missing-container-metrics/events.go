@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,7 +17,8 @@ import (
 
 // Kubernetes Events (--kubernetes.events) come from a companion program,
 // which alone links client-go; the exporter starts it and writes it each
-// kill (internal/kubernetes/pipe).
+// kill, or, with --kubernetes.events.socket, connects to it where it runs
+// in a container of its own (internal/kubernetes/pipe).
 
 // companionName is the companion's executable, beside the exporter's.
 const companionName = "missing-container-metrics-events"
@@ -54,6 +57,20 @@ func companionArgs(cfg *config) []string {
 		args = append(args, "--kubernetes.kubeconfig="+cfg.kubeconfig)
 	}
 	return args
+}
+
+// companionMemoryLimit is the GOMEMLIMIT of the companion the exporter
+// starts: the exporter's own is its container's whole limit, which the
+// two processes share. The companion's peak through a burst of kills is
+// well under it (docs/performance.md, "The Events companion"); it is a soft
+// limit, which makes the companion's garbage collector work harder near it.
+const companionMemoryLimit = "32MiB"
+
+// companionEnv is the environment of the companion the exporter starts:
+// the exporter's, with a GOMEMLIMIT of the companion's own.
+func companionEnv() []string {
+	env := slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "GOMEMLIMIT=") })
+	return append(env, "GOMEMLIMIT="+companionMemoryLimit)
 }
 
 // eventKill is the message of a kill for the companion; false for a kill
@@ -97,7 +114,7 @@ func eventsMetrics(c *pipe.Companion) []prometheus.Collector {
 			Help: "OOM kills that got no Kubernetes Event because the companion was away or slow and its queue full."},
 			func() float64 { return float64(c.Dropped()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name("companion_up"),
-			Help: "1 while the Kubernetes Events companion runs."},
+			Help: "1 while the Kubernetes Events companion runs (with --kubernetes.events.socket: while the exporter is connected to it)."},
 			func() float64 {
 				if c.Up() {
 					return 1
@@ -105,7 +122,7 @@ func eventsMetrics(c *pipe.Companion) []prometheus.Collector {
 				return 0
 			}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name("companion_starts_total"),
-			Help: "Times the Kubernetes Events companion was started (more than once: it ended and was started again)."},
+			Help: "Times the Kubernetes Events companion was started, or connected to with --kubernetes.events.socket (more than once: it ended, or the connection did, and it was started or connected to again)."},
 			func() float64 { return float64(c.Starts()) }),
 	}
 }
@@ -114,6 +131,16 @@ func eventsMetrics(c *pipe.Companion) []prometheus.Collector {
 // companion.
 func checkEventsFlags(cfg *config) error {
 	if !cfg.events {
+		return nil
+	}
+	if cfg.eventsSocket != "" {
+		// The companion runs on its own, and knows its node.
+		switch {
+		case !filepath.IsAbs(cfg.eventsSocket):
+			return fmt.Errorf("--kubernetes.events.socket must be an absolute path, got %q", cfg.eventsSocket)
+		case cfg.companion != "":
+			return errors.New("--kubernetes.events.socket connects to a companion that runs on its own, --kubernetes.events.companion starts one: one or the other")
+		}
 		return nil
 	}
 	if cfg.node == "" {

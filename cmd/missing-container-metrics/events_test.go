@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -20,15 +21,18 @@ import (
 
 // The exporter links nothing of client-go, the Kubernetes API types or
 // apimachinery: they would add some 5 MB of resident memory to every
-// exporter. Only the companion links them.
+// exporter. Only the companion links them, and its module alone requires
+// them: the exporter's go.mod does not carry client-go.
 func TestExporterLinksNoKubernetesClient(t *testing.T) {
 	for _, tc := range []struct {
-		pkg  string
+		dir  string
 		want bool
 	}{{".", false}, {"../missing-container-metrics-events", true}} {
-		out, err := exec.Command("go", "list", "-deps", tc.pkg).CombinedOutput()
+		list := exec.Command("go", "list", "-deps", ".")
+		list.Dir = tc.dir
+		out, err := list.CombinedOutput()
 		if err != nil {
-			t.Fatalf("go list -deps %s: %v\n%s", tc.pkg, err, out)
+			t.Fatalf("go list -deps in %s: %v\n%s", tc.dir, err, out)
 		}
 		var k8s []string
 		for _, p := range strings.Fields(string(out)) {
@@ -37,10 +41,23 @@ func TestExporterLinksNoKubernetesClient(t *testing.T) {
 			}
 		}
 		if (len(k8s) > 0) != tc.want {
-			t.Errorf("%s links %d Kubernetes client packages (%.3v), want any: %v", tc.pkg, len(k8s), k8s, tc.want)
+			t.Errorf("%s links %d Kubernetes client packages (%.3v), want any: %v", tc.dir, len(k8s), k8s, tc.want)
 		}
 		if tc.want && slices.Contains(k8s, "k8s.io/client-go/kubernetes") {
 			t.Errorf("the companion links client-go's clientset, which registers every API group")
+		}
+	}
+	out, err := exec.Command("go", "mod", "edit", "-json").Output()
+	if err != nil {
+		t.Fatalf("go mod edit -json: %v", err)
+	}
+	var mod struct{ Require []struct{ Path string } }
+	if err := json.Unmarshal(out, &mod); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range mod.Require {
+		if strings.HasPrefix(r.Path, "k8s.io/client-go") || strings.HasPrefix(r.Path, "k8s.io/apimachinery") || strings.HasPrefix(r.Path, "k8s.io/api") {
+			t.Errorf("the exporter's go.mod requires %s: the companion's module alone should", r.Path)
 		}
 	}
 }
@@ -73,6 +90,11 @@ func TestEventsFlags(t *testing.T) {
 		{args: []string{"--kubernetes.events", "--kubernetes.node=n1", "--kubernetes.events.companion=" + notExecutable}, err: "not an executable file"},
 		{args: []string{"--kubernetes.events", "--kubernetes.events.companion=" + companion}, env: "node-from-env"},
 		{args: []string{"--kubernetes.node=n1"}}, // off: nothing checked
+		// A companion of its own (a sidecar): no program to start, no node
+		// name (the companion has it).
+		{args: []string{"--kubernetes.events", "--kubernetes.events.socket=/run/mcm-events/events.sock"}},
+		{args: []string{"--kubernetes.events", "--kubernetes.events.socket=relative.sock"}, err: "an absolute path"},
+		{args: []string{"--kubernetes.events", "--kubernetes.events.socket=/e.sock", "--kubernetes.events.companion=" + companion}, err: "one or the other"},
 	} {
 		t.Setenv("NODE_NAME", tc.env)
 		cfg, err := parseFlags(tc.args)
@@ -98,6 +120,25 @@ func TestEventsFlags(t *testing.T) {
 	want := []string{"--kubernetes.node=n1", "--log.format=json", "--log.level=debug", "--kubernetes.kubeconfig=/etc/kube.conf"}
 	if got := companionArgs(cfg); !reflect.DeepEqual(got, want) {
 		t.Errorf("companion arguments %q, want %q", got, want)
+	}
+}
+
+// The companion the exporter starts gets a GOMEMLIMIT of its own: the
+// exporter's is its container's whole limit, which the two processes share.
+func TestCompanionEnvironment(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "134217728")
+	t.Setenv("NODE_NAME", "n1")
+	var limits []string
+	for _, e := range companionEnv() {
+		if strings.HasPrefix(e, "GOMEMLIMIT=") {
+			limits = append(limits, e)
+		}
+		if strings.HasPrefix(e, "NODE_NAME=") && e != "NODE_NAME=n1" {
+			t.Errorf("the rest of the environment changed: %s", e)
+		}
+	}
+	if len(limits) != 1 || limits[0] != "GOMEMLIMIT="+companionMemoryLimit {
+		t.Errorf("the companion's GOMEMLIMIT: %v, want %s alone", limits, companionMemoryLimit)
 	}
 }
 

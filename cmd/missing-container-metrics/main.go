@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,10 +62,11 @@ type config struct {
 	kernel    bool
 	kernelCfg kernel.Config
 
-	events     bool   // Kubernetes Events, through the companion
-	companion  string // the companion program
-	node       string
-	kubeconfig string
+	events       bool   // Kubernetes Events, through the companion
+	companion    string // the companion program
+	eventsSocket string // or the socket of a companion that runs on its own
+	node         string
+	kubeconfig   string
 }
 
 func main() {
@@ -89,12 +91,17 @@ func run(args []string) int {
 	var events *pipe.Companion
 	eventsDone := make(chan struct{})
 	if cfg.events {
-		events = pipe.New(pipe.Options{Path: cfg.companion, Args: companionArgs(cfg)}, logger.With("companion", companionName))
+		opts := pipe.Options{Path: cfg.companion, Args: companionArgs(cfg), Env: companionEnv(), Socket: cfg.eventsSocket}
+		events = pipe.New(opts, logger.With("companion", companionName))
 		go func() {
 			defer close(eventsDone)
 			events.Run(ctx)
 		}()
-		logger.Info("Kubernetes Events on", "companion", cfg.companion, "node", cfg.node)
+		if cfg.eventsSocket != "" {
+			logger.Info("Kubernetes Events on, through the companion's socket", "socket", cfg.eventsSocket)
+		} else {
+			logger.Info("Kubernetes Events on", "companion", cfg.companion, "node", cfg.node)
+		}
 	} else {
 		close(eventsDone)
 	}
@@ -133,13 +140,28 @@ func run(args []string) int {
 		go k.Run(ctx)
 	}
 
+	// A runtime socket mounted on its own goes stale when its runtime makes
+	// a new one: end, so that the container is started again with it.
+	staleSocket := make(chan error, 1)
+	go func() {
+		if err := watchMountedSockets(ctx, runtimeSockets(cfg), socketCheckInterval); err != nil {
+			staleSocket <- err
+		}
+	}()
+
 	srv := newServer(routes(cfg, site, st, events, logger))
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, cfg.web, logger) }()
+	code := 0
 	select {
 	case err := <-errc:
 		logger.Error("HTTP server failed", "err", err)
 		return 1
+	case err := <-staleSocket:
+		logger.Error("ending, to be started again with the runtime's new socket", "err", err)
+		tellTermination("ending, to be started again with the runtime's new socket: " + err.Error())
+		code = 1
+		stop()
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
@@ -149,7 +171,7 @@ func run(args []string) int {
 		logger.Warn("shutdown", "err", err)
 	}
 	<-eventsDone // the companion has ended, or was killed
-	return 0
+	return code
 }
 
 // newServer is the HTTP server of h, with timeouts that bound what a client
@@ -165,6 +187,12 @@ func newServer(h http.Handler) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 	}
 }
+
+// maxScrapesInFlight bounds the scrapes served at once; maxPagesInFlight
+// the requests of the landing page and the kills' pages together, which
+// each read the store (the landing page walks every container under its
+// lock, which the sources and the kernel reader need too).
+const maxScrapesInFlight, maxPagesInFlight = 10, 10
 
 // routes serves the metrics, /healthz, the landing page and the kills'
 // pages; events is the Kubernetes Events companion, nil if off.
@@ -185,11 +213,12 @@ func routes(cfg *config, site pages.Site, st *store.Store, events *pipe.Companio
 	// the registry's, and streams the answer: no http.TimeoutHandler, which
 	// would hold all of it (16 MB for 10,000 containers) in memory. The
 	// server's WriteTimeout ends a scrape that hangs.
-	mux.Handle(cfg.metricsPath, c.Handler(reg, collector.HandlerOpts{Logger: logger, MaxRequestsInFlight: 10}))
+	mux.Handle(cfg.metricsPath, c.Handler(reg, collector.HandlerOpts{Logger: logger, MaxRequestsInFlight: maxScrapesInFlight}))
 	mux.Handle("/healthz", pages.Healthz())
-	mux.Handle("/", pages.Landing(st, site))
-	mux.Handle("/kills", pages.Kills(st, site))
-	mux.Handle("/api/v1/kills", pages.KillsAPI(st))
+	limit := pages.Limit(maxPagesInFlight)
+	mux.Handle("/", limit(pages.Landing(st, site)))
+	mux.Handle("/kills", limit(pages.Kills(st, site)))
+	mux.Handle("/api/v1/kills", limit(pages.KillsAPI(st)))
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -272,18 +301,35 @@ func logKill(log *slog.Logger, k store.Kill) {
 	log.Info("OOM kill", attrs...)
 }
 
-// checkTelemetryPath refuses a --web.telemetry-path that is no path, or one
-// of the paths the exporter serves itself.
-func checkTelemetryPath(path string, pprof bool) error {
+// checkTelemetryPath refuses a --web.telemetry-path that is no plain path,
+// or one of the paths the exporter serves itself. ServeMux reads a pattern's
+// braces as wildcards ("/{$}" would take the landing page's place), a space
+// as the end of a method, and panics at a pattern it cannot parse; a path
+// that is not clean is never asked for (the mux redirects to the clean one).
+func checkTelemetryPath(p string, pprof bool) error {
 	switch {
-	case !strings.HasPrefix(path, "/"):
-		return fmt.Errorf("--web.telemetry-path must begin with /, got %q", path)
-	case path == "/" || path == "/healthz" || path == "/kills" || path == "/api/v1/kills":
-		return fmt.Errorf("--web.telemetry-path %q is taken: the exporter serves its landing page at /, its health at /healthz and its OOM kills at /kills and /api/v1/kills", path)
-	case pprof && strings.HasPrefix(path, "/debug/pprof/"):
-		return fmt.Errorf("--web.telemetry-path %q is taken by --web.enable-pprof", path)
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("--web.telemetry-path must begin with /, got %q", p)
+	case strings.IndexFunc(p, notPathChar) >= 0:
+		return fmt.Errorf("--web.telemetry-path must be a plain path of letters, digits and -._~!$&'()*+,;=:@/, got %q", p)
+	case strings.TrimSuffix(path.Clean(p), "/") != strings.TrimSuffix(p, "/"):
+		return fmt.Errorf("--web.telemetry-path must be a clean path (no //, . or ..), got %q: %q", p, path.Clean(p))
+	case p == "/" || p == "/healthz" || p == "/kills" || p == "/api/v1/kills":
+		return fmt.Errorf("--web.telemetry-path %q is taken: the exporter serves its landing page at /, its health at /healthz and its OOM kills at /kills and /api/v1/kills", p)
+	case pprof && strings.HasPrefix(p, "/debug/pprof/"):
+		return fmt.Errorf("--web.telemetry-path %q is taken by --web.enable-pprof", p)
 	}
 	return nil
+}
+
+// notPathChar: not a character of a URL path segment (RFC 3986's pchar,
+// without the % of an escape) nor a slash.
+func notPathChar(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("-._~!$&'()*+,;=:@/", r)
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -294,7 +340,7 @@ func parseFlags(args []string) (*config, error) {
 	app.VersionFlag.NoEnvar()
 	cfg := &config{}
 	cfg.web = kingpinflag.AddFlags(app, ":3001")
-	app.Flag("web.telemetry-path", "Path under which to expose metrics.").
+	app.Flag("web.telemetry-path", "Path under which to expose metrics: a plain, clean path (no ServeMux patterns, spaces or escapes).").
 		Default("/metrics").StringVar(&cfg.metricsPath)
 	app.Flag("docker", "Follow the containers of Docker.").
 		Envar("DOCKER").Default("true").BoolVar(&cfg.docker)
@@ -332,6 +378,8 @@ func parseFlags(args []string) (*config, error) {
 		Default("false").BoolVar(&cfg.events)
 	app.Flag("kubernetes.events.companion", "The companion program of --kubernetes.events (default: missing-container-metrics-events beside this executable).").
 		PlaceHolder("PATH").StringVar(&cfg.companion)
+	app.Flag("kubernetes.events.socket", "The unix socket of a companion that runs on its own (the chart runs it as a container of its own, the only one with the pod's API token): connect to it instead of starting it.").
+		PlaceHolder("PATH").StringVar(&cfg.eventsSocket)
 	app.Flag("kubernetes.node", "This node's name, for --kubernetes.events: only its pods get Events.").
 		Envar("NODE_NAME").StringVar(&cfg.node)
 	app.Flag("kubernetes.kubeconfig", "A kubeconfig file for --kubernetes.events; empty: the pod's service account (in-cluster).").

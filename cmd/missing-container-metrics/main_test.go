@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,4 +263,48 @@ func TestPprofOnlyWithItsFlag(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A telemetry path is a plain path: ServeMux's wildcards, {$}, spaces and
+// escapes are refused with a clear error, not a panic at start, and never
+// take the landing page's place.
+func TestTelemetryPathMustBePlain(t *testing.T) {
+	for _, path := range []string{"/{x...}", "/m/{a}/{a}", "/x y", "/m{x}", "/{$}", "/metrics/{$}",
+		"/a/../metrics", "/a//metrics", "/./metrics", "/metrics%2F", "/metrics\n", "/métrics", "GET /metrics"} {
+		_, err := parseFlags([]string{"--web.telemetry-path=" + path})
+		if err == nil || !strings.Contains(err.Error(), "--web.telemetry-path") {
+			t.Errorf("%q: %v, want an error naming the flag", path, err)
+		}
+	}
+	for _, path := range []string{"/metrics", "/prom/metrics", "/metrics/", "/a-b_c.d~e/f:g@h!$&'()*+,;="} {
+		if _, err := parseFlags([]string{"--web.telemetry-path=" + path}); err != nil {
+			t.Errorf("%q refused: %v", path, err)
+		}
+	}
+}
+
+// Whatever the telemetry path, either it is refused, or the routes are
+// made without a panic, the mux routes it to the metrics, and / still to
+// the landing page.
+func FuzzTelemetryPath(f *testing.F) {
+	for _, p := range []string{"/metrics", "/{$}", "/m/{a}/{a}", "/x y", "/kills/", "/debug/pprof", "/metrics/", "/a/b/"} {
+		f.Add(p)
+	}
+	st := store.New(time.Minute)
+	f.Fuzz(func(t *testing.T, path string) {
+		cfg, err := parseFlags([]string{"--web.telemetry-path=" + path})
+		if err != nil {
+			return
+		}
+		mux, ok := routes(cfg, pages.Site{}, st, nil, promslog.NewNopLogger()).(*http.ServeMux)
+		if !ok {
+			t.Fatal("routes is no ServeMux")
+		}
+		if _, pattern := mux.Handler(httptest.NewRequest("GET", "/", nil)); pattern != "/" {
+			t.Fatalf("%q: / goes to %q, not the landing page", path, pattern)
+		}
+		if _, pattern := mux.Handler(httptest.NewRequest("GET", path, nil)); pattern != path {
+			t.Fatalf("%q: the metrics path goes to %q", path, pattern)
+		}
+	})
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,5 +86,74 @@ func TestTelemetryPathCannotTakeTheKillsPages(t *testing.T) {
 		if _, err := parseFlags([]string{"--web.telemetry-path=" + path}); err == nil || !strings.Contains(err.Error(), "is taken") {
 			t.Errorf("--web.telemetry-path=%s: %v", path, err)
 		}
+	}
+}
+
+// blockedWriter is a client that does not read: its first Write tells
+// entered, and every Write waits until release is closed.
+type blockedWriter struct {
+	header  http.Header
+	entered chan struct{}
+	once    sync.Once
+	release chan struct{}
+}
+
+func (b *blockedWriter) Header() http.Header { return b.header }
+func (b *blockedWriter) WriteHeader(int)     {}
+func (b *blockedWriter) Write(p []byte) (int, error) {
+	b.once.Do(func() { close(b.entered) })
+	<-b.release
+	return len(p), nil
+}
+
+// The landing page and the kills' pages share the in-flight limit of
+// /metrics, 10: an eleventh request while ten are being answered is
+// answered 503 at once, instead of one more walk of the store; /metrics
+// and /healthz have their own. Once the ten are done, pages are served
+// again.
+func TestPagesInFlightLimit(t *testing.T) {
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(time.Minute)
+	st.Apply(store.OOMVictim{Host: true, Process: "victim", At: time.Unix(100, 0), Seq: 1, Live: true, Details: store.KillDetails{Scope: store.ScopeNode}})
+	h := routes(cfg, pages.Site{}, st, nil, promslog.NewNopLogger())
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	paths := []string{"/", "/kills", "/api/v1/kills"}
+	for i := range maxPagesInFlight {
+		w := &blockedWriter{header: http.Header{}, entered: make(chan struct{}), release: release}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.ServeHTTP(w, httptest.NewRequest("GET", paths[i%len(paths)], nil))
+		}()
+		select {
+		case <-w.entered:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("request %d is not being answered after 20 s", i)
+		}
+	}
+	for _, p := range paths {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s with %d page requests in flight: %d, want 503", p, maxPagesInFlight, rec.Code)
+		}
+	}
+	for _, p := range []string{"/metrics", "/healthz"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
+		if rec.Code != http.StatusOK {
+			t.Errorf("%s while the pages are at their limit: %d, want 200", p, rec.Code)
+		}
+	}
+	close(release)
+	wg.Wait()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/kills", nil))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "victim") {
+		t.Errorf("/kills once the others are done: %d", rec.Code)
 	}
 }

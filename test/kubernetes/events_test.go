@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -23,10 +24,14 @@ import (
 	"testing"
 	"time"
 
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientset "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 )
 
@@ -34,9 +39,12 @@ import (
 // and of a worker killed while its container lives on the kubelet shows
 // nothing at all. With the chart's kubernetes.events.enabled the exporter
 // records a Warning Event on the Pod that names the process and says that
-// the container lived on; kubectl get events shows it. The companion does
-// so as the pod's service account, with only what the chart's ClusterRole
-// grants, and asks for this node's pods only.
+// the container lived on; kubectl get events shows it. The companion runs
+// as a container of its own, the only one with the API token, as another
+// user without capabilities; it makes the Event as the pod's service
+// account, with only what the chart's ClusterRole grants (it gets the
+// kill's pod by its name), and within what the chart's admission policy
+// admits, which the apiserver enforces on forged Events.
 func TestEvents(t *testing.T) {
 	t.Parallel()
 	t0 := time.Now()
@@ -47,15 +55,10 @@ func TestEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := installExporter(t, "mcm", ns, map[string]any{
-		"kubernetes": map[string]any{"events": map[string]any{"enabled": true}},
+		"kubernetes": map[string]any{"events": map[string]any{"enabled": true, "admissionPolicy": map[string]any{"enabled": true}}},
 		// The victim's name comes from the kernel log.
 		"sources": map[string]any{"kernel": map[string]any{"kmsg": map[string]any{"enabled": true}}},
-		// The apiserver's address as a pod sees it (the node has no kube-proxy).
-		"extraEnv": []any{
-			map[string]any{"name": "KUBERNETES_SERVICE_HOST", "value": api.host},
-			map[string]any{"name": "KUBERNETES_SERVICE_PORT", "value": api.port},
-		},
-	}, serviceAccountAdmission{caConfigMap: ca.Name})
+	}, apiAccess{caConfigMap: ca.Name, host: api.host, port: api.port})
 	e.waitSourcesUp(t, "containerd", "cgroup", "kmsg")
 	e.until(t, time.Minute, func(s *scrape) error {
 		if v, err := s.one("missing_container_metrics_kubernetes_events_companion_up", nil); err != nil || v != 1 {
@@ -63,6 +66,7 @@ func TestEvents(t *testing.T) {
 		}
 		return nil
 	})
+	checkCompanionContainer(t, e.currentPod())
 
 	// The workload, in a namespace of its own: the role is cluster-wide.
 	// The kernel reports at most 10 kills in full in 5 s, host-wide (then
@@ -70,17 +74,26 @@ func TestEvents(t *testing.T) {
 	// ring that a burst of kills elsewhere on the host (other tests)
 	// overwrites before it is read (then not even which process). The Event
 	// then says only what is known; such a kill is tried again, in a pod of
-	// its own, a few times.
+	// its own, a few times; so is a pod whose cgroup could not be seen
+	// watched before its kill (below).
 	wns := newNamespace(t, "events-worker")
 	var pod *corev1.Pod
 	var ev corev1.Event
 	var victim, name string
-	attempts := 0
+	kills := 0
 	for attempt := 1; ; attempt++ {
-		attempts = attempt
 		name = fmt.Sprintf("fluentd-%d", attempt)
 		victim = "mcm-" + randomName("k")[2:]
-		pod, ev = workerKilled(t, e, wns, name, victim)
+		var killed bool
+		pod, ev, killed = workerKilled(t, e, wns, name, victim)
+		if !killed {
+			if attempt == 5 {
+				t.Fatal("in 5 pods, the exporter's count of watched cgroups never told that the worker's was watched")
+			}
+			t.Logf("attempt %d: other pods of the node went meanwhile, and the count of watched cgroups cannot tell whether the worker's is; again", attempt)
+			continue
+		}
+		kills++
 		described := ev.Reason != "OOMKill" && strings.Contains(ev.Message, "Limit hit: ")
 		if described || attempt == 5 {
 			break
@@ -138,14 +151,14 @@ func TestEvents(t *testing.T) {
 	}
 	e.until(t, time.Minute, func(s *scrape) error {
 		// Other tests' pods on the node may have had kills too.
-		if v, err := s.one("missing_container_metrics_kubernetes_events_sent_total", nil); err != nil || v < float64(attempts) {
-			return fmt.Errorf("kills sent to the companion: %v (%v), want at least %d", v, err, attempts)
+		if v, err := s.one("missing_container_metrics_kubernetes_events_sent_total", nil); err != nil || v < float64(kills) {
+			return fmt.Errorf("kills sent to the companion: %v (%v), want at least %d", v, err, kills)
 		}
 		return nil
 	})
 
 	// Every request the companion made is one the chart's role grants, and
-	// it asked for pods of this node only.
+	// of pods it got the kills' by their names.
 	roles, err := env.client.RbacV1().ClusterRoles().List(ctxFor(t, time.Minute), metav1.ListOptions{LabelSelector: e.selector})
 	if err != nil {
 		t.Fatal(err)
@@ -164,11 +177,116 @@ func TestEvents(t *testing.T) {
 		if !allows(rules, r) {
 			t.Errorf("%s %s: not granted by the chart's ClusterRole %+v", r.method, r.url, rules)
 		}
-		if r.resource == "pods" && !strings.Contains(r.fieldSelector, "spec.nodeName="+env.node.Name) {
-			t.Errorf("%s %s: pods not of this node only", r.method, r.url)
+		if r.resource == "pods" && (r.verb != "get" || !strings.HasPrefix(r.url, "/api/v1/namespaces/"+wns+"/pods/fluentd-")) {
+			t.Errorf("%s %s: not a get of a killed pod by its name", r.method, r.url)
 		}
 	}
 	t.Logf("%d API requests of the companion; %s", len(reqs), time.Since(t0).Round(100*time.Millisecond))
+	checkEventsPolicy(t, e.currentPod(), wns, pod)
+}
+
+// checkCompanionContainer checks the pod's companion as the node runs it:
+// a container of its own beside the exporter's, whose processes' root
+// holds the API token, as uid 65532 without capabilities, no new
+// privileges and a read-only root; the exporter's holds no token.
+func checkCompanionContainer(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	var names []string
+	for _, c := range pod.Spec.Containers {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"exporter", "events"}) {
+		t.Fatalf("containers %v, want the exporter and its companion, events", names)
+	}
+	const token = "var/run/secrets/kubernetes.io/serviceaccount/token"
+	for _, name := range names {
+		st := status(pod, name)
+		if st == nil || st.ContainerID == "" {
+			t.Fatalf("no container %s in %s: %s", name, pod.Name, describeStatuses(pod))
+		}
+		pid := containerPID(t, st.ContainerID)
+		_, err := os.Stat(fmt.Sprintf("/proc/%d/root/%s", pid, token))
+		if has := err == nil; has != (name == "events") {
+			t.Errorf("container %s: the API token there %v (%v); want it in the companion's alone", name, has, err)
+		}
+		if name != "events" {
+			continue
+		}
+		proc := procStatus(t, pid)
+		if uid := strings.Fields(proc["Uid"]); len(uid) == 0 || uid[0] != "65532" {
+			t.Errorf("the companion runs as uid %v, want 65532", uid)
+		}
+		if proc["CapEff"] != "0000000000000000" || proc["CapPrm"] != "0000000000000000" || proc["NoNewPrivs"] != "1" {
+			t.Errorf("the companion's capabilities: effective %s, permitted %s, no new privileges %s; want none, none, 1",
+				proc["CapEff"], proc["CapPrm"], proc["NoNewPrivs"])
+		}
+		if !rootReadOnly(t, pid) {
+			t.Errorf("the companion's root file system is writable")
+		}
+	}
+}
+
+// checkEventsPolicy writes Events as the companion can, with a token of its
+// service account bound to its pod (which names the node): the apiserver
+// admits the companion's own kind of Event, and the chart's admission
+// policy denies the rest, which the role alone would grant: an Event on
+// another kind of object, from another node, and a change to the kubelet's.
+func checkEventsPolicy(t *testing.T, exporterPod *corev1.Pod, ns string, victim *corev1.Pod) {
+	t.Helper()
+	ctx := ctxFor(t, time.Minute)
+	tr, err := env.client.CoreV1().ServiceAccounts(exporterPod.Namespace).CreateToken(ctx, exporterPod.Spec.ServiceAccountName, &authv1.TokenRequest{
+		Spec: authv1.TokenRequestSpec{BoundObjectRef: &authv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: exporterPod.Name, UID: exporterPod.UID}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(env.config)
+	cfg.BearerToken, cfg.BearerTokenFile = tr.Status.Token, ""
+	cfg.Username, cfg.Password, cfg.CertFile, cfg.KeyFile, cfg.CertData, cfg.KeyData = "", "", "", "", nil, nil
+	as, err := clientset.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event := func(name string, edit func(*corev1.Event)) *corev1.Event {
+		ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: ns, Name: victim.Name, UID: victim.UID},
+			Type:           corev1.EventTypeWarning, Reason: "OOMKill", Message: "a test of the admission policy",
+			Source: corev1.EventSource{Component: "missing-container-metrics", Host: env.node.Name}, Count: 1,
+			FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now()}
+		if edit != nil {
+			edit(ev)
+		}
+		return ev
+	}
+	if _, err := as.CoreV1().Events(ns).Create(ctx, event("mcm-policy-admits", nil), metav1.CreateOptions{}); err != nil {
+		t.Errorf("the companion's kind of Event is refused: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*corev1.Event)
+	}{
+		{"another object", func(e *corev1.Event) {
+			e.InvolvedObject = corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: ns, Name: "kube-root-ca.crt"}
+		}},
+		{"another node", func(e *corev1.Event) { e.Source.Host = "another-node" }},
+		{"another component", func(e *corev1.Event) { e.Source.Component = "kubelet" }},
+		{"another reason", func(e *corev1.Event) { e.Type, e.Reason = corev1.EventTypeNormal, "Started" }},
+	} {
+		_, err := as.CoreV1().Events(ns).Create(ctx, event("mcm-policy-"+strings.ReplaceAll(tc.name, " ", "-"), tc.edit), metav1.CreateOptions{})
+		if err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+			t.Errorf("an Event on %s: %v, want it denied by the admission policy", tc.name, err)
+		}
+	}
+	// The kubelet's Events of the victim's pod: the role grants patch, the
+	// policy denies it.
+	evs, err := env.client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "source=kubelet"})
+	if err != nil || len(evs.Items) == 0 {
+		t.Fatalf("no Event of the kubelet in %s to change (%v)", ns, err)
+	}
+	_, err = as.CoreV1().Events(ns).Patch(ctx, evs.Items[0].Name, types.StrategicMergePatchType, []byte(`{"message":"all is well"}`), metav1.PatchOptions{})
+	if err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+		t.Errorf("a patch of the kubelet's Event %s: %v, want it denied by the admission policy", evs.Items[0].Name, err)
+	}
 }
 
 // workerKilled runs a pod whose worker process victim is OOM-killed while
@@ -176,8 +294,10 @@ func TestEvents(t *testing.T) {
 // missing-container-metrics. The kill waits until the exporter knows the
 // container: from its runtime, and its memory cgroup watched. (A kill
 // before its cgroup is first read counts, but as a kill from before the
-// exporter looked, which gets no record and no Event.)
-func workerKilled(t *testing.T, e *exporter, ns, name, victim string) (*corev1.Pod, corev1.Event) {
+// exporter looked, which gets no record and no Event.) The count of watched
+// cgroups is the node's: where it falls meanwhile (other tests' pods went),
+// it cannot tell, and workerKilled returns before the kill, with false.
+func workerKilled(t *testing.T, e *exporter, ns, name, victim string) (*corev1.Pod, corev1.Event, bool) {
 	t.Helper()
 	watched := func(s *scrape) float64 {
 		v, _ := s.one("missing_container_metrics_containers", map[string]string{"source": "cgroup"})
@@ -188,15 +308,31 @@ func workerKilled(t *testing.T, e *exporter, ns, name, victim string) (*corev1.P
 	rec := newRecords(t)
 	pod := createPod(t, ns, newPod(name, rec, corev1.RestartPolicyAlways,
 		container("worker", `until [ -e /rec/go ]; do sleep 0.1; done; `+oomKill(victim)+`; [ $? = 137 ] && echo oom >> /rec/ooms; exec sleep 100000`)))
-	e.until(t, 2*time.Minute, func(s *scrape) error {
+	errFell := errors.New("the count of watched cgroups fell")
+	err := waitFor(2*time.Minute, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		s, err := e.scrape(ctx)
+		if err != nil {
+			return err
+		}
 		if _, err := s.one("container_restarts_total", map[string]string{"namespace": ns, "pod": name, "container": "worker"}); err != nil {
 			return err
 		}
-		if n := watched(s); n <= before {
+		switch n := watched(s); {
+		case n < before:
+			return errStop{fmt.Errorf("%w: %v containers' cgroups watched, %v before the pod", errFell, n, before)}
+		case n == before:
 			return fmt.Errorf("%v containers' cgroups watched, %v before the pod", n, before)
 		}
 		return nil
 	})
+	if stop := (errStop{}); errors.As(err, &stop) && errors.Is(stop.error, errFell) {
+		return nil, corev1.Event{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec.touch(t, "go")
 	rec.waitLines(t, 2*time.Minute, "ooms", "oom", 1)
 	var ev corev1.Event
@@ -215,7 +351,7 @@ func workerKilled(t *testing.T, e *exporter, ns, name, victim string) (*corev1.P
 		ev = evs.Items[0]
 		return nil
 	})
-	return pod, ev
+	return pod, ev, true
 }
 
 // runCmd runs a program and returns its combined output.
@@ -228,15 +364,13 @@ func runCmd(t testing.TB, name string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// serviceAccountAdmission mounts the service account token into a pod that
-// asks for it (automountServiceAccountToken), as the ServiceAccount
-// admission plugin of every cluster does. The harness's apiserver runs
-// without it (test pods need no token, nor a default service account), so
-// this post-renderer does it for the chart's DaemonSet, with the CA of
-// caConfigMap, the apiserver's as the pods reach it.
-type serviceAccountAdmission struct{ caConfigMap string }
+// apiAccess points the chart's companion at the apiserver as the node's
+// pods reach it: the CA of caConfigMap in its token's volume (the chart's is
+// kube-root-ca.crt, the apiserver's own), and the address host:port (the
+// node has no kube-proxy for the Service whose address the kubelet passes).
+type apiAccess struct{ caConfigMap, host, port string }
 
-func (a serviceAccountAdmission) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
+func (a apiAccess) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(in))
 	out := &bytes.Buffer{}
 	for {
@@ -255,7 +389,7 @@ func (a serviceAccountAdmission) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 			continue // only comments
 		}
 		if obj["kind"] == "DaemonSet" {
-			if err := a.mount(obj); err != nil {
+			if err := a.edit(obj); err != nil {
 				return nil, err
 			}
 			if doc, err = yaml.Marshal(obj); err != nil {
@@ -267,8 +401,8 @@ func (a serviceAccountAdmission) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 	}
 }
 
-// mount adds the token's volume to the DaemonSet's pods, if they ask for it.
-func (a serviceAccountAdmission) mount(ds map[string]any) error {
+// edit changes the DaemonSet's pod spec.
+func (a apiAccess) edit(ds map[string]any) error {
 	var spec corev1.PodSpec
 	specMap, ok := ds["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
 	if !ok {
@@ -281,21 +415,26 @@ func (a serviceAccountAdmission) mount(ds map[string]any) error {
 	if err := yaml.Unmarshal(b, &spec); err != nil {
 		return err
 	}
-	if spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
-		return nil
+	cas := 0
+	for _, v := range spec.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			if src.ConfigMap != nil && src.ConfigMap.Name == "kube-root-ca.crt" {
+				src.ConfigMap.Name = a.caConfigMap
+				cas++
+			}
+		}
 	}
-	expiry := int64(3607)
-	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "kube-api-access", VolumeSource: corev1.VolumeSource{
-		Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
-			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: &expiry}},
-			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: a.caConfigMap},
-				Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
-			{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace",
-				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
-		}}}})
+	if cas != 1 {
+		return fmt.Errorf("%d projected volumes of kube-root-ca.crt, want the token's", cas)
+	}
 	for i := range spec.Containers {
-		spec.Containers[i].VolumeMounts = append(spec.Containers[i].VolumeMounts, corev1.VolumeMount{
-			Name: "kube-api-access", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true})
+		if spec.Containers[i].Name == "events" {
+			spec.Containers[i].Env = append(spec.Containers[i].Env,
+				corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: a.host}, corev1.EnvVar{Name: "KUBERNETES_SERVICE_PORT", Value: a.port})
+		}
 	}
 	if b, err = yaml.Marshal(spec); err != nil {
 		return err

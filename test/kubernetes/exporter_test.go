@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -280,18 +278,4 @@ func sharedExporter(t *testing.T) *exporter {
 		}
 	})
 	return shared
-}
-
-// logs is the exporter pod's log, as the kubelet keeps it.
-func (e *exporter) logs(t testing.TB) string {
-	t.Helper()
-	p := e.currentPod()
-	dir := filepath.Join(env.node.KubeletDir, "pod-logs", fmt.Sprintf("%s_%s_%s", p.Namespace, p.Name, p.UID))
-	files, _ := filepath.Glob(filepath.Join(dir, "*", "*.log"))
-	var b strings.Builder
-	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		b.Write(data)
-	}
-	return b.String()
 }

@@ -16,7 +16,8 @@ import (
 
 // Faults on the node, with ground truth: the kubelet restarted, the
 // exporter's pod deleted (the DaemonSet makes it again), the node's
-// containerd restarted — each while a workload's containers crash and are
+// containerd restarted (the exporter, whose mount of its socket goes stale,
+// ends and is started again) — each while a workload's containers crash and are
 // OOM-killed. At the end every count equals what happened: none lost, none
 // counted twice. What happened is told by the workload itself, never by the
 // exporter: every container appends to a hostPath file a line at each start
@@ -224,6 +225,7 @@ func TestFaults(t *testing.T) {
 	check("the exporter's pod made again")
 
 	containerd := env.node.Containerd()
+	before := status(getPod(t, ens, e.currentPod().Name), "exporter").RestartCount
 	round("the node's containerd stopped (SIGTERM)", func() {
 		if err := containerd.Stop(); err != nil {
 			t.Fatal(err)
@@ -233,8 +235,25 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	// The exporter must reach the new containerd: it makes its socket anew.
+	// containerd makes its socket anew, and the exporter's mount of the
+	// socket file keeps the old one: the exporter notices, ends, and the
+	// kubelet starts its container again with the new socket.
+	// Why is in its termination message (kubectl describe pod): its log
+	// from just then may be lost, as the restarted containerd takes up the
+	// container's output again.
+	eventually(t, 3*time.Minute, func() error {
+		st := status(getPod(t, ens, e.currentPod().Name), "exporter")
+		if st.RestartCount != before+1 || st.LastTerminationState.Terminated == nil || st.LastTerminationState.Terminated.ExitCode != 1 {
+			return fmt.Errorf("the exporter has not ended once, with status 1, since containerd restarted: %+v", st)
+		}
+		if msg := st.LastTerminationState.Terminated.Message; !strings.Contains(msg, "a mount of its own, refuses connections") {
+			return errStop{fmt.Errorf("the exporter ended without saying why the runtime's socket is stale: %q", msg)}
+		}
+		return nil
+	})
+	e.waitPod(t)
 	e.waitSourcesUp(t, "containerd", "cgroup")
+	known = nodeContainers(t, uid) // the exporter started again cannot know those removed before
 	check("containerd restarted")
 
 	// The end: every container stops doing anything; the counts stay right.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os/exec"
 	"strings"
 	"sync"
@@ -30,10 +31,16 @@ var DefaultBackoff = source.Backoff{Min: time.Second, Max: time.Minute}
 // closed, before it is killed.
 var stopTimeout = 5 * time.Second
 
-// Options configure a Companion.
+// Options configure a Companion: a program to run, or the socket of a
+// companion that runs on its own.
 type Options struct {
 	Path string   // the companion program
 	Args []string // its arguments
+	Env  []string // its environment (nil: the exporter's)
+	// Socket is the unix socket of a companion that runs on its own, in a
+	// container of its own (the chart's sidecar): connect to it instead of
+	// running Path.
+	Socket string
 	// Queue bounds the kills waiting to be written (DefaultQueue if 0).
 	Queue int
 	// Backoff between two starts (DefaultBackoff if zero).
@@ -42,7 +49,9 @@ type Options struct {
 
 // Companion runs the companion program, writes each kill sent to it to
 // the program's standard input, relays what the program logs into the
-// exporter's log, and starts it again with back-off whenever it exits.
+// exporter's log, and starts it again with back-off whenever it exits; or,
+// with Options.Socket, connects to a companion that runs on its own, writes
+// the kills to the connection, and connects again whenever it is lost.
 // Send never waits: while the companion is away or slow, kills wait in a
 // bounded queue, and those beyond it are dropped and counted.
 type Companion struct {
@@ -99,28 +108,33 @@ func (c *Companion) Sent() uint64 { return c.sent.Load() }
 // Dropped counts the kills dropped because the queue was full.
 func (c *Companion) Dropped() uint64 { return c.dropped.Load() }
 
-// Starts counts the times the companion was started.
+// Starts counts the times the companion was started, or connected to.
 func (c *Companion) Starts() uint64 { return c.starts.Load() }
 
-// Up reports whether the companion runs now.
+// Up reports whether the companion runs now (is connected to).
 func (c *Companion) Up() bool { return c.up.Load() }
 
-// Run starts the companion and keeps it running until ctx ends; then it
-// closes the companion's input, on which it ends, and waits for it.
-// The back-off starts afresh after a run that lasted Backoff.Max.
+// Run starts the companion, or connects to it, and keeps it so until ctx
+// ends; then it closes the companion's input, on which a program it started
+// ends, and waits for it. The back-off starts afresh after a run that
+// lasted Backoff.Max.
 func (c *Companion) Run(ctx context.Context) {
 	b := c.opts.Backoff
 	wait := b.Min
+	once, again := c.runOnce, "the companion ended; starting it again"
+	if c.opts.Socket != "" {
+		once, again = c.connectOnce, "no connection to the companion; connecting again"
+	}
 	for ctx.Err() == nil {
 		t0 := time.Now()
-		err := c.runOnce(ctx)
+		err := once(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if time.Since(t0) >= b.Max {
 			wait = b.Min
 		}
-		c.log.Warn("the companion ended; starting it again", "err", err, "ran_for", time.Since(t0).Round(time.Millisecond), "retry_in", wait)
+		c.log.Warn(again, "err", err, "ran_for", time.Since(t0).Round(time.Millisecond), "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -135,6 +149,7 @@ func (c *Companion) runOnce(ctx context.Context) error {
 	// Not CommandContext: at the end its input is closed, so that it ends
 	// of itself, and only then killed.
 	cmd := exec.Command(c.opts.Path, c.opts.Args...)
+	cmd.Env = c.opts.Env
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -156,12 +171,7 @@ func (c *Companion) runOnce(ctx context.Context) error {
 		// Wait only once its output is read: Wait closes the pipe.
 		exited <- cmd.Wait()
 	}()
-	wctx, stopWriting := context.WithCancel(ctx)
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		c.write(wctx, stdin)
-	}()
+	stopWriting, written := c.startWriting(ctx, stdin)
 	select {
 	case err = <-exited:
 		stopWriting()
@@ -182,6 +192,53 @@ func (c *Companion) runOnce(ctx context.Context) error {
 		<-exited
 	}
 	return ctx.Err()
+}
+
+// connectOnce connects to the companion's socket and writes it the kills
+// until the connection is lost or ctx ends. The companion writes nothing
+// back: a read ends when it closes the connection.
+func (c *Companion) connectOnce(ctx context.Context) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.opts.Socket)
+	if err != nil {
+		return err
+	}
+	c.starts.Add(1)
+	c.up.Store(true)
+	defer c.up.Store(false)
+	c.log.Debug("connected to the companion", "socket", c.opts.Socket)
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		_, _ = io.Copy(io.Discard, conn)
+	}()
+	stopWriting, written := c.startWriting(ctx, conn)
+	select {
+	case <-closed:
+		err = errors.New("the companion closed the connection")
+	case <-written: // a write failed
+		err = errors.New("the connection to the companion broke")
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	stopWriting()
+	<-written
+	_ = conn.Close()
+	<-closed
+	return err
+}
+
+// startWriting writes the queued kills to w in a goroutine of its own
+// (write) until stop is called or a write fails; written is closed when it
+// has stopped.
+func (c *Companion) startWriting(ctx context.Context, w io.WriteCloser) (stop func(), written <-chan struct{}) {
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.write(wctx, w)
+	}()
+	return cancel, done
 }
 
 // write writes the queued kills to w, one line each, until ctx ends or a

@@ -3,8 +3,10 @@ package pipe
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,5 +241,109 @@ func TestCompanionMissingProgram(t *testing.T) {
 	c.Send(kill("a"))
 	if c.Dropped() != 0 {
 		t.Errorf("a kill was dropped with room in the queue")
+	}
+}
+
+// sidecar is a companion that runs on its own and listens on a unix
+// socket: it keeps the pods of the kills it reads, and closes a
+// connection on a kill in pod "hangup".
+type sidecar struct {
+	socket string
+	l      net.Listener
+	mu     sync.Mutex
+	pods   []string
+}
+
+func newSidecar(t *testing.T, socket string) *sidecar {
+	t.Helper()
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sidecar{socket: socket, l: l}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = lines(conn, func(line []byte, _ bool) {
+					var k Kill
+					if json.Unmarshal(line, &k) != nil {
+						t.Errorf("the sidecar read a bad line %q", line)
+					}
+					s.mu.Lock()
+					s.pods = append(s.pods, k.Pod)
+					s.mu.Unlock()
+					if k.Pod == "hangup" {
+						_ = conn.Close()
+					}
+				})
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *sidecar) read() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.pods, " ")
+}
+
+// With a socket, the exporter connects to a companion that runs on its own
+// (the chart's sidecar) instead of starting one: it waits for the socket to
+// be there, writes each kill once, in order, and connects again when the
+// companion closes the connection; kills sent meanwhile wait in the queue.
+func TestCompanionSocket(t *testing.T) {
+	f := newFake(t, fakeCompanion)
+	socket := filepath.Join(t.TempDir(), "events.sock")
+	c := New(Options{Socket: socket, Path: f.script, Backoff: source.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}, f.log)
+	stop := run(t, c)
+	c.Send(kill("a"))
+	waitFor(t, "attempts to connect logged", func() bool {
+		return strings.Contains(f.logs.String(), "no connection to the companion; connecting again")
+	})
+	if c.Up() || c.Starts() != 0 {
+		t.Errorf("up %v, connected %d times, before the companion listens", c.Up(), c.Starts())
+	}
+	s := newSidecar(t, socket)
+	c.Send(kill("b"))
+	waitFor(t, "kills a and b read", func() bool { return s.read() == "a b" })
+	if !c.Up() || c.Starts() != 1 {
+		t.Errorf("up %v after %d connections, want up after 1", c.Up(), c.Starts())
+	}
+	c.Send(kill("hangup"))
+	waitFor(t, "connected again", func() bool { return c.Starts() == 2 && c.Up() })
+	c.Send(kill("c"))
+	waitFor(t, "kill c read", func() bool { return s.read() == "a b hangup c" })
+	if c.Sent() != 4 || c.Dropped() != 0 {
+		t.Errorf("sent %d dropped %d, want 4 and 0", c.Sent(), c.Dropped())
+	}
+	stop()
+	if c.Up() {
+		t.Errorf("up after Run returned")
+	}
+	if _, err := os.Stat(f.out); err == nil {
+		t.Errorf("the program ran: with a socket it is not started")
+	}
+}
+
+// The program gets the environment of Options.Env, not the exporter's:
+// GOMEMLIMIT of its own (the exporter's is the whole container's).
+func TestCompanionEnvironment(t *testing.T) {
+	f := newFake(t, "#!/bin/sh\necho \"GOMEMLIMIT=$GOMEMLIMIT\" > \"$1\"\nexec cat >/dev/null\n")
+	t.Setenv("GOMEMLIMIT", "128MiB")
+	c := New(Options{Path: f.script, Args: []string{f.out}, Env: []string{"GOMEMLIMIT=24MiB"}}, f.log)
+	run(t, c)
+	waitFor(t, "the environment written", func() bool {
+		b, _ := os.ReadFile(f.out)
+		return strings.HasSuffix(string(b), "\n")
+	})
+	if b, _ := os.ReadFile(f.out); string(b) != "GOMEMLIMIT=24MiB\n" {
+		t.Errorf("the companion's environment: %q", b)
 	}
 }

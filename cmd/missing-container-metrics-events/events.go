@@ -1,13 +1,10 @@
-// Package kubernetes records a Kubernetes Event on the Pod of each OOM kill
-// the exporter tells of: the logic of the companion program
-// cmd/missing-container-metrics-events. Kubernetes itself records none
-// (kubernetes/kubernetes#69676).
-//
-// It builds on client-go's event recorder, so that a burst of kills is
-// aggregated and rate-limited as the kubelet's own events are, and talks
-// to the apiserver through a REST client whose scheme holds core/v1 alone
-// (not client-go's clientset, which registers every API group).
-package kubernetes
+package main
+
+// The Recorder records a Kubernetes Event on the Pod of each OOM kill the
+// exporter tells of. It builds on client-go's event recorder, so that a
+// burst of kills is aggregated and rate-limited as the kubelet's own events
+// are, and talks to the apiserver through a REST client whose scheme holds
+// core/v1 alone (not client-go's clientset, which registers every API group).
 
 import (
 	"context"
@@ -22,7 +19,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
@@ -60,6 +56,8 @@ type Recorder struct {
 	flushMu sync.Mutex
 	flushes map[string]chan struct{}
 	flushN  uint64
+	// recordMu makes one Record at a time: it guards pods.
+	recordMu sync.Mutex
 	// pods are the pods found so far, by the kill's pod UID: a UID names
 	// one pod for ever.
 	pods map[string]pod
@@ -182,10 +180,12 @@ func (r *Recorder) Run(ctx context.Context, in io.Reader) error {
 	})
 }
 
-// Record records the Event of one kill on its Pod: found by namespace and
-// name among this node's pods, and only if it is the pod the kill was in
-// (its UID; a pod made again under the same name is another pod).
+// Record records the Event of one kill on its Pod: got by namespace and
+// name, and only if it is on this node and the pod the kill was in (its
+// UID; a pod made again under the same name is another pod).
 func (r *Recorder) Record(ctx context.Context, k pipe.Kill) {
+	r.recordMu.Lock()
+	defer r.recordMu.Unlock()
 	log := r.log.With("namespace", k.Namespace, "pod", k.Pod, "container", k.Container, "container_id", k.ContainerID)
 	if err := checkNames(k); err != nil {
 		log.Warn("no Event for the kill", "err", err)
@@ -218,18 +218,19 @@ func checkNames(k pipe.Kill) error {
 	return nil
 }
 
-// findPod finds the kill's pod among this node's, or returns nil if it is
-// not there (gone, or another pod by its name). It tries again while the
-// apiserver does not answer.
+// findPod finds the kill's pod, or returns nil if it is not there (gone,
+// on another node, or another pod by its name). It gets the pod by its
+// name: the chart's role grants get, not list, which would show every pod
+// of the cluster; a get of any pod is granted, so the node is checked here.
+// It tries again while the apiserver does not answer.
 func (r *Recorder) findPod(ctx context.Context, k pipe.Kill) (*pod, error) {
 	if p, ok := r.pods[k.PodUID]; ok && p.namespace == k.Namespace && p.name == k.Pod {
 		return &p, nil
 	}
-	sel := fields.Set{"metadata.name": k.Pod, "spec.nodeName": r.node}.AsSelector().String()
-	var list corev1.PodList
+	var item corev1.Pod
 	var err error
 	for attempt := 0; ; attempt++ {
-		err = r.client.Get().Namespace(k.Namespace).Resource("pods").Param("fieldSelector", sel).Do(ctx).Into(&list)
+		err = r.client.Get().Namespace(k.Namespace).Resource("pods").Name(k.Pod).Do(ctx).Into(&item)
 		if err == nil || !retriable(err) || attempt == len(r.retry) {
 			break
 		}
@@ -240,33 +241,33 @@ func (r *Recorder) findPod(ctx context.Context, k pipe.Kill) (*pod, error) {
 		case <-time.After(r.retry[attempt]):
 		}
 	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	for _, item := range list.Items {
-		// A static pod's containers carry its own UID; the apiserver shows
-		// its mirror pod, whose annotation holds that UID.
-		if item.Name != k.Pod || item.Spec.NodeName != r.node ||
-			(string(item.UID) != k.PodUID && item.Annotations[corev1.MirrorPodAnnotationKey] != k.PodUID) {
-			continue
-		}
-		p := pod{namespace: item.Namespace, name: item.Name, uid: item.UID, fieldPaths: map[string]string{}}
-		for _, c := range item.Spec.Containers {
-			p.fieldPaths[c.Name] = "spec.containers{" + c.Name + "}"
-		}
-		for _, c := range item.Spec.InitContainers {
-			p.fieldPaths[c.Name] = "spec.initContainers{" + c.Name + "}"
-		}
-		for _, c := range item.Spec.EphemeralContainers {
-			p.fieldPaths[c.Name] = "spec.ephemeralContainers{" + c.Name + "}"
-		}
-		if len(r.pods) >= maxPods {
-			clear(r.pods)
-		}
-		r.pods[k.PodUID] = p
-		return &p, nil
+	// A static pod's containers carry its own UID; the apiserver shows
+	// its mirror pod, whose annotation holds that UID.
+	if item.Namespace != k.Namespace || item.Name != k.Pod || item.Spec.NodeName != r.node ||
+		(string(item.UID) != k.PodUID && item.Annotations[corev1.MirrorPodAnnotationKey] != k.PodUID) {
+		return nil, nil
 	}
-	return nil, nil
+	p := pod{namespace: item.Namespace, name: item.Name, uid: item.UID, fieldPaths: map[string]string{}}
+	for _, c := range item.Spec.Containers {
+		p.fieldPaths[c.Name] = "spec.containers{" + c.Name + "}"
+	}
+	for _, c := range item.Spec.InitContainers {
+		p.fieldPaths[c.Name] = "spec.initContainers{" + c.Name + "}"
+	}
+	for _, c := range item.Spec.EphemeralContainers {
+		p.fieldPaths[c.Name] = "spec.ephemeralContainers{" + c.Name + "}"
+	}
+	if len(r.pods) >= maxPods {
+		clear(r.pods)
+	}
+	r.pods[k.PodUID] = p
+	return &p, nil
 }
 
 // retriable: the apiserver did not answer, or asked to be asked again.

@@ -1,8 +1,9 @@
-package kubernetes
+package main
 
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes/pipe"
 )
@@ -60,7 +61,7 @@ func TestReasonAndMessage(t *testing.T) {
 				k.Scope, k.LimitCgroup, k.Usage, k.Limit = "ancestor", "/kubepods/burstable", ptr(uint64(1000)), ptr(uint64(2048))
 			},
 			reason:  "ProcessOOMKilled",
-			message: `Process "dd" (pid 5 on the node) in container fluentd was OOM-killed: the container lived on. Limit hit: the memory limit of cgroup /kubepods/burstable, above the pod's, usage 1000 B of 2 KiB.`,
+			message: `Process "dd" (pid 5 on the node) in container fluentd was OOM-killed: the container lived on. Limit hit: the memory limit of cgroup "/kubepods/burstable", above the pod's, usage 1000 B of 2 KiB.`,
 		},
 		{
 			name:    "only the counter",
@@ -88,6 +89,18 @@ func TestReasonAndMessage(t *testing.T) {
 			reason:  "ProcessOOMKilled",
 			message: `Process "x\nWarning OK\x1b[" (pid 6 on the node) in container fluentd was OOM-killed: the container lived on.`,
 		},
+		{
+			// A tenant names the cgroups inside its container (a systemd or a
+			// Docker in it); the kill's limit and group may be one of them.
+			name: "cgroup names made to mislead",
+			kill: func(k *pipe.Kill) {
+				k.Process, k.PID, k.MainProcess, k.From = "w", 7, ptr(false), "kernel log"
+				k.Scope, k.LimitCgroup, k.Usage, k.Limit = "ancestor", "/kubepods/x. Fine.\nWarning", ptr(uint64(1)), ptr(uint64(1))
+				k.Group = "/kubepods/pod-u/abc/y was killed. OK"
+			},
+			reason:  "ProcessOOMKilled",
+			message: `Process "w" (pid 7 on the node) in container fluentd was OOM-killed: the container lived on. Limit hit: the memory limit of cgroup "/kubepods/x. Fine.\nWarning", above the pod's, usage 1 B of 1 B. A memory.oom.group kill: every process in cgroup "/kubepods/pod-u/abc/y was killed. OK" was killed.`,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := base
@@ -102,10 +115,19 @@ func TestReasonAndMessage(t *testing.T) {
 	}
 }
 
+// A message is at most maxMessage bytes, cut with "...", and still UTF-8:
+// never half a character. Names of 2, 3 and 4 bytes a character, at every
+// offset, put a character across the cut.
 func TestMessageIsBounded(t *testing.T) {
-	k := pipe.Kill{Container: "c", Process: "p", MainProcess: ptr(false), Scope: "ancestor", LimitCgroup: "/" + strings.Repeat("a", 5000)}
-	if m := Message(k); len(m) != maxMessage || !strings.HasSuffix(m, "...") {
-		t.Errorf("message of %d bytes", len(m))
+	for _, r := range []string{"a", "é", "€", "𝄞"} {
+		for pad := range 4 {
+			k := pipe.Kill{Container: "c", Process: "p", MainProcess: ptr(false), Scope: "ancestor",
+				LimitCgroup: "/" + strings.Repeat("a", pad) + strings.Repeat(r, 5000)}
+			m := Message(k)
+			if len(m) > maxMessage || len(m) < maxMessage-3 || !strings.HasSuffix(m, "...") || !utf8.ValidString(m) {
+				t.Errorf("%q, %d: a message of %d bytes, valid UTF-8 %v, ending %q", r, pad, len(m), utf8.ValidString(m), m[len(m)-8:])
+			}
+		}
 	}
 }
 

@@ -1,9 +1,10 @@
-package kubernetes
+package main
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes/pipe"
 )
@@ -40,8 +41,10 @@ func Reason(k pipe.Kill) string {
 
 // Message is the Event's message for k: which process was killed in which
 // container, whether the container lived on, whose memory limit was hit,
-// with its usage and limit, and what triggered the kill. Process names are
-// quoted: anyone who runs a process chooses its name.
+// with its usage and limit, and what triggered the kill. Process and cgroup
+// names are quoted: anyone who runs a process chooses its name, and a
+// container's own cgroups (a systemd or a Docker in it) are named by its
+// tenant.
 func Message(k pipe.Kill) string {
 	var b strings.Builder
 	if k.Process != "" {
@@ -90,7 +93,13 @@ func Message(k pipe.Kill) string {
 	}
 	m := b.String()
 	if len(m) > maxMessage {
-		m = m[:maxMessage-3] + "..."
+		// Cut before a character, not inside one: half a character
+		// is no text (JSON makes it U+FFFD).
+		n := maxMessage - 3
+		for n > 0 && !utf8.RuneStart(m[n]) {
+			n--
+		}
+		m = m[:n] + "..."
 	}
 	return m
 }
@@ -104,7 +113,7 @@ func scope(k pipe.Kill) string {
 		return "the pod's memory limit"
 	case "ancestor":
 		if k.LimitCgroup != "" {
-			return "the memory limit of cgroup " + k.LimitCgroup + ", above the pod's"
+			return "the memory limit of cgroup " + strconv.Quote(k.LimitCgroup) + ", above the pod's"
 		}
 		return "a memory limit above the pod's"
 	case "node":

@@ -1,4 +1,4 @@
-package kubernetes
+package main
 
 import (
 	"bytes"
@@ -17,7 +17,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/rest"
@@ -25,9 +24,9 @@ import (
 	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes/pipe"
 )
 
-// apiserver is a fake of the few requests the companion makes: pods
-// listed by a field selector on name and node, and events created,
-// patched and updated. It records every request.
+// apiserver is a fake of the few requests the companion makes, as the
+// chart's role grants them: a pod got by its name (a list is forbidden),
+// and events created and patched. It records every request.
 type apiserver struct {
 	*httptest.Server
 	mu       sync.Mutex
@@ -62,19 +61,20 @@ func (a *apiserver) serve(w http.ResponseWriter, r *http.Request) {
 	ns, resource := parts[0], parts[1]
 	a.rv++
 	switch {
-	case resource == "pods" && r.Method == http.MethodGet && len(parts) == 2:
-		sel, err := fields.ParseSelector(r.URL.Query().Get("fieldSelector"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		list := corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}}
+	case resource == "pods" && r.Method == http.MethodGet && len(parts) == 3:
 		for _, p := range a.pods {
-			if p.Namespace == ns && sel.Matches(fields.Set{"metadata.name": p.Name, "spec.nodeName": p.Spec.NodeName}) {
-				list.Items = append(list.Items, p)
+			if p.Namespace == ns && p.Name == parts[2] {
+				p.TypeMeta = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
+				writeJSON(w, http.StatusOK, &p)
+				return
 			}
 		}
-		writeJSON(w, http.StatusOK, &list)
+		writeJSON(w, http.StatusNotFound, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+			Status: metav1.StatusFailure, Reason: metav1.StatusReasonNotFound, Code: http.StatusNotFound})
+	case resource == "pods":
+		// The chart's role grants get alone: a list would show every pod.
+		writeJSON(w, http.StatusForbidden, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+			Status: metav1.StatusFailure, Reason: metav1.StatusReasonForbidden, Code: http.StatusForbidden})
 	case resource == "events" && r.Method == http.MethodPost && len(parts) == 2:
 		var e corev1.Event
 		if err := json.NewDecoder(r.Body).Decode(&e); err != nil || e.Namespace != ns {
@@ -211,16 +211,16 @@ func TestEventOnThePod(t *testing.T) {
 		t.Errorf("source %+v, reporting %s %s", e.Source, e.ReportingController, e.ReportingInstance)
 	}
 	reqs := a.requestLog()
-	if len(reqs) != 2 || !strings.HasPrefix(reqs[0], "GET /api/v1/namespaces/logging/pods?fieldSelector=") ||
-		!strings.Contains(reqs[0], "spec.nodeName%3D"+node) || !strings.Contains(reqs[0], "metadata.name%3Dfluentd-0") ||
+	if len(reqs) != 2 || !strings.HasPrefix(reqs[0], "GET /api/v1/namespaces/logging/pods/fluentd-0?") ||
 		!strings.HasPrefix(reqs[1], "POST /api/v1/namespaces/logging/events") {
-		t.Errorf("requests %v: want one list of the pod on this node, one event", reqs)
+		t.Errorf("requests %v: want one get of the pod, one event", reqs)
 	}
 }
 
 // No Event where the pod is not the kill's: another pod made under its
-// name (another UID), or a pod of another node. An init container's kill
-// names its field; a static pod's kill goes to its mirror pod.
+// name (another UID), a pod of another node (the role lets the companion
+// get any pod: it checks the node itself), or none. An init container's
+// kill names its field; a static pod's kill goes to its mirror pod.
 func TestEventOnlyOnTheKillsPod(t *testing.T) {
 	mirror := testPod("kube-system", "etcd-node-1", "uid-mirror", node)
 	mirror.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "uid-static"}
