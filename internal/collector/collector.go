@@ -194,7 +194,7 @@ func New(s *store.Store, opts Options) *Collector {
 	c.turnedAway = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "containers_turned_away_total"),
 		"Containers not tracked because --max-containers was reached and no removed container could make room: their kills, restarts and exits are not counted.", nil, nil)
 	c.unattributed = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "oom_kills_unattributed_total"),
-		"OOM kills a pod's cgroup counted (cgroup v2) that none of its containers' counters did, and that could not be told to one container: two or more of its containers went at once before their counters were read. They are in no container_ooms_total.", nil, nil)
+		"OOM kills a parent cgroup of containers (cgroup v2: a pod's cgroup, system.slice) counted that none of its containers' counters did, and that could not be told to one container: two or more of its children went at once before their counters were read. They are in no container_ooms_total.", nil, nil)
 	c.watches = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "inotify_watches"),
 		"inotify watches the kernel reader holds on the cgroup hierarchy; they count against the user's fs.inotify.max_user_watches.", nil, nil)
 	c.watchLimit = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "inotify_watches_limit"),

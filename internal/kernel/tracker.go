@@ -47,8 +47,9 @@ type cgroups struct {
 	capped bool                // the watch cap was reached, and logged
 	byDir  map[string]*tracked // by cgroup path (from the hierarchy's root)
 	byID   map[string]*tracked // by ContainerCgroup.key
-	pods   map[string]*pod     // kubelet pods' cgroups (v2), by path
-	serial uint64              // of the last instance seen
+	// parents are the cgroups that hold containers' cgroups (v2), by path.
+	parents map[string]*parent
+	serial  uint64 // of the last instance seen
 	// onRise, if set, is called when a reading shows more kills than the
 	// one before: the syslog(2) reader reads the log then.
 	onRise func()
@@ -90,7 +91,7 @@ func newCgroups(cfg Config, st *store.Store, reports <-chan string, log *slog.Lo
 		rescan:  make(chan struct{}, 1),
 		byDir:   map[string]*tracked{},
 		byID:    map[string]*tracked{},
-		pods:    map[string]*pod{},
+		parents: map[string]*parent{},
 	}
 }
 
@@ -181,17 +182,15 @@ func (c *cgroups) handle(ev watchEvent) {
 			}
 			return c.visit(p, now, true)
 		})
+		c.otherChanged(c.rel(ev.path))
 		c.updateWatches()
 	case ev.removed:
-		c.removedUnder(c.rel(ev.path), time.Now())
+		rel := c.rel(ev.path)
+		c.removedUnder(rel, time.Now())
+		c.otherChanged(rel)
 		c.updateWatches()
 	case ev.modified:
-		rel := c.rel(ev.path)
-		if c.isPod(rel) {
-			c.settlePod(rel)
-			return
-		}
-		c.read(rel)
+		c.read(c.rel(ev.path))
 	}
 }
 
@@ -254,17 +253,17 @@ func (c *cgroups) scan() {
 	for _, t := range c.all() {
 		c.read(t.c.Dir)
 	}
-	for _, dir := range c.podDirs() {
-		c.settlePod(dir)
+	for _, dir := range c.parentDirs() {
+		c.settle(dir)
 	}
 }
 
-// podDirs returns the pods' cgroups the reader follows.
-func (c *cgroups) podDirs() []string {
+// parentDirs returns the parent cgroups the reader follows.
+func (c *cgroups) parentDirs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.pods))
-	for dir := range c.pods {
+	out := make([]string, 0, len(c.parents))
+	for dir := range c.parents {
 		out = append(out, dir)
 	}
 	return out

@@ -454,13 +454,12 @@ func checkContainer(t *testing.T, r *report.Report, c report.Container) {
 			t.Run(e+"/"+when+" its restart", func(t *testing.T) {
 				s := r.Scrapes[e][when][c.ID]
 				// With the systemd driver, systemd removes the cgroup of an
-				// exited container at once: without the kernel log the
-				// exporter may not have read its counter; a pod's container
-				// gets it from its pod's cgroup, a Docker container has none
-				// (docs/design.md, known limits).
-				racy := r.Driver == "systemd" && e == report.WithoutKmsg && c.Pod == ""
+				// exited container at once, often before its counter is
+				// read: without the kernel log a pod's container gets its
+				// kills from its pod's cgroup, a Docker container from
+				// system.slice's (docs/design.md).
 				named := e == report.WithKmsg && when == "before"
-				checkExporter(t, s, c, ev, named, exited, live || (when == "before" && !racy))
+				checkExporter(t, s, c, ev, named, exited, live || when == "before")
 				if when == "before" {
 					checkKillRecords(t, s, c, ev, e == report.WithKmsg, exited)
 				} else if e == report.WithKmsg {
