@@ -6,18 +6,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"image/png"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	xhtml "golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 )
 
 // The kill pages (/kills, /api/v1/kills) against the real exporter and real
@@ -192,6 +195,11 @@ func (e *exporter) describedKill(t *testing.T, id, process string, said kernelSa
 			return err
 		}
 		if len(ks) == 1 && ks[0].From == "kernel_log" {
+			// A worker's container lived on: the store says so only
+			// once it ran on for a while (store.outcomeWait).
+			if ks[0].Outcome == "" {
+				return fmt.Errorf("the record of %.12s has no outcome yet", id)
+			}
 			k = ks[0]
 			return nil
 		}
@@ -243,6 +251,9 @@ func checkKill(t *testing.T, k apiKill, id, process string, said kernelSaid, mai
 		}
 		if k.MainProcess == nil || *k.MainProcess != main {
 			t.Errorf("%s: main_process %s, want %v", process, boolText(k.MainProcess), main)
+		}
+		if want := map[bool]string{true: "ended", false: "lived_on"}[main]; k.Outcome != want {
+			t.Errorf("%s: outcome %q, want %s", process, k.Outcome, want)
 		}
 	}
 	if k.GroupCgroup != "" {
@@ -311,12 +322,14 @@ func pageRow(k apiKill) []string {
 		want = append(want, "the victim itself")
 	}
 	switch {
-	case k.MainProcess == nil:
-		want = append(want, "not known")
-	case *k.MainProcess:
+	case k.Place != "container":
+		want = append(want, "no container")
+	case k.Outcome == "ended":
 		want = append(want, "container died")
-	default:
+	case k.Outcome == "lived_on":
 		want = append(want, "container lived on")
+	default:
+		want = append(want, "not known")
 	}
 	return want
 }
@@ -519,24 +532,68 @@ func (b browser) screenshot(t *testing.T, url, name string) {
 	t.Logf("screenshot of %s: %s", url, path)
 }
 
-var (
-	domTags   = regexp.MustCompile(`<[^>]*>`)
-	domVictim = regexp.MustCompile(`class="proc victim">([^<]*)<`)
-)
-
-// domRows returns the text of each row of the page's kills table, by the
-// name of its (first) victim.
+// domRows returns the text of each row of the page's kills table (its
+// first table's body; a row holds tables of its own, the task list), by the
+// name of its first victim.
 func domRows(dom string) map[string]string {
 	out := map[string]string{}
-	_, body, _ := strings.Cut(dom, "<tbody>")
-	body, _, _ = strings.Cut(body, "</tbody>")
-	for _, row := range strings.Split(body, "</tr>") {
-		m := domVictim.FindStringSubmatch(row)
-		if m == nil {
+	doc, err := xhtml.Parse(strings.NewReader(dom))
+	if err != nil {
+		return out
+	}
+	table := domFind(doc, func(n *xhtml.Node) bool { return n.DataAtom == atom.Table })
+	if table == nil {
+		return out
+	}
+	body := domFind(table, func(n *xhtml.Node) bool { return n.DataAtom == atom.Tbody })
+	if body == nil {
+		return out
+	}
+	for row := body.FirstChild; row != nil; row = row.NextSibling {
+		if row.DataAtom != atom.Tr {
 			continue
 		}
-		text := strings.Join(strings.Fields(html.UnescapeString(domTags.ReplaceAllString(row, " "))), " ")
-		out[html.UnescapeString(m[1])] = text
+		victim := domFind(row, func(n *xhtml.Node) bool { return n.DataAtom == atom.Span && hasClass(n, "victim") })
+		if victim == nil {
+			continue
+		}
+		out[strings.TrimSpace(domText(victim))] = strings.Join(strings.Fields(domText(row)), " ")
 	}
 	return out
+}
+
+// domFind returns the first node below n, n itself included, in document order
+// that ok accepts.
+func domFind(n *xhtml.Node, ok func(*xhtml.Node) bool) *xhtml.Node {
+	if n.Type == xhtml.ElementNode && ok(n) {
+		return n
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if f := domFind(c, ok); f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// domText is what n shows: its text nodes, each followed by a space, so that
+// cells do not run together.
+func domText(n *xhtml.Node) string {
+	if n.Type == xhtml.TextNode {
+		return n.Data + " "
+	}
+	var b strings.Builder
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		b.WriteString(domText(c))
+	}
+	return b.String()
+}
+
+func hasClass(n *xhtml.Node, class string) bool {
+	for _, a := range n.Attr {
+		if a.Key == "class" && slices.Contains(strings.Fields(a.Val), class) {
+			return true
+		}
+	}
+	return false
 }

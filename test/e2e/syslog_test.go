@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,33 +141,86 @@ func TestSyslogReaderForgedLinesAndARestart(t *testing.T) {
 	}
 }
 
-// The ring is small (128 KiB here) and an OOM report is some 100 lines:
-// while the exporter is stopped (SIGSTOP), kills overwrite what it had not
-// read. It says so (malformed_events_total{source="kmsg"}), and the kills
-// still count exactly, from the cgroup's counter.
+// The ring is small (128 KiB here): while the exporter is stopped
+// (SIGSTOP), kills go on until the kernel has overwritten every record it
+// had not read (the oldest record in the ring is newer than the newest when
+// it stopped), however many reports the kernel's rate limit let through.
+// The exporter says so (malformed_events_total{source="kmsg"}), and the
+// kills still count exactly, from the cgroup's counter.
 func TestSyslogReaderOverwrittenRing(t *testing.T) {
 	kernelPrereqs(t)
 	e := startExporter(t, "--kernel.log=syslog", "--no-containerd")
 	waitSourcesUp(t, e, map[string]int{"docker": 0})
 	before := malformedKmsg(t, e)
-	const kills = 40
-	id := run(t, nil, fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.05; done; for i in $(seq %d); do %s; done; echo done; sleep 100000", kills, oomOnce))
+	id := run(t, nil, fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.05; done; while [ ! -e /tmp/stop ]; do %s; echo kill; done; echo done; sleep 100000", oomOnce))
 	e.waitCounts(t, id, counts{})
 	if err := syscall.Kill(e.PID(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			_ = syscall.Kill(e.PID(), syscall.SIGCONT)
+		}
+	})
+	_, newest := kmsgSeqs(t)
 	docker(t, "exec", id, "touch", "/tmp/go")
+	eventually(t, 3*time.Minute, func() error {
+		if oldest, _ := kmsgSeqs(t); oldest <= newest {
+			return fmt.Errorf("the ring's oldest record is %d, the newest when the exporter stopped %d: not overwritten yet", oldest, newest)
+		}
+		return nil
+	})
+	docker(t, "exec", id, "touch", "/tmp/stop")
 	waitLog(t, id, "done")
+	kills := strings.Count(containerLogs(id), "kill\n")
 	if err := syscall.Kill(e.PID(), syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	e.waitCounts(t, id, counts{OOMs: kills})
+	resumed = true
+	t.Logf("%d kills while the exporter was stopped", kills)
+	e.waitCounts(t, id, counts{OOMs: float64(kills)})
 	eventually(t, 30*time.Second, func() error {
 		if n := malformedKmsg(t, e); n <= before {
 			return fmt.Errorf("malformed_events_total{source=kmsg} %v, was %v: the overwrite not told", n, before)
 		}
 		return nil
 	})
+}
+
+// kmsgSeqs returns the sequence numbers of the oldest and the newest record
+// in the kernel's ring now.
+func kmsgSeqs(t *testing.T) (oldest, newest uint64) {
+	t.Helper()
+	fd, err := syscall.Open("/dev/kmsg", syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	buf := make([]byte, 8192)
+	first := true
+	for {
+		n, err := syscall.Read(fd, buf)
+		if errors.Is(err, syscall.EPIPE) {
+			continue // overwritten while read
+		}
+		if err != nil || n <= 0 {
+			return oldest, newest // EAGAIN: no more
+		}
+		// PRIORITY,SEQ,TIME,FLAGS;MESSAGE
+		f := strings.SplitN(string(buf[:n]), ",", 3)
+		if len(f) < 3 {
+			continue
+		}
+		seq, err := strconv.ParseUint(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		if first {
+			oldest, first = seq, false
+		}
+		newest = seq
+	}
 }
 
 func malformedKmsg(t *testing.T, e *exporter) float64 {
