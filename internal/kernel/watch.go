@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -29,6 +30,10 @@ type watcher struct {
 	closed bool                  // f is closed: its number may be another file's
 	paths  map[int32]watchTarget // by watch descriptor
 	wds    map[watchTarget]int32 // the other way round
+	// kids are the watched paths in each directory, each with its number
+	// of targets (a directory's and its memory.events'): forget finds what
+	// is below a directory without going through every watch of the host.
+	kids map[string]map[string]int
 }
 
 type watchTarget struct {
@@ -67,6 +72,7 @@ func newWatcher(root string, max int) (*watcher, error) {
 		done:   make(chan struct{}),
 		paths:  map[int32]watchTarget{},
 		wds:    map[watchTarget]int32{},
+		kids:   map[string]map[string]int{},
 	}
 	if err := w.watch(root, dirEvents, watchTarget{path: root}); err != nil {
 		w.f.Close()
@@ -104,6 +110,13 @@ func (w *watcher) watch(path string, mask uint32, t watchTarget) error {
 		// the removed one.
 		w.rm(old)
 	}
+	if _, held := w.wds[t]; !held {
+		parent := filepath.Dir(t.path)
+		if w.kids[parent] == nil {
+			w.kids[parent] = map[string]int{}
+		}
+		w.kids[parent][t.path]++
+	}
 	w.paths[int32(wd)], w.wds[t] = t, int32(wd)
 	return nil
 }
@@ -115,8 +128,16 @@ func (w *watcher) watch(path string, mask uint32, t watchTarget) error {
 func (w *watcher) forget(dir string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for t, wd := range w.wds {
-		if t.path == dir || strings.HasPrefix(t.path, dir+"/") {
+	w.forgetTree(dir)
+}
+
+// forgetTree removes the watches of dir and below it, with w.mu held.
+func (w *watcher) forgetTree(dir string) {
+	for kid := range w.kids[dir] {
+		w.forgetTree(kid)
+	}
+	for _, file := range []bool{false, true} {
+		if wd, ok := w.wds[watchTarget{path: dir, file: file}]; ok {
 			w.rm(wd)
 		}
 	}
@@ -137,6 +158,13 @@ func (w *watcher) drop(wd int32) {
 		delete(w.paths, wd)
 		if w.wds[t] == wd {
 			delete(w.wds, t)
+			parent := filepath.Dir(t.path)
+			if w.kids[parent][t.path]--; w.kids[parent][t.path] <= 0 {
+				delete(w.kids[parent], t.path)
+				if len(w.kids[parent]) == 0 {
+					delete(w.kids, parent)
+				}
+			}
 		}
 	}
 }
@@ -248,9 +276,16 @@ func (w *watcher) fd() uintptr { return uintptr(w.fdNum) }
 func (w *watcher) watched() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make([]string, 0, len(w.paths))
+	seen := map[string]bool{}
 	for _, t := range w.paths {
-		out = append(out, t.path)
+		seen[t.path] = true
 	}
-	return out
+	// And what the index of each directory's watches holds: a path left
+	// there is a leak too.
+	for _, kids := range w.kids {
+		for p := range kids {
+			seen[p] = true
+		}
+	}
+	return slices.Collect(maps.Keys(seen))
 }

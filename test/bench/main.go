@@ -3,8 +3,8 @@
 // OOM kills, with the flags a user runs (every source on: Docker, containerd
 // and the kernel reader), and prints one table. With -earlier it measures the
 // earlier missing-container-metrics side by side in the same run, against the
-// same dockerd and containers, so that both meet the same load: earlier |
-// ours | ratio. With -cgroups it also measures a host of that many
+// same dockerd and containers, so that both meet the same load: ours |
+// earlier | ratio (ours to the earlier tool's: below 1 is ours ahead). With -cgroups it also measures a host of that many
 // containers, made of the running ones and empty memory cgroups that the
 // kernel reader takes for CRI-O's (cgroup v1). Run it through scripts/bench.sh,
 // which starts the runtimes and builds the exporter. docs/performance.md
@@ -86,7 +86,7 @@ func main() {
 
 	tools := []*tool{ours(nil)}
 	if *earlierBin != "" {
-		tools = append([]*tool{earlier()}, tools...)
+		tools = append(tools, earlier())
 	}
 	t := &table{tools: tools}
 	t.load("start")
@@ -165,7 +165,7 @@ func (t *table) print() {
 		if len(t.tools) == 2 {
 			ratio := ""
 			if len(r.values) == 2 && r.values[0] > 0 && r.values[1] > 0 {
-				ratio = fmt.Sprintf("%.2f×", r.values[1]/r.values[0])
+				ratio = fmt.Sprintf("%.2f×", r.values[0]/r.values[1])
 			}
 			line += " " + ratio + " |"
 		}
@@ -903,9 +903,11 @@ func measureLarge(t *table, ids []string) {
 	}
 	log.Printf("%d containers: start to all tracked %v; scrape gzip %v, identity %v; memory %v", all, track, gz, plain, mem)
 	removeCgroups(dirs)
+	// Ours alone: the earlier tool follows Docker's containers only, not
+	// the empty cgroups that make up the large host.
 	fig := func(s string) []string {
 		f := make([]string, len(t.tools))
-		f[len(f)-1] = s
+		f[0] = s
 		return f
 	}
 	n := fmt.Sprintf("%d containers (%d running, %d empty cgroups)", all, len(ids), fake)
