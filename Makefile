@@ -12,7 +12,8 @@
 #   make test                     # every test: scripts/test.sh
 #   make unit                     # the fast loop: tests that need no root and no runtime
 #   make lint                     # gofmt, go vet, staticcheck, shellcheck
-#   make demo                     # a real OOM kill shown on /metrics: scripts/demo.sh
+#   make demo                     # a real OOM kill shown on /metrics and /kills: scripts/demo.sh
+#   make demo DEMO_ARGS=--keep    # the same, kept running to look, until Ctrl-C
 #   make deploy-test              # only deploy/'s checks: chart, manifests, rules, dashboard, arm64
 #
 # The file VERSION is the one version: of the binary (--version), the image's tag, the
@@ -119,7 +120,7 @@ lint:
 	shellcheck $(SHELL_SCRIPTS)
 
 demo:
-	scripts/demo.sh
+	scripts/demo.sh $(DEMO_ARGS)
 
 deploy-test:
 	cd deploy && $(GO) test -count=1 ./...

@@ -81,6 +81,9 @@ func run(args []string) int {
 	}
 	logger := promslog.New(&cfg.log)
 	logger.Info("starting", "program", program, "version", version.Info(), "build", version.BuildContext())
+	if !cfg.docker && !cfg.containerd && !cfg.kernel {
+		logger.Warn(noSources)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -342,12 +345,12 @@ func parseFlags(args []string) (*config, error) {
 	cfg.web = kingpinflag.AddFlags(app, ":3001")
 	app.Flag("web.telemetry-path", "Path under which to expose metrics: a plain, clean path (no ServeMux patterns, spaces or escapes).").
 		Default("/metrics").StringVar(&cfg.metricsPath)
-	app.Flag("docker", "Follow the containers of Docker.").
-		Envar("DOCKER").Default("true").BoolVar(&cfg.docker)
+	app.Flag("docker", "Follow the containers of Docker. The earlier tool's $DOCKER works where the prefixed variable is not set.").
+		Default("true").BoolVar(&cfg.docker)
 	app.Flag("docker.host", "Address of the Docker daemon. For tcp://, DOCKER_CERT_PATH and DOCKER_TLS_VERIFY set up TLS as for the docker CLI.").
 		Envar("DOCKER_HOST").Default("unix:///var/run/docker.sock").StringVar(&cfg.dockerHost)
-	app.Flag("containerd", "Follow the containers of containerd.").
-		Envar("CONTAINERD").Default("true").BoolVar(&cfg.containerd)
+	app.Flag("containerd", "Follow the containers of containerd. The earlier tool's $CONTAINERD works where the prefixed variable is not set.").
+		Default("true").BoolVar(&cfg.containerd)
 	app.Flag("containerd.address", "Address (socket path) of containerd.").
 		Default("/run/containerd/containerd.sock").StringVar(&cfg.containerdAddress)
 	app.Flag("containerd.namespaces", "containerd namespaces to follow, comma-separated or repeated (default: all, also those created later).").
@@ -395,6 +398,7 @@ func parseFlags(args []string) (*config, error) {
 			f.Default(addr)
 		}
 	}
+	nameFlagErrors(app)
 	if _, err := app.Parse(args); err != nil {
 		return nil, err
 	}
@@ -409,6 +413,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.retention < 0 {
 		return nil, fmt.Errorf("--retention must not be negative, got %s", cfg.retention)
+	}
+	if err := checkDockerHost(cfg); err != nil {
+		return nil, err
 	}
 	if err := checkTelemetryPath(cfg.metricsPath, cfg.pprof); err != nil {
 		return nil, err

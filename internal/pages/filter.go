@@ -2,8 +2,10 @@ package pages
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,10 +27,19 @@ type filter struct {
 	limitSet                  bool
 }
 
+// filterParams are the query parameters /kills and /api/v1/kills know.
+var filterParams = []string{"namespace", "pod", "container", "limit"}
+
 // parseFilter reads the query parameters namespace, pod, container and
-// limit; a limit that is not a whole number above 0 is an error.
+// limit. Any other parameter is an error, so that a misspelt filter is not
+// taken for none; so is a limit that is not a whole number above 0.
 func parseFilter(r *http.Request) (filter, error) {
 	q := r.URL.Query()
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(filterParams, k) {
+			return filter{}, fmt.Errorf("unknown query parameter %q: the known ones are %s", k, strings.Join(filterParams, ", "))
+		}
+	}
 	f := filter{Namespace: q.Get("namespace"), Pod: q.Get("pod"), Container: q.Get("container"), Limit: defaultLimit}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -44,26 +55,36 @@ func parseFilter(r *http.Request) (filter, error) {
 func (f filter) filtered() bool { return f.Namespace != "" || f.Pod != "" || f.Container != "" }
 
 // match reports whether the record is one the filter asks for. A kill in no
-// container, or in one not known, matches no filter.
+// container, or in one not known, matches no filter. The pod is matched by
+// its name's beginning: a Deployment's or DaemonSet's pods share it.
 func (f filter) match(k *store.Kill) bool {
 	if !f.filtered() {
 		return true
 	}
-	if k.Host || k.Unplaced {
+	if k.Place() != store.PlaceContainer {
 		return false
 	}
 	m := k.Container
 	return (f.Namespace == "" || m.Namespace == f.Namespace) &&
-		(f.Pod == "" || m.Pod == f.Pod) &&
+		strings.HasPrefix(m.Pod, f.Pod) &&
 		(f.Container == "" || matchContainer(m, f.Container))
 }
 
 // matchContainer reports whether v names the container: its name (Docker's,
-// or the pod spec's), its id (at least the 12 characters docker ps shows),
-// or its container_id.
+// or the pod spec's), or its id — whole, or at least the 12 characters
+// docker ps and the page show — with or without the runtime's prefix
+// ("docker://") of its container_id.
 func matchContainer(m store.Meta, v string) bool {
-	return v == m.Name || v == m.KubeContainer || v == m.ContainerID() ||
-		(len(v) >= 12 && strings.HasPrefix(m.ID, v))
+	if v == m.Name || v == m.KubeContainer {
+		return true
+	}
+	if runtime, id, ok := strings.Cut(v, "://"); ok {
+		if runtime != m.Runtime {
+			return false
+		}
+		v = id
+	}
+	return v == m.ID || (len(v) >= 12 && strings.HasPrefix(m.ID, v))
 }
 
 // kills returns the records the filter asks for, newest first, and whether

@@ -289,9 +289,10 @@ func processes(ks []APIKill) []string {
 	return out
 }
 
-// The filter is the same on the page and in the API: by namespace, pod and
-// container (its name, the pod spec's name, its id or container_id). A kill
-// in no container matches no filter.
+// The filter is the same on the page and in the API: by namespace, pod (or
+// its name's start) and container (its name, the pod spec's name, its id or
+// container_id, whole or as short as the page shows it). A kill in no
+// container matches no filter.
 func TestKillsFilter(t *testing.T) {
 	f := sample()
 	api := KillsAPI(f.st)
@@ -305,12 +306,18 @@ func TestKillsFilter(t *testing.T) {
 		{"namespace=shop", []string{"ruby-worker"}},
 		{"namespace=shop&pod=web-1&container=app", []string{"ruby-worker"}},
 		{"pod=web-1&container=batch", nil},
+		{"pod=web", []string{"ruby-worker"}}, // a Deployment's pods, by the start of their names
+		{"pod=web-10", nil},
+		{"pod=eb-1", nil},
 		{"namespace=nope", nil},
 		{"container=batch", []string{"java"}},
 		{"container=grouped", []string{"postgres"}},
 		{"container=" + dockerID('b')[:12], []string{"java"}},
 		{"container=" + dockerID('b'), []string{"java"}},
 		{"container=docker://" + dockerID('d'), []string{"(quiet)"}},
+		{"container=docker://" + dockerID('b')[:12], []string{"java"}}, // as the page shows it
+		{"container=containerd://" + dockerID('b')[:12], nil},          // another runtime's
+		{"container=docker://" + dockerID('b')[:11], nil},
 		{"container=" + dockerID('b')[:11], nil}, // too short to name a container
 		{"container=host", nil},
 		{"container=/system.slice/backup.service", nil}, // a filter finds containers alone
@@ -358,6 +365,19 @@ func TestKillsBadRequests(t *testing.T) {
 		rec = get(t, Kills(f.st, site), "/kills?limit="+limit)
 		if rec.Code != 400 || !strings.Contains(rec.Body.String(), "limit must be a whole number above 0") {
 			t.Errorf("page limit=%s: %d %s", limit, rec.Code, rec.Body)
+		}
+	}
+	// A misspelt parameter is no filter at all: the answer says which are known.
+	for _, q := range []string{"pods=web-1", "namespace=shop&Pod=web-1", "q="} {
+		const want = "the known ones are namespace, pod, container, limit"
+		rec := get(t, KillsAPI(f.st), "/api/v1/kills?"+q)
+		var e struct{ Error string }
+		if err := json.Unmarshal(rec.Body.Bytes(), &e); rec.Code != 400 || err != nil || !strings.Contains(e.Error, "unknown query parameter") || !strings.Contains(e.Error, want) {
+			t.Errorf("api %s: %d %s", q, rec.Code, rec.Body)
+		}
+		rec = get(t, Kills(f.st, site), "/kills?"+q)
+		if rec.Code != 400 || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("page %s: %d %s", q, rec.Code, rec.Body)
 		}
 	}
 	if got := apiKills(t, KillsAPI(f.st), fmt.Sprintf("/api/v1/kills?limit=%d", 1<<62)); len(got.Kills) != 7 || got.More {

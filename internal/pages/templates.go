@@ -132,7 +132,7 @@ var pageTemplates = template.Must(template.New("pages").Parse(`
 <p class="lead">Every OOM kill the exporter saw, newest first, as the kernel log describes it: who was killed, whose memory limit was hit, and whether the container lived on.</p>
 <form class="filter" method="get" action="/kills" role="search">
 <label for="f-namespace">Namespace<input id="f-namespace" name="namespace" value="{{.Filter.Namespace}}"></label>
-<label for="f-pod">Pod<input id="f-pod" name="pod" value="{{.Filter.Pod}}"></label>
+<label for="f-pod">Pod<input id="f-pod" name="pod" value="{{.Filter.Pod}}" placeholder="name or its start"></label>
 <label for="f-container">Container<input id="f-container" name="container" value="{{.Filter.Container}}" placeholder="name or id"></label>
 {{if .LimitSet}}<input type="hidden" name="limit" value="{{.Filter.Limit}}">{{end}}
 <button type="submit">Filter</button>{{if .Filtered}} <a href="/kills">Show all</a>{{end}}

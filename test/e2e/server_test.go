@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,5 +84,15 @@ func TestNoDebugEndpoints(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: %s (%q), want 200", path, resp.Status, line)
 		}
+	}
+}
+
+// An exporter with every source off runs (an arm64 smoke test does), and
+// says at start that it will export no container's kills.
+func TestEverySourceOffWarns(t *testing.T) {
+	t.Parallel()
+	e := startExporter(t, "--no-docker", "--no-containerd", "--no-kernel")
+	if l := e.logs(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "every source is off") {
+		t.Errorf("no warning of every source off:\n%s", l)
 	}
 }
