@@ -205,8 +205,6 @@ func (l *killLog) add(k *Kill) {
 	l.start = (l.start + 1) % len(l.records)
 }
 
-// report returns the record of the report seq in the place key (an entry's
-// key, or "host"/"unplaced"), nil if none.
 // Place says where the killed process was (Place*): in a container, or in
 // none when the node ran out of memory, in a cgroup of no container with a
 // limit of its own, or in a cgroup not known.
@@ -222,6 +220,8 @@ func (k *Kill) Place() string {
 	return PlaceCgroup
 }
 
+// report returns the record of the report seq in the place key (an entry's
+// key, or "host"/"unplaced"), nil if none.
 func (l *killLog) report(seq uint64, key string, host, unplaced bool) *Kill {
 	if seq == 0 {
 		return nil
