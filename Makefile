@@ -8,6 +8,7 @@
 #   make image GOARCH=arm64       # the image for another architecture (BuildKit)
 #   make release-image            # amd64 and arm64 in one multi-arch image, pushed (docker buildx)
 #   make chart                    # the Helm chart as bin/missing-container-metrics-$(VERSION).tgz
+#   make helm                     # bin/helm: deploy/go.mod's helm, for a machine without one
 #   make check-release-tag TAG=v… # fails unless the git tag is v$(VERSION)
 #   make test                     # every test: scripts/test.sh
 #   make unit                     # the fast loop: tests that need no root and no runtime
@@ -53,7 +54,7 @@ LABELS := --label org.opencontainers.image.version=$(VERSION) \
 	--label org.opencontainers.image.revision=$(REVISION) \
 	--label org.opencontainers.image.source=https://github.com/missing-container-metrics/missing-container-metrics
 
-.PHONY: build image release-image chart check-release-tag test unit lint demo deploy-test clean
+.PHONY: build image release-image chart helm check-release-tag test unit lint demo deploy-test clean
 
 # Static (no cgo), so the image needs no libc; -trimpath keeps the build
 # machine's paths out of the binaries. Both into $(BIN_DIR): the exporter, then
@@ -87,6 +88,15 @@ chart:
 	mkdir -p bin
 	cd deploy && $(GO) tool helm package helm/missing-container-metrics --destination ../bin
 	@echo $(CHART)
+
+# The helm that deploy/'s tests use, from its go.mod: no helm to install. The first
+# build compiles helm and Kubernetes' client libraries, minutes of CPU; later ones
+# come from Go's build cache.
+helm:
+	mkdir -p bin
+	@echo "building helm from deploy/go.mod into bin/helm (the first time: minutes, then cached)"
+	cd deploy && $(GO) build -o ../bin/helm helm.sh/helm/v4/cmd/helm
+	bin/helm version --short
 
 check-release-tag:
 	@test "$(TAG)" = "v$(VERSION)" || { echo "tag '$(TAG)' is not v$(VERSION), the version in the file VERSION" >&2; exit 1; }

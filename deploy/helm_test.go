@@ -45,13 +45,15 @@ type chartCase struct {
 
 var chartCases = []chartCase{
 	{
-		name:  "defaults: containerd and the kernel's counters",
+		name:  "defaults: containerd, the kernel's counters, the kernel log through syslog(2)",
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args: []string{"--no-docker", "--containerd", "--containerd.address=/host/containerd/containerd.sock",
-			"--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc", "--path.kmsg="},
+			"--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc", "--kernel.log=syslog"},
 		check: func(t *testing.T, s objectSet) {
+			// No device: checkObjects checked that it is not privileged and
+			// that SYSLOG is its one capability.
 			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
-			wantUser(t, s, 65534, []int64{0})
+			wantUser(t, s, 0, nil)
 			// No Kubernetes Events by default: no token in the pod, no role.
 			if tok := s.daemonSets[0].Spec.Template.Spec.AutomountServiceAccountToken; tok == nil || *tok {
 				t.Errorf("the pod mounts a service account token by default")
@@ -66,10 +68,10 @@ var chartCases = []chartCase{
 		values: `
 kubernetes: {events: {enabled: true}}
 sources:
-  kernel: {kmsg: {enabled: true}}
+  kernel: {log: kmsg}
 `,
 		kinds: []string{"ClusterRole", "ClusterRoleBinding", "DaemonSet", "Service", "ServiceAccount"},
-		args:  []string{"--kubernetes.events", "--kubernetes.events.socket=/run/mcm-events/events.sock", "--containerd", "--kernel", "--path.kmsg=/dev/kmsg"},
+		args:  []string{"--kubernetes.events", "--kubernetes.events.socket=/run/mcm-events/events.sock", "--containerd", "--kernel", "--kernel.log=kmsg", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
 			// checkObjects checked the companion's container, that it alone
 			// mounts the token, the role's rules and its binding. The
@@ -120,30 +122,59 @@ serviceAccount: {create: false, name: monitoring}
 		args:  []string{"--kubernetes.events"},
 	},
 	{
-		name: "the kernel's counters only: nobody, no group",
+		name: "the kernel log off: nobody in the containerd socket's group, no capability",
+		values: `
+sources:
+  kernel: {log: none}
+`,
+		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
+		args:  []string{"--containerd", "--kernel", "--kernel.log=none"},
+		check: func(t *testing.T, s objectSet) {
+			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantUser(t, s, 65534, []int64{0})
+		},
+	},
+	{
+		name: "the kernel's counters only, without the kernel log: nobody, no group",
 		values: `
 sources:
   containerd: {enabled: false}
+  kernel: {log: none}
 `,
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
-		args:  []string{"--no-docker", "--no-containerd", "--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc"},
+		args:  []string{"--no-docker", "--no-containerd", "--kernel", "--path.sysfs=/host/sys", "--path.procfs=/host/proc", "--kernel.log=none"},
 		check: func(t *testing.T, s objectSet) {
 			wantHostPaths(t, s, map[string]string{"host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			wantUser(t, s, 65534, nil)
 		},
 	},
 	{
-		name: "Docker Engine nodes whose docker group is known: nobody in that group",
+		name: "Docker Engine nodes whose docker group is known, the kernel log off: nobody in that group",
+		values: `
+sources:
+  docker: {enabled: true, socketGroup: 998}
+  containerd: {enabled: false}
+  kernel: {log: none}
+`,
+		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
+		args:  []string{"--docker", "--no-containerd", "--kernel", "--kernel.log=none"},
+		check: func(t *testing.T, s objectSet) {
+			wantHostPaths(t, s, map[string]string{"docker-socket": "/var/run/docker.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantUser(t, s, 65534, []int64{998})
+		},
+	},
+	{
+		name: "Docker Engine nodes, the kernel log: root, which owns the socket, with CAP_SYSLOG alone",
 		values: `
 sources:
   docker: {enabled: true, socketGroup: 998}
   containerd: {enabled: false}
 `,
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
-		args:  []string{"--docker", "--no-containerd", "--kernel"},
+		args:  []string{"--docker", "--no-containerd", "--kernel", "--kernel.log=syslog"},
 		check: func(t *testing.T, s objectSet) {
 			wantHostPaths(t, s, map[string]string{"docker-socket": "/var/run/docker.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
-			wantUser(t, s, 65534, []int64{998})
+			wantUser(t, s, 0, nil)
 		},
 	},
 	{
@@ -169,10 +200,10 @@ service: {enabled: false}
 		values: `
 sources:
   containerd: {socket: /run/k3s/containerd/containerd.sock, namespaces: [k8s.io, moby]}
-  kernel: {kmsg: {enabled: true}}
+  kernel: {log: kmsg}
 `,
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
-		args:  []string{"--containerd.namespaces=k8s.io,moby", "--kernel", "--path.kmsg=/dev/kmsg"},
+		args:  []string{"--containerd.namespaces=k8s.io,moby", "--kernel", "--kernel.log=kmsg", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
 			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/k3s/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc", "kmsg": "/dev/kmsg"})
 			sc := s.daemonSets[0].Spec.Template.Spec.Containers[0].SecurityContext
@@ -185,17 +216,17 @@ sources:
 		name: "the kernel log from a device plugin: root with CAP_SYSLOG, not privileged",
 		values: `
 sources:
-  kernel: {kmsg: {enabled: true, deviceResource: squat.ai/kmsg}}
+  kernel: {log: kmsg, kmsg: {deviceResource: squat.ai/kmsg}}
 `,
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
-		args:  []string{"--kernel", "--path.kmsg=/dev/kmsg"},
+		args:  []string{"--kernel", "--kernel.log=kmsg", "--path.kmsg=/dev/kmsg"},
 		check: func(t *testing.T, s objectSet) {
 			wantHostPaths(t, s, map[string]string{"containerd-socket": "/run/containerd/containerd.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			c := s.daemonSets[0].Spec.Template.Spec.Containers[0]
 			if q := c.Resources.Limits["squat.ai/kmsg"]; q.Value() != 1 || c.Resources.Limits.Memory().IsZero() {
 				t.Errorf("limits %v: want one squat.ai/kmsg and the memory limit", c.Resources.Limits)
 			}
-			wantUser(t, s, 0, []int64{0})
+			wantUser(t, s, 0, nil)
 		},
 	},
 	{
@@ -558,6 +589,9 @@ func TestHelmTemplateRefuses(t *testing.T) {
 		{"sources: {kernel: {sysfs: /sys}}", "sysfs"},
 		{"sources: {docker: {socketGroup: docker}}", "socketGroup"},
 		{"sources: {kernel: {kmsg: {deviceResource: 'kmsg device'}}}", "deviceResource"},
+		{"sources: {kernel: {kmsg: {deviceResource: squat.ai/kmsg}}}", "sources.kernel.log=kmsg"},
+		{"sources: {kernel: {log: dmesg}}", "log"},
+		{"sources: {kernel: {kmsg: {enabled: true}}}", "enabled"},
 		{"kubernetes: {events: true}", "events"},
 		{"kubernetes: {events: {enabled: yes please}}", "enabled"},
 		{"kubernetes: {event: {enabled: true}}", "event"},

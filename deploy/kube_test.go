@@ -609,31 +609,46 @@ func checkSecurityContext(t *testing.T, where string, c corev1.Container, volume
 		return
 	}
 	privileged := sc.Privileged != nil && *sc.Privileged
-	// The kernel log: /dev/kmsg from a hostPath (which only a privileged container
-	// may open), or a device from a device plugin (with CAP_SYSLOG alone).
+	// The kernel log: through syslog(2) with CAP_SYSLOG alone, or /dev/kmsg,
+	// from a hostPath (which only a privileged container may open) or a
+	// device plugin's device (with CAP_SYSLOG alone); or not read at all.
 	kmsgHostPath := false
 	for _, v := range volumes {
 		if v.HostPath != nil && v.HostPath.Type != nil && *v.HostPath.Type == corev1.HostPathCharDev {
 			kmsgHostPath = true
 		}
 	}
-	usesKmsg := slices.ContainsFunc(c.Args, func(a string) bool {
-		return strings.HasPrefix(a, "--path.kmsg=") && a != "--path.kmsg="
-	}) && !slices.Contains(c.Args, "--no-kernel")
-	if privileged != kmsgHostPath {
-		t.Errorf("%s: privileged=%v, but only opening a hostPath /dev/kmsg needs it (mounted: %v)", where, privileged, kmsgHostPath)
+	reader := "none"
+	if !slices.Contains(c.Args, "--no-kernel") {
+		reader = ""
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, "--kernel.log="); ok {
+				reader = v
+			}
+		}
+	}
+	switch reader {
+	case "syslog", "kmsg", "none":
+	default:
+		// auto would leave the choice to what the container happens to get.
+		t.Errorf("%s: --kernel.log=%q; a deployment names the reader its privileges are for", where, reader)
+	}
+	if privileged != kmsgHostPath || (kmsgHostPath && reader != "kmsg") {
+		t.Errorf("%s: privileged=%v with the kernel log %s, but only opening a hostPath /dev/kmsg needs it (mounted: %v)", where, privileged, reader, kmsgHostPath)
 	}
 	wantAdd := []corev1.Capability(nil)
-	if usesKmsg && !kmsgHostPath {
+	if reader != "none" && !kmsgHostPath {
 		wantAdd = []corev1.Capability{"SYSLOG"}
 	}
 	// Root only for what takes it: the kernel log (CAP_SYSLOG is lost at exec by any
 	// other uid), or a Docker socket whose group the deployment does not know.
 	_, dockerSocket := volumes["docker-socket"]
-	if root := sc.RunAsUser == nil || *sc.RunAsUser == 0; root && !usesKmsg && !dockerSocket {
-		t.Errorf("%s: runs as root, but mounts no socket or device that needs it", where)
+	if root := sc.RunAsUser == nil || *sc.RunAsUser == 0; root && reader == "none" && !dockerSocket {
+		t.Errorf("%s: runs as root, but reads no kernel log and mounts no socket that needs it", where)
 	} else if !root && (sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot) {
 		t.Errorf("%s: runs as uid %d without runAsNonRoot", where, *sc.RunAsUser)
+	} else if !root && reader != "none" {
+		t.Errorf("%s: runs as uid %d, which loses CAP_SYSLOG at exec, yet reads the kernel log (%s)", where, *sc.RunAsUser, reader)
 	}
 	// The API server rejects privileged with allowPrivilegeEscalation false, and
 	// runAsNonRoot true with runAsUser 0.

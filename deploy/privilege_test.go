@@ -94,28 +94,45 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 	up := func(source string) string { return `missing_container_metrics_source_up{source="` + source + `"} 1` }
 
-	t.Run("the DaemonSet: nobody in the containerd socket's group, no capabilities, only /sys/fs/cgroup and /proc", func(t *testing.T) {
-		flags := append([]string{"--user", "65534:65534", "--group-add", "0",
-			"-v", containerdSocket + ":/run/containerd/containerd.sock:ro"}, confined...)
-		addr, logs := start(t, append(flags, kernelMounts...), append(kernelArgs, "--containerd", "--path.kmsg="))
-		waitFor(t, addr, logs, "containerd and cgroup sources up", func(m, _ string) bool {
-			return strings.Contains(m, up("containerd")) && strings.Contains(m, up("cgroup"))
-		})
-		// A real OOM kill, counted.
-		victim, err := docker("run", "-d", "--network", "none", "--cgroup-parent", cgroupParent, "--memory", "32m", "--memory-swap", "32m",
+	// victim runs a container whose worker, dd, is OOM-killed at once, and
+	// returns its id.
+	victim := func(t *testing.T) string {
+		t.Helper()
+		id, err := docker("run", "-d", "--network", "none", "--cgroup-parent", cgroupParent, "--memory", "32m", "--memory-swap", "32m",
 			os.Getenv("MCM_TEST_IMAGE"), "sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 100000")
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _, _ = docker("rm", "-f", victim) })
-		killed := regexp.MustCompile(`(?m)^container_ooms_total\{[^}]*container_id="containerd://` + victim + `"[^}]*\} 1$`)
+		t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
+		return id
+	}
+	socket := "-v" + containerdSocket + ":/run/containerd/containerd.sock:ro"
+	t.Run("the DaemonSet: root with CAP_SYSLOG alone, the containerd socket, only /sys/fs/cgroup and /proc; the kernel log through syslog(2)", func(t *testing.T) {
+		flags := append([]string{"--user", "0:0", "--cap-add", "SYSLOG", socket}, confined...)
+		addr, logs := start(t, append(flags, kernelMounts...), append(kernelArgs, "--containerd", "--kernel.log=syslog"))
+		waitFor(t, addr, logs, "containerd, cgroup and kmsg sources up", func(m, _ string) bool {
+			return strings.Contains(m, up("containerd")) && strings.Contains(m, up("cgroup")) && strings.Contains(m, up("kmsg"))
+		})
+		// A real OOM kill, counted, and its victim named.
+		id := victim(t)
+		named := regexp.MustCompile(`(?m)^container_oom_kills_by_process_total\{[^}]*container_id="containerd://` + id + `"[^}]*process="dd"[^}]*\} 1$`)
+		waitFor(t, addr, logs, "OOM kill counted and named", func(m, _ string) bool { return named.MatchString(m) })
+	})
+	t.Run("the DaemonSet without the kernel log: nobody in the containerd socket's group, no capabilities", func(t *testing.T) {
+		flags := append([]string{"--user", "65534:65534", "--group-add", "0", socket}, confined...)
+		addr, logs := start(t, append(flags, kernelMounts...), append(kernelArgs, "--containerd", "--kernel.log=none"))
+		waitFor(t, addr, logs, "containerd and cgroup sources up", func(m, _ string) bool {
+			return strings.Contains(m, up("containerd")) && strings.Contains(m, up("cgroup"))
+		})
+		id := victim(t)
+		killed := regexp.MustCompile(`(?m)^container_ooms_total\{[^}]*container_id="containerd://` + id + `"[^}]*\} 1$`)
 		waitFor(t, addr, logs, "OOM kill counted", func(m, _ string) bool { return killed.MatchString(m) })
 	})
 
 	kmsgDown := func(m, l string) bool {
 		return strings.Contains(m, `missing_container_metrics_source_up{source="kmsg"} 0`) && strings.Contains(l, "open /dev/kmsg: operation not permitted")
 	}
-	kmsgArgs := append(kernelArgs, "--no-containerd", "--path.kmsg=/dev/kmsg")
+	kmsgArgs := append(kernelArgs, "--no-containerd", "--kernel.log=kmsg", "--path.kmsg=/dev/kmsg")
 	t.Run("the kernel log: root with CAP_SYSLOG alone, and the device", func(t *testing.T) {
 		flags := append([]string{"--user", "0:0", "--cap-add", "SYSLOG", "--device", "/dev/kmsg:/dev/kmsg:r"}, confined...)
 		addr, logs := start(t, append(flags, kernelMounts...), kmsgArgs)

@@ -10,12 +10,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/missing-container-metrics/missing-container-metrics/internal/pages"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,23 +50,31 @@ func TestChart(t *testing.T) {
 		values map[string]any
 		// sources that must be up
 		sources []string
-		// privileged: the kernel log's container; else no capability at all
-		privileged bool
+		// what the exporter's container may do (the chart's default: root
+		// with CAP_SYSLOG alone)
+		priv privilege
 		// setUp runs before the install, in the release's namespace, and
 		// returns more values.
 		setUp func(t *testing.T, ns string, e *exporter) map[string]any
 		check func(t *testing.T, ns string, e *exporter)
 	}{
 		{
-			name:    "defaults: containerd at its socket on this node, the kernel's counters",
+			name:    "defaults: containerd at its socket on this node, the kernel's counters, the kernel log through syslog(2), root with CAP_SYSLOG alone",
+			sources: []string{"containerd", "cgroup", "kmsg"},
+			check:   wantKillDescribed,
+		},
+		{
+			name:    "the kernel log off: nobody, no capability",
+			values:  map[string]any{"sources": map[string]any{"kernel": map[string]any{"log": "none"}}},
 			sources: []string{"containerd", "cgroup"},
+			priv:    unprivileged,
 		},
 		{
 			name: "Docker Engine: the Docker socket",
 			values: map[string]any{"sources": map[string]any{
 				"docker":     map[string]any{"enabled": true, "socket": strings.TrimPrefix(env.runtimes.DockerHost, "unix://")},
 				"containerd": map[string]any{"enabled": false}}},
-			sources: []string{"docker", "cgroup"},
+			sources: []string{"docker", "cgroup", "kmsg"},
 			check: func(t *testing.T, ns string, e *exporter) {
 				// A container of that dockerd is exported with its id.
 				ctx := ctxFor(t, 2*time.Minute)
@@ -81,28 +93,15 @@ func TestChart(t *testing.T) {
 			},
 		},
 		{
-			name:       "the kernel log: the victim's name, in a privileged container",
-			values:     map[string]any{"sources": map[string]any{"kernel": map[string]any{"kmsg": map[string]any{"enabled": true}}}},
-			sources:    []string{"containerd", "cgroup", "kmsg"},
-			privileged: true,
-			check: func(t *testing.T, ns string, e *exporter) {
-				victim := "mcm-" + randomName("k")[2:]
-				rec := newRecords(t)
-				createPod(t, ns, newPod("victim", rec, corev1.RestartPolicyNever,
-					container("worker", oomKill(victim)+"; [ $? = 137 ] && echo oom >> /rec/ooms; sleep 600")))
-				rec.waitLines(t, 2*time.Minute, "ooms", "oom", 1)
-				e.until(t, time.Minute, func(s *scrape) error {
-					v, err := s.one("container_oom_kills_by_process_total", map[string]string{"namespace": ns, "pod": "victim", "process": victim})
-					if err != nil || v != 1 {
-						return fmt.Errorf("kills of %s: %v (%v)", victim, v, err)
-					}
-					return nil
-				})
-			},
+			name:    "the kernel log from /dev/kmsg, in a privileged container",
+			values:  map[string]any{"sources": map[string]any{"kernel": map[string]any{"log": "kmsg"}}},
+			sources: []string{"containerd", "cgroup", "kmsg"},
+			priv:    privileged,
+			check:   wantKillDescribed,
 		},
 		{
 			name:    "web config from a Secret of one's own: TLS and basic auth",
-			sources: []string{"containerd", "cgroup"},
+			sources: []string{"containerd", "cgroup", "kmsg"},
 			setUp: func(t *testing.T, ns string, e *exporter) map[string]any {
 				e.user, e.password, e.scheme = "prometheus", randomName("pw"), "https"
 				hash, err := bcrypt.GenerateFromPassword([]byte(e.password), bcrypt.MinCost)
@@ -139,7 +138,7 @@ func TestChart(t *testing.T) {
 				return map[string]any{"webConfig": map[string]any{"config": map[string]any{
 					"basic_auth_users": map[string]any{e.user: string(hash)}}}}
 			},
-			sources: []string{"containerd", "cgroup"},
+			sources: []string{"containerd", "cgroup", "kmsg"},
 			check: func(t *testing.T, ns string, e *exporter) {
 				wantAuth(t, e)
 			},
@@ -161,7 +160,7 @@ func TestChart(t *testing.T) {
 				}
 			})
 			e.waitSourcesUp(t, tc.sources...)
-			checkExporterPod(t, e, tc.privileged)
+			checkExporterPod(t, e, tc.priv)
 			if tc.check != nil {
 				tc.check(t, ns, e)
 			}
@@ -310,8 +309,8 @@ func TestStaticManifests(t *testing.T) {
 			logPods(t, ns, selector)
 		}
 	})
-	e.waitSourcesUp(t, "containerd", "cgroup")
-	checkExporterPod(t, e, false)
+	e.waitSourcesUp(t, "containerd", "cgroup", "kmsg")
+	checkExporterPod(t, e, syslogOnly)
 }
 
 // staticManifests decodes deploy/kubernetes/*.yaml in the order kubectl
@@ -385,13 +384,27 @@ func staticManifestImage() (string, error) {
 	return "", errors.New("deploy/kubernetes/daemonset.yaml holds no DaemonSet")
 }
 
+// privilege is what the exporter's container may do.
+type privilege int
+
+const (
+	// syslogOnly: root with CAP_SYSLOG as its only capability, not
+	// privileged: the kernel log through syslog(2), the chart's default.
+	syslogOnly privilege = iota
+	// unprivileged: no capability at all (nobody; root only for a Docker
+	// socket whose group the chart is not told).
+	unprivileged
+	// privileged: /dev/kmsg from a hostPath.
+	privileged
+)
+
 // checkExporterPod checks that the exporter's pod runs as its spec says, and
-// sees itself as kube-state-metrics would name it: the process has no
-// capability (or, privileged, all of them), cannot gain any, runs under
-// seccomp, on a read-only root file system; its probes pass; and /metrics
-// has the exporter's own container with its namespace, pod, container and
-// container_id.
-func checkExporterPod(t *testing.T, e *exporter, privileged bool) {
+// sees itself as kube-state-metrics would name it: the process has the
+// capabilities priv says and no other, cannot gain any, runs under seccomp
+// (unless privileged), on a read-only root file system; its probes pass; and
+// /metrics has the exporter's own container with its namespace, pod,
+// container and container_id.
+func checkExporterPod(t *testing.T, e *exporter, priv privilege) {
 	t.Helper()
 	pod := e.currentPod()
 	st := status(pod, "exporter")
@@ -402,6 +415,9 @@ func checkExporterPod(t *testing.T, e *exporter, privileged bool) {
 	if c.LivenessProbe == nil || c.ReadinessProbe == nil {
 		t.Errorf("the exporter has no liveness or readiness probe")
 	}
+	if sc := c.SecurityContext; priv != privileged && sc != nil && sc.Privileged != nil && *sc.Privileged {
+		t.Errorf("the exporter's container is privileged")
+	}
 	pid := containerPID(t, st.ContainerID)
 	proc := procStatus(t, pid)
 	capEff, err := strconv.ParseUint(proc["CapEff"], 16, 64)
@@ -409,13 +425,22 @@ func checkExporterPod(t *testing.T, e *exporter, privileged bool) {
 		t.Fatalf("CapEff %q: %v", proc["CapEff"], err)
 	}
 	const capSyslog = 34 // reading the kernel log
-	switch {
-	case privileged && capEff&(1<<capSyslog) == 0:
-		t.Errorf("effective capabilities %s: no CAP_SYSLOG", proc["CapEff"])
-	case !privileged && (capEff != 0 || proc["CapPrm"] != "0000000000000000"):
-		t.Errorf("capabilities: effective %s, permitted %s; want none", proc["CapEff"], proc["CapPrm"])
+	switch priv {
+	case privileged:
+		if capEff&(1<<capSyslog) == 0 {
+			t.Errorf("effective capabilities %s: no CAP_SYSLOG", proc["CapEff"])
+		}
+	case syslogOnly:
+		const want = "0000000400000000"
+		if proc["CapEff"] != want || proc["CapPrm"] != want || proc["CapBnd"] != want {
+			t.Errorf("capabilities: effective %s, permitted %s, bounding %s; want CAP_SYSLOG alone (%s)", proc["CapEff"], proc["CapPrm"], proc["CapBnd"], want)
+		}
+	default:
+		if capEff != 0 || proc["CapPrm"] != "0000000000000000" {
+			t.Errorf("capabilities: effective %s, permitted %s; want none", proc["CapEff"], proc["CapPrm"])
+		}
 	}
-	if !privileged && (proc["NoNewPrivs"] != "1" || proc["Seccomp"] != "2") {
+	if priv != privileged && (proc["NoNewPrivs"] != "1" || proc["Seccomp"] != "2") {
 		t.Errorf("NoNewPrivs %s, Seccomp %s; want 1 (no privilege escalation) and 2 (RuntimeDefault filter)", proc["NoNewPrivs"], proc["Seccomp"])
 	}
 	// nobody, in the containerd socket's group; root only where the spec says
@@ -427,8 +452,11 @@ func checkExporterPod(t *testing.T, e *exporter, privileged bool) {
 	if sc := c.SecurityContext; sc != nil && sc.RunAsUser != nil {
 		want = *sc.RunAsUser
 	}
-	if want == 0 && !privileged && !e.hasDocker() {
+	if want == 0 && priv == unprivileged && !e.hasDocker() {
 		t.Errorf("runs as root with neither the kernel log nor a Docker socket to need it")
+	}
+	if priv == syslogOnly && want != 0 {
+		t.Errorf("uid %d: CAP_SYSLOG is lost at exec by any user but root", want)
 	}
 	if uid := strings.Fields(proc["Uid"]); len(uid) == 0 || uid[0] != strconv.FormatInt(want, 10) {
 		t.Errorf("uid %v, want %d, as the pod spec says", uid, want)
@@ -573,4 +601,116 @@ func tlsCert(t testing.TB, name string) (crt, key, caPEM []byte, pool *x509.Cert
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), pool
+}
+
+// wantKillDescribed kills a worker of a new pod, as fluentd's are killed, and
+// finds the kill described in full: its victim by name in
+// container_oom_kills_by_process_total, and on /api/v1/kills the record a
+// user reads on /kills: the process, not the main one, the container lived
+// on, the container's own limit hit, with the usage and the limit. The kernel
+// reports at most 10 kills in full in 5 s, host-wide, and other tests' kills
+// may overwrite its ring before it is read: a kill it did not describe in
+// full is tried again in a new pod, up to 5 times. The count is exact each
+// time.
+func wantKillDescribed(t *testing.T, ns string, e *exporter) {
+	for attempt := 1; ; attempt++ {
+		name := fmt.Sprintf("victim-%d", attempt)
+		victim := "mcm-" + randomName("k")[2:]
+		rec := newRecords(t)
+		createPod(t, ns, newPod(name, rec, corev1.RestartPolicyNever,
+			container("worker", `until [ -e /rec/go ]; do sleep 0.1; done; `+oomKill(victim)+`; [ $? = 137 ] && echo oom >> /rec/ooms; exec sleep 600`)))
+		// The container known first, so that the kill is placed in it.
+		labels := map[string]string{"namespace": ns, "pod": name, "container": "worker"}
+		e.until(t, 2*time.Minute, func(s *scrape) error {
+			_, err := s.one("container_restarts_total", labels)
+			return err
+		})
+		rec.touch(t, "go")
+		rec.waitLines(t, 2*time.Minute, "ooms", "oom", 1)
+		e.until(t, time.Minute, func(s *scrape) error {
+			if v, err := s.one("container_ooms_total", labels); err != nil || v != 1 {
+				return fmt.Errorf("container_ooms_total %v (%v), want 1", v, err)
+			}
+			return nil
+		})
+		// The record, its outcome decided: from the kernel log where the
+		// kernel's report was still in its ring when read.
+		var k pages.APIKill
+		err := waitFor(90*time.Second, func() error {
+			kills, err := e.kills(ns, name)
+			if err != nil {
+				return err
+			}
+			if len(kills) != 1 {
+				return fmt.Errorf("%d records of the pod's kill, want 1: %+v", len(kills), kills)
+			}
+			k = kills[0]
+			if k.From != "kernel_log" || k.Outcome == "" {
+				return fmt.Errorf("the record, from %s, outcome %q: not yet from the kernel log with its outcome", k.From, k.Outcome)
+			}
+			return nil
+		})
+		if err != nil && k.From == "" {
+			t.Fatal(err)
+		}
+		if err != nil || k.Victim == nil || k.Victim.Name == "" || k.LimitBytes == nil {
+			if attempt == 5 {
+				t.Fatalf("in 5 pods, the kernel never reported a kill in full (other tests' kills): %s (%v)", describe(k), err)
+			}
+			t.Logf("attempt %d: the kernel log did not report the kill in full (%s, %v); again", attempt, describe(k), err)
+			continue
+		}
+		// The pod's limit is its one container's: the kernel names either.
+		if k.Victim.Name != victim || k.MainProcess == nil || *k.MainProcess || k.Outcome != "lived_on" ||
+			(k.Scope != "container" && k.Scope != "pod") || *k.LimitBytes != uint64(memoryLimit.Value()) || k.UsageBytes == nil || *k.UsageBytes == 0 {
+			t.Errorf("the record of %s's kill: %s\nwant the victim %s, not the main process, lived_on, the container's or the pod's limit of %d bytes and a usage", name, describe(k), victim, memoryLimit.Value())
+		}
+		e.until(t, time.Minute, func(s *scrape) error {
+			v, err := s.one("container_oom_kills_by_process_total", map[string]string{"namespace": ns, "pod": name, "process": victim})
+			if err != nil || v != 1 {
+				return fmt.Errorf("kills of %s: %v (%v)", victim, v, err)
+			}
+			return nil
+		})
+		t.Logf("attempt %d: %s killed in %s, described in full: %s", attempt, victim, name, k.HeldBy)
+		return
+	}
+}
+
+// describe is what a test says of a kill's record.
+func describe(k pages.APIKill) string {
+	deref := func(p *uint64) any {
+		if p == nil {
+			return nil
+		}
+		return *p
+	}
+	mainProcess := any(nil)
+	if k.MainProcess != nil {
+		mainProcess = *k.MainProcess
+	}
+	victim := ""
+	if k.Victim != nil {
+		victim = k.Victim.Name
+	}
+	return fmt.Sprintf("from %s, victim %q, main process %v, outcome %q, scope %q, usage %v, limit %v", k.From, victim, mainProcess, k.Outcome, k.Scope, deref(k.UsageBytes), deref(k.LimitBytes))
+}
+
+// kills reads the exporter's records of the kills in a pod.
+func (e *exporter) kills(ns, pod string) ([]pages.APIKill, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	u := strings.TrimSuffix(e.url(), "/metrics") + "/api/v1/kills?" + url.Values{"namespace": {ns}, "pod": {pod}}.Encode()
+	code, body, err := fetch(ctx, u, e.user, e.password, e.tls)
+	if err != nil {
+		return nil, err
+	}
+	if code != 200 {
+		return nil, fmt.Errorf("%s: HTTP %d: %s", u, code, body)
+	}
+	var r pages.APIKills
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", u, err)
+	}
+	return r.Kills, nil
 }

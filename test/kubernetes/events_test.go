@@ -55,9 +55,8 @@ func TestEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := installExporter(t, "mcm", ns, map[string]any{
+		// The victim's name comes from the kernel log, read by default.
 		"kubernetes": map[string]any{"events": map[string]any{"enabled": true, "admissionPolicy": map[string]any{"enabled": true}}},
-		// The victim's name comes from the kernel log.
-		"sources": map[string]any{"kernel": map[string]any{"kmsg": map[string]any{"enabled": true}}},
 	}, apiAccess{caConfigMap: ca.Name, host: api.host, port: api.port})
 	e.waitSourcesUp(t, "containerd", "cgroup", "kmsg")
 	e.until(t, time.Minute, func(s *scrape) error {
