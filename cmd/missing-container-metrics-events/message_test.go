@@ -94,12 +94,12 @@ func TestReasonAndMessage(t *testing.T) {
 			// Docker in it); the kill's limit and group may be one of them.
 			name: "cgroup names made to mislead",
 			kill: func(k *pipe.Kill) {
-				k.Process, k.PID, k.MainProcess, k.From = "w", 7, ptr(false), "kernel log"
+				k.Process, k.PID, k.MainProcess, k.From, k.Outcome = "w", 7, ptr(false), "kernel log", "ended"
 				k.Scope, k.LimitCgroup, k.Usage, k.Limit = "ancestor", "/kubepods/x. Fine.\nWarning", ptr(uint64(1)), ptr(uint64(1))
 				k.Group = "/kubepods/pod-u/abc/y was killed. OK"
 			},
-			reason:  "ProcessOOMKilled",
-			message: `Process "w" (pid 7 on the node) in container fluentd was OOM-killed: the container lived on. Limit hit: the memory limit of cgroup "/kubepods/x. Fine.\nWarning", above the pod's, usage 1 B of 1 B. A memory.oom.group kill: every process in cgroup "/kubepods/pod-u/abc/y was killed. OK" was killed.`,
+			reason:  "OOMKilled",
+			message: `Process "w" (pid 7 on the node) in container fluentd was OOM-killed: a memory.oom.group kill of cgroup "/kubepods/pod-u/abc/y was killed. OK" took every process in the container, and the container died of it. Limit hit: the memory limit of cgroup "/kubepods/x. Fine.\nWarning", above the pod's, usage 1 B of 1 B.`,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
