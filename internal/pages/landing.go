@@ -22,10 +22,14 @@ func Landing(st *store.Store, site Site) http.Handler {
 		setHTMLHeaders(w)
 		// More records than rows: the members of a group kill are one row.
 		rs := rows(st.Kills(4*landingKills, nil), time.Now())
-		p := page{Title: "Home", Style: style, Site: site, Rows: rs[:min(len(rs), landingKills)], Sources: st.Sources()}
+		p := page{Title: "Home", Style: style, Site: site, Rows: rs[:min(len(rs), landingKills)], Sources: st.RecentSources(landingCountAge)}
 		_ = pageTemplates.ExecuteTemplate(w, "landing", p)
 	})
 }
+
+// landingCountAge is how old the landing page's counts of containers may
+// be: counting walks every container under the store's lock.
+const landingCountAge = time.Second
 
 // Healthz answers 200 while the process serves.
 func Healthz() http.Handler {

@@ -335,6 +335,11 @@ type Store struct {
 	// none was removed since. At the limit it spares a look at every
 	// container for each event of a container turned away.
 	noneRemoved bool
+
+	// counted is what sourcesLocked last counted, at countedAt: the
+	// containers of each source, for RecentSources.
+	counted   map[string]int
+	countedAt time.Time
 }
 
 // New returns an empty store that keeps removed containers for retention.
@@ -863,6 +868,19 @@ func (s *Store) Sources() []SourceStatus {
 	return s.sourcesLocked()
 }
 
+// RecentSources is Sources with each source's count of containers at most
+// maxAge old: the landing page, which any client may ask for without pause,
+// then walks the containers under the lock at most once in maxAge, not at
+// every request.
+func (s *Store) RecentSources(maxAge time.Duration) []SourceStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counted != nil && time.Since(s.countedAt) < maxAge {
+		return s.statuses(s.counted)
+	}
+	return s.sourcesLocked()
+}
+
 // sourcesLocked counts, for each runtime source, the containers it reported
 // that are not removed, and for the cgroup source those whose cgroup it
 // watches.
@@ -876,6 +894,13 @@ func (s *Store) sourcesLocked() []SourceStatus {
 			count[CgroupSource]++
 		}
 	}
+	s.counted, s.countedAt = count, time.Now()
+	return s.statuses(count)
+}
+
+// statuses returns the state of every source with its count of
+// containers, sorted by name. With s.mu held.
+func (s *Store) statuses(count map[string]int) []SourceStatus {
 	out := make([]SourceStatus, 0, len(s.sources))
 	for _, src := range s.sources {
 		st := *src
