@@ -132,6 +132,9 @@ type Kill struct {
 	// Outcome is what became of the container (Outcome*); "" if not known:
 	// no container, or neither the kernel nor the runtime told.
 	Outcome string
+	// Before is what the container's cgroup counted of memory pressure
+	// in the minute before the kill (pressure.go); nil if not known.
+	Before *Before
 
 	// What the store needs until the record is announced.
 	key        string    // the entry the record is of; "" for a kill in no container
@@ -674,6 +677,7 @@ func (s *Store) announce(k *Kill) []*Kill {
 		return nil
 	}
 	k.announced = true
+	s.stampBefore(k)
 	for i, p := range s.kills.pending {
 		if p == k {
 			s.kills.pending = append(s.kills.pending[:i], s.kills.pending[i+1:]...)
