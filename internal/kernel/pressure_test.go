@@ -98,16 +98,21 @@ func TestLimitHitsV1(t *testing.T) {
 	wantPressure(t, st, key, func(p store.MemoryPressure) bool { return p.LimitHits == 43 }, "43 limit hits: 40 before the restart and 3 since")
 }
 
+// v2Reader runs the cgroup reader on a cgroup v2 hierarchy in which a's
+// cgroup, of container key, is still to be made.
+func v2Reader(t *testing.T) (h *fakeHierarchy, src *Source, st *store.Store, a, key string) {
+	h = newFakeHierarchy(t, true)
+	src, st = testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
+	h.mkdir("/system.slice", 0)
+	runCgroups(t, src)
+	return h, src, st, "/system.slice/docker-" + id1 + ".scope", "docker://" + id1
+}
+
 // cgroup v2: memory.events' max and high are read at each change the kernel
 // notifies; memory.pressure at most every pressureEvery, and at once when a
 // kill is counted.
 func TestPressureV2(t *testing.T) {
-	h := newFakeHierarchy(t, true)
-	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
-	a := "/system.slice/docker-" + id1 + ".scope"
-	key := "docker://" + id1
-	h.mkdir("/system.slice", 0)
-	runCgroups(t, src)
+	h, src, st, a, key := v2Reader(t)
 	psi := func(some, full int) {
 		h.write(a+"/memory.pressure", fmt.Sprintf("some avg10=1.00 avg60=0.00 avg300=0.00 total=%d\nfull avg10=0.50 avg60=0.00 avg300=0.00 total=%d\n", some, full))
 	}
@@ -140,13 +145,8 @@ func TestPressureV2(t *testing.T) {
 // A kernel without PSI (or with it off for the cgroup) gives no
 // memory.pressure: the limit hits are exported, no stall.
 func TestPressureV2WithoutPSI(t *testing.T) {
-	h := newFakeHierarchy(t, true)
-	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
-	a := "/system.slice/docker-" + id1 + ".scope"
-	h.mkdir("/system.slice", 0)
-	runCgroups(t, src)
+	h, _, st, a, key := v2Reader(t)
 	h.mkdir(a, 0)
-	key := "docker://" + id1
 	wantPressure(t, st, key, func(p store.MemoryPressure) bool {
 		return p.HasLimitHits && p.LimitHits == 3 && p.HasHighHits && !p.HasStall
 	},

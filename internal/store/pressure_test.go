@@ -86,31 +86,40 @@ func TestPressureOnlyWhatTheKernelGives(t *testing.T) {
 	}
 }
 
+// mainKilled is a store following one container (pid 40), and applies
+// its main process's kill at ms with the reading of its counters it
+// brought (hits and stall, as reading takes them); announced holds what
+// was announced.
+func mainKilled(readings []KernelOOMCount, ms int, hits uint64, stall time.Duration) (s *Store, announced *[]Kill) {
+	s = New(time.Minute)
+	announced = new([]Kill)
+	s.OnKill(func(k Kill) { *announced = append(*announced, k) })
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	for _, r := range readings {
+		s.Apply(r)
+	}
+	kill := reading(7, hits, stall, ms+10)
+	kill.Kills = 1
+	s.Apply(kill)
+	v := victim(7, "dd", ms, 1)
+	v.Details = KillDetails{PID: 40, ReportSeq: 1} // the main process: decided at once
+	s.Apply(v)
+	s.Apply(ReportEnd{Seq: 1})
+	return s, announced
+}
+
 // A kill's record says what the cgroup counted in the minute before it:
 // from the reading at or before a minute before the kill (the walk reads
 // every 30 s) to the one the kill brought, as announced.
 func TestKillRecordSaysWhatCameBefore(t *testing.T) {
-	s := New(time.Minute)
-	var announced []Kill
-	s.OnKill(func(k Kill) { announced = append(announced, k) })
-	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true, Pid: 40}})
-	// The walk, every 30 s: quiet at first, then hitting the limit.
-	s.Apply(reading(7, 0, 0, 0))
-	s.Apply(reading(7, 0, 0, 30_000))
-	s.Apply(reading(7, 100, time.Second, 60_000))
-	s.Apply(reading(7, 900, 4*time.Second, 90_000))
-	// The kill at 100 s: its reading, then its victim.
-	kill := reading(7, 1000, 5*time.Second, 100_010)
-	kill.Kills = 1
-	s.Apply(kill)
-	v := victim(7, "dd", 100_000, 1)
-	v.Details = KillDetails{PID: 40, ReportSeq: 1} // the main process: decided at once
-	s.Apply(v)
-	s.Apply(ReportEnd{Seq: 1})
-	if len(announced) != 1 {
-		t.Fatalf("announced %+v", announced)
+	// The walk, every 30 s: quiet at first, then hitting the limit; the
+	// kill at 100 s.
+	s, announced := mainKilled([]KernelOOMCount{reading(7, 0, 0, 0), reading(7, 0, 0, 30_000),
+		reading(7, 100, time.Second, 60_000), reading(7, 900, 4*time.Second, 90_000)}, 100_000, 1000, 5*time.Second)
+	if len(*announced) != 1 {
+		t.Fatalf("announced %+v", *announced)
 	}
-	b := announced[0].Before
+	b := (*announced)[0].Before
 	if b == nil {
 		t.Fatal("the record says nothing of what came before the kill")
 	}
@@ -131,33 +140,16 @@ func TestKillRecordSaysWhatCameBefore(t *testing.T) {
 // A container younger than a minute: the window begins at its first
 // reading. With one reading only, nothing is said.
 func TestKillRecordOfAYoungContainer(t *testing.T) {
-	s := New(time.Minute)
-	var announced []Kill
-	s.OnKill(func(k Kill) { announced = append(announced, k) })
-	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true, Pid: 40}})
-	first := reading(7, 0, -1, 10)
-	s.Apply(first)
-	kill := reading(7, 50, -1, 5_000)
-	kill.Kills = 1
-	s.Apply(kill)
-	v := victim(7, "dd", 4_990, 1)
-	v.Details = KillDetails{PID: 40, ReportSeq: 1}
-	s.Apply(v)
-	s.Apply(ReportEnd{Seq: 1})
-	if len(announced) != 1 || announced[0].Before == nil {
-		t.Fatalf("announced %+v", announced)
+	_, announced := mainKilled([]KernelOOMCount{reading(7, 0, -1, 10)}, 4_990, 50, -1)
+	if len(*announced) != 1 || (*announced)[0].Before == nil {
+		t.Fatalf("announced %+v", *announced)
 	}
-	b := announced[0].Before
+	b := (*announced)[0].Before
 	if !b.From.Equal(at(10)) || !b.To.Equal(at(5_000)) || b.LimitHits != 50 || b.HasStall {
 		t.Errorf("before %+v from %s to %s", b.MemoryPressure, b.From.Sub(t0), b.To.Sub(t0))
 	}
-
-	s2 := New(time.Minute)
-	s2.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true, Pid: 40}})
-	s2.Apply(kill)
-	s2.Apply(v)
-	s2.Apply(ReportEnd{Seq: 1})
-	if got := s2.Kills(0, nil); len(got) != 1 || got[0].Before != nil {
+	s, _ := mainKilled(nil, 4_990, 50, -1)
+	if got := s.Kills(0, nil); len(got) != 1 || got[0].Before != nil {
 		t.Errorf("one reading: %+v", got)
 	}
 }
