@@ -1,6 +1,11 @@
 package store
 
-import "time"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // The warnings before an OOM kill, as a container's memory cgroup counts
 // them: how often its usage hit the limit or memory.high, and how long its
@@ -193,4 +198,50 @@ func (s *Store) stampBefore(k *Kill) {
 	if e := s.containers[k.key]; e != nil && k.key != "" && k.Before == nil {
 		k.Before = e.pressure.before(k.Time)
 	}
+}
+
+// Summary says in one sentence what the container's cgroup counted before
+// the kill at kill: "In the 72 s before the kill the container hit its
+// limit 1204 times and waited for memory 3.1 s, 2.0 s of it with every
+// process stalled."
+func (b *Before) Summary(kill time.Time) string {
+	span := fmt.Sprintf("In the %.0f s", b.To.Sub(b.From).Seconds())
+	if late := kill.Sub(b.To); late >= time.Second {
+		span += fmt.Sprintf(" up to %.0f s before the kill", late.Seconds())
+	} else {
+		span += " before the kill"
+	}
+	var parts []string
+	switch {
+	case b.HasLimitHits && b.LimitHits == 0:
+		parts = append(parts, "did not hit its limit")
+	case b.HasLimitHits:
+		parts = append(parts, "hit its limit "+times(b.LimitHits))
+	}
+	if b.HasHighHits && b.HighHits > 0 {
+		parts = append(parts, "went over memory.high "+times(b.HighHits))
+	}
+	if b.HasStall {
+		parts = append(parts, fmt.Sprintf("waited for memory %s, %s of it with every process stalled", seconds(b.Waiting), seconds(b.Stalled)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	if !b.HasStall && !b.HasHighHits {
+		parts[len(parts)-1] += " (cgroup v1 counts no stall)"
+	}
+	return span + " the container " + strings.Join(parts, " and ") + "."
+}
+
+// seconds writes a stall in seconds, to a tenth.
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + " s"
+}
+
+// times writes a count of times: once, 12 times.
+func times(n uint64) string {
+	if n == 1 {
+		return "once"
+	}
+	return strconv.FormatUint(n, 10) + " times"
 }

@@ -171,3 +171,24 @@ func TestPressureSamplesBounded(t *testing.T) {
 		t.Fatalf("window %+v, want a minute to a minute and %s", b, sampleEvery)
 	}
 }
+
+func TestBeforeSummary(t *testing.T) {
+	kill := at(100_000)
+	for _, tc := range []struct {
+		b    Before
+		want string
+	}{
+		{Before{From: at(30_000), To: at(100_010), MemoryPressure: MemoryPressure{LimitHits: 1204, HasLimitHits: true, HighHits: 0, HasHighHits: true,
+			Waiting: 3100 * time.Millisecond, Stalled: 2 * time.Second, HasStall: true}},
+			"In the 70 s before the kill the container hit its limit 1204 times and waited for memory 3.1 s, 2.0 s of it with every process stalled."},
+		{Before{From: at(0), To: at(90_000), MemoryPressure: MemoryPressure{LimitHits: 1, HasLimitHits: true}},
+			"In the 90 s up to 10 s before the kill the container hit its limit once (cgroup v1 counts no stall)."},
+		{Before{From: at(40_000), To: at(100_000), MemoryPressure: MemoryPressure{HasLimitHits: true, HighHits: 7, HasHighHits: true}},
+			"In the 60 s before the kill the container did not hit its limit and went over memory.high 7 times."},
+		{Before{From: at(40_000), To: at(100_000)}, ""},
+	} {
+		if got := tc.b.Summary(kill); got != tc.want {
+			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+	}
+}
