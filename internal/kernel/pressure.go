@@ -17,20 +17,20 @@ import (
 
 // What comes before an OOM kill, as a container's memory cgroup counts it:
 // how often its usage hit the limit (v2 memory.events max, v1
-// memory.failcnt) or memory.high (v2 memory.events high), and how long its
+// memory.failcnt and memory.memsw.failcnt) or memory.high (v2 memory.events high), and how long its
 // tasks stalled on memory (v2 memory.pressure, PSI). memory.events is read
 // with the OOM counters, whenever the kernel notifies a change of it; the
 // other files at most every pressureEvery and at least at every walk of
 // the hierarchy, and at once when a kill is counted.
 
 // pressureEvery is how often, at most, a cgroup's memory.pressure or
-// memory.failcnt is read between two walks: the walk every rescanInterval
+// failcnt files are read between two walks: the walk every rescanInterval
 // reads each, and on cgroup v2 a notified change of memory.events reads it
 // too, if this long has passed since.
 const pressureEvery = rescanInterval / 2
 
 // pressureDue makes the next reading of every tracked cgroup read its
-// pressure file: the walk's.
+// memory.pressure or failcnt files: the walk's.
 func (c *cgroups) pressureDue() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -39,21 +39,11 @@ func (c *cgroups) pressureDue() {
 	}
 }
 
-// pressureFile is the file that holds a cgroup's stall or limit-hit counts
-// read apart from the OOM counters: memory.pressure on v2, memory.failcnt
-// on v1.
-func (h Hierarchy) pressureFile() string {
-	if h.V2 {
-		return "memory.pressure"
-	}
-	return "memory.failcnt"
-}
-
 // pressure returns what the cgroup dir counts of memory pressure, from its
 // OOM counters file b (v2 memory.events) and, when due (or kill, a counted
-// kill), its pressure file; t.pressureAt tells when that was read last.
-// sampled says the pressure file was read: every counter the kernel gives
-// is fresh. With c.mu not held.
+// kill), its other files; t.pressureAt tells when those were read last.
+// sampled says they were read: every counter the kernel gives is fresh.
+// With c.mu not held.
 func (c *cgroups) pressure(h Hierarchy, t *tracked, dir string, b []byte, at time.Time, kill bool) (p store.MemoryPressure, sampled bool) {
 	if h.V2 {
 		// memory.events, read already: its limit hits are always fresh.
@@ -72,31 +62,63 @@ func (c *cgroups) pressure(h Hierarchy, t *tracked, dir string, b []byte, at tim
 	if !due {
 		return p, false
 	}
-	f, err := os.ReadFile(filepath.Join(dir, h.pressureFile()))
-	switch {
-	case err == nil && h.V2:
-		some, full, perr := ParsePSI(f)
-		if perr != nil {
-			c.log.Warn("cannot parse a cgroup's memory.pressure", "cgroup", t.c.Dir, "err", perr)
-			return p, false
-		}
-		p.Waiting, p.Stalled, p.HasStall = some, full, true
-	case err == nil:
-		n, perr := ParseFailcnt(f)
-		if perr != nil {
-			c.log.Warn("cannot parse a cgroup's memory.failcnt", "cgroup", t.c.Dir, "err", perr)
-			return p, false
-		}
-		p.LimitHits, p.HasLimitHits = n, true
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENODEV):
-		// No PSI (a kernel built or booted without it, or turned off for
-		// the cgroup), or the cgroup was removed while it was read: a
-		// sample all the same, of what memory.events tells.
-	default:
-		c.log.Warn("cannot read a cgroup's "+h.pressureFile(), "cgroup", t.c.Dir, "err", err)
+	var err error
+	if h.V2 {
+		p.Waiting, p.Stalled, p.HasStall, err = readPSI(dir)
+	} else {
+		p.LimitHits, p.HasLimitHits, err = readFailcnt(dir)
+	}
+	if err != nil {
+		c.log.Warn("cannot read a cgroup's memory pressure", "cgroup", t.c.Dir, "err", err)
 		return p, false
 	}
 	return p, true
+}
+
+// absent reports whether a cgroup file's read error says only that the
+// kernel gives no such counter (a kernel without PSI, or with it off for
+// the cgroup; v1 without swap accounting), or that the cgroup was removed
+// while it was read.
+func absent(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENODEV)
+}
+
+// readPSI reads a v2 cgroup's memory.pressure; ok false where it has none.
+func readPSI(dir string) (some, full time.Duration, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, "memory.pressure"))
+	if absent(err) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, err
+	}
+	some, full, err = ParsePSI(b)
+	return some, full, err == nil, err
+}
+
+// readFailcnt reads a v1 cgroup's limit hits: memory.failcnt, and
+// memory.memsw.failcnt where swap is accounted. The kernel charges memory
+// and swap together first (memsw), then memory: a charge that fails at
+// memsw's limit counts there, one that fails at memory's limit in
+// memory.failcnt, so their sum is every hit. Where the two limits are one
+// (no swap: Kubernetes' containers on v1, docker --memory-swap equal to
+// --memory), every hit is memsw's; Linux 6.18 no longer counts those.
+func readFailcnt(dir string) (n uint64, ok bool, err error) {
+	for _, name := range []string{"memory.failcnt", "memory.memsw.failcnt"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if absent(err) {
+			continue
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		v, err := ParseFailcnt(b)
+		if err != nil {
+			return 0, false, err
+		}
+		n, ok = n+v, true
+	}
+	return n, ok, nil
 }
 
 // ParseLimitEvents reads the limit hits of cgroup v2's memory.events: max
@@ -159,8 +181,8 @@ func ParsePSI(b []byte) (some, full time.Duration, err error) {
 	return some, full, nil
 }
 
-// ParseFailcnt reads cgroup v1's memory.failcnt: how often usage hit the
-// limit.
+// ParseFailcnt reads cgroup v1's memory.failcnt (or memory.memsw.failcnt):
+// how often usage hit the limit.
 func ParseFailcnt(b []byte) (uint64, error) {
 	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil {

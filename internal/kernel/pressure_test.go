@@ -81,12 +81,13 @@ func TestLimitHitsV1(t *testing.T) {
 	runCgroups(t, src)
 	key := "docker://" + id1
 	wantPressure(t, st, key, func(p store.MemoryPressure) bool { return p.HasLimitHits && p.LimitHits == 12 }, "12 limit hits")
-	h.write(a+"/memory.failcnt", "40\n")
+	h.write(a+"/memory.failcnt", "30\n")
+	h.write(a+"/memory.memsw.failcnt", "10\n") // hits of the memory+swap limit count there alone
 	if p := pressureOf(t, st, key); p.LimitHits != 12 {
 		t.Fatalf("read without a walk: %+v", p)
 	}
 	src.cg.scan() // the walk, every 30 s
-	wantPressure(t, st, key, func(p store.MemoryPressure) bool { return p.LimitHits == 40 }, "40 limit hits")
+	wantPressure(t, st, key, func(p store.MemoryPressure) bool { return p.LimitHits == 40 }, "40 limit hits, 30 + 10")
 	if p := pressureOf(t, st, key); p.HasHighHits || p.HasStall {
 		t.Errorf("cgroup v1 has no high and no PSI: %+v", p)
 	}
