@@ -742,6 +742,11 @@ func (s *Store) Kills(n int, match func(*Kill) bool) []Kill {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := s.kills.newest(0, match)
+	for i := range out {
+		if !out[i].announced {
+			s.stampBefore(&out[i]) // as far as the readings tell now; fixed when announced
+		}
+	}
 	slices.SortStableFunc(out, func(a, b Kill) int { return b.Time.Compare(a.Time) })
 	if n > 0 && len(out) > n {
 		out = out[:n]

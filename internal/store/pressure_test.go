@@ -137,6 +137,24 @@ func TestKillRecordSaysWhatCameBefore(t *testing.T) {
 	}
 }
 
+// A record still waiting for its kernel report's end is shown with what
+// came before it as far as the readings tell, before it is announced.
+func TestKillRecordNotAnnouncedSaysWhatCameBefore(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), State: State{StartedAt: at(0), Running: true, Pid: 40}})
+	s.Apply(reading(7, 0, 0, 30_000))
+	kill := reading(7, 300, 2*time.Second, 60_010)
+	kill.Kills = 1
+	s.Apply(kill)
+	v := victim(7, "dd", 60_000, 1)
+	v.Details = KillDetails{PID: 40, ReportSeq: 1} // no ReportEnd: not announced
+	s.Apply(v)
+	got := s.Kills(0, nil)
+	if len(got) != 1 || got[0].announced || got[0].Before == nil || got[0].Before.LimitHits != 300 {
+		t.Fatalf("the record before its announcement: %+v", got)
+	}
+}
+
 // A container younger than a minute: the window begins at its first
 // reading. With one reading only, nothing is said.
 func TestKillRecordOfAYoungContainer(t *testing.T) {
