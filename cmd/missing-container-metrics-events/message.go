@@ -91,6 +91,9 @@ func Message(k pipe.Kill) string {
 	if k.Trigger != "" {
 		fmt.Fprintf(&b, " Triggered by %s (pid %d).", strconv.Quote(k.Trigger), k.TriggerPID)
 	}
+	if k.Before != "" {
+		b.WriteString(" " + k.Before)
+	}
 	m := b.String()
 	if len(m) > maxMessage {
 		// Cut before a character, not inside one: half a character

@@ -29,6 +29,16 @@ func TestReasonAndMessage(t *testing.T) {
 			message: `Process "ruby" (pid 4242 on the node) in container fluentd was OOM-killed: the container lived on. Limit hit: the container's memory limit, usage 32 MiB of 32 MiB. Triggered by "ruby" (pid 4242).`,
 		},
 		{
+			name: "a worker, and what came before it",
+			kill: func(k *pipe.Kill) {
+				k.Process, k.PID, k.MainProcess, k.From, k.Outcome = "ruby", 4242, ptr(false), "kernel log", "lived_on"
+				k.Trigger, k.TriggerPID = "ruby", 4242
+				k.Before = "In the 72 s before the kill the container hit its limit 1204 times and waited for memory 3.1 s, 2.0 s of it with every process stalled."
+			},
+			reason:  "ProcessOOMKilled",
+			message: `Process "ruby" (pid 4242 on the node) in container fluentd was OOM-killed: the container lived on. Triggered by "ruby" (pid 4242). In the 72 s before the kill the container hit its limit 1204 times and waited for memory 3.1 s, 2.0 s of it with every process stalled.`,
+		},
+		{
 			name: "the main process, the pod's limit",
 			kill: func(k *pipe.Kill) {
 				k.Process, k.PID, k.MainProcess, k.From, k.Outcome = "java", 77, ptr(true), "kernel log", "ended"

@@ -90,6 +90,9 @@ func eventKill(k store.Kill) (pipe.Kill, bool) {
 	for _, mb := range k.Members {
 		out.Members = append(out.Members, mb.Name)
 	}
+	if k.Before != nil {
+		out.Before = k.Before.Summary(k.Time)
+	}
 	if out.Container == "" {
 		out.Container = m.Name
 	}

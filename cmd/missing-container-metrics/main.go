@@ -294,6 +294,9 @@ func logKill(log *slog.Logger, k store.Kill) {
 	if held := d.HeldBy(); held != "" {
 		attrs = append(attrs, "held_by", held)
 	}
+	if b := k.Before; b != nil {
+		attrs = append(attrs, "before", b.Summary(k.Time))
+	}
 	if d.Group != "" {
 		members := make([]string, len(k.Members))
 		for i, m := range k.Members {

@@ -120,6 +120,38 @@ var families = []family{
 		},
 	},
 	{
+		name: "container_memory_limit_hits_total", legacy: "container_memory_limit_hits_total",
+		help: "Times the memory usage of the container's cgroup hit its limit, and the kernel reclaimed to make room (cgroup v2 memory.events max, v1 memory.failcnt): a warning before an OOM kill, or a page cache filled to the limit.",
+		typ:  "counter",
+		value: func(c *store.Container) (float64, bool) {
+			return float64(c.Pressure.LimitHits), c.Pressure.HasLimitHits
+		},
+	},
+	{
+		name: "container_memory_high_hits_total", legacy: "container_memory_high_hits_total",
+		help: "Times the memory usage of the container's cgroup went over memory.high, and its tasks were throttled to reclaim (cgroup v2 memory.events high).",
+		typ:  "counter",
+		value: func(c *store.Container) (float64, bool) {
+			return float64(c.Pressure.HighHits), c.Pressure.HasHighHits
+		},
+	},
+	{
+		name: "container_memory_pressure_waiting_seconds_total", legacy: "container_memory_pressure_waiting_seconds_total",
+		help: "Time in which some task of the container's cgroup waited for memory: reclaim, refaults (cgroup v2 memory.pressure, PSI some).",
+		typ:  "counter",
+		value: func(c *store.Container) (float64, bool) {
+			return c.Pressure.Waiting.Seconds(), c.Pressure.HasStall
+		},
+	},
+	{
+		name: "container_memory_pressure_stalled_seconds_total", legacy: "container_memory_pressure_stalled_seconds_total",
+		help: "Time in which every task of the container's cgroup that was not idle waited for memory at once (cgroup v2 memory.pressure, PSI full).",
+		typ:  "counter",
+		value: func(c *store.Container) (float64, bool) {
+			return c.Pressure.Stalled.Seconds(), c.Pressure.HasStall
+		},
+	},
+	{
 		name: "container_oom_group_kills_total", legacy: "container_oom_group_kills_total",
 		help: "memory.oom.group kills of the container's cgroup, each of which killed all its processes (cgroup v2).",
 		typ:  "counter",

@@ -20,35 +20,48 @@ import (
 // to 10,000 Kubernetes containers, each exited once and OOM-killed once. The
 // response goes to a writer that only counts it, so that B/op is the
 // handler's own. bytes/scrape is the response's size as sent.
+//
+// With warnings, each container's cgroup also counts the warnings before a
+// kill as cgroup v2 does (limit hits, high hits, PSI some and full): four
+// series more a container.
 func BenchmarkScrape(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		for _, encoding := range []string{"identity", "gzip"} {
-			b.Run(fmt.Sprintf("%d_containers/%s", n, encoding), func(b *testing.B) {
-				c := New(benchStore(n), Options{})
-				reg := prometheus.NewRegistry()
-				reg.MustRegister(c, versioncollector.NewCollector(Namespace),
-					collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-				h := c.Handler(reg, HandlerOpts{MaxRequestsInFlight: 10})
-				req := httptest.NewRequest("GET", "/metrics", nil)
-				req.Header.Set("Accept-Encoding", encoding)
-				w := &countingWriter{header: http.Header{}}
-				h.ServeHTTP(w, req) // the first scrape makes the labels
-				b.ReportAllocs()
-				for b.Loop() {
-					w.n = 0
-					clear(w.header)
-					h.ServeHTTP(w, req)
+			for _, warnings := range []bool{false, true} {
+				name := fmt.Sprintf("%d_containers/%s", n, encoding)
+				if warnings {
+					name += "/warnings"
 				}
-				b.ReportMetric(float64(w.n), "bytes/scrape")
-			})
+				b.Run(name, func(b *testing.B) { benchScrape(b, benchStore(n, warnings), encoding) })
+			}
 		}
 	}
+}
+
+// benchScrape measures scrapes of s after a first one.
+func benchScrape(b *testing.B, s *store.Store, encoding string) {
+	c := New(s, Options{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, versioncollector.NewCollector(Namespace),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h := c.Handler(reg, HandlerOpts{MaxRequestsInFlight: 10})
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept-Encoding", encoding)
+	w := &countingWriter{header: http.Header{}}
+	h.ServeHTTP(w, req) // the first scrape makes the labels
+	b.ReportAllocs()
+	for b.Loop() {
+		w.n = 0
+		clear(w.header)
+		h.ServeHTTP(w, req)
+	}
+	b.ReportMetric(float64(w.n), "bytes/scrape")
 }
 
 // BenchmarkFirstScrape measures the first scrape of 10,000 containers, which
 // escapes every container's labels.
 func BenchmarkFirstScrape(b *testing.B) {
-	s := benchStore(10000)
+	s := benchStore(10000, false)
 	reg := prometheus.NewRegistry()
 	w := &countingWriter{header: http.Header{}}
 	b.ReportAllocs()
@@ -59,7 +72,7 @@ func BenchmarkFirstScrape(b *testing.B) {
 	}
 }
 
-func benchStore(n int) *store.Store {
+func benchStore(n int, warnings bool) *store.Store {
 	s := store.New(time.Minute)
 	for i := range n {
 		m := store.Meta{
@@ -69,6 +82,11 @@ func benchStore(n int) *store.Store {
 		}
 		s.Apply(store.Observed{Meta: m, State: store.State{StartedAt: t0, FinishedAt: t0, ExitCode: 1, Restarts: 3}})
 		s.Apply(store.OOMKilled{Key: m.Key(), At: t0.Add(time.Second)})
+		if warnings {
+			s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(m), Instance: uint64(i + 1), Kills: 1, Born: t0, At: t0.Add(time.Second),
+				Pressure: store.MemoryPressure{LimitHits: 1204, HasLimitHits: true, HighHits: 5, HasHighHits: true,
+					Waiting: 3100 * time.Millisecond, Stalled: 2 * time.Second, HasStall: true}, PressureSampled: true})
+		}
 	}
 	return s
 }

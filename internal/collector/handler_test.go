@@ -148,7 +148,7 @@ func TestHandlerLimitsScrapesInFlight(t *testing.T) {
 // scrape timeout allows.
 func TestStalledReadersDoNotStarveScrapes(t *testing.T) {
 	const containers, stalled = 10000, 10
-	c := New(benchStore(containers), Options{})
+	c := New(benchStore(containers, false), Options{})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
 	srv := httptest.NewUnstartedServer(c.Handler(reg, HandlerOpts{MaxRequestsInFlight: stalled}))

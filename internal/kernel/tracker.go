@@ -80,6 +80,9 @@ type tracked struct {
 	// groups is the highest reading of its oom_group_kill, groupBase the
 	// first of a cgroup that existed before the reader looked.
 	groups, groupBase uint64
+	// pressureAt is when its memory.pressure or memory.failcnt was read
+	// last (pressure.go).
+	pressureAt time.Time
 }
 
 func newCgroups(cfg Config, st *store.Store, reports <-chan string, log *slog.Logger) *cgroups {
@@ -250,6 +253,7 @@ func (c *cgroups) scan() {
 			c.check(t, now) // pid-found cgroups have no recognisable path
 		}
 	}
+	c.pressureDue()
 	for _, t := range c.all() {
 		c.read(t.c.Dir)
 	}
@@ -487,6 +491,7 @@ func (c *cgroups) read(rel string) {
 	rose := t.read && n.Kills > t.kills
 	t.kills = max(t.kills, n.Kills)
 	c.mu.Unlock()
+	p, sampled := c.pressure(h, t, dir, b, at, rose)
 	if rose && c.onRise != nil {
 		c.onRise()
 	}
@@ -499,7 +504,7 @@ func (c *cgroups) read(rel string) {
 	}
 	c.mu.Lock()
 	ev := store.KernelOOMCount{Cgroup: c.cgroupLocked(t), Instance: t.id, Born: t.born, BornExact: t.bornExact,
-		Kills: n.Kills, GroupKills: n.GroupKills, HasGroup: n.HasGroup, At: at}
+		Kills: n.Kills, GroupKills: n.GroupKills, HasGroup: n.HasGroup, Pressure: p, PressureSampled: sampled, At: at}
 	c.mu.Unlock()
 	c.store.Apply(ev)
 }

@@ -64,6 +64,38 @@ type APIKill struct {
 	Held       *APIHeld     `json:"held,omitempty"`
 	Tasks      []APIProcess `json:"tasks,omitempty"`
 	TasksTotal int          `json:"tasks_total,omitempty"`
+	// Before is what the container's cgroup counted of memory pressure
+	// in the minute or so before the kill.
+	Before *APIBefore `json:"before,omitempty"`
+}
+
+// APIBefore is what a container's memory cgroup counted between two
+// readings of its counters, from one a minute or more before the kill to
+// the first after it. A counter the kernel does not give is left out:
+// high hits and the stall on cgroup v1.
+type APIBefore struct {
+	From           string   `json:"from"` // RFC 3339, UTC
+	To             string   `json:"to"`
+	LimitHits      *uint64  `json:"limit_hits,omitempty"`
+	HighHits       *uint64  `json:"high_hits,omitempty"`
+	WaitingSeconds *float64 `json:"pressure_waiting_seconds,omitempty"`
+	StalledSeconds *float64 `json:"pressure_stalled_seconds,omitempty"`
+}
+
+// newAPIBefore is the JSON of a record's Before.
+func newAPIBefore(b *store.Before) *APIBefore {
+	a := &APIBefore{From: b.From.UTC().Format(time.RFC3339Nano), To: b.To.UTC().Format(time.RFC3339Nano)}
+	if b.HasLimitHits {
+		a.LimitHits = &b.LimitHits
+	}
+	if b.HasHighHits {
+		a.HighHits = &b.HighHits
+	}
+	if b.HasStall {
+		w, s := b.Waiting.Seconds(), b.Stalled.Seconds()
+		a.WaitingSeconds, a.StalledSeconds = &w, &s
+	}
+	return a
 }
 
 // APIHeld is what the cgroup whose limit was hit held at the kill, in
@@ -177,6 +209,9 @@ func newAPIKill(k store.Kill) APIKill {
 		a.Tasks = append(a.Tasks, p)
 	}
 	a.TasksTotal = d.TaskCount
+	if k.Before != nil {
+		a.Before = newAPIBefore(k.Before)
+	}
 	return a
 }
 

@@ -59,7 +59,7 @@ td.killed{min-width:12em}
 .scope-node,.scope-pod,.scope-ancestor{color:var(--red)}
 .scope-unknown{color:var(--muted);font-weight:normal}
 .group{display:inline-block;margin-top:.2em;font-size:.8em;font-weight:600;color:var(--red)}
-.held{margin-top:.3em;font-size:.85em}
+.held{margin-top:.3em;font-size:.85em}.before{margin:.3em 0;max-width:40em}
 details{margin-top:.3em;font-size:.85em}summary{cursor:pointer;color:var(--link)}
 table.held,table.tasks{margin:.3em 0;font-size:1em}table.held th{text-align:left;font-weight:400;color:var(--muted);padding-right:1em}
 meter{display:block;width:9em;height:.7em;margin-top:.25em}
@@ -116,12 +116,12 @@ var pageTemplates = template.Must(template.New("pages").Parse(`
 {{range .Rows}}<tr>
 <td><time datetime="{{.ISO}}">{{.Date}} <b>{{.Clock}}</b></time><div class="sub">{{.Ago}}</div></td>
 <td>{{template "where" .Where}}</td>
-{{if .Described}}<td class="killed">{{range .Victims}}<div><span class="proc victim">{{.Name}}</span>{{if .PID}} <span class="sub pid">pid {{.PID}}</span>{{end}}</div>{{if .RSS}}<div class="sub" title="{{.RSSDetail}}">RSS {{.RSS}}{{if .Anon}} ({{.Anon}} anon){{end}}</div>{{end}}{{end}}{{if .Group}}<span class="group">group kill: all of</span><div class="path">{{.Group}}</div>{{end}}{{if .HeldBy}}<div class="held">Held by: {{.HeldBy}}</div>{{end}}{{if or .Held .Tasks}}<details><summary>What held the memory</summary>{{if .Held}}<table class="held"><tbody>{{range .Held}}<tr><th scope="row">{{.Name}}</th><td>{{.Bytes}}</td></tr>{{end}}</tbody></table>{{end}}{{if .Tasks}}<table class="tasks"><thead><tr><th scope="col">pid</th><th scope="col">name</th><th scope="col">uid</th><th scope="col">RSS</th><th scope="col">swap</th><th scope="col">oom_score_adj</th></tr></thead><tbody>{{range .Tasks}}<tr><td>{{.PID}}</td><td class="proc">{{.Name}}</td><td>{{.UID}}</td><td{{with .Detail}} title="{{.}}"{{end}}>{{.RSS}}</td><td>{{.Swap}}</td><td>{{.OOMScoreAdj}}</td></tr>{{end}}</tbody></table>{{if gt .TasksMore 0}}<div class="sub">and {{.TasksMore}} more</div>{{end}}{{end}}</details>{{end}}</td>
+{{if .Described}}<td class="killed">{{range .Victims}}<div><span class="proc victim">{{.Name}}</span>{{if .PID}} <span class="sub pid">pid {{.PID}}</span>{{end}}</div>{{if .RSS}}<div class="sub" title="{{.RSSDetail}}">RSS {{.RSS}}{{if .Anon}} ({{.Anon}} anon){{end}}</div>{{end}}{{end}}{{if .Group}}<span class="group">group kill: all of</span><div class="path">{{.Group}}</div>{{end}}{{if .HeldBy}}<div class="held">Held by: {{.HeldBy}}</div>{{end}}{{if or .Held .Tasks .Before}}<details><summary>What held the memory</summary>{{with .Before}}<div class="before">{{.}}</div>{{end}}{{if .Held}}<table class="held"><tbody>{{range .Held}}<tr><th scope="row">{{.Name}}</th><td>{{.Bytes}}</td></tr>{{end}}</tbody></table>{{end}}{{if .Tasks}}<table class="tasks"><thead><tr><th scope="col">pid</th><th scope="col">name</th><th scope="col">uid</th><th scope="col">RSS</th><th scope="col">swap</th><th scope="col">oom_score_adj</th></tr></thead><tbody>{{range .Tasks}}<tr><td>{{.PID}}</td><td class="proc">{{.Name}}</td><td>{{.UID}}</td><td{{with .Detail}} title="{{.}}"{{end}}>{{.RSS}}</td><td>{{.Swap}}</td><td>{{.OOMScoreAdj}}</td></tr>{{end}}</tbody></table>{{if gt .TasksMore 0}}<div class="sub">and {{.TasksMore}} more</div>{{end}}{{end}}</details>{{end}}</td>
 <td><span class="scope scope-{{.ScopeKey}}">{{.Scope}}</span>{{if .LimitCgroup}}<div class="path">{{.LimitCgroup}}</div>{{end}}</td>
 <td>{{if .Usage}}<span class="usage" title="{{.UsageTitle}}">{{.Usage}}</span><meter min="0" max="{{.LimitValue}}" low="{{.Low}}" high="{{.High}}" optimum="0" value="{{.UsageValue}}" aria-hidden="true"></meter>{{else if .NoLimit}}<span class="sub">no limit: the node ran out</span>{{else}}<span class="sub">not known</span>{{end}}</td>
 <td>{{with .Trigger}}<span class="proc">{{.Name}}</span>{{if .PID}} <span class="sub pid">pid {{.PID}}</span>{{end}}{{if .Self}}<div class="sub">the victim itself</div>{{end}}{{else}}<span class="sub">not known</span>{{end}}</td>
 <td><span class="badge {{.OutcomeKey}}">{{.Outcome}}</span></td>
-{{else}}<td colspan="4" class="undescribed">The kernel log did not describe this kill; {{.FromText}} counted it. Who was killed and which limit was hit are not known.</td>
+{{else}}<td colspan="4" class="undescribed">The kernel log did not describe this kill; {{.FromText}} counted it. Who was killed and which limit was hit are not known.{{with .Before}} {{.}}{{end}}</td>
 <td><span class="badge {{.OutcomeKey}}">{{.Outcome}}</span></td>
 {{end}}</tr>
 {{end}}</tbody>

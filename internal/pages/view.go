@@ -40,6 +40,9 @@ type killRow struct {
 	Held      []heldPart
 	Tasks     []task
 	TasksMore int
+	// Before says what the container's cgroup counted of memory pressure
+	// in the minute before the kill; "" if not known.
+	Before string
 }
 
 // heldPart is one part of what the cgroup held.
@@ -89,6 +92,9 @@ func newRow(k store.Kill, now time.Time) killRow {
 		Clock: t.Format("15:04:05"),
 		Ago:   ago(now.Sub(k.Time)),
 		Where: newWhere(k),
+	}
+	if k.Before != nil {
+		r.Before = k.Before.Summary(k.Time)
 	}
 	if k.From != store.FromKernelLog {
 		r.FromText = "the " + k.From

@@ -43,7 +43,12 @@ type KernelOOMCount struct {
 	// GroupKills is oom_group_kill (cgroup v2), meaningful when HasGroup.
 	GroupKills uint64
 	HasGroup   bool
-	At         time.Time // when the counters were read
+	// Pressure is what the cgroup counts of memory pressure (pressure.go);
+	// PressureSampled says every counter of it the kernel gives was read
+	// now, not only those of memory.events.
+	Pressure        MemoryPressure
+	PressureSampled bool
+	At              time.Time // when the counters were read
 }
 
 // CgroupGone reports that an instance of a container's memory cgroup was removed.
@@ -110,6 +115,7 @@ func (s *Store) applyKernel(e *entry, ev Event) (history bool) {
 		history = !ev.BornExact && !slices.ContainsFunc(e.ooms.instances, func(in *instance) bool { return in.id == ev.Instance }) &&
 			!(e.observed && e.running && e.startedAt.After(s.started))
 		e.ooms.counters(ev)
+		e.pressure.reading(ev)
 		if e.kernelRemoved && e.ooms.live() {
 			e.removedAt, e.kernelRemoved = time.Time{}, false
 		}
@@ -255,6 +261,7 @@ func (s *Store) adopt(k string) {
 		if !dst.ooms.kernelSeen() {
 			dst.ooms.instances, dst.ooms.settled, dst.ooms.settledGroup, dst.ooms.hasGroup =
 				src.ooms.instances, src.ooms.settled, src.ooms.settledGroup, src.ooms.hasGroup
+			dst.pressure = src.pressure
 			for p, n := range src.byProcess {
 				dst.byProcess = countProcess(dst.byProcess, p, n, MaxProcessNames)
 			}

@@ -132,6 +132,9 @@ type Kill struct {
 	// Outcome is what became of the container (Outcome*); "" if not known:
 	// no container, or neither the kernel nor the runtime told.
 	Outcome string
+	// Before is what the container's cgroup counted of memory pressure
+	// in the minute before the kill (pressure.go); nil if not known.
+	Before *Before
 
 	// What the store needs until the record is announced.
 	key        string    // the entry the record is of; "" for a kill in no container
@@ -674,6 +677,7 @@ func (s *Store) announce(k *Kill) []*Kill {
 		return nil
 	}
 	k.announced = true
+	s.stampBefore(k)
 	for i, p := range s.kills.pending {
 		if p == k {
 			s.kills.pending = append(s.kills.pending[:i], s.kills.pending[i+1:]...)
@@ -738,6 +742,11 @@ func (s *Store) Kills(n int, match func(*Kill) bool) []Kill {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := s.kills.newest(0, match)
+	for i := range out {
+		if !out[i].announced {
+			s.stampBefore(&out[i]) // as far as the readings tell now; fixed when announced
+		}
+	}
 	slices.SortStableFunc(out, func(a, b Kill) int { return b.Time.Compare(a.Time) })
 	if n > 0 && len(out) > n {
 		out = out[:n]

@@ -222,6 +222,9 @@ type Container struct {
 	// KillsByOutcome counts the kills whose outcome is known by it
 	// (Outcome*): whether they ended the container or it lived on.
 	KillsByOutcome map[string]uint64
+	// Pressure is what the container's memory cgroup counted of memory
+	// pressure, over every instance of it (pressure.go).
+	Pressure MemoryPressure
 }
 
 type entry struct {
@@ -248,6 +251,7 @@ type entry struct {
 
 	createdAt     time.Time
 	ooms          oomCount
+	pressure      pressureCount
 	byProcess     map[string]uint64
 	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
 
@@ -598,6 +602,7 @@ func (s *Store) forget(k string) {
 func (e *entry) refresh() {
 	e.OOMs = e.ooms.total()
 	e.GroupKills, e.HasGroupKills = e.ooms.groupKills(), e.ooms.hasGroup
+	e.Pressure = e.pressure.total()
 	e.KernelOnly = !e.observed
 }
 

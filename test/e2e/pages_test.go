@@ -97,7 +97,19 @@ type apiKill struct {
 		SwapBytes     *uint64 `json:"swap_bytes"`
 		OOMScoreAdj   *int    `json:"oom_score_adj"`
 	} `json:"tasks"`
-	TasksTotal int `json:"tasks_total"`
+	TasksTotal int        `json:"tasks_total"`
+	Before     *apiBefore `json:"before"`
+}
+
+// apiBefore is a record's "before": what the container's cgroup counted
+// in the minute or so before the kill.
+type apiBefore struct {
+	From           string   `json:"from"`
+	To             string   `json:"to"`
+	LimitHits      *uint64  `json:"limit_hits"`
+	HighHits       *uint64  `json:"high_hits"`
+	WaitingSeconds *float64 `json:"pressure_waiting_seconds"`
+	StalledSeconds *float64 `json:"pressure_stalled_seconds"`
 }
 
 // kills reads /api/v1/kills with the query.

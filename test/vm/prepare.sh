@@ -2,7 +2,7 @@
 # Prepares the cgroup v2 VM tests (test/vm): installs qemu (its virtiofsd too)
 # and puts a Debian kernel and a few of its modules in a cache, downloaded once:
 #   /var/cache/missing-container-metrics/vm/vmlinuz        (or $MCM_VM_CACHE/...)
-#   /var/cache/missing-container-metrics/vm/modules/*.ko   virtio-pci, virtiofs, overlay
+#   /var/cache/missing-container-metrics/vm/modules/*.ko   virtio-pci, virtio-blk, virtiofs, overlay
 # The tests boot it in qemu with an initramfs of busybox and the exporter; the
 # runtimes test also shares the host's root file system read-only into the
 # guest (virtiofs, with a tmpfs overlay), so that the guest runs the containerd,
@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 CACHE=${MCM_VM_CACHE:-/var/cache/missing-container-metrics/vm}
 # In load order (each after what it needs); the test reads the same list from
 # modules/order.
-MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci fuse virtiofs overlay)
+MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk fuse virtiofs overlay)
 log() { printf 'vm/prepare: %s\n' "$*" >&2; }
 
 scripts/install-deps.sh qemu-system-x86

@@ -2,12 +2,14 @@ package vm
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // What the VM tests share: the cached kernel and its modules
@@ -67,6 +69,21 @@ func (p *prereqs) done(t *testing.T) {
 	t.Skip(msg)
 }
 
+// modules finds the kernel modules test/vm/prepare.sh cached, in load order.
+func (p *prereqs) modules() []string {
+	var out []string
+	order := filepath.Join(cacheDir(), "modules", "order")
+	b, err := os.ReadFile(order)
+	if err != nil {
+		p.check(false, "the kernel's modules ("+order+")")
+		return nil
+	}
+	for _, m := range strings.Fields(string(b)) {
+		out = append(out, p.file(filepath.Join(cacheDir(), "modules", m+".ko"), "kernel module "+m))
+	}
+	return out
+}
+
 // buildStatic builds a command of this module without cgo, so that it runs
 // in an initramfs without libraries, and returns the binary's path.
 func buildStatic(t *testing.T, dir, pkg string) string {
@@ -108,6 +125,20 @@ func (c *newc) dir(name string)                         { c.entry(name, 0o040755
 func (c *newc) file(name string, perm uint32, b []byte) { c.entry(name, 0o100000|perm, b) }
 func (c *newc) bytes() []byte                           { c.entry("TRAILER!!!", 0, nil); return c.buf.Bytes() }
 
+// modules adds the kernel modules at paths to lib/modules, and their load
+// order to lib/modules/order: "insmod /lib/modules/$m.ko" for each m.
+func (c *newc) modules(t *testing.T, paths []string) {
+	t.Helper()
+	c.dir("lib")
+	c.dir("lib/modules")
+	var order []string
+	for _, m := range paths {
+		c.copyFile(t, "lib/modules/"+filepath.Base(m), m)
+		order = append(order, strings.TrimSuffix(filepath.Base(m), ".ko"))
+	}
+	c.file("lib/modules/order", 0o644, []byte(strings.Join(order, "\n")+"\n"))
+}
+
 // copyFile adds the file at path to the archive as name.
 func (c *newc) copyFile(t *testing.T, name, path string) {
 	t.Helper()
@@ -116,4 +147,27 @@ func (c *newc) copyFile(t *testing.T, name, path string) {
 		t.Fatal(err)
 	}
 	c.file(name, 0o755, b)
+}
+
+// bootVM boots kernel with initrd in qemu (software emulation, 512 MiB, no
+// network), with the extra qemu arguments, until the guest powers off or
+// timeout passes, and returns what its console printed.
+func bootVM(t *testing.T, qemu, kernel, initrd string, timeout time.Duration, extra ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	began := time.Now()
+	args := append([]string{"-m", "512", "-nographic", "-no-reboot", "-net", "none"}, extra...)
+	args = append(args, "-kernel", kernel, "-initrd", initrd,
+		"-append", "console=ttyS0 quiet loglevel=1 panic=-1 no_timer_check") // see runtimes_test.go
+	cmd := exec.CommandContext(ctx, qemu, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	console := strings.ReplaceAll(out.String(), "\r", "")
+	t.Logf("the VM ran for %s", time.Since(began).Round(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("qemu: %v\n%s", err, console)
+	}
+	return console
 }

@@ -81,14 +81,7 @@ func runtimesPrerequisites(t *testing.T) runtimesEnv {
 	p.command("dockerd", "docker.io")
 	p.file("/lib/systemd/systemd", "systemd")
 	p.check(os.Geteuid() == 0, "root (virtiofsd shares the root file system)")
-	order := filepath.Join(cacheDir(), "modules", "order")
-	if b, err := os.ReadFile(order); err == nil {
-		for _, m := range strings.Fields(string(b)) {
-			env.modules = append(env.modules, p.file(filepath.Join(cacheDir(), "modules", m+".ko"), "kernel module "+m))
-		}
-	} else {
-		p.check(false, "the kernel's modules ("+order+")")
-	}
+	env.modules = p.modules()
 	p.done(t)
 	return env
 }
@@ -175,17 +168,12 @@ func runtimesInitramfs(t *testing.T, env runtimesEnv, dir string) string {
 	exporter := buildStatic(t, dir, "cmd/missing-container-metrics")
 	guest := buildStatic(t, dir, "test/vm/guest")
 	var cpio newc
-	for _, d := range []string{"bin", "dev", "proc", "sys", "lower", "rw", "newroot", "mcm", "lib", "lib/modules"} {
+	for _, d := range []string{"bin", "dev", "proc", "sys", "lower", "rw", "newroot", "mcm"} {
 		cpio.dir(d)
 	}
 	cpio.file("init", 0o755, []byte(runtimesInit))
 	cpio.copyFile(t, "bin/busybox", "/bin/busybox")
-	var order []string
-	for _, m := range env.modules {
-		cpio.copyFile(t, "lib/modules/"+filepath.Base(m), m)
-		order = append(order, strings.TrimSuffix(filepath.Base(m), ".ko"))
-	}
-	cpio.file("lib/modules/order", 0o644, []byte(strings.Join(order, "\n")+"\n"))
+	cpio.modules(t, env.modules)
 	cpio.copyFile(t, "mcm/missing-container-metrics", exporter)
 	cpio.copyFile(t, "mcm/guest", guest)
 	path := filepath.Join(dir, "initrd-runtimes")

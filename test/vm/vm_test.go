@@ -14,7 +14,6 @@ package vm
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,9 +37,9 @@ const (
 	podUID  = "5c0ffee0_1234_4abc_8def_000000000001"
 )
 
-// initScript is the VM's /init. It prints what the test reads between
-// "=== NAME" and "=== END NAME" lines.
-const initScript = `#!/bin/busybox sh
+// initPrelude begins each VM's /init: busybox's commands, the kernel's
+// file systems with cgroup v2, and cg, which makes a container's cgroup.
+const initPrelude = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -61,7 +60,11 @@ cg() {
 	echo 33554432 > "$p/memory.max"
 	echo 0 > "$p/memory.swap.max"
 }
-# kill_in PATH NAME: a process named NAME in cgroup PATH needs 64 MiB and is
+`
+
+// initScript is the VM's /init. It prints what the test reads between
+// "=== NAME" and "=== END NAME" lines.
+const initScript = initPrelude + `# kill_in PATH NAME: a process named NAME in cgroup PATH needs 64 MiB and is
 # OOM-killed: busybox's dd, run through a link called NAME (the kernel names a
 # process by the file it runs; busybox picks the applet by argv[0]).
 kill_in() {
@@ -180,19 +183,7 @@ func TestCgroupV2InVM(t *testing.T) {
 
 	// 12 s alone; beside the runtimes VMs with stress-ng --cpu 2 on 2 cores,
 	// 4 minutes were seen.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	began := time.Now()
-	cmd := exec.CommandContext(ctx, qemu, "-m", "512", "-nographic", "-no-reboot", "-net", "none",
-		"-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 quiet loglevel=1 panic=-1 no_timer_check") // see runtimes_test.go
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	console := strings.ReplaceAll(out.String(), "\r", "")
-	t.Logf("the VM ran for %s", time.Since(began).Round(100*time.Millisecond))
-	if err != nil {
-		t.Fatalf("qemu: %v\n%s", err, console)
-	}
+	console := bootVM(t, qemu, kernel, initrd, 10*time.Minute)
 	if strings.Contains(console, "=== TIMEOUT") {
 		t.Errorf("the exporter did not show what the scenario caused:\n%s", section(console, "LOG"))
 		for _, l := range strings.Split(console, "\n") {

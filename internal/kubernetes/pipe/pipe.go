@@ -53,6 +53,9 @@ type Kill struct {
 	Group string `json:"group,omitempty"`
 	// HeldBy says in one sentence what held most of the memory.
 	HeldBy string `json:"held_by,omitempty"`
+	// Before says in one sentence what the container's cgroup counted of
+	// memory pressure in the minute before the kill.
+	Before string `json:"before,omitempty"`
 	// From says what told of the kill: "kernel log", "cgroup counter" or
 	// "runtime" (store.From*).
 	From string `json:"from"`
