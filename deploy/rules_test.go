@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -80,7 +81,8 @@ func TestEveryAlertIsDocumentedAndTestedBothWays(t *testing.T) {
 		}
 	}
 	var runbookSections []string
-	for _, line := range strings.Split(string(readFile(t, runbookFile)), "\n") {
+	runbook := string(readFile(t, runbookFile))
+	for _, line := range strings.Split(runbook, "\n") {
 		if h, ok := strings.CutPrefix(line, "## "); ok {
 			runbookSections = append(runbookSections, h)
 		}
@@ -103,6 +105,10 @@ func TestEveryAlertIsDocumentedAndTestedBothWays(t *testing.T) {
 			}
 			if !slices.Contains(runbookSections, r.Alert) {
 				t.Errorf("%s: %s has no section \"## %s\"", r.Alert, runbookFile, r.Alert)
+			}
+			// The table at the runbook's top, where on-call looks first.
+			if row := fmt.Sprintf("| [`%s`](#%s) | %s |", r.Alert, strings.ToLower(r.Alert), r.Labels["severity"]); !strings.Contains(runbook, row) {
+				t.Errorf("%s: the table of %s has no row beginning %q", r.Alert, runbookFile, row)
 			}
 			if fires[r.Alert] == 0 || quiet[r.Alert] == 0 {
 				t.Errorf("%s: %d unit tests in which it fires and %d in which it does not; want at least one of each",
