@@ -237,6 +237,12 @@ func (c *cgroups) settle(dir string) {
 		c.log.Debug("OOM kills of a container whose cgroup went before its counter was read, from the cgroup above it", "cgroup", give.c.Dir, "kills", give.kills)
 		c.store.Apply(send)
 	}
+	// Kills a container's own counter never showed: the syslog(2) reader
+	// reads their reports now, not at its next poll, so that they are
+	// described before their records are announced.
+	if (give != nil || lost > 0) && c.onRise != nil {
+		c.onRise()
+	}
 }
 
 // note takes the readings of the parent's other children, with c.mu held:
