@@ -110,8 +110,8 @@ type Series map[string]float64
 
 // The exporter's configurations in the guest, as Report.Scrapes names them.
 const (
-	WithKmsg    = "with the kernel log"    // --path.kmsg=/dev/kmsg, the flag's default
-	WithoutKmsg = "without the kernel log" // --path.kmsg= (empty), the Helm chart's default
+	WithKmsg    = "with the kernel log"    // --kernel.log=syslog: syslog(2), the Helm chart's default
+	WithoutKmsg = "without the kernel log" // --kernel.log=none: a node that refuses CAP_SYSLOG
 )
 
 // Metric names the checks read.
