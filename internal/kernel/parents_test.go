@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -118,8 +119,15 @@ func TestSystemSliceCountsTheKillsOfADockerContainerGoneUnread(t *testing.T) {
 	events(slice, 3)
 	src.cg.requestRescan()
 	// A's main process killed, its scope gone before its counter was read.
+	var kicks atomic.Int32 // asks to read the kernel log now
+	src.cg.mu.Lock()
+	src.cg.onRise = func() { kicks.Add(1) }
+	src.cg.mu.Unlock()
 	killedAndGone(a, 4)
 	wantOOMs(t, st, "docker://"+id1, 1)
+	if kicks.Load() == 0 {
+		t.Error("the kills given from system.slice did not ask the syslog(2) reader to read the log")
+	}
 	wantOOMs(t, st, "docker://"+id2, 0)
 
 	// A transient service made after the reader looked, killed and gone:
