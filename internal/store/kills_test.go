@@ -463,7 +463,7 @@ func TestHeldBy(t *testing.T) {
 		{"dd", KillDetails{Held: &Held{Anon: 31 << 20}, TaskCount: 2, Tasks: []Task{{PID: 4242, Name: "dd", RSS: 31 << 20, Anon: 30 << 20, PartsKnown: true}}},
 			`anonymous memory of "dd" (pid 4242), 30 MiB`},
 		{"a fork bomb", KillDetails{HasUsage: true, Limit: limit, Held: &Held{Anon: 30 << 20}, TaskCount: 300, Tasks: []Task{{PID: 7, Name: "sh", RSS: 200 << 10}}},
-			`anonymous memory 30 MiB of 32 MiB of 300 processes, the largest "sh" (pid 7) with 200 KiB`},
+			`anonymous memory 30 MiB of 32 MiB, in 300 processes, the largest "sh" (pid 7) with 200 KiB`},
 		{"page cache", KillDetails{Held: &Held{Anon: 1 << 20, File: 20 << 20, FileDirty: 19 << 20}},
 			"page cache 20 MiB: files read or written, not given back"},
 		{"sockets", KillDetails{Held: &Held{Anon: 1 << 20, Kernel: 20 << 20, Sock: 25 << 20, KernelKnown: true}},

@@ -108,7 +108,7 @@ func (d KillDetails) HeldBy() string {
 		held = t.Anon
 	}
 	if h.Tasks >= manyTasks && held*10 < h.Bytes {
-		return fmt.Sprintf("anonymous memory %s of %d processes, the largest %s (pid %d) with %s", amount, h.Tasks, strconv.Quote(t.Name), t.PID, FormatBytes(held))
+		return fmt.Sprintf("anonymous memory %s, in %d processes, the largest %s (pid %d) with %s", amount, h.Tasks, strconv.Quote(t.Name), t.PID, FormatBytes(held))
 	}
 	return fmt.Sprintf("anonymous memory of %s (pid %d), %s", strconv.Quote(t.Name), t.PID, FormatBytes(held))
 }
