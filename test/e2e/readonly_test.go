@@ -87,7 +87,7 @@ func TestDockerSourceOnlyReads(t *testing.T) {
 		return nil
 	})
 
-	readOnly := regexp.MustCompile(`^(GET|HEAD) (/v[0-9.]+)?/(_ping|events|containers/json|containers/[0-9a-f]{64}/json)$`)
+	readOnly := regexp.MustCompile(`^(GET|HEAD) (/v[0-9.]+)?/(_ping|version|events|containers/json|containers/[0-9a-f]{64}/json)$`)
 	reqs := proxy.seen()
 	if len(reqs) == 0 {
 		t.Fatal("no request went through the proxy")
