@@ -13,10 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // NodeOptions configure StartNode.
@@ -482,26 +478,7 @@ func (n *Node) removePods(ctx context.Context) error {
 	if c == nil || !c.Running() {
 		return errors.Join(errs...)
 	}
-	conn, err := grpc.NewClient("unix://"+n.ContainerdAddress, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	defer conn.Close()
-	cri := runtimeapi.NewRuntimeServiceClient(conn)
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	list, err := cri.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("ListPodSandbox: %w", err))...)
-	}
-	for _, s := range list.Items {
-		if _, err := cri.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id}); err != nil {
-			errs = append(errs, fmt.Errorf("StopPodSandbox %s: %w", s.Id, err))
-		}
-		if _, err := cri.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id}); err != nil {
-			errs = append(errs, fmt.Errorf("RemovePodSandbox %s: %w", s.Id, err))
-		}
-	}
+	errs = append(errs, removeCRIPods(ctx, n.ContainerdAddress))
 	errs = append(errs, removeContainerdContainers(ctx, n.ContainerdAddress))
 	return errors.Join(errs...)
 }
