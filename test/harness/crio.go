@@ -74,6 +74,9 @@ irqbalance_config_file = "%[1]s/irqbalance"
 irqbalance_config_restore_file = ""
 log_level = "info"
 
+[crio.runtime.runtimes.crun]
+runtime_root = "%[1]s/run/crun"
+
 [crio.runtime.runtimes.runc]
 runtime_path = "%[4]s"
 runtime_type = "oci"
@@ -84,6 +87,7 @@ monitor_cgroup = "pod"
 [crio.image]
 pause_image = %[6]q
 signature_policy = "%[1]s/policy.json"
+signature_policy_dir = "%[1]s/policies"
 
 [crio.network]
 network_dir = "%[7]s"

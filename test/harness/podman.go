@@ -37,8 +37,10 @@ type Podman struct {
 //     CAP_SYS_RESOURCE may raise its limits to (setrlimit: Operation not
 //     permitted, in crun and runc alike, where it has not: in a container),
 //     and conmon runs the container with nproc 32768 at most;
-//   - no network (netns "none"), so that no pod touches the host's CNI
-//     bridge; the cgroupfs manager, for cgroups under the harness's parent;
+//   - no network (netns "none"), and no CNI plugins: a container of the
+//     Docker API without --network none fails instead of making Podman's
+//     bridge on the host; the cgroupfs manager, for cgroups under the
+//     harness's parent;
 //   - events in a file of its own (journald is the host's).
 const podmanConfig = `[containers]
 default_ulimits = ["nofile=%[2]d:%[2]d", "nproc=%[3]d:%[3]d"]
@@ -55,6 +57,7 @@ volume_path = "%[1]s/root/volumes"
 
 [network]
 network_config_dir = "%[1]s/networks"
+cni_plugin_dirs = ["%[1]s/no-cni-plugins"]
 `
 
 // StartPodman starts a Podman API service and loads BusyboxImage into it.
@@ -66,8 +69,10 @@ func (h *Harness) StartPodman(ctx context.Context) (*Podman, error) {
 		}
 	}
 	d := h.path("podman")
-	if err := os.MkdirAll(d+"/tmp", 0o711); err != nil {
-		return nil, err
+	for _, sub := range []string{"tmp", "no-cni-plugins"} {
+		if err := os.MkdirAll(d+"/"+sub, 0o711); err != nil {
+			return nil, err
+		}
 	}
 	var nofile, nproc syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
