@@ -179,18 +179,17 @@ func (c *conn) list(ctx context.Context) ([]store.Observed, error) {
 	}
 	var out []store.Observed
 	for _, ct := range res.GetContainers() {
-		at := time.Now()
 		st, pid, err := c.status(ctx, ct.GetId())
 		if status.Code(err) == codes.NotFound {
 			continue // removed since the listing
 		}
 		c.seen[ct.GetId()] = ct.GetState()
 		if err == nil {
-			c.seen[ct.GetId()] = st.GetState()
+			c.seen[ct.GetId()] = seenState(st)
 		}
 		var o store.Observed
 		if err == nil {
-			o, err = observed(st, pid, at)
+			o, err = observed(st, pid)
 		}
 		if c.malformed(err) {
 			continue
@@ -269,7 +268,7 @@ func (c *conn) apply(ctx context.Context, it *item) error {
 		c.remove(ch.id, ch.at)
 		return nil
 	}
-	c.seen[ch.id] = ch.status.GetState()
+	c.seen[ch.id] = seenState(ch.status)
 	pid := 0
 	if ch.status.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
 		// Events carry no pid: a verbose status has it.
@@ -283,15 +282,17 @@ func (c *conn) apply(ctx context.Context, it *item) error {
 			pid = p
 		}
 	}
-	c.update(ch.status, pid, ch.at)
+	c.update(ch.status, pid)
 	return nil
 }
 
-// update applies what a container's status, asked at 'at', says: all of it
-// at first sight, else the start, exit and kill it tells of.
-func (c *conn) update(st *runtimeapi.ContainerStatus, pid int, at time.Time) {
+// update applies what a container's status says: all of it at first sight,
+// else the start, exit and kill it tells of.
+func (c *conn) update(st *runtimeapi.ContainerStatus, pid int) {
+	c.log.Debug("status", "id", st.GetId(), "state", st.GetState(), "started", nanoTime(st.GetStartedAt()),
+		"finished", nanoTime(st.GetFinishedAt()), "exit_code", st.GetExitCode(), "reason", st.GetReason())
 	if !c.store.Known(store.Key(store.RuntimeCRIO, "", st.GetId())) {
-		o, err := observed(st, pid, at)
+		o, err := observed(st, pid)
 		if c.malformed(err) {
 			return
 		}
@@ -340,8 +341,8 @@ func (c *conn) relist(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c.seen[id] = st.GetState()
-		c.update(st, pid, asked)
+		c.seen[id] = seenState(st)
+		c.update(st, pid)
 	}
 	return nil
 }

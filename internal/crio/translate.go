@@ -78,10 +78,21 @@ func state(st *runtimeapi.ContainerStatus, pid int) store.State {
 	return s
 }
 
-// observed is what a status says of a container, asked at 'at'.
-func observed(st *runtimeapi.ContainerStatus, pid int, at time.Time) (store.Observed, error) {
+// observed is what a status says of a container. Its time (Observed.At:
+// the events it reflects) is the newest of CRI-O's own times in it, not
+// when it was asked for: CRI-O's state lags its containers' exits (it says
+// running until it has read conmon's record of an exit, which then dates
+// the exit before the question), so an exit dated after the start a status
+// shows is never taken for one that status reflects.
+func observed(st *runtimeapi.ContainerStatus, pid int) (store.Observed, error) {
 	if err := checkID(st.GetId()); err != nil {
 		return store.Observed{}, err
+	}
+	at := nanoTime(st.GetCreatedAt())
+	for _, t := range []int64{st.GetStartedAt(), st.GetFinishedAt()} {
+		if nt := nanoTime(t); nt.After(at) {
+			at = nt
+		}
 	}
 	return store.Observed{Meta: meta(st), State: state(st, pid), At: at}, nil
 }
@@ -154,6 +165,20 @@ func translate(ev *runtimeapi.ContainerEventResponse) (change, error) {
 	}
 	// Removed while CRI-O gathered the pod's statuses: its deletion follows.
 	return change{}, nil
+}
+
+// seenState is the state to remember of a container whose status is st:
+// its state, or CONTAINER_UNKNOWN while the status is not complete, so that
+// the next listing reads it again. CRI-O says a container exited a moment
+// before it has read conmon's record of the exit: no exit time, no code.
+func seenState(st *runtimeapi.ContainerStatus) runtimeapi.ContainerState {
+	switch s := st.GetState(); {
+	case s == runtimeapi.ContainerState_CONTAINER_EXITED && st.GetFinishedAt() <= 0,
+		s == runtimeapi.ContainerState_CONTAINER_RUNNING && st.GetStartedAt() <= 0:
+		return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+	default:
+		return s
+	}
 }
 
 // diff compares a listing with the states seen at the last look: the

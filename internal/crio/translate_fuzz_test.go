@@ -56,7 +56,7 @@ func FuzzTranslate(f *testing.F) {
 		if ch.status.GetId() != ch.id {
 			t.Fatalf("the status of %q for the event of %q", ch.status.GetId(), ch.id)
 		}
-		o, err := observed(ch.status, 1, ch.at)
+		o, err := observed(ch.status, 1)
 		if err != nil || o.Meta.Key() != store.Key(store.RuntimeCRIO, "", ch.id) {
 			t.Fatalf("observed %+v, %v", o, err)
 		}

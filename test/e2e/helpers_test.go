@@ -63,6 +63,7 @@ func testMain(m *testing.M) int {
 	}
 	code := m.Run()
 	stopShared()
+	stopCRIO()
 	removeImage()
 	return code
 }

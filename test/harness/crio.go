@@ -133,9 +133,9 @@ func (h *Harness) StartCRIO(ctx context.Context, opts CRIOOptions) (*CRIO, error
 		return nil, err
 	}
 	c := &CRIO{h: h, Name: opts.Name, Address: d + "/crio.sock", Events: opts.Events,
-		// podman names an archive's busybox:test so; CRI-O finds a short
-		// name only through registries.conf, which is the host's.
-		Image: "docker.io/library/" + BusyboxImage}
+		// podman load names an archive's busybox:test so; CRI-O finds a
+		// short name only through registries.conf, which is the host's.
+		Image: "localhost/" + BusyboxImage}
 	h.rec.CRIO = append(h.rec.CRIO, c)
 	if err := c.loadImages(ctx, d); err != nil {
 		return nil, err
@@ -206,6 +206,17 @@ func removeCRIPods(ctx context.Context, address string) error {
 		return fmt.Errorf("ListPodSandbox: %w", err)
 	}
 	var errs []error
+	// Killed at once: CRI-O's StopPodSandbox gives each container its
+	// grace period first.
+	containers, err := cri.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("ListContainers: %w", err))
+	}
+	for _, c := range containers.GetContainers() {
+		if _, err := cri.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("StopContainer %s: %w", c.Id, err))
+		}
+	}
 	for _, s := range list.Items {
 		if _, err := cri.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id}); err != nil {
 			errs = append(errs, fmt.Errorf("StopPodSandbox %s: %w", s.Id, err))
