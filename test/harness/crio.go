@@ -141,6 +141,7 @@ func (h *Harness) StartCRIO(ctx context.Context, opts CRIOOptions) (*CRIO, error
 		return nil, err
 	}
 	p := h.newProcess(opts.Name, tools["crio"], "--config", d+"/crio.conf", "--config-dir", d+"/conf.d")
+	p.Env = []string{"CONTAINERS_REGISTRIES_CONF=" + d + "/registries.conf"}
 	p.Ready = Readiness{CRI: c.Address}
 	p.StopTimeout = 20 * time.Second
 	if err := p.Start(ctx); err != nil {
@@ -153,8 +154,7 @@ func (h *Harness) StartCRIO(ctx context.Context, opts CRIOOptions) (*CRIO, error
 	return c, nil
 }
 
-// loadImages loads the test images into CRI-O's storage (dir d) with podman,
-// whose own state stays in d too.
+// loadImages loads the test images into CRI-O's storage (dir d).
 func (c *CRIO) loadImages(ctx context.Context, d string) error {
 	rootfs, archive := d+"/rootfs", d+"/images.tar"
 	if err := buildRootfs(rootfs); err != nil {
@@ -167,10 +167,32 @@ func (c *CRIO) loadImages(ctx context.Context, d string) error {
 	if err := os.WriteFile(d+"/podman.conf", []byte(conf), 0o644); err != nil {
 		return err
 	}
+	// Short names (busybox:test, as pods name it) resolve in docker.io
+	// only, as containerd names its images: not by the host's registries.conf.
+	registries := "unqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n"
+	if err := os.WriteFile(d+"/registries.conf", []byte(registries), 0o644); err != nil {
+		return err
+	}
+	return c.LoadImage(ctx, archive, BusyboxImage)
+}
+
+// LoadImage loads a Docker archive (docker save) into CRI-O's storage with
+// podman, whose own state stays in CRI-O's directory. image, the archive's
+// short name (repository:tag), is then also docker.io/library/image, as
+// containerd names it and as a pod's short name resolves; aliases are more
+// names of it.
+func (c *CRIO) LoadImage(ctx context.Context, archive, image string, aliases ...string) error {
+	d := c.h.path(c.Name)
 	c.h.noteHostDirs("/var/lib/containers", "/var/lib/containers/cache")
-	_, err := runCLI(ctx, "podman", []string{"--root", d + "/root", "--runroot", d + "/runroot", "--storage-driver", "vfs",
-		"load", "-i", archive}, append(os.Environ(), "CONTAINERS_CONF="+d+"/podman.conf"))
-	return err
+	podman := func(args ...string) error {
+		_, err := runCLI(ctx, "podman", append([]string{"--root", d + "/root", "--runroot", d + "/runroot", "--storage-driver", "vfs"}, args...),
+			append(os.Environ(), "CONTAINERS_CONF="+d+"/podman.conf"))
+		return err
+	}
+	if err := podman("load", "-i", archive); err != nil {
+		return err
+	}
+	return podman(append([]string{"tag", "localhost/" + image, "docker.io/library/" + image}, aliases...)...)
 }
 
 // Process is CRI-O's process.

@@ -9,6 +9,12 @@
 // test/kubernetes/prepare.sh (MCM_KUBERNETES_BIN_DIR, MCM_PROMETHEUS).
 // Without them, or without root, the tests skip and say why; under CI=true
 // they fail instead. scripts/test.sh runs them.
+//
+// With MCM_KUBERNETES_RUNTIME=cri-o the node runs on CRI-O instead
+// (MCM_CRIO_BIN_DIR: test/crio/prepare.sh), and the chart follows it:
+// scripts/test.sh runs the chart's defaults and the count tests there too.
+// The tests that read containerd's own records (ctr) are the containerd
+// node's.
 package kubernetes
 
 import (
@@ -120,6 +126,23 @@ func prerequisites() string {
 	if len(missing) > 0 {
 		return "missing " + strings.Join(missing, ", ") + " (test/kubernetes/prepare.sh and scripts/install-deps.sh install them)"
 	}
+	switch r := os.Getenv("MCM_KUBERNETES_RUNTIME"); r {
+	case "", "containerd":
+	case "cri-o":
+		if os.Getenv("MCM_CRIO_BIN_DIR") == "" {
+			return "MCM_KUBERNETES_RUNTIME=cri-o without MCM_CRIO_BIN_DIR: run `eval \"$(test/crio/prepare.sh)\"` (it builds CRI-O once) or scripts/test.sh"
+		}
+	default:
+		return fmt.Sprintf("MCM_KUBERNETES_RUNTIME=%q: containerd or cri-o", r)
+	}
+	return ""
+}
+
+// crioBinDir is CRI-O's binaries when the node runs on CRI-O, else "".
+func crioBinDir() string {
+	if os.Getenv("MCM_KUBERNETES_RUNTIME") == "cri-o" {
+		return os.Getenv("MCM_CRIO_BIN_DIR")
+	}
 	return ""
 }
 
@@ -144,7 +167,8 @@ func setUp() error {
 		return err
 	}
 	t1 := time.Now()
-	if env.node, err = h.StartNode(ctx, harness.NodeOptions{BinDir: os.Getenv("MCM_KUBERNETES_BIN_DIR"), Kubelet: kubeletConfig}); err != nil {
+	if env.node, err = h.StartNode(ctx, harness.NodeOptions{BinDir: os.Getenv("MCM_KUBERNETES_BIN_DIR"), Kubelet: kubeletConfig,
+		CRIOBinDir: crioBinDir()}); err != nil {
 		return err
 	}
 	t2 := time.Now()
@@ -197,15 +221,10 @@ func buildImage(ctx context.Context) error {
 	if _, err := env.runtimes.Docker(ctx, "save", "-o", archive, image); err != nil {
 		return err
 	}
-	if _, err := env.node.Ctr(ctx, "-n", "k8s.io", "images", "import", archive); err != nil {
+	if env.manifestImage, err = staticManifestImage(); err != nil {
 		return err
 	}
-	env.manifestImage, err = staticManifestImage()
-	if err != nil {
-		return err
-	}
-	_, err = env.node.Ctr(ctx, "-n", "k8s.io", "images", "tag", "docker.io/library/"+image, env.manifestImage)
-	return err
+	return env.node.LoadImage(ctx, archive, image, env.manifestImage)
 }
 
 // command runs a command in dir and returns an error with its output.

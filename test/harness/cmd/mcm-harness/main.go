@@ -4,6 +4,7 @@
 //	eval "$(go run ./test/harness/cmd/mcm-harness start)"                    # containerd, dockerd and Podman
 //	eval "$(go run ./test/harness/cmd/mcm-harness start -crio -crio-bin-dir DIR)" # and a CRI-O
 //	eval "$(go run ./test/harness/cmd/mcm-harness start -node -bin-dir DIR)" # and a Kubernetes node
+//	... start -node -bin-dir DIR -node-crio -crio-bin-dir DIR2                 # its kubelet on CRI-O
 //	go run ./test/harness/cmd/mcm-harness stop [DIR]
 //	go run ./test/harness/cmd/mcm-harness {stop|kill|start|restart} NAME [DIR]
 //	go run ./test/harness/cmd/mcm-harness status [DIR]
@@ -142,6 +143,7 @@ func start(ctx context.Context, args []string, log func(string, ...any)) (err er
 	crioBinDir := fs.String("crio-bin-dir", os.Getenv("MCM_CRIO_BIN_DIR"), "CRI-O's binaries (test/crio/prepare.sh)")
 	node := fs.Bool("node", false, "start a Kubernetes node")
 	binDir := fs.String("bin-dir", os.Getenv("MCM_KUBERNETES_BIN_DIR"), "the node's binaries (test/kubernetes/prepare.sh)")
+	nodeCRIO := fs.Bool("node-crio", false, "the node's kubelet on a CRI-O (from -crio-bin-dir) instead of a containerd")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -181,7 +183,11 @@ func start(ctx context.Context, args []string, log func(string, ...any)) (err er
 		env = append(env, c.Env()...)
 	}
 	if *node {
-		n, err := h.StartNode(ctx, harness.NodeOptions{BinDir: *binDir})
+		opts := harness.NodeOptions{BinDir: *binDir}
+		if *nodeCRIO {
+			opts.CRIOBinDir = *crioBinDir
+		}
+		n, err := h.StartNode(ctx, opts)
 		if err != nil {
 			return err
 		}
