@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -43,8 +44,8 @@ type CRIO struct {
 	Events bool `json:"events"`
 }
 
-// crioConfig is CRI-O's configuration: every path in its directory, none of
-// the host's (CRI-O's defaults are /var/lib/containers, /var/run/crio,
+// crioConfig is CRI-O's configuration: every path in its directory (run/
+// as CRI-O's /var/run/crio), none of the host's (CRI-O's defaults are /var/lib/containers, /var/run/crio,
 // /etc/sysconfig/irqbalance, NRI's socket in /var/run/nri, ...).
 const crioConfig = `[crio]
 root = "%[1]s/root"
@@ -56,7 +57,7 @@ version_file_persist = "%[1]s/version"
 clean_shutdown_file = "%[1]s/clean.shutdown"
 
 [crio.api]
-listen = "%[1]s/crio.sock"
+listen = "%[1]s/run/crio.sock"
 stream_address = "127.0.0.1"
 stream_port = "0"
 
@@ -132,7 +133,11 @@ func (h *Harness) StartCRIO(ctx context.Context, opts CRIOOptions) (*CRIO, error
 	if err := os.WriteFile(d+"/policy.json", []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	c := &CRIO{h: h, Name: opts.Name, Address: d + "/crio.sock", Events: opts.Events,
+	// The socket's directory, which the chart mounts, holds what
+	// /var/run/crio holds, not the storage: CRI-O mounts a host path that
+	// holds its storage with HostToContainer propagation, which a private
+	// mount refuses.
+	c := &CRIO{h: h, Name: opts.Name, Address: d + "/run/crio.sock", Events: opts.Events,
 		// podman load names an archive's busybox:test so; CRI-O finds a
 		// short name only through registries.conf, which is the host's.
 		Image: "localhost/" + BusyboxImage}
@@ -140,8 +145,20 @@ func (h *Harness) StartCRIO(ctx context.Context, opts CRIOOptions) (*CRIO, error
 	if err := c.loadImages(ctx, d); err != nil {
 		return nil, err
 	}
-	p := h.newProcess(opts.Name, tools["crio"], "--config", d+"/crio.conf", "--config-dir", d+"/conf.d")
-	p.Env = []string{"CONTAINERS_REGISTRIES_CONF=" + d + "/registries.conf"}
+	// Its own registries.conf, and an empty registries.conf.d: not the host's.
+	args := []string{tools["crio"], "--config", d + "/crio.conf", "--config-dir", d + "/conf.d",
+		"--registries-conf", d + "/registries.conf", "--registries-conf-dir", d + "/conf.d"}
+	hide, err := hugetlbOnlyInV2()
+	if err != nil {
+		return nil, err
+	}
+	if hide {
+		if args, err = withoutHugetlb(d, args); err != nil {
+			return nil, err
+		}
+	}
+	p := h.newProcess(opts.Name, args...)
+	p.Env = []string{"CGROUPS=" + d + "/proc-cgroups"}
 	p.Ready = Readiness{CRI: c.Address}
 	p.StopTimeout = 20 * time.Second
 	if err := p.Start(ctx); err != nil {
@@ -152,6 +169,55 @@ func (h *Harness) StartCRIO(ctx context.Context, opts CRIOOptions) (*CRIO, error
 	}
 	h.logf("%s (events %t) started in %.1fs", opts.Name, opts.Events, time.Since(t0).Seconds())
 	return c, nil
+}
+
+// hugetlbOnlyInV2 reports whether this host's memory controller is cgroup v1
+// while its hugetlb controller is only in the cgroup v2 hierarchy beside (as
+// here: "hybrid"). CRI-O reads /proc/cgroups, finds hugetlb, and passes on the
+// kubelet's hugepage limits (0 for each page size), which runc then cannot
+// set on v1: "cannot set hugetlb limit: container could not join or create
+// cgroup". containerd's CRI plugin leaves them out there.
+func hugetlbOnlyInV2() (bool, error) {
+	ms, err := cgroupMounts()
+	if err != nil {
+		return false, err
+	}
+	memoryV1, hugetlbV1 := false, false
+	for _, m := range ms {
+		opts := "," + m.opts + ","
+		memoryV1 = memoryV1 || (!m.v2 && strings.Contains(opts, ",memory,"))
+		hugetlbV1 = hugetlbV1 || (!m.v2 && strings.Contains(opts, ",hugetlb,"))
+	}
+	return memoryV1 && !hugetlbV1, nil
+}
+
+// hugetlbWrapper runs CRI-O in a mount namespace of its own whose
+// /proc/cgroups has no hugetlb line. Mounts still propagate both ways with
+// the host's namespace (the kubelet's volumes in, CRI-O's pinned namespaces
+// out): only /proc is private.
+const hugetlbWrapper = `set -e
+mount --make-rprivate /proc
+mount --bind "$CGROUPS" /proc/cgroups
+exec "$@"`
+
+// withoutHugetlb wraps CRI-O's command line args in hugetlbWrapper, and
+// writes the /proc/cgroups it shows (d/proc-cgroups, $CGROUPS).
+func withoutHugetlb(d string, args []string) ([]string, error) {
+	b, err := os.ReadFile("/proc/cgroups")
+	if err != nil {
+		return nil, err
+	}
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "hugetlb\t") {
+			kept = append(kept, l)
+		}
+	}
+	if err := os.WriteFile(d+"/proc-cgroups", []byte(strings.Join(kept, "\n")), 0o644); err != nil {
+		return nil, err
+	}
+	return append([]string{"unshare", "--mount", "--propagation", "unchanged", "--",
+		"/bin/sh", "-c", hugetlbWrapper, "crio"}, args...), nil
 }
 
 // loadImages loads the test images into CRI-O's storage (dir d).
