@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,6 +37,7 @@ var crioModes = []struct {
 
 var crioState struct {
 	once sync.Once
+	stop sync.Once
 	h    *harness.Harness
 	by   map[bool]*harness.CRIO // by Events
 	err  error
@@ -66,6 +68,15 @@ func startCRIOs() (*harness.Harness, map[bool]*harness.CRIO, error) {
 	h.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "crio harness: "+format+"\n", args...) }
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// go test's -timeout ends the binary without deferred calls: stop
+	// CRI-O a minute before, so that no daemon outlives the tests.
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > 2*time.Minute {
+			time.AfterFunc(d-time.Minute-time.Since(testsStarted), func() {
+				crioState.stop.Do(func() { _ = h.Close() })
+			})
+		}
+	}
 	by := map[bool]*harness.CRIO{}
 	for _, m := range crioModes {
 		c, err := h.StartCRIO(ctx, harness.CRIOOptions{BinDir: dir, Name: "crio-" + m.name, Events: m.events})
@@ -100,13 +111,15 @@ func crioBinDir() (string, error) {
 	return "", fmt.Errorf("test/crio/prepare.sh build said no MCM_CRIO_BIN_DIR: %q", out)
 }
 
-// stopCRIO stops the CRI-Os the tests started.
+// stopCRIO stops the CRI-Os the tests started, once.
 func stopCRIO() {
-	if crioState.h != nil {
-		if err := crioState.h.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: stopping CRI-O:", err)
+	crioState.stop.Do(func() {
+		if crioState.h != nil {
+			if err := crioState.h.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "e2e: stopping CRI-O:", err)
+			}
 		}
-	}
+	})
 }
 
 // forEachCRIOMode runs f as a parallel subtest for CRI-O with and without

@@ -30,6 +30,9 @@ var env struct {
 
 var binary string // the exporter, built once
 
+// testsStarted is when the test binary started: its -timeout counts from then.
+var testsStarted = time.Now()
+
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
