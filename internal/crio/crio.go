@@ -217,6 +217,8 @@ func (c *conn) status(ctx context.Context, id string) (*runtimeapi.ContainerStat
 		return nil, 0, fmt.Errorf("status of container %s: %w", id, err)
 	}
 	st := res.GetStatus()
+	c.log.Debug("status", "id", id, "state", st.GetState(), "started", nanoTime(st.GetStartedAt()),
+		"finished", nanoTime(st.GetFinishedAt()), "exit_code", st.GetExitCode(), "reason", st.GetReason())
 	if st.GetId() != id {
 		return nil, 0, fmt.Errorf("status of container %s: %w: it is of %q", id, errMalformed, st.GetId())
 	}
@@ -289,8 +291,6 @@ func (c *conn) apply(ctx context.Context, it *item) error {
 // update applies what a container's status says: all of it at first sight,
 // else the start, exit and kill it tells of.
 func (c *conn) update(st *runtimeapi.ContainerStatus, pid int) {
-	c.log.Debug("status", "id", st.GetId(), "state", st.GetState(), "started", nanoTime(st.GetStartedAt()),
-		"finished", nanoTime(st.GetFinishedAt()), "exit_code", st.GetExitCode(), "reason", st.GetReason())
 	if !c.store.Known(store.Key(store.RuntimeCRIO, "", st.GetId())) {
 		o, err := observed(st, pid)
 		if c.malformed(err) {

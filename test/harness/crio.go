@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -153,7 +154,7 @@ func (h *Harness) StartCRIO(ctx context.Context, opts CRIOOptions) (*CRIO, error
 		return nil, err
 	}
 	if hide {
-		if args, err = withoutHugetlb(d, args); err != nil {
+		if args, err = h.withoutHugetlb(d, args); err != nil {
 			return nil, err
 		}
 	}
@@ -193,16 +194,26 @@ func hugetlbOnlyInV2() (bool, error) {
 
 // hugetlbWrapper runs CRI-O in a mount namespace of its own whose
 // /proc/cgroups has no hugetlb line. Mounts still propagate both ways with
-// the host's namespace (the kubelet's volumes in, CRI-O's pinned namespaces
-// out): only /proc is private.
+// the host's namespace: the kubelet's volumes in, and CRI-O's own (its
+// pinned namespaces, its containers' /dev/shm) out, through its directory,
+// a shared mount. A CRI-O started again, in a new namespace, finds them
+// there and restores its pods.
 const hugetlbWrapper = `set -e
 mount --make-rprivate /proc
 mount --bind "$CGROUPS" /proc/cgroups
 exec "$@"`
 
-// withoutHugetlb wraps CRI-O's command line args in hugetlbWrapper, and
-// writes the /proc/cgroups it shows (d/proc-cgroups, $CGROUPS).
-func withoutHugetlb(d string, args []string) ([]string, error) {
+// withoutHugetlb wraps CRI-O's command line args in hugetlbWrapper, writes
+// the /proc/cgroups it shows (d/proc-cgroups, $CGROUPS), and makes d a
+// shared mount.
+func (h *Harness) withoutHugetlb(d string, args []string) ([]string, error) {
+	if err := syscall.Mount(d, d, "", syscall.MS_BIND, ""); err != nil {
+		return nil, fmt.Errorf("bind mount %s: %w", d, err)
+	}
+	h.rec.Mounts = append(h.rec.Mounts, d)
+	if err := syscall.Mount("", d, "", syscall.MS_SHARED, ""); err != nil {
+		return nil, fmt.Errorf("make %s shared: %w", d, err)
+	}
 	b, err := os.ReadFile("/proc/cgroups")
 	if err != nil {
 		return nil, err
