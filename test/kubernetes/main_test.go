@@ -32,6 +32,10 @@ import (
 	"time"
 
 	"github.com/missing-container-metrics/missing-container-metrics/test/harness"
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientset "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -50,6 +54,9 @@ var env struct {
 	manifestImage string
 	// records holds the workloads' own records, a hostPath per pod.
 	records string
+	// runtimeClass is the RuntimeClass of the test pods: on CRI-O,
+	// conmonOverhead's; else none.
+	runtimeClass string
 }
 
 // repoRoot is the checkout, from test/kubernetes.
@@ -185,7 +192,33 @@ func setUp() error {
 		return err
 	}
 	env.records = filepath.Join(h.Dir, "records")
+	if env.node.Runtime() == "cri-o" {
+		if err := conmonOverhead(ctx); err != nil {
+			return err
+		}
+	}
 	return os.MkdirAll(env.records, 0o755)
+}
+
+// conmonOverhead makes the RuntimeClass of the test pods on CRI-O: CRI-O's
+// runc with 16 MiB of pod overhead, which the kubelet adds to the pod's
+// memory limit. With the cgroupfs driver CRI-O puts each container's conmon
+// in the pod's cgroup, and conmon here cannot keep the OOM killer off itself
+// (its oom_score_adj of -1000 takes CAP_SYS_RESOURCE, which this host's root
+// lacks): at a pod limit of exactly its one container's, the OOM killer took
+// conmon right after the container's victim, and CRI-O never learned of the
+// exit. Pod overhead is the runtime's own cost in the pod, as conmon is.
+func conmonOverhead(ctx context.Context) error {
+	rc := &nodev1.RuntimeClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "crio-conmon"},
+		Handler:    "runc",
+		Overhead:   &nodev1.Overhead{PodFixed: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Mi")}},
+	}
+	if _, err := env.client.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("RuntimeClass %s: %w", rc.Name, err)
+	}
+	env.runtimeClass = rc.Name
+	return nil
 }
 
 // buildImage builds the exporter's image (the exporter and its Kubernetes
