@@ -196,7 +196,7 @@ service: {enabled: false}
 		},
 	},
 	{
-		name: "CRI-O nodes: its socket's directory, nobody in the socket's group",
+		name: "CRI-O nodes: its socket alone, nobody in the socket's group",
 		values: `
 sources:
   containerd: {enabled: false}
@@ -205,7 +205,7 @@ sources:
 		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
 		args:  []string{"--no-docker", "--no-containerd", "--crio", "--crio.address=/host/crio/crio.sock", "--kernel"},
 		check: func(t *testing.T, s objectSet) {
-			wantHostPaths(t, s, map[string]string{"crio-socket": "/var/run/crio", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantHostPaths(t, s, map[string]string{"crio-socket": "/var/run/crio/crio.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
 			wantUser(t, s, 65534, []int64{0})
 		},
 	},
