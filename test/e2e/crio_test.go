@@ -418,7 +418,10 @@ func TestCRIOSourceOnlyReads(t *testing.T) {
 			}
 		}
 		for m := range reads {
-			if !slices.Contains(methods, m) {
+			// With events, a status is read only for a container an
+			// event shows running: one that ran briefly may not be.
+			optional := c.Events && m == "/runtime.v1.RuntimeService/ContainerStatus"
+			if !optional && !slices.Contains(methods, m) {
 				t.Errorf("no %s went through the proxy", m)
 			}
 		}
