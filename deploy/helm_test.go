@@ -196,6 +196,21 @@ service: {enabled: false}
 		},
 	},
 	{
+		name: "CRI-O nodes, the kernel log off: its socket alone, nobody in the socket's group",
+		values: `
+sources:
+  containerd: {enabled: false}
+  crio: {enabled: true}
+  kernel: {log: none}
+`,
+		kinds: []string{"DaemonSet", "Service", "ServiceAccount"},
+		args:  []string{"--no-docker", "--no-containerd", "--crio", "--crio.address=/host/crio/crio.sock", "--kernel", "--kernel.log=none"},
+		check: func(t *testing.T, s objectSet) {
+			wantHostPaths(t, s, map[string]string{"crio-socket": "/var/run/crio/crio.sock", "host-cgroup": "/sys/fs/cgroup", "host-proc": "/proc"})
+			wantUser(t, s, 65534, []int64{0})
+		},
+	},
+	{
 		name: "k3s, namespaces, the kernel log",
 		values: `
 sources:

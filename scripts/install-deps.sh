@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the tests need. The real-runtime harness
-# (scripts/harness.sh) and the demo need only a Docker daemon, containerd, runc and a
-# static busybox (for test images); the test command also Prometheus (server and
+# (scripts/harness.sh) and the demo need only a Docker daemon, containerd, runc, a
+# static busybox (for test images) and Podman (with conmon, and catatonit for its pods); the test command also Prometheus (server and
 # promtool), make (the image tests build through the Makefile), systemd
 # (systemd-analyze checks the unit), qemu-user-static (the arm64 binary runs under
 # it), shellcheck (actionlint checks the workflows' scripts with it), curl (the
@@ -20,7 +20,7 @@
 # already), so the packages' maintainer scripts start nothing.
 set -euo pipefail
 
-HARNESS_PACKAGES=(docker.io containerd runc busybox-static)
+HARNESS_PACKAGES=(docker.io containerd runc busybox-static podman conmon catatonit)
 TEST_PACKAGES=(prometheus make systemd qemu-user-static shellcheck curl chromium)
 if [[ "${1:-}" == --harness ]]; then
 	shift

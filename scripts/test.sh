@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The project's one test command (run it as root on Debian):
 #   installs what the tests need (Debian packages), checks formatting, vet,
-#   staticcheck and shellcheck, starts a private containerd and dockerd (scripts/harness.sh),
-#   runs every Go test with the race detector — unit and end-to-end against those
-#   real runtimes and real kernel OOM kills — and stops the runtimes again; then
-#   the Kubernetes node tests (test/kubernetes), on a node of their own.
+#   staticcheck and shellcheck, starts a private containerd, dockerd and Podman
+#   (scripts/harness.sh), runs every Go test with the race detector — unit and
+#   end-to-end against those real runtimes, CRI-O built from its Go module, and
+#   real kernel OOM kills — and stops the runtimes again; then the Kubernetes
+#   node tests (test/kubernetes), on a node of their own, and a few of them again
+#   on a node on CRI-O.
 # Under CI=true a missing prerequisite fails the run instead of skipping tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,9 +22,17 @@ test/kubernetes/prepare.sh deps
 kube_out=$(mktemp) kube_log=$(mktemp)
 setsid nice -n 10 test/kubernetes/prepare.sh build >"$kube_out" 2>"$kube_log" &
 kube_build=$!
+# CRI-O (test/crio/prepare.sh), the same way: cached, or built from its Go
+# module in the background (cold, about 9 minutes of CPU). The CRI-O end-to-end
+# tests wait for it (prepare.sh's lock), the Kubernetes node on CRI-O too.
+test/crio/prepare.sh deps
+crio_out=$(mktemp) crio_log=$(mktemp)
+setsid nice -n 10 test/crio/prepare.sh build >"$crio_out" 2>"$crio_log" &
+crio_build=$!
 stop_kube_build() {
 	if [[ -n "$kube_build" ]]; then kill -- "-$kube_build" 2>/dev/null || true; fi
-	rm -f "$kube_out" "$kube_log"
+	if [[ -n "$crio_build" ]]; then kill -- "-$crio_build" 2>/dev/null || true; fi
+	rm -f "$kube_out" "$kube_log" "$crio_out" "$crio_log"
 }
 trap stop_kube_build EXIT
 
@@ -50,7 +60,8 @@ export MCM_TEST_ARTIFACTS=${MCM_TEST_ARTIFACTS:-$(mktemp -d /tmp/mcm-test-artifa
 echo "== test artefacts in $MCM_TEST_ARTIFACTS"
 
 echo "== go test"
-go test -race -count=1 -timeout 20m "$@" ./...
+# 30 minutes: the CRI-O tests may wait for CRI-O's build.
+go test -race -count=1 -timeout 30m "$@" ./...
 
 # Every parser of outside data, fuzzed for a bounded number of inputs (the
 # seed corpora already ran above as plain tests): every Fuzz target of the
@@ -103,3 +114,19 @@ fi
 eval "$(cat "$kube_out")"
 echo "== kubernetes: vet, staticcheck, go test"
 (cd test/kubernetes && go vet ./... && "$staticcheck" ./... && go test -count=1 -timeout 25m "$@" ./...)
+
+# ---- The same node on CRI-O once (MCM_KUBERNETES_RUNTIME=cri-o): the chart's
+# defaults there, and the counts against the kubelet's.
+echo "== kubernetes on CRI-O: waiting for CRI-O (test/crio/prepare.sh)"
+build_status=0
+wait "$crio_build" || build_status=$?
+crio_build=""
+cat "$crio_log"
+if ((build_status != 0)); then
+	echo "test/crio/prepare.sh build failed"
+	exit 1
+fi
+eval "$(cat "$crio_out")"
+echo "== kubernetes on CRI-O: go test"
+(cd test/kubernetes && MCM_KUBERNETES_RUNTIME=cri-o go test -count=1 -timeout 15m \
+	-run '^TestChart$/^defaults|^TestCrashLoop$|^TestMainProcessOOMKilled$|^TestWorkerOOMKilled$' "$@" ./...)

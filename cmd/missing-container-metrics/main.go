@@ -30,6 +30,7 @@ import (
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/collector"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/containerd"
+	"github.com/missing-container-metrics/missing-container-metrics/internal/crio"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/docker"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/kernel"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/kubernetes/pipe"
@@ -58,6 +59,11 @@ type config struct {
 	containerd           bool
 	containerdAddress    string
 	containerdNamespaces []string
+
+	crio        bool
+	crioAddress string
+	podman      bool
+	podmanHost  string
 
 	kernel    bool
 	kernelCfg kernel.Config
@@ -114,23 +120,9 @@ func run(args []string) int {
 			events.Send(m)
 		}
 	})
-	if cfg.docker {
-		src, err := docker.New(cfg.dockerHost, st, logger)
-		if err != nil {
-			logger.Error("cannot set up the Docker source", "err", err)
-			return 1
-		}
-		go src.Run(ctx)
-	}
-	if cfg.containerd {
-		// With the Docker source on, it alone reports Docker's containers
-		// (containerd namespace moby).
-		src, err := containerd.New(cfg.containerdAddress, cfg.containerdNamespaces, cfg.docker, st, logger)
-		if err != nil {
-			logger.Error("cannot set up the containerd source", "err", err)
-			return 1
-		}
-		go src.Run(ctx)
+	if err := startSources(ctx, cfg, st, logger); err != nil {
+		logger.Error("cannot set up a runtime's source", "err", err)
+		return 1
 	}
 	go sweep(ctx, st, cfg.retention)
 
@@ -338,6 +330,37 @@ func notPathChar(r rune) bool {
 	return !strings.ContainsRune("-._~!$&'()*+,;=:@/", r)
 }
 
+// runtimeSource follows one runtime until its context ends.
+type runtimeSource interface{ Run(context.Context) }
+
+// startSources starts the source of every runtime the flags turn on.
+func startSources(ctx context.Context, cfg *config, st *store.Store, logger *slog.Logger) error {
+	for _, r := range []struct {
+		on   bool
+		name string
+		make func() (runtimeSource, error)
+	}{
+		{cfg.docker, "Docker", func() (runtimeSource, error) { return docker.New(cfg.dockerHost, st, logger) }},
+		// With the Docker source on, it alone reports Docker's containers
+		// (containerd namespace moby).
+		{cfg.containerd, "containerd", func() (runtimeSource, error) {
+			return containerd.New(cfg.containerdAddress, cfg.containerdNamespaces, cfg.docker, st, logger)
+		}},
+		{cfg.crio, "CRI-O", func() (runtimeSource, error) { return crio.New(cfg.crioAddress, st, logger) }},
+		{cfg.podman, "Podman", func() (runtimeSource, error) { return docker.NewPodman(cfg.podmanHost, st, logger) }},
+	} {
+		if !r.on {
+			continue
+		}
+		src, err := r.make()
+		if err != nil {
+			return fmt.Errorf("the %s source: %w", r.name, err)
+		}
+		go src.Run(ctx)
+	}
+	return nil
+}
+
 func parseFlags(args []string) (*config, error) {
 	app := kingpin.New(program, "Exports OOM kills, restarts and last exit codes of every container to Prometheus.").
 		DefaultEnvars()
@@ -358,6 +381,16 @@ func parseFlags(args []string) (*config, error) {
 		Default("/run/containerd/containerd.sock").StringVar(&cfg.containerdAddress)
 	app.Flag("containerd.namespaces", "containerd namespaces to follow, comma-separated or repeated (default: all, also those created later).").
 		PlaceHolder("NAMESPACE").StringsVar(&cfg.containerdNamespaces)
+	// Off by default: a source whose runtime a host does not run would be
+	// down there for good, and MissingContainerMetricsSourceDown would fire.
+	app.Flag("crio", "Follow the containers of CRI-O (Kubernetes nodes), through its CRI socket.").
+		Default("false").BoolVar(&cfg.crio)
+	app.Flag("crio.address", "Address (socket path) of CRI-O.").
+		Default("/var/run/crio/crio.sock").StringVar(&cfg.crioAddress)
+	app.Flag("podman", "Follow the containers of Podman (as root), through its Docker API (podman system service).").
+		Default("false").BoolVar(&cfg.podman)
+	app.Flag("podman.host", "Address of Podman's API service.").
+		Default("unix:///run/podman/podman.sock").StringVar(&cfg.podmanHost)
 	app.Flag("retention", "How long the series of a removed container stay exported.").
 		Default("5m").DurationVar(&cfg.retention)
 	app.Flag("kills.kept", "Most OOM kill records kept for /kills and /api/v1/kills (0: none).").

@@ -54,6 +54,14 @@ func runtimeSockets(cfg *config) []string {
 	if cfg.containerd {
 		paths = append(paths, strings.TrimPrefix(cfg.containerdAddress, "unix://"))
 	}
+	if cfg.crio {
+		paths = append(paths, strings.TrimPrefix(cfg.crioAddress, "unix://"))
+	}
+	if cfg.podman {
+		if p, ok := strings.CutPrefix(cfg.podmanHost, "unix://"); ok {
+			paths = append(paths, p)
+		}
+	}
 	return paths
 }
 

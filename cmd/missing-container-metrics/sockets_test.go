@@ -84,6 +84,14 @@ func TestRuntimeSockets(t *testing.T) {
 	if got := strings.Join(runtimeSockets(cfg), " "); got != "/host/docker/docker.sock /host/containerd/containerd.sock" {
 		t.Errorf("sockets %q", got)
 	}
+	cfg, err = parseFlags([]string{"--no-docker", "--no-containerd", "--crio", "--crio.address=/host/crio/crio.sock",
+		"--podman", "--podman.host=unix:///host/podman/podman.sock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(runtimeSockets(cfg), " "); got != "/host/crio/crio.sock /host/podman/podman.sock" {
+		t.Errorf("sockets %q", got)
+	}
 	cfg, err = parseFlags([]string{"--docker.host=tcp://127.0.0.1:2375", "--no-containerd"})
 	if err != nil {
 		t.Fatal(err)

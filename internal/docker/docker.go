@@ -1,12 +1,14 @@
 // Package docker is the Docker source: it lists and inspects the containers
 // of a dockerd, follows its event stream, and sends what it sees to the store
-// as typed events. It only ever reads from dockerd.
+// as typed events. It only ever reads from dockerd. The same source follows
+// Podman through Podman's Docker API (NewPodman).
 package docker
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -22,11 +24,13 @@ import (
 // cannot hang the source.
 const requestTimeout = 30 * time.Second
 
-// Source follows one dockerd.
+// Source follows one dockerd, or one Podman.
 type Source struct {
-	cli   *client.Client
-	store *store.Store
-	log   *slog.Logger
+	cli     *client.Client
+	runtime string       // store.RuntimeDocker or store.RuntimePodman
+	podman  *http.Client // Podman's own API, on the same socket; nil for Docker
+	store   *store.Store
+	log     *slog.Logger
 
 	// lastEvent is the dockerd time of the newest event applied; a new
 	// session asks dockerd to replay from it.
@@ -42,17 +46,34 @@ type Source struct {
 // the client certificate and key from there, and with DOCKER_TLS_VERIFY the
 // daemon's certificate checked against its ca.pem. It does not connect yet.
 func New(host string, st *store.Store, log *slog.Logger) (*Source, error) {
+	return newSource(store.RuntimeDocker, host, st, log)
+}
+
+// NewPodman returns a source for the Podman service at host (its Docker API,
+// e.g. unix:///run/podman/podman.sock), whose containers are Podman's
+// (podman://<id>, as the kernel reader names their cgroups libpod-<id>).
+func NewPodman(host string, st *store.Store, log *slog.Logger) (*Source, error) {
+	s, err := newSource(store.RuntimePodman, host, st, log)
+	if err != nil {
+		return nil, err
+	}
+	s.podman = podmanClient(s.cli)
+	return s, nil
+}
+
+func newSource(runtime, host string, st *store.Store, log *slog.Logger) (*Source, error) {
 	// The TLS option replaces the transport: before the host configures it.
 	// The client negotiates the API version with dockerd.
 	cli, err := client.New(client.WithTLSClientConfigFromEnv(), client.WithHost(host))
 	if err != nil {
-		return nil, fmt.Errorf("docker client for %q: %w", host, err)
+		return nil, fmt.Errorf("%s client for %q: %w", runtime, host, err)
 	}
-	st.AddSource(store.RuntimeDocker)
+	st.AddSource(runtime)
 	return &Source{
 		cli:     cli,
+		runtime: runtime,
 		store:   st,
-		log:     log.With("runtime", store.RuntimeDocker),
+		log:     log.With("runtime", runtime),
 		pending: map[string]inspectRequest{},
 		wake:    make(chan struct{}, 1),
 	}, nil
@@ -63,7 +84,7 @@ func (s *Source) Run(ctx context.Context) {
 	for range inspectors {
 		go s.inspector(ctx)
 	}
-	source.Run(ctx, store.RuntimeDocker, s.store, s.log, source.DefaultBackoff, s.session)
+	source.Run(ctx, s.runtime, s.store, s.log, source.DefaultBackoff, s.session)
 }
 
 type item struct {
@@ -80,6 +101,9 @@ func (s *Source) session(ctx context.Context, up func()) error {
 	defer cancel()
 	if _, err := s.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		return fmt.Errorf("ping: %w", err)
+	}
+	if err := s.checkEngine(ctx); err != nil {
+		return err
 	}
 	opts := client.EventsListOptions{Filters: make(client.Filters).Add("type", string(events.ContainerEventType))}
 	if !s.lastEvent.IsZero() {
@@ -103,7 +127,7 @@ func (s *Source) session(ctx context.Context, up func()) error {
 
 	var listedAt time.Time
 	return source.Catchup[item]{
-		Runtime: store.RuntimeDocker,
+		Runtime: s.runtime,
 		Store:   s.store,
 		Events:  q,
 		List: func(ctx context.Context) ([]store.Observed, error) {
@@ -113,7 +137,7 @@ func (s *Source) session(ctx context.Context, up func()) error {
 		// Replayed events of containers already known happened before the
 		// listing: applied first, the listing only adds what they miss.
 		Early: func(it item) bool {
-			return it.at.Before(listedAt) && s.store.Known(store.Key(store.RuntimeDocker, "", it.msg.Actor.ID))
+			return it.at.Before(listedAt) && s.store.Known(store.Key(s.runtime, "", it.msg.Actor.ID))
 		},
 		Apply: func(_ context.Context, it item) error {
 			s.handle(it)
@@ -122,13 +146,18 @@ func (s *Source) session(ctx context.Context, up func()) error {
 	}.Follow(ctx, up)
 }
 
-// list inspects every container, running or not, except pod sandboxes.
+// list inspects every container, running or not, except pod sandboxes
+// (Kubernetes' and Podman's infra containers).
 func (s *Source) list(ctx context.Context) ([]store.Observed, error) {
 	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	res, err := s.cli.ContainerList(lctx, client.ContainerListOptions{All: true})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	pods, err := s.podmanPods(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var out []store.Observed
 	for _, c := range res.Items {
@@ -142,7 +171,9 @@ func (s *Source) list(ctx context.Context) ([]store.Observed, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, o)
+		if s.workload(ctx, &o, pods) {
+			out = append(out, o)
+		}
 	}
 	return out, nil
 }
@@ -155,7 +186,7 @@ func (s *Source) inspect(ctx context.Context, id string) (store.Observed, error)
 	if err != nil {
 		return store.Observed{}, fmt.Errorf("inspect container %s: %w", id, err)
 	}
-	o, err := observed(res.Container)
+	o, err := observed(s.runtime, res.Container)
 	o.At = asked
 	return o, err
 }
@@ -168,12 +199,12 @@ func (s *Source) handle(it item) {
 		s.lastEvent = it.at
 	}
 	if isSandbox(m.Actor.Attributes) {
-		s.store.CountEvent(store.RuntimeDocker, false)
+		s.store.CountEvent(s.runtime, false)
 		return
 	}
-	t, err := translate(m)
+	t, err := translate(s.runtime, m)
 	s.log.Debug("event", "action", m.Action, "id", m.Actor.ID, "time", it.at)
-	s.store.CountEvent(store.RuntimeDocker, err != nil)
+	s.store.CountEvent(s.runtime, err != nil)
 	if err != nil {
 		s.log.Warn("skipping malformed event", "err", err)
 		return
@@ -181,7 +212,7 @@ func (s *Source) handle(it item) {
 	if t.event != nil {
 		s.store.Apply(t.event)
 	}
-	if t.refresh || (t.inspect && !s.store.Known(store.Key(store.RuntimeDocker, "", m.Actor.ID))) {
+	if t.refresh || (t.inspect && !s.store.Known(store.Key(s.runtime, "", m.Actor.ID))) {
 		s.requestInspect(m.Actor.ID, inspectRequest{attrs: m.Actor.Attributes, refresh: t.refresh})
 	}
 }
@@ -218,16 +249,18 @@ func (s *Source) inspector(ctx context.Context) {
 				continue
 			}
 		}
-		if !r.refresh && s.store.Known(store.Key(store.RuntimeDocker, "", id)) {
+		if !r.refresh && s.store.Known(store.Key(s.runtime, "", id)) {
 			continue // an earlier inspect or the listing got there first
 		}
 		o, err := s.inspect(ctx, id)
 		s.log.Debug("inspected", "id", id, "err", err)
 		switch {
 		case err == nil:
-			s.store.Apply(o)
+			if s.workload(ctx, &o, nil) {
+				s.store.Apply(o)
+			}
 		case cerrdefs.IsNotFound(err):
-			s.store.Apply(store.Observed{Meta: meta(id, r.attrs["name"], "", r.attrs), Gone: true})
+			s.store.Apply(store.Observed{Meta: meta(s.runtime, id, r.attrs["name"], "", r.attrs), Gone: true})
 		default:
 			// dockerd is away: the next session lists this container again.
 		}

@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,5 +153,46 @@ func TestMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
 	})
 	if n := f.streamsOpened(); n != 1 || src.Reconnects != 0 {
 		t.Fatalf("%d event streams opened, %d reconnects: the stream did not go on", n, src.Reconnects)
+	}
+}
+
+// A Docker API that is not the runtime's is refused, and the error says
+// what to run instead: Podman's behind --docker.host (podman-docker), or a
+// dockerd behind --podman.host.
+func TestDockerAPIOfTheOtherEngineIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		engine string
+		podman bool
+		why    string
+	}{
+		{podmanEngine, false, "is Podman's: follow it with --podman --podman.host=tcp://"},
+		{"Engine", true, "is not Podman's"},
+	} {
+		f := newFakeDockerd(t)
+		f.engine = tc.engine
+		st := store.New(time.Minute)
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		newSource := New
+		if tc.podman {
+			newSource = NewPodman
+		}
+		s, err := newSource(f.host(), st, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go s.Run(ctx)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			src := st.Sources()[0]
+			if !src.Up && strings.Contains(src.LastError, tc.why) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: source %+v, want down saying %q", tc.engine, src, tc.why)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/system"
 )
 
 // fakeDockerd is a dockerd on httptest that serves what a test scripts: the
@@ -29,11 +30,12 @@ type fakeDockerd struct {
 	history    []events.Message // replayed to a stream opened with since
 	streams    int              // event streams opened
 	inspects   int              // inspects answered
+	engine     string           // the version's component: Docker's "Engine", or podmanEngine
 }
 
 func newFakeDockerd(t *testing.T) *fakeDockerd {
 	t.Helper()
-	f := &fakeDockerd{events: make(chan any, 100), broken: make(chan struct{}), containers: map[string]container.InspectResponse{}}
+	f := &fakeDockerd{events: make(chan any, 100), broken: make(chan struct{}), containers: map[string]container.InspectResponse{}, engine: "Engine"}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/_ping", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Api-Version", "1.41")
@@ -45,6 +47,11 @@ func newFakeDockerd(t *testing.T) *fakeDockerd {
 			path = path[i+1:] // the API version
 		}
 		switch {
+		case path == "/version":
+			f.mu.Lock()
+			engine := f.engine
+			f.mu.Unlock()
+			_ = json.NewEncoder(w).Encode(system.VersionResponse{Components: []system.ComponentVersion{{Name: engine, Version: "1"}}})
 		case path == "/containers/json":
 			f.mu.Lock()
 			var list []container.Summary

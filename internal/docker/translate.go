@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/system"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
 )
@@ -22,10 +24,11 @@ func isSandbox(labels map[string]string) bool {
 	return labels[labelK8sType] == "podsandbox"
 }
 
-// meta builds a container's labels from what Docker says of it.
-func meta(id, name, imageID string, labels map[string]string) store.Meta {
+// meta builds a container's labels from what Docker (or Podman, runtime
+// store.RuntimePodman) says of it.
+func meta(runtime, id, name, imageID string, labels map[string]string) store.Meta {
 	m := store.Meta{
-		Runtime: store.RuntimeDocker,
+		Runtime: runtime,
 		ID:      id,
 		Name:    strings.TrimPrefix(name, "/"),
 		ImageID: imageID,
@@ -35,7 +38,7 @@ func meta(id, name, imageID string, labels map[string]string) store.Meta {
 }
 
 // observed turns an inspect result into the store's view of the container.
-func observed(c container.InspectResponse) (store.Observed, error) {
+func observed(runtime string, c container.InspectResponse) (store.Observed, error) {
 	if c.ID == "" || c.State == nil {
 		return store.Observed{}, fmt.Errorf("inspect result without id or state")
 	}
@@ -56,7 +59,7 @@ func observed(c container.InspectResponse) (store.Observed, error) {
 		return store.Observed{}, fmt.Errorf("container %s: Created: %w", c.ID, err)
 	}
 	return store.Observed{
-		Meta: meta(c.ID, c.Name, c.Image, labels),
+		Meta: meta(runtime, c.ID, c.Name, c.Image, labels),
 		State: store.State{
 			Running:    c.State.Running,
 			StartedAt:  started,
@@ -100,10 +103,18 @@ type translation struct {
 	refresh bool        // inspect it anyway: its metadata changed
 }
 
-// translate turns one container event into a store event. Events the exporter
-// does not count (exec_die among them: an exec never changes the exit code)
-// translate to nothing. A malformed event gives an error and nothing else.
-func translate(m events.Message) (translation, error) {
+// actionRemove is Podman's removal of a container, Docker's destroy.
+const actionRemove events.Action = "remove"
+
+// translate turns one container event of runtime into a store event. Events
+// the exporter does not count (exec_die, Podman's exec_died: an exec never
+// changes the exit code; Podman's restart, which its start follows) translate
+// to nothing. A malformed event gives an error and nothing else.
+//
+// Podman's Docker API (4.3) differs from Docker's: it sends no oom event (a
+// kill is counted from the kernel alone), "remove" for destroy, and init,
+// cleanup and restart around every start and exit.
+func translate(runtime string, m events.Message) (translation, error) {
 	id := m.Actor.ID
 	if m.Type != events.ContainerEventType {
 		return translation{}, nil
@@ -115,7 +126,7 @@ func translate(m events.Message) (translation, error) {
 	if at.IsZero() {
 		return translation{}, fmt.Errorf("container event %q for %s without a time", m.Action, id)
 	}
-	key := store.Key(store.RuntimeDocker, "", id)
+	key := store.Key(runtime, "", id)
 	switch m.Action {
 	case events.ActionCreate:
 		// Its labels (pod, namespace) before it runs: a crash loop's kill
@@ -136,8 +147,55 @@ func translate(m events.Message) (translation, error) {
 		return translation{event: store.Exited{Key: key, At: at, Code: code}, inspect: true}, nil
 	case events.ActionOOM:
 		return translation{event: store.OOMKilled{Key: key, At: at}, inspect: true}, nil
-	case events.ActionDestroy:
+	case events.ActionDestroy, actionRemove:
 		return translation{event: store.Removed{Key: key, At: at}}, nil
 	}
 	return translation{}, nil
+}
+
+// podmanContainer is what Podman's own API says of a container and its
+// Docker API does not: its pod, and whether it is the pod's infra container.
+type podmanContainer struct {
+	ID      string `json:"Id"`
+	IsInfra bool
+	PodName string
+}
+
+// parsePodmanContainers reads Podman's container list
+// (GET /libpod/containers/json?pod=true), by container id.
+func parsePodmanContainers(b []byte) (map[string]podmanContainer, error) {
+	var list []podmanContainer
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil, fmt.Errorf("podman container list: %w", err)
+	}
+	out := make(map[string]podmanContainer, len(list))
+	for _, c := range list {
+		out[c.ID] = c
+	}
+	return out, nil
+}
+
+// withPodmanPod labels a Podman container with its Podman pod's name: like a
+// Kubernetes pod, the containers that share its namespaces. The other
+// Kubernetes labels mean nothing there and stay empty; the kubelet's labels,
+// if a container has them, win.
+func withPodmanPod(m store.Meta, p podmanContainer) store.Meta {
+	if m.Pod == "" {
+		m.Pod = p.PodName
+	}
+	return m
+}
+
+// podmanEngine is the name of Podman's component in the Docker API's version.
+const podmanEngine = "Podman Engine"
+
+// engine tells from the version's components whose Docker API answers:
+// store.RuntimePodman or store.RuntimeDocker.
+func engine(components []system.ComponentVersion) string {
+	for _, c := range components {
+		if c.Name == podmanEngine {
+			return store.RuntimePodman
+		}
+	}
+	return store.RuntimeDocker
 }

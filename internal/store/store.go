@@ -688,12 +688,22 @@ func (e *entry) observe(ev Observed, kernel bool) {
 }
 
 // start applies a start event. A start is a restart when the container had
-// exited since its last start: this needs the events in the runtime's order,
-// never a comparison of an event's time with a state's time, which a
-// runtime records a little earlier (tens of milliseconds on a busy host).
+// exited since its last start: this needs the events in the runtime's order.
+// A state's times, which a runtime records a little earlier than its events
+// (tens of milliseconds on a busy host), only tell the start of the run the
+// state showed.
 func (e *entry) start(at time.Time, pid int) {
 	if at.Before(e.syncedAt) || !at.After(e.startedAt) {
 		return // reflected in an observation already, or a replay
+	}
+	if !e.running && e.startedAt.Before(e.finished) && (!at.After(e.finished) || at.Sub(e.startedAt) < sameStart) {
+		// The event of the start of a run that a state showed ended: the
+		// state was read after that start, before its event was logged
+		// (Podman logs its start a moment after it stamps StartedAt, and
+		// a container that exits at once may have ended by then). No
+		// restart: a later run starts after that exit, and after
+		// Docker's restart back-off of 100 ms at least.
+		return
 	}
 	if !e.running && !e.finished.IsZero() {
 		e.Restarts++
@@ -735,6 +745,11 @@ func (e *entry) exit(at time.Time, code int, describes bool) {
 // sameExit is how far apart the runtime may stamp one exit in its state and
 // in its event.
 const sameExit = time.Second
+
+// sameStart is how long after a run's StartedAt in its state the runtime
+// may log the start event of that run: below Docker's smallest restart
+// back-off (100 ms), so that a restart's start is never taken for it.
+const sameStart = 100 * time.Millisecond
 
 // exitReasonSeen is exitReason for an exit with code at 'at'. An exit by
 // SIGKILL (137) with no kill of the main process known is an OOM kill's or

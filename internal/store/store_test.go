@@ -439,3 +439,23 @@ func TestDieEventOfAStateInTheRestartBackoff(t *testing.T) {
 	s.Apply(Started{Key: key, At: at(4000)})
 	want(t, get(t, s, key), 0, 3, true, 137)
 }
+
+// A container seen first by an inspect at its creation, answered after it
+// started and exited at once: the start event, logged a moment after the
+// state's StartedAt (and here after its FinishedAt too), is that run, not
+// a restart; the restarts that follow count. (Podman's on-failure:2
+// counted 3 restarts for 2 under load.)
+func TestStartEventOfARunAStateShowedEnded(t *testing.T) {
+	s := New(time.Minute)
+	s.Apply(Observed{Meta: meta(), At: at(0), State: State{StartedAt: at(500), FinishedAt: at(502), ExitCode: 1}})
+	s.Apply(Started{Key: key, At: at(504)})
+	s.Apply(Exited{Key: key, At: at(505), Code: 1})
+	want(t, get(t, s, key), 0, 0, true, 1)
+	s.Apply(Started{Key: key, At: at(1500)})
+	s.Apply(Exited{Key: key, At: at(1502), Code: 1})
+	want(t, get(t, s, key), 0, 1, true, 1)
+	// Docker's restart after its back-off of 100 ms, of a run of 2 ms.
+	s.Apply(Started{Key: key, At: at(1604)})
+	s.Apply(Exited{Key: key, At: at(1606), Code: 1})
+	want(t, get(t, s, key), 0, 2, true, 1)
+}

@@ -243,20 +243,10 @@ func TestContainerdMainProcessOOMKilled(t *testing.T) {
 	task := c.run(t, "e2e-oom", id, "exec "+oomOnce)
 	waitTaskExit(t, "e2e-oom", task, 137)
 	e.waitContainerdCounts(t, id, counts{OOMs: 1, Exited: true, ExitCode: 137})
-	s, err := e.scrape()
-	if err != nil {
-		t.Fatal(err)
-	}
-	labels, _, _ := s.series("container_ooms_total", map[string]string{"container_id": "containerd://" + id})
-	want := map[string]string{
+	wantLabels(t, e, "container_ooms_total", "containerd://"+id, map[string]string{
 		"container_id": "containerd://" + id, "containerd_namespace": "e2e-oom",
 		"name": id, "container": "", "pod": "", "namespace": "",
-	}
-	for k, w := range want {
-		if labels[k] != w {
-			t.Errorf("label %s=%q, want %q (all: %v)", k, labels[k], w, labels)
-		}
-	}
+	})
 }
 
 // A probe's or kubectl exec's process that exits non-zero never changes the
@@ -323,11 +313,6 @@ func TestContainerdSandboxNotExportedAndKubernetesLabels(t *testing.T) {
 	e.waitContainerdCounts(t, id, counts{})
 	notExported(t, e, "containerd://"+p.id)
 
-	s, err := e.scrape()
-	if err != nil {
-		t.Fatal(err)
-	}
-	labels, _, _ := s.series("container_restarts_total", map[string]string{"container_id": "containerd://" + id})
 	want := map[string]string{
 		"container_id":         "containerd://" + id,
 		"name":                 "app",
@@ -337,12 +322,7 @@ func TestContainerdSandboxNotExportedAndKubernetesLabels(t *testing.T) {
 		"uid":                  p.config.Metadata.Uid,
 		"containerd_namespace": "k8s.io",
 	}
-	for k, w := range want {
-		if labels[k] != w {
-			t.Errorf("label %s=%q, want %q (all: %v)", k, labels[k], w, labels)
-		}
-	}
-	if len(labels) != len(want) {
+	if labels := wantLabels(t, e, "container_restarts_total", "containerd://"+id, want); len(labels) != len(want) {
 		t.Errorf("labels %v, want %v", labels, want)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,10 +21,28 @@ import (
 // containerd, as the kubelet makes them: same calls, same labels and
 // annotations, host networking so that no CNI plugin is needed.
 
+// criRuntime is a client of a CRI runtime, the name the test image has in
+// its storage, and the PID namespace of its pods' containers.
+type criRuntime struct {
+	runtimeapi.RuntimeServiceClient
+	image string
+	// pid is NamespaceMode_CONTAINER for CRI-O, as the kubelet asks unless
+	// a pod shares its process namespace: then CRI-O runs no infra
+	// container, whose oom_score_adj of -998 this host refuses without
+	// CAP_SYS_RESOURCE. The containerd tests keep the pod's (POD).
+	pid runtimeapi.NamespaceMode
+}
+
 // criClient connects to the CRI plugin of the harness's containerd.
-func criClient(t testing.TB) runtimeapi.RuntimeServiceClient {
+func criClient(t testing.TB) criRuntime {
 	t.Helper()
-	conn, err := grpc.NewClient("unix://"+containerdAddress(t), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return criRuntime{criConnect(t, containerdAddress(t)), env.image, runtimeapi.NamespaceMode_POD}
+}
+
+// criConnect connects to the CRI socket at address.
+func criConnect(t testing.TB, address string) runtimeapi.RuntimeServiceClient {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,14 +64,14 @@ func randomID(n int) string {
 
 // criPod is a pod sandbox run through the CRI plugin.
 type criPod struct {
-	cri    runtimeapi.RuntimeServiceClient
+	cri    criRuntime
 	id     string
 	config *runtimeapi.PodSandboxConfig
 }
 
 // runPod runs a pod sandbox (its "pause" container) in the harness's cgroup
 // parent, and removes it with its containers when the test ends.
-func runPod(t testing.TB, cri runtimeapi.RuntimeServiceClient, namespace, name string) *criPod {
+func runPod(t testing.TB, cri criRuntime, namespace, name string) *criPod {
 	t.Helper()
 	uid := randomID(8)
 	return runPodIn(t, cri, namespace, name, uid, env.cgroupParent+"/pod"+uid)
@@ -59,7 +79,7 @@ func runPod(t testing.TB, cri runtimeapi.RuntimeServiceClient, namespace, name s
 
 // runPodIn is runPod with the pod's uid and its cgroup (the kubelet's pod
 // cgroup, which a test may make first to give it a limit).
-func runPodIn(t testing.TB, cri runtimeapi.RuntimeServiceClient, namespace, name, uid, cgroup string) *criPod {
+func runPodIn(t testing.TB, cri criRuntime, namespace, name, uid, cgroup string) *criPod {
 	t.Helper()
 	labels := map[string]string{
 		"app":                         name,
@@ -74,7 +94,7 @@ func runPodIn(t testing.TB, cri runtimeapi.RuntimeServiceClient, namespace, name
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			CgroupParent: cgroup,
 			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: cri.pid},
 			},
 		},
 	}
@@ -86,6 +106,18 @@ func runPodIn(t testing.TB, cri runtimeapi.RuntimeServiceClient, namespace, name
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		// Killed at once, as the kubelet does with a grace period of 0:
+		// CRI-O's StopPodSandbox would give each container 30 s, and sh
+		// as pid 1 ignores SIGTERM.
+		list, err := cri.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: p.id}})
+		if err != nil {
+			t.Logf("ListContainers of pod %s: %v", p.id, err)
+		}
+		for _, c := range list.GetContainers() {
+			if _, err := cri.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id}); err != nil {
+				t.Logf("StopContainer %s: %v", c.Id, err)
+			}
+		}
 		if _, err := cri.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
 			t.Logf("StopPodSandbox %s: %v", p.id, err)
 		}
@@ -131,7 +163,7 @@ func (p *criPod) create(t testing.TB, c criContainer) string {
 	}
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: c.name, Attempt: uint32(c.restartCount)},
-		Image:    &runtimeapi.ImageSpec{Image: env.image},
+		Image:    &runtimeapi.ImageSpec{Image: p.cri.image, UserSpecifiedImage: p.cri.image}, // as the kubelet 1.30+ names it
 		Command:  []string{"/bin/sh", "-c", c.script},
 		Labels:   labels,
 		Mounts:   c.mounts,
@@ -144,6 +176,8 @@ func (p *criPod) create(t testing.TB, c criContainer) string {
 		},
 		Linux: &runtimeapi.LinuxContainerConfig{
 			Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: cmp.Or(c.memory, 32<<20)},
+			// The pod's namespaces, as the kubelet gives every container.
+			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: p.config.Linux.SecurityContext.NamespaceOptions},
 		},
 	}
 	res, err := p.cri.CreateContainer(criContext(t), &runtimeapi.CreateContainerRequest{
@@ -190,4 +224,21 @@ func (p *criPod) stop(t testing.TB, id string) {
 	if _, err := p.cri.StopContainer(criContext(t), &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
 		t.Fatalf("StopContainer %.12s: %v", id, err)
 	}
+}
+
+// waitLog waits until the container printed line: the runtime's log file of
+// it (CRI's LogPath), on this host.
+func (p *criPod) waitLog(t testing.TB, id, line string) {
+	t.Helper()
+	path := p.status(t, id).LogPath
+	eventually(t, 60*time.Second, func() error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), line) {
+			return fmt.Errorf("container %.12s has not printed %q yet (log: %q)", id, line, b)
+		}
+		return nil
+	})
 }

@@ -269,24 +269,7 @@ func TestRetentionOfRemovedContainers(t *testing.T) {
 	// With the kernel reader on, as users run it: its cgroup goes at the
 	// exit, the series stay until a retention after the removal.
 	e := startExporter(t, "--retention=3s")
-	id := run(t, nil, "exit 2")
-	waitInspect(t, id, "{{.State.Status}}", "exited")
-	e.waitCounts(t, id, counts{Exited: true, ExitCode: 2})
-	removed := time.Now()
-	docker(t, "rm", id)
-	eventually(t, 30*time.Second, func() error {
-		s, err := e.scrape()
-		if err != nil {
-			return err
-		}
-		if _, ok := s.containerCounts(id); ok {
-			return fmt.Errorf("series of the removed container still exported")
-		}
-		return nil
-	})
-	if gone := time.Since(removed); gone < 3*time.Second {
-		t.Fatalf("series dropped %s after removal, before the 3s retention", gone)
-	}
+	checkRetention(t, e, dockerd(), "docker")
 }
 
 // A runtime socket that is not there: the exporter serves, says the source

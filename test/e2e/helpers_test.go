@@ -30,6 +30,9 @@ var env struct {
 
 var binary string // the exporter, built once
 
+// testsStarted is when the test binary started: its -timeout counts from then.
+var testsStarted = time.Now()
+
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
@@ -63,6 +66,7 @@ func testMain(m *testing.M) int {
 	}
 	code := m.Run()
 	stopShared()
+	stopCRIO()
 	removeImage()
 	return code
 }
@@ -138,30 +142,96 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-var (
-	sharedOnce sync.Once
-	shared     *exporter
-	sharedErr  error
-)
+// sharedExporters are exporters that the tests that only add containers of
+// their own share, one for each set of arguments (by their joined text).
+var sharedExporters = struct {
+	mu sync.Mutex
+	m  map[string]*sharedEntry
+}{m: map[string]*sharedEntry{}}
 
-// sharedExporter is one exporter for the tests that only add containers of their own.
+type sharedEntry struct {
+	once sync.Once
+	e    *exporter
+	err  error
+}
+
+// sharedExporter is one exporter with the default arguments.
 func sharedExporter(t *testing.T) *exporter {
 	t.Helper()
-	sharedOnce.Do(func() { shared, sharedErr = newExporter() })
-	if sharedErr != nil {
-		t.Fatalf("shared exporter: %v", sharedErr)
+	return sharedExporterWith(t)
+}
+
+// sharedExporterWith is one exporter started with args, shared by every test
+// that asks for the same args.
+func sharedExporterWith(t *testing.T, args ...string) *exporter {
+	t.Helper()
+	key := strings.Join(args, "\x00")
+	sharedExporters.mu.Lock()
+	s := sharedExporters.m[key]
+	if s == nil {
+		s = &sharedEntry{}
+		sharedExporters.m[key] = s
+	}
+	sharedExporters.mu.Unlock()
+	s.once.Do(func() { s.e, s.err = newExporter(args...) })
+	if s.err != nil {
+		t.Fatalf("shared exporter %v: %v", args, s.err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("shared exporter log:\n%s", shared.logs())
+			t.Logf("shared exporter %v log:\n%s", args, s.e.logs())
 		}
 	})
-	return shared
+	return s.e
 }
 
 func stopShared() {
-	if shared != nil {
-		shared.stop()
+	sharedExporters.mu.Lock()
+	defer sharedExporters.mu.Unlock()
+	for _, s := range sharedExporters.m {
+		if s.e != nil {
+			s.e.stop()
+		}
+	}
+}
+
+// waitEvents waits until the exporter has received at least n events of source.
+func waitEvents(t testing.TB, e *exporter, source string, n float64) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		if _, events, _ := s.series("missing_container_metrics_events_total", map[string]string{"source": source}); events < n {
+			return fmt.Errorf("only %v events of %s seen", events, source)
+		}
+		return nil
+	})
+}
+
+// checkRetention checks that a removed container's series stay for the
+// exporter's --retention=3s after its removal, then go: g runs the
+// container, the exporter follows g as runtime.
+func checkRetention(t *testing.T, e *exporter, g engine, runtime string) {
+	t.Helper()
+	id := g.run(t, nil, "exit 2")
+	g.waitInspect(t, id, "{{.State.Status}}", "exited")
+	e.waitCountsOf(t, runtime+"://"+id, counts{Exited: true, ExitCode: 2})
+	removed := time.Now()
+	g.must(t, "rm", id)
+	eventually(t, 30*time.Second, func() error {
+		s, err := e.scrape()
+		if err != nil {
+			return err
+		}
+		if _, ok := s.countsOf(runtime + "://" + id); ok {
+			return fmt.Errorf("series of the removed container still exported")
+		}
+		return nil
+	})
+	if gone := time.Since(removed); gone < 3*time.Second {
+		t.Fatalf("series dropped %s after removal, before the 3s retention", gone)
 	}
 }
 
@@ -287,21 +357,19 @@ func (e *exporter) waitCounts(t testing.TB, id string, want counts) {
 	e.waitCountsOf(t, "docker://"+id, want)
 }
 
-// docker runs the docker CLI against the harness's dockerd.
-func docker(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := dockerErr(args...)
-	if err != nil {
-		t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
-	}
-	return out
-}
+// engine is a Docker API the tests drive with the docker CLI: the
+// harness's dockerd, or its Podman.
+type engine struct{ host string }
 
-func dockerErr(args ...string) (string, error) {
+// dockerd is the harness's dockerd.
+func dockerd() engine { return engine{env.dockerHost} }
+
+// cli runs the docker CLI against the engine.
+func (g engine) cli(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+env.dockerHost)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+g.host)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -310,29 +378,39 @@ func dockerErr(args ...string) (string, error) {
 	return strings.TrimSpace(stdout.String()), nil
 }
 
+// must runs the docker CLI and fails the test if it fails.
+func (g engine) must(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := g.cli(args...)
+	if err != nil {
+		t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
 // run starts a detached container in the harness's cgroup parent with a
 // 32 MiB memory limit (no swap), and removes it when the test ends.
-func run(t testing.TB, flags []string, script string) string {
+func (g engine) run(t testing.TB, flags []string, script string) string {
 	t.Helper()
 	args := append([]string{"run", "-d", "--network", "none", "--cgroup-parent", env.cgroupParent,
 		"--memory", "32m", "--memory-swap", "32m"}, flags...)
 	args = append(args, env.image, "sh", "-c", script)
-	id := docker(t, args...)
-	t.Cleanup(func() { _, _ = dockerErr("rm", "-f", id) })
+	id := g.must(t, args...)
+	t.Cleanup(func() { _, _ = g.cli("rm", "-f", id) })
 	return id
 }
 
 // inspect returns one field of docker inspect, by Go template.
-func inspect(t testing.TB, id, format string) string {
+func (g engine) inspect(t testing.TB, id, format string) string {
 	t.Helper()
-	return docker(t, "inspect", "--format", format, id)
+	return g.must(t, "inspect", "--format", format, id)
 }
 
 // waitInspect waits until the container's inspect field has the value want.
-func waitInspect(t testing.TB, id, format, want string) {
+func (g engine) waitInspect(t testing.TB, id, format, want string) {
 	t.Helper()
 	eventually(t, 60*time.Second, func() error {
-		got, err := dockerErr("inspect", "--format", format, id)
+		got, err := g.cli("inspect", "--format", format, id)
 		if err != nil {
 			return err
 		}
@@ -344,10 +422,10 @@ func waitInspect(t testing.TB, id, format, want string) {
 }
 
 // waitLog waits until the container printed line.
-func waitLog(t testing.TB, id, line string) {
+func (g engine) waitLog(t testing.TB, id, line string) {
 	t.Helper()
 	eventually(t, 60*time.Second, func() error {
-		out, err := dockerErr("logs", id)
+		out, err := g.cli("logs", id)
 		if err != nil {
 			return err
 		}
@@ -358,8 +436,41 @@ func waitLog(t testing.TB, id, line string) {
 	})
 }
 
+// docker runs the docker CLI against the harness's dockerd.
+func docker(t testing.TB, args ...string) string {
+	t.Helper()
+	return dockerd().must(t, args...)
+}
+
+func dockerErr(args ...string) (string, error) { return dockerd().cli(args...) }
+
+// run starts a container of the harness's dockerd (engine.run).
+func run(t testing.TB, flags []string, script string) string {
+	t.Helper()
+	return dockerd().run(t, flags, script)
+}
+
+// inspect returns one field of docker inspect of a dockerd container.
+func inspect(t testing.TB, id, format string) string {
+	t.Helper()
+	return dockerd().inspect(t, id, format)
+}
+
+// waitInspect waits until a dockerd container's inspect field is want.
+func waitInspect(t testing.TB, id, format, want string) {
+	t.Helper()
+	dockerd().waitInspect(t, id, format, want)
+}
+
+// waitLog waits until a dockerd container printed line.
+func waitLog(t testing.TB, id, line string) {
+	t.Helper()
+	dockerd().waitLog(t, id, line)
+}
+
 var (
 	harnessOnce     sync.Once
+	harnessOpened   *harness.Harness
 	harnessRuntimes *harness.Runtimes
 	harnessErr      error
 )
@@ -375,6 +486,7 @@ func runtimes(t testing.TB) *harness.Runtimes {
 			return
 		}
 		h.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "harness: "+format+"\n", args...) }
+		harnessOpened = h
 		if harnessRuntimes = h.Runtimes(); harnessRuntimes == nil {
 			harnessErr = fmt.Errorf("the harness at %s has no runtimes", h.Dir)
 		}
@@ -385,11 +497,13 @@ func runtimes(t testing.TB) *harness.Runtimes {
 	return harnessRuntimes
 }
 
-// daemonOf is the runtimes' daemon called name ("dockerd", "containerd").
+// daemonOf is the harness's daemon called name ("dockerd", "containerd",
+// "podman").
 func daemonOf(t testing.TB, name string) *harness.Process {
 	t.Helper()
 	r := runtimes(t)
-	p := map[string]*harness.Process{"dockerd": r.Dockerd(), "containerd": r.Containerd()}[name]
+	p := map[string]*harness.Process{"dockerd": r.Dockerd(), "containerd": r.Containerd(),
+		harness.PodmanService: harnessOpened.Process(harness.PodmanService)}[name]
 	if p == nil {
 		t.Fatalf("the harness has no daemon %q", name)
 	}
@@ -418,14 +532,11 @@ func killDaemon(t testing.TB, name string) {
 // dockerd reaches it again.
 func startDaemon(t testing.TB, name string) {
 	t.Helper()
-	daemonOf(t, name)
+	p := daemonOf(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r := runtimes(t)
-	start := r.StartDockerd
-	if name == "containerd" {
-		start = r.StartContainerd
-	}
+	start := map[string]func(context.Context) error{"dockerd": r.StartDockerd, "containerd": r.StartContainerd, harness.PodmanService: p.Start}[name]
 	if err := start(ctx); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -451,4 +562,21 @@ func waitDockerDown(t *testing.T, e *exporter, sock, why string) {
 		}
 		return fmt.Errorf("no log line names %s and says %q yet", sock, why)
 	})
+}
+
+// wantLabels fails the test unless the series of family of containerID
+// carries each label of want with its value.
+func wantLabels(t testing.TB, e *exporter, family, containerID string, want map[string]string) map[string]string {
+	t.Helper()
+	s, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, _, _ := s.series(family, map[string]string{"container_id": containerID})
+	for k, w := range want {
+		if labels[k] != w {
+			t.Errorf("label %s=%q, want %q (all: %v)", k, labels[k], w, labels)
+		}
+	}
+	return labels
 }

@@ -43,6 +43,14 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 
 func (rawCodec) Name() string { return "proto" } // what the client asked for; bytes pass through
 
+// upstreamCodec is rawCodec towards the runtime, with no content subtype:
+// CRI-O serves gRPC beside HTTP on its socket and tells them apart by the
+// content type "application/grpc" exactly; "application/grpc+proto" gets
+// the connection reset.
+type upstreamCodec struct{ rawCodec }
+
+func (upstreamCodec) Name() string { return "" }
+
 // grpcRecorder sits on a unix socket between the exporter and containerd,
 // forwards every call, and records each method's full name.
 type grpcRecorder struct {
@@ -76,10 +84,11 @@ func startGRPCRecorder(t *testing.T, upstream string) (*grpcRecorder, string) {
 			r.methods = append(r.methods, method)
 			r.mu.Unlock()
 			md, _ := metadata.FromIncomingContext(in.Context()) // containerd's namespace travels here
+
 			ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(in.Context(), md))
 			defer cancel()
 			out, err := up.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method,
-				grpc.ForceCodec(rawCodec{}))
+				grpc.ForceCodec(upstreamCodec{}))
 			if err != nil {
 				return err
 			}
@@ -96,6 +105,9 @@ func startGRPCRecorder(t *testing.T, upstream string) (*grpcRecorder, string) {
 				}
 			}()
 			if h, err := out.Header(); err == nil {
+				// CRI-O's answer carries content-type, which this
+				// server sets itself: sent twice, it breaks the stream.
+				delete(h, "content-type")
 				_ = in.SendHeader(h)
 			}
 			for { // containerd to client

@@ -36,7 +36,14 @@ func (p *recordingProxy) seen() []string {
 
 func startRecordingProxy(t *testing.T) (*recordingProxy, string) {
 	t.Helper()
-	upstream := strings.TrimPrefix(env.dockerHost, "unix://")
+	return startRecordingProxyTo(t, env.dockerHost)
+}
+
+// startRecordingProxyTo starts a recording proxy to the Docker API at host
+// (unix://...) and returns it and its own host.
+func startRecordingProxyTo(t *testing.T, host string) (*recordingProxy, string) {
+	t.Helper()
+	upstream := strings.TrimPrefix(host, "unix://")
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -76,18 +83,15 @@ func TestDockerSourceOnlyReads(t *testing.T) {
 	}
 	docker(t, "rename", id, fmt.Sprintf("renamed-%d", time.Now().UnixNano()))
 	docker(t, "rm", "-f", id)
-	eventually(t, 30*time.Second, func() error {
-		s, err := e.scrape()
-		if err != nil {
-			return err
-		}
-		if _, events, _ := s.series("missing_container_metrics_events_total", map[string]string{"source": "docker"}); events < 5 {
-			return fmt.Errorf("only %v events seen", events)
-		}
-		return nil
-	})
+	waitEvents(t, e, "docker", 5)
 
-	readOnly := regexp.MustCompile(`^(GET|HEAD) (/v[0-9.]+)?/(_ping|events|containers/json|containers/[0-9a-f]{64}/json)$`)
+	checkReads(t, proxy, regexp.MustCompile(`^(GET|HEAD) (/v[0-9.]+)?/(_ping|version|events|containers/json|containers/[0-9a-f]{64}/json)$`))
+}
+
+// checkReads fails the test unless every request the proxy forwarded
+// matches readOnly, and it forwarded some.
+func checkReads(t *testing.T, proxy *recordingProxy, readOnly *regexp.Regexp) {
+	t.Helper()
 	reqs := proxy.seen()
 	if len(reqs) == 0 {
 		t.Fatal("no request went through the proxy")

@@ -1,8 +1,8 @@
 // Package harness starts and stops the real runtimes that the tests run
-// against: a containerd and a dockerd (Runtimes), and a single-node
-// Kubernetes (Node: etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler and a kubelet on a containerd of its own, with pod
-// networking). Everything lives in a temporary directory of its own, never
+// against: a containerd and a dockerd (Runtimes), a Podman API service
+// (Podman), CRI-O (CRIO), and a single-node Kubernetes (Node: etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler and a kubelet on a
+// containerd or a CRI-O of its own, with pod networking). Everything lives in a temporary directory of its own, never
 // at the system's default paths; servers listen on 127.0.0.1; every
 // container's cgroup is nested in the caller's own memory cgroup.
 //
@@ -58,8 +58,10 @@ type record struct {
 	Bridges []string `json:"bridges,omitempty"`
 	// Mounts are mount points the harness made.
 	Mounts []string `json:"mounts,omitempty"`
-	// Runtimes and Node are set once started.
+	// Runtimes, Podman, CRIO and Node are set once started.
 	Runtimes *Runtimes `json:"runtimes,omitempty"`
+	Podman   *Podman   `json:"podman,omitempty"`
+	CRIO     []*CRIO   `json:"crio,omitempty"`
 	Node     *Node     `json:"node,omitempty"`
 }
 
@@ -116,6 +118,12 @@ func Open(dir string) (*Harness, error) {
 	if h.rec.Runtimes != nil {
 		h.rec.Runtimes.h = h
 	}
+	if h.rec.Podman != nil {
+		h.rec.Podman.h = h
+	}
+	for _, c := range h.rec.CRIO {
+		c.h = h
+	}
 	if h.rec.Node != nil {
 		h.rec.Node.h = h
 	}
@@ -128,6 +136,9 @@ func (h *Harness) CgroupParent() string { return h.rec.CgroupParent }
 
 // Runtimes returns the containerd and dockerd pair, once started.
 func (h *Harness) Runtimes() *Runtimes { return h.rec.Runtimes }
+
+// Podman returns the Podman API service, once started.
+func (h *Harness) Podman() *Podman { return h.rec.Podman }
 
 // Node returns the Kubernetes node, once started.
 func (h *Harness) Node() *Node { return h.rec.Node }
@@ -210,6 +221,12 @@ func (h *Harness) Close() error {
 	if r := h.rec.Runtimes; r != nil {
 		errs = append(errs, r.removeContainers(ctx))
 	}
+	if pm := h.rec.Podman; pm != nil {
+		errs = append(errs, pm.removeAll(ctx))
+	}
+	for _, c := range h.rec.CRIO {
+		errs = append(errs, c.removePods(ctx))
+	}
 	procs := h.Processes()
 	for i := len(procs) - 1; i >= 0; i-- {
 		errs = append(errs, procs[i].Stop())
@@ -227,6 +244,7 @@ func (h *Harness) Close() error {
 		errs = append(errs, deleteLink(br))
 	}
 	errs = append(errs, cleanShimSockets(h.Dir))
+	h.removeBlobCache()
 	errs = append(errs, removeDirsDeepestFirst(h.rec.HostDirs, true))
 	if err := os.RemoveAll(h.Dir); err != nil {
 		errs = append(errs, err)

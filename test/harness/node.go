@@ -27,12 +27,15 @@ type NodeOptions struct {
 	// Kubelet is merged into the KubeletConfiguration (JSON field names), on
 	// top of what the harness needs.
 	Kubelet map[string]any
+	// CRIOBinDir, if set, holds crio and pinns (test/crio/prepare.sh): the
+	// kubelet then runs on a CRI-O of its own instead of a containerd.
+	CRIOBinDir string
 }
 
 // Node is a single-node Kubernetes: etcd, kube-apiserver (token auth),
-// kube-controller-manager, kube-scheduler, and a kubelet on a containerd of
-// its own, whose pods get addresses on a private subnet of a bridge that only
-// this host reaches.
+// kube-controller-manager, kube-scheduler, and a kubelet on a containerd (or
+// a CRI-O) of its own, whose pods get addresses on a private subnet of a
+// bridge that only this host reaches.
 type Node struct {
 	h *Harness
 	// Name is the node's name.
@@ -44,8 +47,11 @@ type Node struct {
 	CAFile string `json:"caFile"`
 	// Kubeconfig is a kubeconfig file for Server with Token.
 	Kubeconfig string `json:"kubeconfig"`
-	// ContainerdAddress is the socket of the node's containerd.
+	// ContainerdAddress is the socket of the node's containerd; empty on a
+	// node on CRI-O.
 	ContainerdAddress string `json:"containerdAddress"`
+	// CRIO is the harness's name of the node's CRI-O, if it runs on one.
+	CRIO string `json:"crio,omitempty"`
 	// CgroupRoot is the kubelet's cgroupRoot (its path in every hierarchy).
 	CgroupRoot string `json:"cgroupRoot"`
 	// PodSubnet is the pods' IPv4 subnet, Bridge its interface on the host.
@@ -59,6 +65,7 @@ type Node struct {
 // Names of the node's daemons in the harness.
 const (
 	NodeContainerd    = "node-containerd"
+	NodeCRIO          = "node-crio"
 	Etcd              = "etcd"
 	APIServer         = "kube-apiserver"
 	ControllerManager = "kube-controller-manager"
@@ -81,8 +88,11 @@ func (h *Harness) StartNode(ctx context.Context, opts NodeOptions) (*Node, error
 	c := h.containerdPaths("node/containerd")
 	// Named localhost: the apiserver reaches the kubelet (logs, exec) by the
 	// node's host name, and the kubelet listens on 127.0.0.1 only.
-	n := &Node{h: h, Name: "localhost", ContainerdAddress: c.address,
+	n := &Node{h: h, Name: "localhost",
 		CgroupRoot: h.rec.CgroupParent + "/kubelet", Kubeconfig: nd + "/kubeconfig", KubeletDir: nd + "/kubelet"}
+	if opts.CRIOBinDir == "" {
+		n.ContainerdAddress = c.address
+	}
 	h.rec.Node = n
 
 	// Credentials: the apiserver's serving certificate, a token in
@@ -122,26 +132,12 @@ func (h *Harness) StartNode(ctx context.Context, opts NodeOptions) (*Node, error
 	// The CRI plugin's network namespaces and the CNI library's cache go to
 	// these whatever containerd's paths; each pod's entries go with the pod.
 	h.noteHostDirs("/run/netns", "/var/lib/cni", "/var/lib/cni/results")
-	containerd, err := h.newContainerd(NodeContainerd, c, fmt.Sprintf(`
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = %q
-  conf_dir = %q
-`, cniBinDir, nd+"/cni/net.d"))
-	if err != nil {
-		return nil, err
-	}
-	if err := containerd.Start(ctx); err != nil {
-		return nil, err
-	}
-	archive := nd + "/images.tar"
-	rootfs := nd + "/rootfs"
-	if err := buildRootfs(rootfs); err != nil {
-		return nil, err
-	}
-	if err := writeImageFile(archive, rootfs); err != nil {
-		return nil, err
-	}
-	if err := importImages(ctx, c.address, "k8s.io", archive); err != nil {
+	if opts.CRIOBinDir != "" {
+		if _, err := h.StartCRIO(ctx, CRIOOptions{BinDir: opts.CRIOBinDir, Name: NodeCRIO, CNIDir: nd + "/cni/net.d"}); err != nil {
+			return nil, err
+		}
+		n.CRIO = NodeCRIO
+	} else if err := n.startContainerd(ctx, c); err != nil {
 		return nil, err
 	}
 
@@ -156,6 +152,100 @@ func (h *Harness) StartNode(ctx context.Context, opts NodeOptions) (*Node, error
 	}
 	h.logf("node %s Ready in %.1fs", n.Name, time.Since(t0).Seconds())
 	return n, nil
+}
+
+// startContainerd starts the node's containerd, with the pod network's CNI
+// configuration, and imports the test images.
+func (n *Node) startContainerd(ctx context.Context, c containerdPaths) error {
+	h, nd := n.h, n.h.path("node")
+	containerd, err := h.newContainerd(NodeContainerd, c, fmt.Sprintf(`
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = %q
+  conf_dir = %q
+`, cniBinDir, nd+"/cni/net.d"))
+	if err != nil {
+		return err
+	}
+	if err := containerd.Start(ctx); err != nil {
+		return err
+	}
+	archive := nd + "/images.tar"
+	rootfs := nd + "/rootfs"
+	if err := buildRootfs(rootfs); err != nil {
+		return err
+	}
+	if err := writeImageFile(archive, rootfs); err != nil {
+		return err
+	}
+	return importImages(ctx, c.address, "k8s.io", archive)
+}
+
+// crio is the node's CRI-O, nil if it runs on containerd.
+func (n *Node) crio() *CRIO {
+	for _, c := range n.h.rec.CRIO {
+		if n.CRIO != "" && c.Name == n.CRIO {
+			return c
+		}
+	}
+	return nil
+}
+
+// RuntimeEndpoint is the CRI socket the kubelet uses.
+func (n *Node) RuntimeEndpoint() string {
+	if c := n.crio(); c != nil {
+		return c.Address
+	}
+	return n.ContainerdAddress
+}
+
+// Runtime is the name of the node's runtime as container ids name it:
+// "containerd" or "cri-o".
+func (n *Node) Runtime() string {
+	if n.CRIO != "" {
+		return "cri-o"
+	}
+	return "containerd"
+}
+
+// LoadImage loads a Docker archive (docker save) of image (its short name,
+// repository:tag) into the node's runtime, as docker.io/library/image and
+// under the aliases.
+func (n *Node) LoadImage(ctx context.Context, archive, image string, aliases ...string) error {
+	if c := n.crio(); c != nil {
+		return c.LoadImage(ctx, archive, image, aliases...)
+	}
+	if _, err := n.Ctr(ctx, "-n", "k8s.io", "images", "import", archive); err != nil {
+		return err
+	}
+	for _, a := range aliases {
+		if _, err := n.Ctr(ctx, "-n", "k8s.io", "images", "tag", "docker.io/library/"+image, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ContainerPID is the main process's pid of a running container of the node
+// (its id without the runtime's prefix), from its runtime's verbose CRI status.
+func (n *Node) ContainerPID(ctx context.Context, id string) (int, error) {
+	conn, err := grpc.NewClient("unix://"+n.RuntimeEndpoint(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	res, err := runtimeapi.NewRuntimeServiceClient(conn).ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		return 0, err
+	}
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(res.GetInfo()["info"]), &info); err != nil || info.Pid <= 0 {
+		return 0, fmt.Errorf("container %s: no pid in its verbose status (%v)", id, err)
+	}
+	return info.Pid, nil
 }
 
 // cniBinDir is where Debian's containernetworking-plugins are.
@@ -345,7 +435,7 @@ func (n *Node) startKubelet(ctx context.Context, opts NodeOptions) error {
 		"failSwapOn":               false,
 		"protectKernelDefaults":    true,
 		"makeIPTablesUtilChains":   false,
-		"containerRuntimeEndpoint": "unix://" + n.ContainerdAddress,
+		"containerRuntimeEndpoint": "unix://" + n.RuntimeEndpoint(),
 		// The kubelet garbage-collects log files by paths relative to its
 		// working directory: both are its own.
 		"podLogsDir":         dir + "/pod-logs",
@@ -406,6 +496,7 @@ func (n *Node) Env() []string {
 		"KUBECONFIG=" + n.Kubeconfig,
 		"MCM_TEST_NODE_NAME=" + n.Name,
 		"MCM_TEST_NODE_CONTAINERD_ADDRESS=" + n.ContainerdAddress,
+		"MCM_TEST_NODE_CRI_ADDRESS=" + n.RuntimeEndpoint(),
 		"MCM_TEST_NODE_CGROUP_ROOT=" + n.CgroupRoot,
 		"MCM_TEST_NODE_POD_SUBNET=" + n.PodSubnet,
 	}
@@ -478,30 +569,14 @@ func (n *Node) removePods(ctx context.Context) error {
 	if k := n.Kubelet(); k != nil {
 		errs = append(errs, k.Stop())
 	}
+	if c := n.crio(); c != nil {
+		return errors.Join(append(errs, c.removePods(ctx))...)
+	}
 	c := n.Containerd()
 	if c == nil || !c.Running() {
 		return errors.Join(errs...)
 	}
-	conn, err := grpc.NewClient("unix://"+n.ContainerdAddress, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	defer conn.Close()
-	cri := runtimeapi.NewRuntimeServiceClient(conn)
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	list, err := cri.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("ListPodSandbox: %w", err))...)
-	}
-	for _, s := range list.Items {
-		if _, err := cri.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id}); err != nil {
-			errs = append(errs, fmt.Errorf("StopPodSandbox %s: %w", s.Id, err))
-		}
-		if _, err := cri.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id}); err != nil {
-			errs = append(errs, fmt.Errorf("RemovePodSandbox %s: %w", s.Id, err))
-		}
-	}
+	errs = append(errs, removeCRIPods(ctx, n.ContainerdAddress))
 	errs = append(errs, removeContainerdContainers(ctx, n.ContainerdAddress))
 	return errors.Join(errs...)
 }

@@ -44,12 +44,14 @@ type Process struct {
 
 // Readiness is how the harness tells that a daemon answers: an HTTP(S) URL
 // that must answer 200 (over a unix socket if Unix is set; TLS certificates are
-// not checked, the servers' are self-signed), or a command that must succeed.
+// not checked, the servers' are self-signed), a command that must succeed, or
+// a CRI socket whose runtime must say its version.
 type Readiness struct {
 	URL   string   `json:"url,omitempty"`
 	Unix  string   `json:"unix,omitempty"`
 	Token string   `json:"token,omitempty"`
 	Cmd   []string `json:"cmd,omitempty"`
+	CRI   string   `json:"cri,omitempty"`
 }
 
 // StartTimeout is how long a daemon gets to answer after it was started.
@@ -225,6 +227,9 @@ func (r Readiness) check(ctx context.Context) error {
 			return fmt.Errorf("%s: %w: %s", strings.Join(r.Cmd, " "), err, bytes.TrimSpace(out))
 		}
 		return nil
+	}
+	if r.CRI != "" {
+		return criVersion(ctx, r.CRI)
 	}
 	client := insecureClient
 	if r.Unix != "" {

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -225,14 +224,7 @@ func (r *Runtimes) Env() []string {
 // Docker runs the docker CLI against the runtimes' dockerd and returns its
 // output.
 func (r *Runtimes) Docker(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", r.DockerHost}, args...)...)
-	cmd.Env = withoutDockerEnv(os.Environ())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return strings.TrimSpace(stdout.String()), nil
+	return runCLI(ctx, "docker", append([]string{"-H", r.DockerHost}, args...), withoutDockerEnv(os.Environ()))
 }
 
 // withoutDockerEnv drops the variables that would point the docker CLI elsewhere.

@@ -59,14 +59,14 @@ func TestChart(t *testing.T) {
 		check func(t *testing.T, ns string, e *exporter)
 	}{
 		{
-			name:    "defaults: containerd at its socket on this node, the kernel's counters, the kernel log through syslog(2), root with CAP_SYSLOG alone",
-			sources: []string{"containerd", "cgroup", "kmsg"},
+			name:    "defaults: the node's runtime at its socket, the kernel's counters, the kernel log through syslog(2), root with CAP_SYSLOG alone",
+			sources: []string{env.node.Runtime(), "cgroup", "kmsg"},
 			check:   wantKillDescribed,
 		},
 		{
 			name:    "the kernel log off: nobody, no capability",
 			values:  map[string]any{"sources": map[string]any{"kernel": map[string]any{"log": "none"}}},
-			sources: []string{"containerd", "cgroup"},
+			sources: []string{env.node.Runtime(), "cgroup"},
 			priv:    unprivileged,
 		},
 		{
@@ -484,26 +484,14 @@ func (e *exporter) hasDocker() bool {
 	return strings.Contains(strings.Join(e.currentPod().Spec.Containers[0].Args, " "), "--docker ")
 }
 
-// containerPID is the main process of the node's container id (containerd://…).
+// containerPID is the main process of the node's container id (containerd://…, cri-o://…).
 func containerPID(t testing.TB, id string) int {
 	t.Helper()
-	id = strings.TrimPrefix(id, "containerd://")
-	out, err := env.node.Ctr(ctxFor(t, time.Minute), "-n", "k8s.io", "tasks", "ls")
+	pid, err := env.node.ContainerPID(ctxFor(t, time.Minute), strings.TrimPrefix(id, env.node.Runtime()+"://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 2 && f[0] == id {
-			pid, err := strconv.Atoi(f[1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			return pid
-		}
-	}
-	t.Fatalf("no task %s in the node's containerd:\n%s", id, out)
-	return 0
+	return pid
 }
 
 // procStatus is /proc/PID/status.

@@ -36,12 +36,18 @@ type exporter struct {
 }
 
 // nodeValues are the chart values every install on this node needs: the image
-// built from the checkout, and the node's containerd socket, which is not at
-// containerd's default path here (as on k3s and RKE2) but in the harness.
+// built from the checkout, and the node's runtime's socket, which is not at
+// its default path here (as containerd's on k3s and RKE2) but in the harness:
+// containerd's, or CRI-O's on a node on CRI-O.
 func nodeValues() map[string]any {
+	sources := map[string]any{"containerd": map[string]any{"socket": env.node.ContainerdAddress}}
+	if env.node.Runtime() == "cri-o" {
+		sources = map[string]any{"containerd": map[string]any{"enabled": false},
+			"crio": map[string]any{"enabled": true, "socket": env.node.RuntimeEndpoint()}}
+	}
 	return map[string]any{
 		"image":   map[string]any{"repository": env.imageRepo, "tag": env.imageTag},
-		"sources": map[string]any{"containerd": map[string]any{"socket": env.node.ContainerdAddress}},
+		"sources": sources,
 	}
 }
 
@@ -262,7 +268,7 @@ func sharedExporter(t *testing.T) *exporter {
 			}
 			e := &exporter{ns: ns, selector: "app.kubernetes.io/instance=mcm", scheme: "http"}
 			e.waitPod(t)
-			e.waitSourcesUp(t, "containerd", "cgroup")
+			e.waitSourcesUp(t, env.node.Runtime(), "cgroup")
 			shared = e
 		})
 		if !ok {

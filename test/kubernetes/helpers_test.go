@@ -169,6 +169,7 @@ func newPod(name string, rec records, restart corev1.RestartPolicy, containers .
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}},
 		Spec: corev1.PodSpec{
+			RuntimeClassName: runtimeClassName(),
 			// The node has no cluster DNS.
 			DNSPolicy:                     corev1.DNSDefault,
 			RestartPolicy:                 restart,
@@ -178,6 +179,14 @@ func newPod(name string, rec records, restart corev1.RestartPolicy, containers .
 				HostPath: &corev1.HostPathVolumeSource{Path: string(rec), Type: &dirType}}}},
 		},
 	}
+}
+
+// runtimeClassName is the test pods' RuntimeClass, nil for the runtime's default.
+func runtimeClassName() *string {
+	if env.runtimeClass == "" {
+		return nil
+	}
+	return &env.runtimeClass
 }
 
 func createPod(t testing.TB, ns string, pod *corev1.Pod) *corev1.Pod {

@@ -9,6 +9,12 @@
 // test/kubernetes/prepare.sh (MCM_KUBERNETES_BIN_DIR, MCM_PROMETHEUS).
 // Without them, or without root, the tests skip and say why; under CI=true
 // they fail instead. scripts/test.sh runs them.
+//
+// With MCM_KUBERNETES_RUNTIME=cri-o the node runs on CRI-O instead
+// (MCM_CRIO_BIN_DIR: test/crio/prepare.sh), and the chart follows it:
+// scripts/test.sh runs the chart's defaults and the count tests there too.
+// The tests that read containerd's own records (ctr) are the containerd
+// node's.
 package kubernetes
 
 import (
@@ -26,6 +32,10 @@ import (
 	"time"
 
 	"github.com/missing-container-metrics/missing-container-metrics/test/harness"
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientset "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -44,6 +54,9 @@ var env struct {
 	manifestImage string
 	// records holds the workloads' own records, a hostPath per pod.
 	records string
+	// runtimeClass is the RuntimeClass of the test pods: on CRI-O,
+	// conmonOverhead's; else none.
+	runtimeClass string
 }
 
 // repoRoot is the checkout, from test/kubernetes.
@@ -120,6 +133,23 @@ func prerequisites() string {
 	if len(missing) > 0 {
 		return "missing " + strings.Join(missing, ", ") + " (test/kubernetes/prepare.sh and scripts/install-deps.sh install them)"
 	}
+	switch r := os.Getenv("MCM_KUBERNETES_RUNTIME"); r {
+	case "", "containerd":
+	case "cri-o":
+		if os.Getenv("MCM_CRIO_BIN_DIR") == "" {
+			return "MCM_KUBERNETES_RUNTIME=cri-o without MCM_CRIO_BIN_DIR: run `eval \"$(test/crio/prepare.sh)\"` (it builds CRI-O once) or scripts/test.sh"
+		}
+	default:
+		return fmt.Sprintf("MCM_KUBERNETES_RUNTIME=%q: containerd or cri-o", r)
+	}
+	return ""
+}
+
+// crioBinDir is CRI-O's binaries when the node runs on CRI-O, else "".
+func crioBinDir() string {
+	if os.Getenv("MCM_KUBERNETES_RUNTIME") == "cri-o" {
+		return os.Getenv("MCM_CRIO_BIN_DIR")
+	}
 	return ""
 }
 
@@ -144,7 +174,8 @@ func setUp() error {
 		return err
 	}
 	t1 := time.Now()
-	if env.node, err = h.StartNode(ctx, harness.NodeOptions{BinDir: os.Getenv("MCM_KUBERNETES_BIN_DIR"), Kubelet: kubeletConfig}); err != nil {
+	if env.node, err = h.StartNode(ctx, harness.NodeOptions{BinDir: os.Getenv("MCM_KUBERNETES_BIN_DIR"), Kubelet: kubeletConfig,
+		CRIOBinDir: crioBinDir()}); err != nil {
 		return err
 	}
 	t2 := time.Now()
@@ -161,7 +192,33 @@ func setUp() error {
 		return err
 	}
 	env.records = filepath.Join(h.Dir, "records")
+	if env.node.Runtime() == "cri-o" {
+		if err := conmonOverhead(ctx); err != nil {
+			return err
+		}
+	}
 	return os.MkdirAll(env.records, 0o755)
+}
+
+// conmonOverhead makes the RuntimeClass of the test pods on CRI-O: CRI-O's
+// runc with 16 MiB of pod overhead, which the kubelet adds to the pod's
+// memory limit. With the cgroupfs driver CRI-O puts each container's conmon
+// in the pod's cgroup, and conmon here cannot keep the OOM killer off itself
+// (its oom_score_adj of -1000 takes CAP_SYS_RESOURCE, which this host's root
+// lacks): at a pod limit of exactly its one container's, the OOM killer took
+// conmon right after the container's victim, and CRI-O never learned of the
+// exit. Pod overhead is the runtime's own cost in the pod, as conmon is.
+func conmonOverhead(ctx context.Context) error {
+	rc := &nodev1.RuntimeClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "crio-conmon"},
+		Handler:    "runc",
+		Overhead:   &nodev1.Overhead{PodFixed: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Mi")}},
+	}
+	if _, err := env.client.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("RuntimeClass %s: %w", rc.Name, err)
+	}
+	env.runtimeClass = rc.Name
+	return nil
 }
 
 // buildImage builds the exporter's image (the exporter and its Kubernetes
@@ -197,15 +254,10 @@ func buildImage(ctx context.Context) error {
 	if _, err := env.runtimes.Docker(ctx, "save", "-o", archive, image); err != nil {
 		return err
 	}
-	if _, err := env.node.Ctr(ctx, "-n", "k8s.io", "images", "import", archive); err != nil {
+	if env.manifestImage, err = staticManifestImage(); err != nil {
 		return err
 	}
-	env.manifestImage, err = staticManifestImage()
-	if err != nil {
-		return err
-	}
-	_, err = env.node.Ctr(ctx, "-n", "k8s.io", "images", "tag", "docker.io/library/"+image, env.manifestImage)
-	return err
+	return env.node.LoadImage(ctx, archive, image, env.manifestImage)
 }
 
 // command runs a command in dir and returns an error with its output.

@@ -1,8 +1,10 @@
 // Command mcm-harness starts the test harness's runtimes and Kubernetes node
 // for a shell, and stops them again (package test/harness does the work).
 //
-//	eval "$(go run ./test/harness/cmd/mcm-harness start)"                    # containerd and dockerd
+//	eval "$(go run ./test/harness/cmd/mcm-harness start)"                    # containerd, dockerd and Podman
+//	eval "$(go run ./test/harness/cmd/mcm-harness start -crio -crio-bin-dir DIR)" # and a CRI-O
 //	eval "$(go run ./test/harness/cmd/mcm-harness start -node -bin-dir DIR)" # and a Kubernetes node
+//	... start -node -bin-dir DIR -node-crio -crio-bin-dir DIR2                 # its kubelet on CRI-O
 //	go run ./test/harness/cmd/mcm-harness stop [DIR]
 //	go run ./test/harness/cmd/mcm-harness {stop|kill|start|restart} NAME [DIR]
 //	go run ./test/harness/cmd/mcm-harness status [DIR]
@@ -11,8 +13,9 @@
 // stderr. DIR defaults to $MCM_TEST_HARNESS_DIR; stop of a DIR that is gone
 // succeeds. MCM_HARNESS_TIMEOUT: the seconds a daemon gets to answer
 // (default 90). NAME is a daemon: containerd,
-// dockerd, node-containerd, etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler, kubelet. The node's binaries: test/kubernetes/prepare.sh.
+// dockerd, podman, crio, node-containerd, etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, kubelet. The node's binaries:
+// test/kubernetes/prepare.sh; CRI-O's: test/crio/prepare.sh.
 package main
 
 import (
@@ -135,8 +138,12 @@ func open(args []string, log func(string, ...any)) (*harness.Harness, error) {
 func start(ctx context.Context, args []string, log func(string, ...any)) (err error) {
 	fs := flag.NewFlagSet("start", flag.ContinueOnError)
 	runtimes := fs.Bool("runtimes", true, "start containerd and dockerd")
+	podman := fs.Bool("podman", true, "start a Podman API service")
+	crio := fs.Bool("crio", false, "start a CRI-O (with its container events)")
+	crioBinDir := fs.String("crio-bin-dir", os.Getenv("MCM_CRIO_BIN_DIR"), "CRI-O's binaries (test/crio/prepare.sh)")
 	node := fs.Bool("node", false, "start a Kubernetes node")
 	binDir := fs.String("bin-dir", os.Getenv("MCM_KUBERNETES_BIN_DIR"), "the node's binaries (test/kubernetes/prepare.sh)")
+	nodeCRIO := fs.Bool("node-crio", false, "the node's kubelet on a CRI-O (from -crio-bin-dir) instead of a containerd")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -161,8 +168,26 @@ func start(ctx context.Context, args []string, log func(string, ...any)) (err er
 	} else {
 		env = append(env, "MCM_TEST_HARNESS_DIR="+h.Dir)
 	}
+	if *podman {
+		pm, err := h.StartPodman(ctx)
+		if err != nil {
+			return err
+		}
+		env = append(env, pm.Env()...)
+	}
+	if *crio {
+		c, err := h.StartCRIO(ctx, harness.CRIOOptions{BinDir: *crioBinDir, Events: true})
+		if err != nil {
+			return err
+		}
+		env = append(env, c.Env()...)
+	}
 	if *node {
-		n, err := h.StartNode(ctx, harness.NodeOptions{BinDir: *binDir})
+		opts := harness.NodeOptions{BinDir: *binDir}
+		if *nodeCRIO {
+			opts.CRIOBinDir = *crioBinDir
+		}
+		n, err := h.StartNode(ctx, opts)
 		if err != nil {
 			return err
 		}
