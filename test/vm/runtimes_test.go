@@ -349,6 +349,7 @@ func checkRuntimes(t *testing.T, r *report.Report) {
 		t.Run(name, func(t *testing.T) { checkContainer(t, r, c) })
 	}
 	t.Run("the group kills' records", func(t *testing.T) { checkGroupRecords(t, r) })
+	t.Run("what held the memory", func(t *testing.T) { checkHeld(t, r) })
 	for _, e := range exporterNames {
 		// The kubelet's restart: max over the pod's container is its count.
 		var most float64
@@ -581,5 +582,26 @@ func checkGroupRecords(t *testing.T, r *report.Report) {
 		if n := strings.Count(log, "container_id="+c.ID+" "); n != 1 {
 			t.Errorf("%s/%s: announced %d times (its OOM kill lines), want once", c.Scenario, c.Name, n)
 		}
+	}
+}
+
+// checkHeld checks what the kill records say held the memory, on cgroup v2's
+// report (its "Memory cgroup stats" lines and its task dump): every
+// container's victim here is a process that allocated more than its limit
+// (busybox's dd, a wrapper's child), so anonymous memory held most of it, and
+// the dump lists the container's tasks.
+func checkHeld(t *testing.T, r *report.Report) {
+	described := 0
+	for _, k := range r.Records[report.WithKmsg] {
+		if k.Place != "container" || k.LimitCgroup == "" {
+			continue // no report: the kernel's rate limit, or a kill in no container
+		}
+		described++
+		if !strings.HasPrefix(k.HeldBy, "anonymous memory") || k.Tasks == 0 || k.AnonBytes < 8<<20 {
+			t.Errorf("%s: held by %q, %d tasks, %d bytes anonymous; want anonymous memory, the tasks, most of the limit", k.ContainerID, k.HeldBy, k.Tasks, k.AnonBytes)
+		}
+	}
+	if described == 0 {
+		t.Errorf("no kill record with the kernel's report: %+v", r.Records[report.WithKmsg])
 	}
 }

@@ -277,6 +277,11 @@ func (e *exporterProc) records() ([]report.Record, error) {
 			} `json:"members"`
 			GroupCgroup string `json:"group_cgroup"`
 			LimitCgroup string `json:"limit_cgroup"`
+			HeldBy      string `json:"held_by"`
+			TasksTotal  int    `json:"tasks_total"`
+			Held        *struct {
+				AnonBytes uint64 `json:"anon_bytes"`
+			} `json:"held"`
 		} `json:"kills"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
@@ -284,7 +289,10 @@ func (e *exporterProc) records() ([]report.Record, error) {
 	}
 	out := make([]report.Record, 0, len(body.Kills))
 	for _, k := range body.Kills {
-		r := report.Record{Place: k.Place, Outcome: k.Outcome, Group: k.GroupCgroup, LimitCgroup: k.LimitCgroup}
+		r := report.Record{Place: k.Place, Outcome: k.Outcome, Group: k.GroupCgroup, LimitCgroup: k.LimitCgroup, HeldBy: k.HeldBy, Tasks: k.TasksTotal}
+		if k.Held != nil {
+			r.AnonBytes = k.Held.AnonBytes
+		}
 		if k.Container != nil {
 			r.ContainerID = k.Container.ContainerID
 		}

@@ -64,6 +64,9 @@ type Record struct {
 	Members     []string // the names of a group kill's members
 	Group       string   // the cgroup of a group kill
 	LimitCgroup string
+	HeldBy      string // what held the memory, in a sentence
+	Tasks       int    // the tasks of the report's dump
+	AnonBytes   uint64 // the breakdown's anonymous memory
 }
 
 // Step is a phase of the boot and its duration.
