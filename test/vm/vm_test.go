@@ -71,15 +71,36 @@ kill_in() {
 	ln -sf /bin/busybox /tmp/$2
 	sh -c "echo \$\$ > $CG/$1/cgroup.procs; exec -a dd /tmp/$2 if=/dev/zero of=/dev/null bs=64M count=1"
 }
-# wait_for PATTERN: until a scrape matches the extended regexp, for 60s at most.
+# wait_for PATTERN: until a scrape matches the extended regexp, for 120s at most
+# by the kernel's uptime: under emulation on a loaded host busybox's date ran
+# many times faster than the exporter's clock (180 s by date while the exporter
+# logged 11 s), and a count of sleeps was no better.
 # After a first timeout the rest only check once: the VM then still ends
 # within the test's deadline, with the exporter's log.
 TIMEDOUT=
 wait_for() {
 	i=0
-	while ! wget -qO- http://127.0.0.1:3001/metrics 2>/dev/null | grep -Eq "$1"; do
+	end=$(($(cut -d. -f1 /proc/uptime) + 120))
+	while ! wget -qO- http://127.0.0.1:3001/metrics 2>/tmp/wget.err | grep -Eq "$1"; do
 		i=$((i+1))
-		if [ -n "$TIMEDOUT" ] || [ $i -gt 600 ]; then echo "=== TIMEOUT $1"; TIMEDOUT=1; return 1; fi
+		if [ -n "$TIMEDOUT" ] || [ "$(cut -d. -f1 /proc/uptime)" -gt $end ]; then
+			echo "=== TIMEOUT $1 (after $i tries, uptime $(cut -d' ' -f1 /proc/uptime), date $(date +%T); wget: $(head -c 200 /tmp/wget.err))"
+			[ -n "$TIMEDOUT" ] || wget -qO- http://127.0.0.1:3001/metrics 2>&1 | grep -E "^(container_|missing_container_metrics_(source_up|events_total))" | sed 's/^/    /'
+			TIMEDOUT=1
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+# wait_records N: until the exporter has announced N kills ("OOM kill" lines),
+# for 480 s of uptime at most. A record is announced once its outcome is
+# decided, up to 5 s by the exporter's clock, and the by-process series come
+# with it; under emulation on a loaded host the guest's uptime was seen to run
+# 30 times as fast as the exporter's clock, so a wait by uptime alone ran out.
+wait_records() {
+	end=$(($(cut -d. -f1 /proc/uptime) + 480))
+	while [ "$(grep -c 'msg="OOM kill"' /tmp/exporter.log)" -lt "$1" ]; do
+		if [ "$(cut -d. -f1 /proc/uptime)" -gt $end ]; then echo "=== TIMEOUT $1 kills announced"; TIMEDOUT=1; return 1; fi
 		sleep 0.1
 	done
 }
@@ -123,27 +144,36 @@ sleep 0.2
 kill_in $G dd
 # A service's process, at its service's own limit: no container's.
 kill_in $H cron-job
-# The node out of memory: a process in a cgroup with no limit of its own
-# takes more than the VM has (overcommitted, so that the allocation is
-# granted and its pages are not), and is chosen by its oom_score_adj.
-mkdir -p $CG/$N
-echo 1 > /proc/sys/vm/overcommit_memory
-ln -sf /bin/busybox /tmp/node-hog
-sh -c "echo \$\$ > $CG/$N/cgroup.procs; echo 1000 > /proc/self/oom_score_adj; exec -a dd /tmp/node-hog if=/dev/zero of=/dev/null bs=1G count=1"
-echo 0 > /proc/sys/vm/overcommit_memory
 
-{{range .Waits}}wait_for '{{.}}'
-{{end}}
+# The first exporter announces each kill since it started: 3 ruby-worker, the
+# pod's dd, the group kill, cron-job.
+wait_records 6
+{{range .Waits}}{{if not (contains . "host_oom")}}wait_for '{{.}}'
+{{end}}{{end}}
 echo "=== KERNEL"
 for c in $B $W $M $G; do echo "$c $(grep -E '^oom_(group_)?kill ' $CG/$c/memory.events | tr '\n' ' ')"; done
 echo "=== END KERNEL"
 dump METRICS
 
+# The node out of memory: a process in a cgroup with no limit of its own
+# takes more than the VM has (overcommitted, so that the allocation is
+# granted and its pages are not), and is chosen by its oom_score_adj. Last,
+# and alone: the whole VM is short of memory until the kill.
+mkdir -p $CG/$N
+echo 1 > /proc/sys/vm/overcommit_memory
+ln -sf /bin/busybox /tmp/node-hog
+sh -c "echo \$\$ > $CG/$N/cgroup.procs; echo 1000 > /proc/self/oom_score_adj; exec -a dd /tmp/node-hog if=/dev/zero of=/dev/null bs=1G count=1"
+echo 0 > /proc/sys/vm/overcommit_memory
+wait_records 7
+{{range .Waits}}{{if contains . "host_oom"}}wait_for '{{.}}'
+{{end}}{{end}}
+dump HOST
+
 # The exporter restarts: the counts come back from the kernel.
 kill $EXPORTER
 wait $EXPORTER
 start_exporter
-{{range .Waits}}{{if not (contains . "host_oom")}}wait_for '{{.}}'
+{{range .Waits}}{{if and (not (contains . "host_oom")) (not (contains . "cgroup_oom")) (not (contains . "by_process"))}}wait_for '{{.}}'
 {{end}}{{end}}
 dump RESTARTED
 
@@ -207,6 +237,18 @@ func TestCgroupV2InVM(t *testing.T) {
 		check := func(name string, labels map[string]string, want float64) {
 			t.Helper()
 			got, ok := m.value(name, labels)
+			if dump == "RESTARTED" && name == "container_oom_kills_by_process_total" {
+				// A restarted exporter does not count the log's buffer by
+				// process for a container only the kernel knows: no runtime
+				// says which run of the cgroup the victims were in
+				// (docs/design.md, known limits). Never above, then.
+				if got > want {
+					t.Errorf("%s: %s%v = %v, above the %v before the restart", dump, name, labels, got, want)
+				} else if got != want {
+					t.Logf("%s: %s%v = %v (present %v), %v before the restart: a container only the kernel knows", dump, name, labels, got, ok, want)
+				}
+				return
+			}
 			if !ok || got != want {
 				t.Errorf("%s: %s%v = %v (present %v), want %v", dump, name, labels, got, ok, want)
 			}
@@ -247,11 +289,17 @@ func TestCgroupV2InVM(t *testing.T) {
 		}
 		if dump == "METRICS" {
 			check("cgroup_oom_kills_total", map[string]string{"cgroup": "/system.slice/cron.service"}, 1)
-			check("host_oom_kills_total", map[string]string{"process": "node-hog"}, 1)
 			if _, ok := m.labels("host_oom_kills_total", map[string]string{"process": "cron-job"}); ok {
 				t.Errorf("%s: a kill at a service's own limit counted as the node's", dump)
 			}
 		}
+	}
+	host := parse(t, section(console, "HOST"))
+	if got, ok := host.value("host_oom_kills_total", map[string]string{"process": "node-hog"}); !ok || got != 1 {
+		t.Errorf("HOST: host_oom_kills_total{process=node-hog} = %v (present %v), want 1", got, ok)
+	}
+	if got, ok := host.value("cgroup_oom_kills_total", map[string]string{"cgroup": "/system.slice/hog.service"}); ok {
+		t.Errorf("HOST: the node's kill counted as its cgroup's: %v", got)
 	}
 	// The exporter's counts are the kernel's.
 	for _, want := range []struct {
