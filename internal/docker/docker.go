@@ -253,7 +253,8 @@ func (s *Source) inspector(ctx context.Context) {
 			continue // an earlier inspect or the listing got there first
 		}
 		o, err := s.inspect(ctx, id)
-		s.log.Debug("inspected", "id", id, "err", err)
+		s.log.Debug("inspected", "id", id, "err", err, "asked", o.At, "running", o.State.Running,
+			"started_at", o.State.StartedAt, "finished_at", o.State.FinishedAt, "restarts", o.State.Restarts)
 		switch {
 		case err == nil:
 			if s.workload(ctx, &o, nil) {

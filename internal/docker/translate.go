@@ -58,6 +58,12 @@ func observed(runtime string, c container.InspectResponse) (store.Observed, erro
 	if err != nil {
 		return store.Observed{}, fmt.Errorf("container %s: Created: %w", c.ID, err)
 	}
+	if runtime == store.RuntimePodman && !c.State.Running && !finished.IsZero() && finished.Before(started) {
+		// Podman stamps the exit of a run that ended at once a few
+		// milliseconds before its start (seen: started 43.886, finished
+		// 43.880): the run ended when it began.
+		finished = started
+	}
 	return store.Observed{
 		Meta: meta(runtime, c.ID, c.Name, c.Image, labels),
 		State: store.State{

@@ -165,3 +165,19 @@ func TestEngine(t *testing.T) {
 		t.Errorf("Podman 4.3: %q", got)
 	}
 }
+
+// Podman stamps the exit of a run that ended at once a moment before its
+// start: the run ended when it began. Docker's times are taken as they are.
+func TestPodmansExitBeforeItsStart(t *testing.T) {
+	c := container.InspectResponse{ID: id, State: &container.State{StartedAt: "2026-12-07T02:34:43.886Z", FinishedAt: "2026-12-07T02:34:43.880Z", ExitCode: 1}}
+	o, err := observed(store.RuntimePodman, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.State.FinishedAt.Equal(o.State.StartedAt) {
+		t.Errorf("Podman: finished %v, started %v; want the exit at the start", o.State.FinishedAt, o.State.StartedAt)
+	}
+	if o, _ := observed(store.RuntimeDocker, c); o.State.FinishedAt.Equal(o.State.StartedAt) {
+		t.Errorf("Docker's times changed: %+v", o.State)
+	}
+}

@@ -662,6 +662,13 @@ func (e *entry) observe(ev Observed, kernel bool) {
 		if e.running || e.startedAt.Before(st.FinishedAt) {
 			e.exitedStart = e.startedAt
 		}
+		if !st.Running && !e.finished.IsZero() && st.StartedAt.After(e.finished) && st.StartedAt.After(e.startedAt) {
+			// The state's run began after the last exit known, and no
+			// event told its start yet: a restart, and its start is the
+			// state's (its event, logged a moment later, is that run's).
+			e.Restarts++
+			e.startedAt = st.StartedAt
+		}
 		e.finished, e.running = st.FinishedAt, false
 		// The code of an exit missed while the container ran again since
 		// is lost (reset at the start): the exit code is left out rather
@@ -696,7 +703,7 @@ func (e *entry) start(at time.Time, pid int) {
 	if at.Before(e.syncedAt) || !at.After(e.startedAt) {
 		return // reflected in an observation already, or a replay
 	}
-	if !e.running && e.startedAt.Before(e.finished) && (!at.After(e.finished) || at.Sub(e.startedAt) < sameStart) {
+	if !e.running && !e.startedAt.After(e.finished) && (!at.After(e.finished) || at.Sub(e.startedAt) < sameStart) {
 		// The event of the start of a run that a state showed ended: the
 		// state was read after that start, before its event was logged
 		// (Podman logs its start a moment after it stamps StartedAt, and

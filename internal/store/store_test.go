@@ -459,3 +459,30 @@ func TestStartEventOfARunAStateShowedEnded(t *testing.T) {
 	s.Apply(Exited{Key: key, At: at(1606), Code: 1})
 	want(t, get(t, s, key), 0, 2, true, 1)
 }
+
+// Podman's on-failure:2 of a container that exits at once, as its events and
+// inspects came on a loaded host: each inspect answered after the run it
+// shows had ended, one of them before the events of the run before it. Two
+// restarts, not three (the translation gives an exit stamped before its
+// start that start's time).
+func TestInstantExitsInspectedBetweenTheirEvents(t *testing.T) {
+	s := New(time.Minute)
+	exited := func(asked, started int, restarts int) Observed {
+		return Observed{Meta: meta(), At: at(asked), State: State{StartedAt: at(started), FinishedAt: at(started), ExitCode: 1, Restarts: restarts}}
+	}
+	for _, ev := range []Event{
+		exited(759, 886, 0),
+		Started{Key: key, At: at(888)},
+		Exited{Key: key, At: at(889), Code: 1},
+		exited(1011, 886, 0),
+		Started{Key: key, At: at(1371)},
+		Exited{Key: key, At: at(1499), Code: 1},
+		exited(1510, 1806, 2),
+		Started{Key: key, At: at(1811)},
+		Exited{Key: key, At: at(1815), Code: 1},
+		exited(2010, 1806, 2),
+	} {
+		s.Apply(ev)
+	}
+	want(t, get(t, s, key), 0, 2, true, 1)
+}
