@@ -152,7 +152,10 @@ func TestSyslogReaderOverwrittenRing(t *testing.T) {
 	e := startExporter(t, "--kernel.log=syslog", "--no-containerd")
 	waitSourcesUp(t, e, map[string]int{"docker": 0})
 	before := malformedKmsg(t, e)
-	id := run(t, nil, fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.05; done; while [ ! -e /tmp/stop ]; do %s; echo kill; done; echo done; sleep 100000", oomOnce))
+	// Told when to begin and to stop through a directory of the host's: an
+	// exec into a container at its limit may be OOM-killed itself.
+	ctl := t.TempDir()
+	id := run(t, []string{"-v", ctl + ":/ctl"}, fmt.Sprintf("while [ ! -e /ctl/go ]; do sleep 0.05; done; while [ ! -e /ctl/stop ]; do %s; echo kill; done; echo done; sleep 100000", oomOnce))
 	e.waitCounts(t, id, counts{})
 	if err := syscall.Kill(e.PID(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -164,14 +167,18 @@ func TestSyslogReaderOverwrittenRing(t *testing.T) {
 		}
 	})
 	_, newest := kmsgSeqs(t)
-	docker(t, "exec", id, "touch", "/tmp/go")
+	if err := os.WriteFile(filepath.Join(ctl, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 3*time.Minute, func() error {
 		if oldest, _ := kmsgSeqs(t); oldest <= newest {
 			return fmt.Errorf("the ring's oldest record is %d, the newest when the exporter stopped %d: not overwritten yet", oldest, newest)
 		}
 		return nil
 	})
-	docker(t, "exec", id, "touch", "/tmp/stop")
+	if err := os.WriteFile(filepath.Join(ctl, "stop"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	waitLog(t, id, "done")
 	kills := strings.Count(containerLogs(id), "kill\n")
 	if err := syscall.Kill(e.PID(), syscall.SIGCONT); err != nil {
