@@ -194,7 +194,11 @@ func TestCountsFromBeforeExporterStart(t *testing.T) {
 	t.Parallel()
 	kernelPrereqs(t)
 	id := run(t, []string{"--restart", "on-failure:2"}, "exec "+oomOnce)
-	waitInspect(t, id, "{{.State.Status}} {{.RestartCount}} {{.State.OOMKilled}}", "exited 2 true")
+	// Its three runs ended by the kill of their main process. Docker's own
+	// OOMKilled flag is not waited for: dockerd 20.10 missed it under load
+	// (the exit came before containerd's OOM event), and the counts come
+	// from the kernel log's buffer.
+	waitInspect(t, id, "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", "exited 2 137")
 	e := startExporter(t)
 	e.waitCounts(t, id, counts{OOMs: 3, Restarts: 2, Exited: true, ExitCode: 137})
 }
