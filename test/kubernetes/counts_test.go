@@ -62,7 +62,15 @@ func TestCrashLoop(t *testing.T) {
 	rec := newRecords(t)
 	createPod(t, ns, newPod("crasher", rec, corev1.RestartPolicyAlways,
 		container("app", startCount+`[ "$n" -lt 4 ] && exit $((10 + n)); exec sleep 100000`)))
-	p := waitSettled(t, ns, "crasher", "app", 4)
+	waitSettled(t, ns, "crasher", "app", 4)
+	// The kubelet may show the fifth run before the exit of the fourth in
+	// its lastState (seen once in the full suite): wait for both.
+	p := waitPod(t, ns, "crasher", time.Minute, func(p *corev1.Pod) error {
+		if st := status(p, "app"); st == nil || st.LastTerminationState.Terminated == nil {
+			return fmt.Errorf("no lastState yet: %s", describeStatuses(p))
+		}
+		return nil
+	})
 	rec.waitLines(t, time.Minute, "starts", "start", 5)
 	st := status(p, "app")
 	last := st.LastTerminationState.Terminated
