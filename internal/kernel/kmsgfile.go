@@ -118,20 +118,47 @@ func (k *kmsgFile) close() error {
 
 // clock turns the kernel log's timestamps (time since boot on the kernel's
 // log clock) into wall-clock time. It starts from CLOCK_MONOTONIC, which
-// counts the same time since boot, and corrects itself by every record that
-// arrives while the reader waits: such a record was written just now, and
-// the two clocks drift apart over weeks of uptime.
-type clock struct{ boot time.Time }
+// counts the same time since boot, and corrects itself by the records that
+// arrive while the reader waits. Such a record was written at the latest
+// when it was read, so the boot was at the latest then less its time: each
+// is a bound, and the clock keeps the earliest. A record read late says
+// little: syslog(2)'s reader reads the ring up to syslogPoll after, and a
+// whole batch at once, so taking each record's read time as its time put
+// kills of seconds apart at one instant, after their containers' exits.
+// The bounds of the last two calibrationWindows count, so that the clock
+// follows the two clocks' drift over weeks of uptime.
+type clock struct {
+	boot      time.Time // in use: the earlier of cur and prev
+	cur, prev time.Time // the earliest bounds of this window and the one before
+	window    time.Time // when this window began
+}
+
+// calibrationWindow is how long a bound of the boot time counts, at least.
+const calibrationWindow = time.Hour
 
 func newClock() clock {
 	var mono unix.Timespec
 	now := time.Now()
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono); err != nil {
-		return clock{boot: now}
+	boot := now
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono); err == nil {
+		boot = now.Add(-time.Duration(mono.Nano()))
 	}
-	return clock{boot: now.Add(-time.Duration(mono.Nano()))}
+	return clock{boot: boot, cur: boot, prev: boot, window: now}
 }
 
-func (c *clock) calibrate(since time.Duration, now time.Time) { c.boot = now.Add(-since) }
+// calibrate takes the bound of a record of time since, read at now.
+func (c *clock) calibrate(since time.Duration, now time.Time) {
+	b := now.Add(-since)
+	if now.Sub(c.window) > calibrationWindow {
+		c.prev, c.cur, c.window = c.cur, b, now
+	}
+	if b.Before(c.cur) {
+		c.cur = b
+	}
+	c.boot = c.cur
+	if c.prev.Before(c.boot) {
+		c.boot = c.prev
+	}
+}
 
 func (c clock) wall(since time.Duration) time.Time { return c.boot.Add(since) }
