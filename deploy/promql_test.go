@@ -224,9 +224,22 @@ func recordedLabels(expr string) ([]string, error) {
 
 // dashboard is the part of a Grafana dashboard the tests read.
 type dashboard struct {
-	UID        string  `json:"uid"`
-	Title      string  `json:"title"`
-	Panels     []panel `json:"panels"`
+	UID         string  `json:"uid"`
+	Title       string  `json:"title"`
+	Panels      []panel `json:"panels"`
+	Annotations struct {
+		List []struct {
+			Name            string      `json:"name"`
+			BuiltIn         int         `json:"builtIn"`
+			Datasource      *datasource `json:"datasource"`
+			Expr            string      `json:"expr"`
+			UseValueForTime bool        `json:"useValueForTime"`
+			Filter          *struct {
+				Exclude bool  `json:"exclude"`
+				IDs     []int `json:"ids"`
+			} `json:"filter"`
+		} `json:"list"`
+	} `json:"annotations"`
 	Templating struct {
 		List []struct {
 			Name       string          `json:"name"`
@@ -243,11 +256,12 @@ type datasource struct {
 }
 
 type panel struct {
-	ID         int         `json:"id"`
-	Type       string      `json:"type"`
-	Title      string      `json:"title"`
-	Datasource *datasource `json:"datasource"`
-	GridPos    struct {
+	ID          int         `json:"id"`
+	Type        string      `json:"type"`
+	Title       string      `json:"title"`
+	Description string      `json:"description"`
+	Datasource  *datasource `json:"datasource"`
+	GridPos     struct {
 		H, W, X, Y int
 	} `json:"gridPos"`
 	Targets []struct {
@@ -289,8 +303,18 @@ func expandGrafana(q string, vars map[string]bool) (string, error) {
 	return q, err
 }
 
+// cadvisorMetrics are the series of cAdvisor (the kubelet's /metrics/cadvisor)
+// a dashboard panel may draw the kills on, with their labels; such a panel
+// says so in its description, as it is empty where cAdvisor is not scraped.
+var cadvisorMetrics = map[string][]string{
+	"container_memory_working_set_bytes": {"namespace", "pod", "container", "id", "image", "name"},
+}
+
 func TestDashboardQueriesUseExportedMetrics(t *testing.T) {
 	metrics := exportedMetrics(t)
+	for name, ls := range cadvisorMetrics {
+		metrics[name] = ls
+	}
 	d := readDashboard(t)
 	if d.UID == "" || d.Title == "" {
 		t.Errorf("dashboard without uid or title")
@@ -362,11 +386,44 @@ func TestDashboardQueriesUseExportedMetrics(t *testing.T) {
 				refs[tg.RefID] = true
 				checkDatasource(t, where+" target "+tg.RefID, tg.Datasource)
 				check(where+" target "+tg.RefID, tg.Expr)
+				for name := range cadvisorMetrics {
+					if strings.Contains(tg.Expr, name) && !strings.Contains(p.Description, "cAdvisor") {
+						t.Errorf("%s: draws cAdvisor's %s without saying so in its description", where, name)
+					}
+				}
 			}
 			walk(p.Panels)
 		}
 	}
 	walk(d.Panels)
+	annotations := 0
+	for _, a := range d.Annotations.List {
+		if a.BuiltIn == 1 {
+			continue
+		}
+		where := fmt.Sprintf("annotation %q", a.Name)
+		annotations++
+		checkDatasource(t, where, a.Datasource)
+		check(where, a.Expr)
+		if a.Filter == nil || a.Filter.Exclude || len(a.Filter.IDs) == 0 {
+			t.Errorf("%s: shown on every panel, want the panels it marks listed (filter.ids)", where)
+			continue
+		}
+		for _, id := range a.Filter.IDs {
+			var found *panel
+			for i := range cells {
+				if cells[i].ID == id {
+					found = &cells[i]
+				}
+			}
+			if found == nil || found.Type != "timeseries" {
+				t.Errorf("%s: marks panel %d, which is no time series of the dashboard", where, id)
+			}
+		}
+	}
+	if annotations == 0 {
+		t.Error("no annotation marks the OOM kills on the graphs")
+	}
 	for i, a := range cells {
 		for _, b := range cells[i+1:] {
 			if a.GridPos.X < b.GridPos.X+b.GridPos.W && b.GridPos.X < a.GridPos.X+a.GridPos.W &&

@@ -471,10 +471,16 @@ func (n *Node) startKubelet(ctx context.Context, opts NodeOptions) error {
 	if err := os.WriteFile(dir+"/config.json", b, 0o644); err != nil {
 		return err
 	}
-	k := h.newProcess(Kubelet, "unshare", "--mount", "--propagation", "unchanged", "--",
-		"/bin/sh", "-c", kubeletWrapper, "kubelet", filepath.Join(opts.BinDir, "kubelet"),
-		"--config="+dir+"/config.json", "--kubeconfig="+n.Kubeconfig, "--root-dir="+root,
-		"--cert-dir="+dir+"/pki", "--hostname-override="+n.Name)
+	args := []string{"--mount", "--propagation", "unchanged", "--", "/bin/sh", "-c", kubeletWrapper, "kubelet", filepath.Join(opts.BinDir, "kubelet"),
+		"--config=" + dir + "/config.json", "--kubeconfig=" + n.Kubeconfig, "--root-dir=" + root,
+		"--cert-dir=" + dir + "/pki", "--hostname-override=" + n.Name}
+	if n.ContainerdAddress != "" {
+		// cAdvisor's own client of containerd, which names its containers'
+		// cgroups (namespace, pod, container of /metrics/cadvisor); its
+		// default is containerd's usual socket, not this node's.
+		args = append(args, "--containerd="+n.ContainerdAddress)
+	}
+	k := h.newProcess(Kubelet, append([]string{"unshare"}, args...)...)
 	k.Env = []string{"SYSCTLS=" + dir + "/sysctl"}
 	k.Dir = dir
 	k.Ready = Readiness{URL: fmt.Sprintf("http://127.0.0.1:%d/healthz", healthz)}

@@ -36,15 +36,19 @@ type exporter struct {
 }
 
 // nodeValues are the chart values every install on this node needs: the image
-// built from the checkout, and the node's runtime's socket, which is not at
-// its default path here (as containerd's on k3s and RKE2) but in the harness:
-// containerd's, or CRI-O's on a node on CRI-O.
+// built from the checkout; the node's runtime's socket, which is not at its
+// default path here (as containerd's on k3s and RKE2) but in the harness:
+// containerd's, or CRI-O's on a node on CRI-O; and the kubelet's cgroup root,
+// which is not / but the harness's (its --cgroup-root), as the chart says
+// to give it: there the kernel reader trusts the containers' cgroups by
+// their paths, as it does below /kubepods, also once they are removed.
 func nodeValues() map[string]any {
 	sources := map[string]any{"containerd": map[string]any{"socket": env.node.ContainerdAddress}}
 	if env.node.Runtime() == "cri-o" {
 		sources = map[string]any{"containerd": map[string]any{"enabled": false},
 			"crio": map[string]any{"enabled": true, "socket": env.node.RuntimeEndpoint()}}
 	}
+	sources["kernel"] = map[string]any{"cgroupParents": []any{env.node.CgroupRoot}}
 	return map[string]any{
 		"image":   map[string]any{"repository": env.imageRepo, "tag": env.imageTag},
 		"sources": sources,

@@ -108,9 +108,9 @@ func scrapeConfig(t *testing.T) string {
 
 // startPrometheus runs Prometheus on 127.0.0.1 with the scrape config of
 // docs/deploy.md and the project's rules, scraping and evaluating every 2 s,
-// until the test ends. Upstream's (MCM_PROMETHEUS, test/kubernetes/prepare.sh
+// until the test ends; jobs are scrape configs to add, in YAML. Upstream's (MCM_PROMETHEUS, test/kubernetes/prepare.sh
 // builds it): Debian's is built without the Kubernetes service discovery.
-func startPrometheus(t *testing.T) *prometheusServer {
+func startPrometheus(t *testing.T, jobs ...string) *prometheusServer {
 	t.Helper()
 	bin := os.Getenv("MCM_PROMETHEUS")
 	rules, err := filepath.Abs(filepath.Join(repoRoot, "deploy/prometheus/rules.yml"))
@@ -118,7 +118,7 @@ func startPrometheus(t *testing.T) *prometheusServer {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	config := fmt.Sprintf("global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nrule_files: [%q]\n%s", rules, scrapeConfig(t))
+	config := fmt.Sprintf("global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nrule_files: [%q]\n%s%s", rules, scrapeConfig(t), strings.Join(jobs, ""))
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
