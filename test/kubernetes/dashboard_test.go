@@ -29,7 +29,7 @@ import (
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	e := sharedExporter(t)
-	p := startPrometheus(t, cadvisorJob(t))
+	p := startPrometheus(t, e.ns, cadvisorJob(t))
 	ns := newNamespace(t, "dashboard")
 	rec := newRecords(t)
 	from := time.Now().Add(-time.Minute).Truncate(time.Second)

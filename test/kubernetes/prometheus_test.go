@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +28,7 @@ import (
 func TestPrometheus(t *testing.T) {
 	t.Parallel()
 	e := sharedExporter(t)
-	p := startPrometheus(t)
+	p := startPrometheus(t, "")
 	ns := newNamespace(t, "prometheus")
 	rec := newRecords(t)
 	createPod(t, ns, newPod("fluentd", rec, corev1.RestartPolicyAlways,
@@ -108,9 +109,12 @@ func scrapeConfig(t *testing.T) string {
 
 // startPrometheus runs Prometheus on 127.0.0.1 with the scrape config of
 // docs/deploy.md and the project's rules, scraping and evaluating every 2 s,
-// until the test ends; jobs are scrape configs to add, in YAML. Upstream's (MCM_PROMETHEUS, test/kubernetes/prepare.sh
-// builds it): Debian's is built without the Kubernetes service discovery.
-func startPrometheus(t *testing.T, jobs ...string) *prometheusServer {
+// until the test ends. only, if set, is the namespace of the one exporter to
+// scrape, as on a node that has one: other tests install theirs on this
+// node too. jobs are scrape configs to add, in YAML. Upstream's
+// Prometheus (MCM_PROMETHEUS, test/kubernetes/prepare.sh builds it):
+// Debian's is built without the Kubernetes service discovery.
+func startPrometheus(t *testing.T, only string, jobs ...string) *prometheusServer {
 	t.Helper()
 	bin := os.Getenv("MCM_PROMETHEUS")
 	rules, err := filepath.Abs(filepath.Join(repoRoot, "deploy/prometheus/rules.yml"))
@@ -118,7 +122,18 @@ func startPrometheus(t *testing.T, jobs ...string) *prometheusServer {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	config := fmt.Sprintf("global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nrule_files: [%q]\n%s%s", rules, scrapeConfig(t), strings.Join(jobs, ""))
+	scrape := scrapeConfig(t)
+	if only != "" {
+		const relabel = "    relabel_configs:\n"
+		if !strings.Contains(scrape, relabel) {
+			t.Fatalf("docs/deploy.md's scrape config has no %q:\n%s", relabel, scrape)
+		}
+		scrape = strings.Replace(scrape, relabel, relabel+fmt.Sprintf(`      - source_labels: [__meta_kubernetes_namespace]
+        regex: %s
+        action: keep
+`, regexp.QuoteMeta(only)), 1)
+	}
+	config := fmt.Sprintf("global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nrule_files: [%q]\n%s%s", rules, scrape, strings.Join(jobs, ""))
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
