@@ -610,6 +610,21 @@ func measureIdle(t *table, ids []string) {
 			e.stop()
 		}
 	}()
+	cpus, wall := idleCPU(es)
+	var fs []string
+	var vs []float64
+	for _, cpu := range cpus {
+		fs = append(fs, idleFigure(cpu, wall))
+		vs = append(vs, float64(cpu))
+	}
+	t.add(fmt.Sprintf("idle CPU, %d containers, scraped every 15 s", len(ids)), "", fs, vs)
+	t.load("after idle")
+}
+
+// idleCPU is each exporter's CPU time over 30 s in which nothing happens
+// but two scrapes, 15 s apart (the kernel reader's walk of the cgroups,
+// every 30 s, falls in it), and the wall time it took.
+func idleCPU(es []*exporter) ([]time.Duration, time.Duration) {
 	cpu0 := make([]time.Duration, len(es))
 	for i, e := range es {
 		cpu0[i] = e.cpu()
@@ -624,15 +639,15 @@ func measureIdle(t *table, ids []string) {
 		}
 	}
 	wall := time.Since(t0)
-	var fs []string
-	var vs []float64
+	out := make([]time.Duration, len(es))
 	for i, e := range es {
-		cpu := e.cpu() - cpu0[i]
-		fs = append(fs, fmt.Sprintf("%s in %.0f s", ms(cpu), wall.Seconds()))
-		vs = append(vs, float64(cpu))
+		out[i] = e.cpu() - cpu0[i]
 	}
-	t.add(fmt.Sprintf("idle CPU, %d containers, scraped every 15 s", len(ids)), "", fs, vs)
-	t.load("after idle")
+	return out, wall
+}
+
+func idleFigure(cpu, wall time.Duration) string {
+	return fmt.Sprintf("%s in %.0f s (%.1f ms/s)", ms(cpu), wall.Seconds(), float64(cpu)/float64(time.Millisecond)/wall.Seconds())
 }
 
 // measureLifecycles runs -lifecycles containers each through create, run
@@ -880,6 +895,7 @@ func measureLarge(t *table, ids []string) {
 	var track, gz, plain []time.Duration
 	var mem []memory
 	var bytes int
+	var idle string
 	for range min(*runs, 3) {
 		t0 := time.Now()
 		e := x.start()
@@ -899,6 +915,10 @@ func measureLarge(t *table, ids []string) {
 		gz = append(gz, e.timeScrapes(*scrapes, true))
 		plain = append(plain, e.timeScrapes(*scrapes, false))
 		mem = append(mem, e.memory())
+		if len(mem) == min(*runs, 3) {
+			cpus, wall := idleCPU([]*exporter{e})
+			idle = idleFigure(cpus[0], wall)
+		}
 		e.stop()
 	}
 	log.Printf("%d containers: start to all tracked %v; scrape gzip %v, identity %v; memory %v", all, track, gz, plain, mem)
@@ -915,6 +935,7 @@ func measureLarge(t *table, ids []string) {
 	t.add(n+": scrape, gzip", "< 50 ms", fig(ms(median(gz))), nil)
 	t.add(n+": scrape, identity", "< 50 ms", fig(ms(median(plain))), nil)
 	t.add(n+": resident memory", "", fig(medianMemory(mem).String()), nil)
+	t.add(n+": idle CPU, scraped every 15 s", "", fig(idle), nil)
 	t.add(n+": bytes of `/metrics`", "", fig(fmt.Sprintf("%.1f MB", float64(bytes)/1e6)), nil)
 	t.load(fmt.Sprintf("after %d containers", all))
 }
