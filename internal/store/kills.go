@@ -350,7 +350,7 @@ func (s *Store) countVictim(e *entry, key string, v OOMVictim) []*Kill {
 		counted = s.history(e, v)
 	}
 	if counted {
-		e.byProcess = countProcess(e.byProcess, v.Process, 1, MaxProcessNames)
+		e.ProcessKills = countProcess(e.ProcessKills, v.Process, 1, MaxProcessNames)
 		e.LastOOM = latest(e.LastOOM, v.At)
 		if !v.Live {
 			// A kill from before the exporter started, which the counter's
@@ -421,7 +421,7 @@ func (s *Store) countVictim(e *entry, key string, v OOMVictim) []*Kill {
 // as container_ooms_total counts them: per kill.
 func (e *entry) scoped(scope string, n uint64) {
 	if scope != "" && n > 0 {
-		e.byScope = addCounts(e.byScope, map[string]uint64{scope: n})
+		e.KillsByScope = addCounts(e.KillsByScope, map[string]uint64{scope: n})
 	}
 }
 
@@ -430,10 +430,10 @@ func (e *entry) scoped(scope string, n uint64) {
 func (k *Kill) count(e *entry, n uint64) {
 	k.counted += n
 	if k.decided && k.Outcome != "" {
-		if e.byOutcome == nil {
-			e.byOutcome = map[string]uint64{}
+		if e.KillsByOutcome == nil {
+			e.KillsByOutcome = map[string]uint64{}
 		}
-		e.byOutcome[k.Outcome] += n
+		e.KillsByOutcome[k.Outcome] += n
 	}
 }
 
@@ -528,10 +528,10 @@ func decide(e *entry, k *Kill, outcome string) {
 	}
 	k.decided, k.Outcome = true, outcome
 	if e != nil && outcome != "" && k.counted > 0 {
-		if e.byOutcome == nil {
-			e.byOutcome = map[string]uint64{}
+		if e.KillsByOutcome == nil {
+			e.KillsByOutcome = map[string]uint64{}
 		}
-		e.byOutcome[outcome] += k.counted
+		e.KillsByOutcome[outcome] += k.counted
 	}
 }
 
