@@ -150,8 +150,8 @@ func (s *Store) history(e *entry, v OOMVictim) bool {
 			return true // in a cgroup the reader found, which counts it
 		}
 		// Its runtime has not told when the container ran: kept until it does.
-		if len(e.history) < historyKept {
-			e.history = append(e.history, v)
+		if tr := e.kills(); len(tr.history) < historyKept {
+			tr.history = append(tr.history, v)
 		}
 		return false
 	}
@@ -179,11 +179,11 @@ const historySlack = 50 * time.Millisecond
 // placeHistory counts the victims from the log's buffer that e kept until
 // its runtime told when it ran. With s.mu held.
 func (s *Store) placeHistory(e *entry, key string) {
-	if len(e.history) == 0 || !e.observed {
+	if e.trail == nil || len(e.trail.history) == 0 || !e.observed {
 		return
 	}
-	kept := e.history
-	e.history = nil
+	kept := e.trail.history
+	e.trail.history = nil
 	for _, v := range kept {
 		s.countVictim(e, key, v)
 	}
@@ -278,12 +278,15 @@ func (s *Store) adopt(k string) {
 			dst.LastOOM = latest(dst.LastOOM, src.LastOOM)
 			// The records of its kills go with them.
 			dst.explained += src.explained
-			if dst.riseAt.IsZero() {
-				dst.riseAt, dst.riseFrom = src.riseAt, src.riseFrom
+			if from := src.trail; from != nil {
+				tr := dst.kills()
+				if tr.riseAt.IsZero() {
+					tr.riseAt, tr.riseFrom = from.riseAt, from.riseFrom
+				}
+				tr.history = append(tr.history, from.history...)
+				tr.unfilled = append(tr.unfilled, from.unfilled...)
 			}
-			dst.history = append(dst.history, src.history...)
-			dst.unfilled = append(dst.unfilled, src.unfilled...)
-			for _, r := range src.records {
+			for _, r := range src.recorded() {
 				dst.keep(r)
 			}
 			dst.lastKill = latest(dst.lastKill, src.lastKill)

@@ -252,15 +252,11 @@ type entry struct {
 	ooms      oomCount
 	pressure  pressureCount
 
-	// The records of its kills (kills.go): explained is how many kills of
-	// ooms.total() records hold (or, from before the exporter started,
-	// need none); riseAt is when the count last rose beyond that, and
-	// riseFrom what told.
+	// explained is how many kills of ooms.total() records hold (or, from
+	// before the exporter started, need none); trail is the rest of what it
+	// keeps of its kills (kills.go), nil until its first.
 	explained uint64
-	riseAt    time.Time
-	riseFrom  string
-	records   []*Kill // the newest records, to fill, decide and relabel
-	unfilled  []*Kill // records of kills the kernel log has not described yet
+	trail     *killTrail
 	// lastKill is the time of the newest kill counted: an exit by SIGKILL
 	// right after it is its.
 	lastKill time.Time
@@ -268,7 +264,6 @@ type entry struct {
 	// container (its main process's, a group kill's): the exit of its run
 	// is that kill's, however late the runtime stamps it.
 	lastEnding time.Time
-	history    []OOMVictim // victims from the log's buffer, until the runtime says when the container ran
 
 	observed bool // metadata known: exported only from then on
 	// fromKernel is true for an entry the kernel reader made, of a cgroup no
@@ -438,7 +433,7 @@ func (s *Store) apply(ev Event) (a applied) {
 			s.risen(e, k, ev.At, FromRuntime, true) // what a state says happened before it was read
 		}
 		s.placeHistory(e, k)
-		for _, r := range e.records {
+		for _, r := range e.recorded() {
 			a.kills = append(a.kills, s.readyNow(r)...)
 		}
 	case Started:
