@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -70,6 +71,52 @@ func BenchmarkFirstScrape(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkMemoryPerContainer reports what the collector keeps from scrape
+// to scrape for each container (B/container): its labels, escaped, and their
+// place in the order; for 10,000 Kubernetes containers (benchStore), and for
+// 10,000 containers only the kernel knows, as on the bench's host (CRI-O
+// cgroups that no source follows).
+func BenchmarkMemoryPerContainer(b *testing.B) {
+	const n = 10000
+	for _, kind := range []string{"kubernetes", "kernel-only"} {
+		b.Run(kind, func(b *testing.B) {
+			s := benchStore(n, false)
+			if kind == "kernel-only" {
+				s = store.New(time.Minute)
+				s.AddSource(store.CgroupSource)
+				for i := range n {
+					id := fmt.Sprintf("%064x", 0xab000000+i)
+					s.Apply(store.KernelOOMCount{Cgroup: store.Cgroup{Meta: store.Meta{Runtime: store.RuntimeCRIO, ID: id},
+						Path: "/kubepods/crio-" + id, Guessed: true}, Instance: uint64(i + 1), Born: t0, At: t0})
+				}
+			}
+			reg := prometheus.NewRegistry()
+			w := &countingWriter{header: http.Header{}}
+			var perContainer float64
+			for b.Loop() {
+				before := heapInUse()
+				c := New(s, Options{})
+				for range 2 { // the second scrape drops what only the first needed
+					if err := c.WriteText(w, reg, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+				perContainer = float64(heapInUse()-before) / n
+				runtime.KeepAlive(c)
+			}
+			b.ReportMetric(perContainer, "B/container")
+		})
+	}
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
 
 func benchStore(n int, warnings bool) *store.Store {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -280,15 +281,35 @@ func compareRows(a, b row) int {
 	return strings.Compare(a.c.Meta.ID, b.c.Meta.ID)
 }
 
-// labelCache keeps the label sets of the last scrape's containers, keyed by
-// their whole metadata (a container whose labels change gets a new set), and
-// the order of their series. Concurrent scrapes share it.
+// labelCache keeps the label sets of the last scrape's containers, and the
+// order of their series. Concurrent scrapes share it. A set is found by the
+// container's runtime, namespace and id (a key of 48 bytes, not the whole
+// metadata's 144: 69 bytes less a container, docs/performance.md), and kept
+// while the rest of the metadata still gives the same labels (sameLabels).
 type labelCache struct {
 	legacy bool // the earlier tool's labels too
 	mu     sync.Mutex
 	scrape uint64
-	sets   map[store.Meta]*labelSet
+	sets   map[labelKey]*labelSet
 	last   int // series in the last scrape
+}
+
+// labelKey is what, of a container's metadata, finds its label set.
+type labelKey struct{ runtime, namespace, id string }
+
+// sameLabels reports whether newLabelSet(m) would give l's labels, without
+// making them: the labels that m's runtime, namespace and id decide are l's
+// (its key), and each other label's value is the same.
+func sameLabels(l *labelSet, m *store.Meta) bool {
+	for _, f := range [...]struct {
+		at int // in sortedLabels
+		v  string
+	}{{0, m.KubeContainer}, {5, m.ImageID}, {6, m.Name}, {7, m.Namespace}, {8, m.Pod}, {9, m.PodUID}} {
+		if f.v != l.values[f.at] && (utf8.ValidString(f.v) || validUTF8(f.v) != l.values[f.at]) {
+			return false
+		}
+	}
+	return true
 }
 
 // rows returns the containers with their labels, in the order of
@@ -299,16 +320,18 @@ func (lc *labelCache) rows(cs []store.Container) []row {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	if lc.sets == nil {
-		lc.sets = map[store.Meta]*labelSet{}
+		lc.sets = map[labelKey]*labelSet{}
 	}
 	lc.scrape++
 	known := make([]row, lc.last) // by place, with gaps for the containers gone
 	var added []row
 	for i := range cs {
-		l := lc.sets[cs[i].Meta]
-		if l == nil {
-			l = newLabelSet(cs[i].Meta, lc.legacy)
-			lc.sets[cs[i].Meta] = l
+		m := &cs[i].Meta
+		k := labelKey{m.Runtime, m.ContainerdNamespace, m.ID}
+		l := lc.sets[k]
+		if l == nil || !sameLabels(l, m) {
+			l = newLabelSet(*m, lc.legacy)
+			lc.sets[k] = l
 		}
 		l.scrape = lc.scrape
 		if l.place >= 0 {

@@ -46,7 +46,6 @@ type stamp struct {
 type instance struct {
 	id        uint64
 	born      time.Time
-	bornExact bool
 	gone      time.Time // zero while the cgroup exists
 	kills     uint64
 	groupKill uint64
@@ -64,7 +63,8 @@ type instance struct {
 	// at least one process was killed in it. Its counter may be gone
 	// before it was read after the kill: a container whose main process
 	// was killed is removed at once, and cgroup v1 notifies no kill.
-	reported bool
+	reported  bool
+	bornExact bool
 }
 
 func (in *instance) count() uint64 {

@@ -21,17 +21,17 @@ import (
 type MemoryPressure struct {
 	// LimitHits: usage hit the limit (v2 memory.events max, v1
 	// memory.failcnt): the kernel reclaimed, and if that failed, OOM-killed.
-	LimitHits    uint64
-	HasLimitHits bool
+	LimitHits uint64
 	// HighHits: usage went over memory.high, and the tasks were throttled
 	// to reclaim (v2 memory.events high).
-	HighHits    uint64
-	HasHighHits bool
+	HighHits uint64
 	// Waiting and Stalled are PSI's total stall time on memory (v2
 	// memory.pressure): some task waited (some), every task that was not
 	// idle waited at once (full).
 	Waiting, Stalled time.Duration
-	HasStall         bool
+	// Which of them were read; the flags together, so that the 10,000
+	// containers' counts and samples take no padding after each.
+	HasLimitHits, HasHighHits, HasStall bool
 }
 
 // merge takes the highest of each counter of p and q that q has.

@@ -187,19 +187,14 @@ func (e OOMKilled) key() string { return e.Key }
 func (e Removed) key() string   { return e.Key }
 
 // Container is one container's exported values, as the collector sees them.
+// Its flags come last, together, so that a container of 10,000 takes no
+// padding after each (docs/performance.md).
 type Container struct {
 	Meta     Meta
 	OOMs     uint64
 	Restarts uint64
-	// Exited is true once the code of the main process's last exit is
-	// known; ExitCode is meaningful only then. It is false until the first
-	// exit, and again after an exit only a later state showed, once the
-	// container ran again (its code is lost then).
-	Exited   bool
+	// ExitCode is meaningful only when Exited.
 	ExitCode int
-	// KernelOnly is true for a container no runtime reported: only its
-	// cgroup path is known, so it has no restarts and no exit code.
-	KernelOnly bool
 	// ProcessKills counts the victims the kernel log named, by command name.
 	ProcessKills map[string]uint64
 	// LastOOM is the time of the newest OOM kill counted, from the kernel or
@@ -207,8 +202,7 @@ type Container struct {
 	LastOOM time.Time
 	// GroupKills counts memory.oom.group kills, meaningful when HasGroupKills
 	// (cgroup v2).
-	GroupKills    uint64
-	HasGroupKills bool
+	GroupKills uint64
 	// ExitReason says why the main process last exited (Exit*), where it
 	// is known exactly; "" if not, or if it never exited.
 	ExitReason string
@@ -218,27 +212,32 @@ type Container struct {
 	// if HasLastOOMUsage.
 	KillsByScope               map[string]uint64
 	LastOOMUsage, LastOOMLimit uint64
-	HasLastOOMUsage            bool
 	// KillsByOutcome counts the kills whose outcome is known by it
 	// (Outcome*): whether they ended the container or it lived on.
 	KillsByOutcome map[string]uint64
 	// Pressure is what the container's memory cgroup counted of memory
 	// pressure, over every instance of it (pressure.go).
 	Pressure MemoryPressure
+	// Exited is true once the code of the main process's last exit is
+	// known. It is false until the first exit, and again after an exit
+	// only a later state showed, once the container ran again (its code is
+	// lost then).
+	Exited bool
+	// KernelOnly is true for a container no runtime reported: only its
+	// cgroup path is known, so it has no restarts and no exit code.
+	KernelOnly      bool
+	HasGroupKills   bool
+	HasLastOOMUsage bool
 }
 
+// entry is a container as the store keeps it. Its counts of kills by
+// process, scope and outcome are the Container's maps, which Snapshot copies;
+// its flags come last, together (Container's doc).
 type entry struct {
 	Container
-	observed bool // metadata known: exported only from then on
-	// fromKernel is true for an entry the kernel reader made, of a cgroup no
-	// runtime's container could be told to own (yet): its key is the
-	// cgroup's path (kernelKey), and Meta.Runtime is a guess if guessed.
-	fromKernel bool
-	guessed    bool
 	applied    int       // runtime events applied before the first observation
 	startedAt  time.Time // the last start known (event or state time)
 	finished   time.Time // the last exit known (event or state time)
-	running    bool      // started, and no exit known since
 	syncedAt   time.Time // Observed.At of the newest observation
 	lastReport time.Time // the time of the newest runtime OOM report taken: one no newer is a replay
 	removedAt  time.Time
@@ -249,21 +248,15 @@ type entry struct {
 	exitedPid   int
 	exitedStart time.Time
 
-	createdAt     time.Time
-	ooms          oomCount
-	pressure      pressureCount
-	byProcess     map[string]uint64
-	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
+	createdAt time.Time
+	ooms      oomCount
+	pressure  pressureCount
 
-	// The records of its kills (kills.go): explained is how many kills of
-	// ooms.total() records hold (or, from before the exporter started,
-	// need none); riseAt is when the count last rose beyond that, and
-	// riseFrom what told.
+	// explained is how many kills of ooms.total() records hold (or, from
+	// before the exporter started, need none); trail is the rest of what it
+	// keeps of its kills (kills.go), nil until its first.
 	explained uint64
-	riseAt    time.Time
-	riseFrom  string
-	records   []*Kill // the newest records, to fill, decide and relabel
-	unfilled  []*Kill // records of kills the kernel log has not described yet
+	trail     *killTrail
 	// lastKill is the time of the newest kill counted: an exit by SIGKILL
 	// right after it is its.
 	lastKill time.Time
@@ -271,9 +264,15 @@ type entry struct {
 	// container (its main process's, a group kill's): the exit of its run
 	// is that kill's, however late the runtime stamps it.
 	lastEnding time.Time
-	history    []OOMVictim // victims from the log's buffer, until the runtime says when the container ran
-	byScope    map[string]uint64
-	byOutcome  map[string]uint64
+
+	observed bool // metadata known: exported only from then on
+	// fromKernel is true for an entry the kernel reader made, of a cgroup no
+	// runtime's container could be told to own (yet): its key is the
+	// cgroup's path (kernelKey), and Meta.Runtime is a guess if guessed.
+	fromKernel    bool
+	guessed       bool
+	running       bool // started, and no exit known since
+	kernelRemoved bool // removedAt was set because the kernel saw the cgroup go
 }
 
 // SourceStatus is the health of one runtime source.
@@ -434,7 +433,7 @@ func (s *Store) apply(ev Event) (a applied) {
 			s.risen(e, k, ev.At, FromRuntime, true) // what a state says happened before it was read
 		}
 		s.placeHistory(e, k)
-		for _, r := range e.records {
+		for _, r := range e.recorded() {
 			a.kills = append(a.kills, s.readyNow(r)...)
 		}
 	case Started:
@@ -850,9 +849,9 @@ func (s *Store) Snapshot() Snapshot {
 			continue
 		}
 		c := e.Container
-		c.KillsByScope = maps.Clone(e.byScope)
-		c.ProcessKills = maps.Clone(e.byProcess)
-		c.KillsByOutcome = maps.Clone(e.byOutcome)
+		c.KillsByScope = maps.Clone(c.KillsByScope)
+		c.ProcessKills = maps.Clone(c.ProcessKills)
+		c.KillsByOutcome = maps.Clone(c.KillsByOutcome)
 		snap.Containers = append(snap.Containers, c)
 	}
 	if len(s.hostKills) > 0 {
@@ -885,7 +884,7 @@ func (s *Store) CountUnattributed(n uint64) {
 // runtime reported it, or, for a container only the kernel knows, while no
 // source of its runtime answers.
 func (s *Store) exported(e *entry) bool {
-	return e.observed || ((e.ooms.kernelSeen() || len(e.byProcess) > 0) && s.silent(e.Meta.Runtime))
+	return e.observed || ((e.ooms.kernelSeen() || len(e.ProcessKills) > 0) && s.silent(e.Meta.Runtime))
 }
 
 // Sources returns the state of every source, sorted by name.
