@@ -110,6 +110,27 @@ func trusted(parent []string, name string, parents []string) bool {
 	return p == "/docker" || kubepods // a bare id
 }
 
+// runtimeParents are the cgroups in which, or below which, runtimes make
+// containers' cgroups without a --kernel.cgroup-parent: trusted's cases.
+var runtimeParents = []string{"/docker", "/system.slice", "/kubepods", "/kubepods.slice", "/machine.slice", "/libpod_parent"}
+
+// mayHoldContainers reports whether a container's cgroup, as
+// ParseContainerPath recognises one, can be the cgroup at path or below it:
+// path is a parent of containers' cgroups (runtimeParents, or one of
+// parents), below one, or on the way to one. The reader walks and watches
+// no other cgroup: on a shared host other services make and remove cgroups
+// all the time, and none of them can be a container's.
+func mayHoldContainers(path string, parents []string) bool {
+	for _, list := range [][]string{runtimeParents, parents} {
+		for _, x := range list {
+			if x = strings.TrimSuffix(x, "/"); x != "" && (within(path, x) || within(x, path)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // parseNSpid reads the NSpid line of /proc/PID/status ("NSpid:\t4242\t1"):
 // whether the process is pid 1 of its innermost pid namespace; nil where
 // the line is missing or has one pid only (the host's namespace).

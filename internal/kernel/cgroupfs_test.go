@@ -100,7 +100,33 @@ func FuzzContainerPath(f *testing.F) {
 		if !isID(c.ID) || !strings.HasPrefix(path, c.Dir) || !strings.Contains(c.Dir, c.ID) || c.Runtime == "" {
 			t.Fatalf("%q: %+v", path, c)
 		}
+		// The reader walks to it: every cgroup on the way may hold it.
+		for p := c.Dir; ; p = filepath.Dir(p) {
+			if !mayHoldContainers(p, extraParents) {
+				t.Fatalf("%q: the container's cgroup %s is below %s, which the reader does not walk", path, c.Dir, p)
+			}
+			if p == "/" {
+				break
+			}
+		}
 	})
+}
+
+// TestCgroupsThatHoldNoContainers: the reader neither walks nor watches
+// where no runtime makes containers' cgroups.
+func TestCgroupsThatHoldNoContainers(t *testing.T) {
+	for _, p := range []string{"/user.slice", "/user.slice/user-1000.slice/session-1.scope/docker", "/init.scope",
+		"/process_api/cd37185a006935f552f4df05cc078363", "/process_api/abc/mcm-test-2", "/custom.slice2", "/dockerd"} {
+		if mayHoldContainers(p, extraParents) {
+			t.Errorf("%s: walked and watched", p)
+		}
+	}
+	for _, p := range []string{"/", "/process_api", "/process_api/abc", "/process_api/abc/mcm-test-1/x", "/system.slice/app.service",
+		"/kubepods", "/kubepods.slice/kubepods-pod1.slice", "/custom"} {
+		if !mayHoldContainers(p, extraParents) {
+			t.Errorf("%s: not walked, and a container's cgroup can be made there or below", p)
+		}
+	}
 }
 
 func TestParseProcCgroup(t *testing.T) {

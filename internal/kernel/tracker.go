@@ -276,11 +276,12 @@ func (c *cgroups) parentDirs() []string {
 // visit looks at a directory of the hierarchy, as a WalkDir function: a
 // container's cgroup is tracked, and nothing below it is walked or watched
 // (nothing there is read, and a tenant can make any number of cgroups in
-// it: Docker in Docker, systemd in a container); any other directory is
+// it: Docker in Docker, systemd in a container); nor is a directory where
+// no container's cgroup can be (mayHoldContainers); any other directory is
 // watched for the cgroups made in it.
 func (c *cgroups) visit(p string, born time.Time, exact bool) error {
 	rel := c.rel(p)
-	if c.appeared(rel, born, exact) || c.tracks(rel) {
+	if !mayHoldContainers(rel, c.cfg.CgroupParents) || c.appeared(rel, born, exact) || c.tracks(rel) {
 		return fs.SkipDir
 	}
 	c.addWatch(p)
