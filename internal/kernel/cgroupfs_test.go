@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,5 +244,24 @@ func TestPodUIDFromPath(t *testing.T) {
 		if !ok || c.PodUID != want {
 			t.Errorf("%s: pod UID %q (ok %v), want %q", path, c.PodUID, ok, want)
 		}
+	}
+}
+
+// TestReadFile: a file is read whole, also past the first buffer, and a
+// missing one says so as os.ReadFile does.
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	want := strings.Repeat("oom_kill 12345\n", 300) // 4,500 bytes
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte(want), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readFile(filepath.Join(dir, "f")); err != nil || string(b) != want {
+		t.Fatalf("read %d bytes, %v; want %d", len(b), err, len(want))
+	}
+	if b, err := readFile("/proc/self/cgroup"); err != nil || len(b) == 0 {
+		t.Fatalf("/proc/self/cgroup: %q, %v", b, err)
+	}
+	if _, err := readFile(filepath.Join(dir, "gone")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "gone") {
+		t.Fatalf("a missing file: %v", err)
 	}
 }

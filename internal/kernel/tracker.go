@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -459,7 +458,7 @@ func (c *cgroups) read(rel string) {
 		return
 	}
 	dir := filepath.Join(h.Root, t.c.Dir)
-	b, err := os.ReadFile(filepath.Join(dir, h.counterFile()))
+	b, err := readFile(filepath.Join(dir, h.counterFile()))
 	at := time.Now()
 	if err != nil {
 		// A cgroup removed while it is read gives ENODEV.
