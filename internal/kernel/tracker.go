@@ -308,6 +308,11 @@ func (c *cgroups) appeared(rel string, born time.Time, exact bool) bool {
 	if !c.containerDir(rel) {
 		return false
 	}
+	if !exact && c.tracks(rel) {
+		// A walk's look: the walk reads every tracked cgroup next, and that
+		// reading finds an instance made again at the path.
+		return true
+	}
 	ct, _ := ParseContainerPath(rel, c.cfg.CgroupParents)
 	st, err := c.stat(rel)
 	if err != nil {
