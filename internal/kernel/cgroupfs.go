@@ -309,9 +309,11 @@ func field(b []byte, name string) (uint64, bool, error) {
 
 // readFile reads a small file of cgroupfs or procfs whole, as os.ReadFile
 // does but in three system calls instead of up to eight: no fstat for its
-// size, and no registration with the runtime's poller, which cgroupfs's
-// files accept (they are pollable) and which a read that never blocks does
-// not need.
+// size, no registration with the runtime's poller, which cgroupfs's files
+// accept (they are pollable) and which a read that never blocks does not
+// need, and no read of the end where the first read was short: the kernel
+// fills a read of these files (seq_file, a page at least) as far as they
+// go, and a regular file's read is short only at its end.
 func readFile(path string) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -331,6 +333,8 @@ func readFile(path string) ([]byte, error) {
 			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 		case n == 0:
 			return b, nil
+		case len(b) == 0 && n < cap(b):
+			return b[:n], nil // the whole file: the first read was short
 		}
 		b = b[:len(b)+n]
 	}

@@ -258,8 +258,24 @@ func TestReadFile(t *testing.T) {
 	if b, err := readFile(filepath.Join(dir, "f")); err != nil || string(b) != want {
 		t.Fatalf("read %d bytes, %v; want %d", len(b), err, len(want))
 	}
-	if b, err := readFile("/proc/self/cgroup"); err != nil || len(b) == 0 {
-		t.Fatalf("/proc/self/cgroup: %q, %v", b, err)
+	short := "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"
+	if err := os.WriteFile(filepath.Join(dir, "short"), []byte(short), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readFile(filepath.Join(dir, "short")); err != nil || string(b) != short {
+		t.Fatalf("read %q, %v; want %q", b, err, short)
+	}
+	// procfs and cgroupfs, as the reader reads them: the same as os.ReadFile.
+	// mountinfo: many pages here.
+	for _, p := range []string{"/proc/self/cgroup", "/proc/self/cmdline", "/proc/self/mountinfo"} {
+		b, err := readFile(p)
+		if want, _ := os.ReadFile(p); err != nil || len(b) == 0 || string(b) != string(want) {
+			t.Errorf("%s: %q, %v; want %q", p, b, err, want)
+		}
+	}
+	// status changes as the test runs, its last line stays.
+	if b, err := readFile("/proc/self/status"); err != nil || !strings.Contains(string(b), "\nnonvoluntary_ctxt_switches:") {
+		t.Errorf("/proc/self/status: %q, %v", b, err)
 	}
 	if _, err := readFile(filepath.Join(dir, "gone")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "gone") {
 		t.Fatalf("a missing file: %v", err)
