@@ -280,11 +280,18 @@ func (c *cgroups) parentDirs() []string {
 // watched for the cgroups made in it.
 func (c *cgroups) visit(p string, born time.Time, exact bool) error {
 	rel := c.rel(p)
-	if !mayHoldContainers(rel, c.cfg.CgroupParents) || c.appeared(rel, born, exact) || c.tracks(rel) {
-		return fs.SkipDir
+	switch {
+	case !mayHoldContainers(rel, c.cfg.CgroupParents):
+	case !exact && c.tracks(rel):
+		// A walk's look at a cgroup it tracks: the walk reads every
+		// tracked cgroup next, and that reading finds an instance made
+		// again at the path.
+	case c.appeared(rel, born, exact), c.tracks(rel):
+	default:
+		c.addWatch(p)
+		return nil
 	}
-	c.addWatch(p)
-	return nil
+	return fs.SkipDir
 }
 
 // containerDir reports whether the cgroup at rel is named as a container's.
@@ -307,11 +314,6 @@ func (c *cgroups) tracks(rel string) bool {
 func (c *cgroups) appeared(rel string, born time.Time, exact bool) bool {
 	if !c.containerDir(rel) {
 		return false
-	}
-	if !exact && c.tracks(rel) {
-		// A walk's look: the walk reads every tracked cgroup next, and that
-		// reading finds an instance made again at the path.
-		return true
 	}
 	ct, _ := ParseContainerPath(rel, c.cfg.CgroupParents)
 	st, err := c.stat(rel)
