@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,7 +102,33 @@ func FuzzContainerPath(f *testing.F) {
 		if !isID(c.ID) || !strings.HasPrefix(path, c.Dir) || !strings.Contains(c.Dir, c.ID) || c.Runtime == "" {
 			t.Fatalf("%q: %+v", path, c)
 		}
+		// The reader walks to it: every cgroup on the way may hold it.
+		for p := c.Dir; ; p = filepath.Dir(p) {
+			if !mayHoldContainers(p, extraParents) {
+				t.Fatalf("%q: the container's cgroup %s is below %s, which the reader does not walk", path, c.Dir, p)
+			}
+			if p == "/" {
+				break
+			}
+		}
 	})
+}
+
+// TestCgroupsThatHoldNoContainers: the reader neither walks nor watches
+// where no runtime makes containers' cgroups.
+func TestCgroupsThatHoldNoContainers(t *testing.T) {
+	for _, p := range []string{"/user.slice", "/user.slice/user-1000.slice/session-1.scope/docker", "/init.scope",
+		"/process_api/cd37185a006935f552f4df05cc078363", "/process_api/abc/mcm-test-2", "/custom.slice2", "/dockerd"} {
+		if mayHoldContainers(p, extraParents) {
+			t.Errorf("%s: walked and watched", p)
+		}
+	}
+	for _, p := range []string{"/", "/process_api", "/process_api/abc", "/process_api/abc/mcm-test-1/x", "/system.slice/app.service",
+		"/kubepods", "/kubepods.slice/kubepods-pod1.slice", "/custom"} {
+		if !mayHoldContainers(p, extraParents) {
+			t.Errorf("%s: not walked, and a container's cgroup can be made there or below", p)
+		}
+	}
 }
 
 func TestParseProcCgroup(t *testing.T) {
@@ -216,5 +244,40 @@ func TestPodUIDFromPath(t *testing.T) {
 		if !ok || c.PodUID != want {
 			t.Errorf("%s: pod UID %q (ok %v), want %q", path, c.PodUID, ok, want)
 		}
+	}
+}
+
+// TestReadFile: a file is read whole, also past the first buffer, and a
+// missing one says so as os.ReadFile does.
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	want := strings.Repeat("oom_kill 12345\n", 300) // 4,500 bytes
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte(want), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readFile(filepath.Join(dir, "f")); err != nil || string(b) != want {
+		t.Fatalf("read %d bytes, %v; want %d", len(b), err, len(want))
+	}
+	short := "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"
+	if err := os.WriteFile(filepath.Join(dir, "short"), []byte(short), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readFile(filepath.Join(dir, "short")); err != nil || string(b) != short {
+		t.Fatalf("read %q, %v; want %q", b, err, short)
+	}
+	// procfs and cgroupfs, as the reader reads them: the same as os.ReadFile.
+	// mountinfo: many pages here.
+	for _, p := range []string{"/proc/self/cgroup", "/proc/self/cmdline", "/proc/self/mountinfo"} {
+		b, err := readFile(p)
+		if want, _ := os.ReadFile(p); err != nil || len(b) == 0 || string(b) != string(want) {
+			t.Errorf("%s: %q, %v; want %q", p, b, err, want)
+		}
+	}
+	// status changes as the test runs, its last line stays.
+	if b, err := readFile("/proc/self/status"); err != nil || !strings.Contains(string(b), "\nnonvoluntary_ctxt_switches:") {
+		t.Errorf("/proc/self/status: %q, %v", b, err)
+	}
+	if _, err := readFile(filepath.Join(dir, "gone")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "gone") {
+		t.Fatalf("a missing file: %v", err)
 	}
 }

@@ -302,7 +302,7 @@ func (c *cgroups) readOthers(dir string) map[string]otherReading {
 		if err != nil {
 			continue // gone while listed
 		}
-		b, err := os.ReadFile(filepath.Join(abs, e.Name(), "memory.events"))
+		b, err := readFile(filepath.Join(abs, e.Name(), "memory.events"))
 		if err != nil {
 			continue // gone, or no memory controller there: none of its kills count above
 		}
@@ -340,7 +340,7 @@ type parentCounters struct{ kills, local, groups, groupLocal uint64 }
 // readParent reads a parent's counters.
 func (c *cgroups) readParent(dir string) (parentCounters, error) {
 	abs := c.abs(dir)
-	b, err := os.ReadFile(filepath.Join(abs, "memory.events"))
+	b, err := readFile(filepath.Join(abs, "memory.events"))
 	if err != nil {
 		return parentCounters{}, err
 	}
@@ -351,7 +351,7 @@ func (c *cgroups) readParent(dir string) (parentCounters, error) {
 	pc := parentCounters{kills: n.Kills, groups: n.GroupKills}
 	// memory.events.local (Linux 5.2 and later): the parent's own
 	// processes' kills, which are no container's.
-	if b, err := os.ReadFile(filepath.Join(abs, "memory.events.local")); err == nil {
+	if b, err := readFile(filepath.Join(abs, "memory.events.local")); err == nil {
 		if l, err := ParseMemoryEvents(b); err == nil {
 			pc.local, pc.groupLocal = l.Kills, l.GroupKills
 		}

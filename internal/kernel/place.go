@@ -108,7 +108,7 @@ func (s *Source) place(v Victim, at time.Time, live, prompt bool) store.OOMVicti
 
 // within reports whether the cgroup path is dir or one below it.
 func within(path, dir string) bool {
-	return path == dir || strings.HasPrefix(path, dir+"/") || dir == "/"
+	return path == dir || dir == "/" || len(path) > len(dir) && path[len(dir)] == '/' && strings.HasPrefix(path, dir)
 }
 
 // alone is the victim as the kill of one process that its report was

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -85,7 +84,7 @@ func absent(err error) bool {
 
 // readPSI reads a v2 cgroup's memory.pressure; ok false where it has none.
 func readPSI(dir string) (some, full time.Duration, ok bool, err error) {
-	b, err := os.ReadFile(filepath.Join(dir, "memory.pressure"))
+	b, err := readFile(filepath.Join(dir, "memory.pressure"))
 	if absent(err) {
 		return 0, 0, false, nil
 	}
@@ -105,7 +104,7 @@ func readPSI(dir string) (some, full time.Duration, ok bool, err error) {
 // --memory), every hit is memsw's; Linux 6.18 no longer counts those.
 func readFailcnt(dir string) (n uint64, ok bool, err error) {
 	for _, name := range []string{"memory.failcnt", "memory.memsw.failcnt"} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := readFile(filepath.Join(dir, name))
 		if absent(err) {
 			continue
 		}

@@ -433,7 +433,7 @@ func scope(d store.KillDetails, dir string) string {
 // /proc/PID/status; nil if that cannot be told: the process is gone, or it
 // shares the host's pid namespace (one pid, not 1).
 func (s *Source) procInit(pid int) *bool {
-	b, err := os.ReadFile(filepath.Join(s.cfg.ProcFS, strconv.Itoa(pid), "status"))
+	b, err := readFile(filepath.Join(s.cfg.ProcFS, strconv.Itoa(pid), "status"))
 	if err != nil {
 		return nil
 	}

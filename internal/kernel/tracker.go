@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -276,15 +275,23 @@ func (c *cgroups) parentDirs() []string {
 // visit looks at a directory of the hierarchy, as a WalkDir function: a
 // container's cgroup is tracked, and nothing below it is walked or watched
 // (nothing there is read, and a tenant can make any number of cgroups in
-// it: Docker in Docker, systemd in a container); any other directory is
+// it: Docker in Docker, systemd in a container); nor is a directory where
+// no container's cgroup can be (mayHoldContainers); any other directory is
 // watched for the cgroups made in it.
 func (c *cgroups) visit(p string, born time.Time, exact bool) error {
 	rel := c.rel(p)
-	if c.appeared(rel, born, exact) || c.tracks(rel) {
-		return fs.SkipDir
+	switch {
+	case !mayHoldContainers(rel, c.cfg.CgroupParents):
+	case !exact && c.tracks(rel):
+		// A walk's look at a cgroup it tracks: the walk reads every
+		// tracked cgroup next, and that reading finds an instance made
+		// again at the path.
+	case c.appeared(rel, born, exact), c.tracks(rel):
+	default:
+		c.addWatch(p)
+		return nil
 	}
-	c.addWatch(p)
-	return nil
+	return fs.SkipDir
 }
 
 // containerDir reports whether the cgroup at rel is named as a container's.
@@ -458,7 +465,7 @@ func (c *cgroups) read(rel string) {
 		return
 	}
 	dir := filepath.Join(h.Root, t.c.Dir)
-	b, err := os.ReadFile(filepath.Join(dir, h.counterFile()))
+	b, err := readFile(filepath.Join(dir, h.counterFile()))
 	at := time.Now()
 	if err != nil {
 		// A cgroup removed while it is read gives ENODEV.

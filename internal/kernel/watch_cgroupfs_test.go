@@ -350,3 +350,40 @@ func enable(t *testing.T, dirs ...string) {
 		}
 	}
 }
+
+// Cgroups where no container's can be (another service's, beside the
+// trusted parent) are neither watched nor walked, made before the reader
+// started or after, and whatever they are named; nothing in them is tracked.
+func TestCgroupsOfNoParentAreNotWatched(t *testing.T) {
+	x := newWatchTest(t, 0, nil)
+	other := x.parent + "-other" // beside the parent, under the test's own cgroup, which is watched
+	mk := func(p string) {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk(other)
+	t.Cleanup(func() { removeTree(t, other) })
+	mk(filepath.Join(other, "service"))
+	mk(filepath.Join(other, containerName(1)))
+	// One inotify queue: once the reader has the later mkdir in the parent,
+	// it has handled those above.
+	sub := x.mkdir("sub", true)
+	waitWithin(t, time.Minute, func() error {
+		for _, p := range x.w.watched() {
+			if p == sub {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s not watched yet", sub)
+	})
+	x.src.cg.scan() // and a walk
+	for _, p := range x.w.watched() {
+		if p == other || strings.HasPrefix(p, other+"/") {
+			t.Errorf("%s is watched", p)
+		}
+	}
+	if got := x.tracked(); got != 0 {
+		t.Errorf("%d containers tracked, want none", got)
+	}
+}
