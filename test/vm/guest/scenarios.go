@@ -52,6 +52,8 @@ var scenarios = []scenario{
 	{report.PodLimit, podLevelLimit},
 	{report.DockerWorkers, dockerWorkers},
 	{report.DockerMain, dockerMain},
+	{report.DockerTmpfs, dockerTmpfs},
+	{report.DockerManyProcs, dockerManyProcs},
 }
 
 func scenarioContext() (context.Context, context.CancelFunc) {
@@ -184,6 +186,178 @@ func dockerMain(g *guest) error {
 	})
 }
 
+// dockerTmpfs: a Docker container fills its /dev/shm, a tmpfs (Docker's
+// default 64 MiB), past its 32 MiB limit: what is written there is charged
+// to it as shmem and held by no process. dd, the largest process, is
+// killed; the shell removes the file and lives on.
+func dockerTmpfs(g *guest) error {
+	ctx, cancel := scenarioContext()
+	defer cancel()
+	script := "dd if=/dev/zero of=/dev/shm/fill bs=1M count=64; busybox rm -f /dev/shm/fill; echo survived; exec sleep 1000"
+	_, cg, err := g.dockerRun(ctx, report.DockerTmpfs, "tmpfs", script, 1, 32<<20)
+	if err != nil {
+		return err
+	}
+	return waitKilledThen(cg, 1, 1)
+}
+
+// holdBytes is what each small process of dockerManyProcs holds: busybox's
+// dd fills a buffer of that size from /dev/zero, then blocks writing it to
+// a FIFO that nothing reads.
+const holdBytes = 400 << 10
+
+// manyProcsScript is dockerManyProcs' shell: it holds the FIFO /tmp/hold
+// open for reading and writing (so that it opens at once, and nothing reads
+// it), and for each number N the guest writes to the FIFO /tmp/go it starts
+// N holders. When the guest closes /tmp/go it waits for them, for ever,
+// with builtins only: at the limit it allocates nothing more. Each holder
+// puts itself before the shell in the OOM killer's choice (oom_score_adj
+// 100, as a pool's workers often are): the shell's resident busybox is
+// larger than a holder's (1.7 MiB, 1.4 MiB), and its kill would end the
+// container.
+var manyProcsScript = fmt.Sprintf("busybox mkfifo /tmp/go /tmp/hold; exec 3<>/tmp/hold; "+
+	"while read n; do i=0; while [ $i -lt $n ]; do "+
+	"(echo 100 > /proc/self/oom_score_adj; exec dd if=/dev/zero bs=%d count=1 >&3 2>/dev/null) & i=$((i+1)); "+
+	"done; done < /tmp/go; wait", holdBytes)
+
+// dockerManyProcs: many small processes fill a Docker container up to its
+// 32 MiB limit, as a fork bomb or a pool of workers does, until the OOM
+// killer takes one of them: the largest of many nearly equal ones. None is
+// started after that kill, and the holder it frees is room for the one
+// that was starting: it is the only kill.
+func dockerManyProcs(g *guest) error {
+	ctx, cancel := scenarioContext()
+	defer cancel()
+	id, cg, err := g.dockerRun(ctx, report.DockerManyProcs, "many", manyProcsScript, 1, 32<<20)
+	if err != nil {
+		return err
+	}
+	n, err := startHolders(cg)
+	for i := range g.rep.Containers {
+		if g.rep.Containers[i].ID == "docker://"+id {
+			g.rep.Containers[i].Procs = n
+		}
+	}
+	if err != nil {
+		return err
+	}
+	// The holders but the one killed, and the shell.
+	return waitKilledThen(cg, 1, n)
+}
+
+// startHolders has the shell of manyProcsScript in cgroup cg start holders
+// until the kernel OOM-kills a process in it, and returns how many it
+// started. A batch starts once every holder before it has filled its
+// buffer; it is half of those there is room for, by what each took so far,
+// less two; then one. (One batch of all there seemed room for overshot:
+// three holders were killed as they filled.)
+func startHolders(cg string) (int, error) {
+	var fifo string
+	err := waitFor(2*time.Minute, func() error {
+		var err error
+		fifo, err = findFIFO(cg)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0) // once the shell reads it
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close() // the shell then waits for its holders
+	base, err := readCgroupUint(cg, "memory.current")
+	if err != nil {
+		return 0, err
+	}
+	limit, err := readCgroupUint(cg, "memory.max")
+	if err != nil {
+		return 0, err
+	}
+	started := 0
+	for started < 200 { // 32 MiB holds fewer than 80
+		n := 1
+		if started > 0 {
+			used, err := readCgroupUint(cg, "memory.current")
+			if err != nil {
+				return started, err
+			}
+			if each := (used - min(used, base)) / uint64(started); each > 0 && limit > used {
+				n = max(1, (int((limit-used)/each)-2)/2)
+			}
+		}
+		if _, err := fmt.Fprintf(f, "%d\n", n); err != nil {
+			return started, err
+		}
+		started += n
+		fmt.Printf("guest: %s: %d holders started\n", report.DockerManyProcs, started)
+		killed, gone := false, error(nil)
+		err := waitFor(2*time.Minute, func() error {
+			ev, err := readEvents(cg)
+			if errors.Is(err, os.ErrNotExist) {
+				gone = err // the container ended: no use waiting
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if killed = ev["oom_kill"] > 0; killed {
+				return nil
+			}
+			return holdersFilled(cg, started)
+		})
+		if err == nil {
+			err = gone
+		}
+		if err != nil || killed {
+			return started, err
+		}
+	}
+	return started, fmt.Errorf("%s: no OOM kill after %d processes of %d bytes", cg, started, holdBytes)
+}
+
+// holdersFilled says whether n processes in cgroup cg have filled their
+// buffer of holdBytes (the bytes they read, /proc/PID/io's rchar), and
+// the shell is the only other.
+func holdersFilled(cg string, n int) error {
+	b, err := os.ReadFile(filepath.Join(cgroupRoot, cg, "cgroup.procs"))
+	if err != nil {
+		return err
+	}
+	pids := strings.Fields(string(b))
+	filled := 0
+	for _, pid := range pids {
+		io, err := os.ReadFile(filepath.Join("/proc", pid, "io"))
+		if err != nil {
+			continue // gone
+		}
+		for _, l := range strings.Split(string(io), "\n") {
+			if v, ok := strings.CutPrefix(l, "rchar: "); ok {
+				if r, _ := strconv.ParseUint(v, 10, 64); r >= holdBytes {
+					filled++
+				}
+			}
+		}
+	}
+	if filled != n || len(pids) != n+1 {
+		return fmt.Errorf("%s: %d processes, %d of them filled, want %d and the shell", cg, len(pids), filled, n)
+	}
+	return nil
+}
+
+// readCgroupUint reads a cgroup file of one number, such as memory.current.
+func readCgroupUint(cg, file string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(cgroupRoot, cg, file))
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s/%s: %w", cg, file, err)
+	}
+	return v, nil
+}
+
 // dockerRun runs a busybox container with a memory limit and no swap, in
 // Docker's own cgroup parent; it returns its id and cgroup. killed is how
 // many processes the OOM killer is to kill in it.
@@ -245,20 +419,9 @@ func (g *guest) trigger(cg, containerID string, procs int) error {
 			return err
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(cgroupRoot, cg, "cgroup.procs"))
+	fifo, err := findFIFO(cg)
 	if err != nil {
 		return err
-	}
-	var fifo string
-	for _, pid := range strings.Fields(string(b)) {
-		p := filepath.Join("/proc", pid, "root/tmp/go")
-		if st, err := os.Stat(p); err == nil && st.Mode()&os.ModeNamedPipe != 0 {
-			fifo = p
-			break
-		}
-	}
-	if fifo == "" {
-		return fmt.Errorf("%s: no FIFO /tmp/go in the container", cg)
 	}
 	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 	if err != nil {
@@ -269,6 +432,22 @@ func (g *guest) trigger(cg, containerID string, procs int) error {
 		err = cerr
 	}
 	return err
+}
+
+// findFIFO is the path of the FIFO /tmp/go in the container of cgroup cg,
+// through one of its processes' root.
+func findFIFO(cg string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(cgroupRoot, cg, "cgroup.procs"))
+	if err != nil {
+		return "", err
+	}
+	for _, pid := range strings.Fields(string(b)) {
+		p := filepath.Join("/proc", pid, "root/tmp/go")
+		if st, err := os.Stat(p); err == nil && st.Mode()&os.ModeNamedPipe != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no FIFO /tmp/go in the container", cg)
 }
 
 // waitKilledThen waits until the kernel has counted kills OOM kills in the
