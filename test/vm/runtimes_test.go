@@ -640,10 +640,10 @@ func checkHeld(t *testing.T, r *report.Report) {
 var manyHeld = regexp.MustCompile(`^anonymous memory [0-9.]+ MiB of 32 MiB, in ([0-9]+) processes, the largest "(sh|dd)" \(pid [0-9]+\) with `)
 
 // checkManyHeld checks the record of the kill among many small processes:
-// the sentence counts the dump's tasks, which are the holders the scenario
-// started and the shell that started them (less the last holder where the
-// kill came while it was being forked), and the record lists the largest
-// ten.
+// the sentence counts the dump's tasks, which are the processes the
+// scenario started and the shell that started them (less the last process
+// where the kill came while it was being forked), and the record lists the
+// largest ten.
 func checkManyHeld(t *testing.T, c report.Container, k report.Record) {
 	m := manyHeld.FindStringSubmatch(k.HeldBy)
 	if m == nil {

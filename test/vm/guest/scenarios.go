@@ -201,30 +201,36 @@ func dockerTmpfs(g *guest) error {
 	return waitKilledThen(cg, 1, 1)
 }
 
-// holdBytes is what each small process of dockerManyProcs holds: busybox's
-// dd fills a buffer of that size from /dev/zero, then blocks writing it to
-// a FIFO that nothing reads.
-const holdBytes = 400 << 10
+// What each small process of dockerManyProcs holds: busybox's dd fills a
+// buffer of that size from /dev/zero, then blocks writing it to a FIFO
+// that nothing reads. A holder holds holdBytes; near the limit a tiny one
+// tinyBytes, and whichever of them the kill comes in, the holder it takes
+// frees more than that one still needs, even before the victim has exited
+// (only its anonymous memory is reaped at once): it is the only kill.
+// Holders of the same size at the end were seen killed twice.
+const (
+	holdBytes = 400 << 10
+	tinyBytes = 8 << 10
+)
 
 // manyProcsScript is dockerManyProcs' shell: it holds the FIFO /tmp/hold
 // open for reading and writing (so that it opens at once, and nothing reads
-// it), and for each number N the guest writes to the FIFO /tmp/go it starts
-// N holders. When the guest closes /tmp/go it waits for them, for ever,
-// with builtins only: at the limit it allocates nothing more. Each holder
-// puts itself before the shell in the OOM killer's choice (oom_score_adj
+// it), and for each line "N BYTES ADJ" the guest writes to the FIFO /tmp/go
+// it starts N processes holding BYTES, with oom_score_adj ADJ. When the
+// guest closes /tmp/go it waits for them, for ever, with builtins only: at
+// the limit it allocates nothing more. The holders put themselves before
+// the shell and the tiny ones in the OOM killer's choice (oom_score_adj
 // 100, as a pool's workers often are): the shell's resident busybox is
 // larger than a holder's (1.7 MiB, 1.4 MiB), and its kill would end the
 // container.
-var manyProcsScript = fmt.Sprintf("busybox mkfifo /tmp/go /tmp/hold; exec 3<>/tmp/hold; "+
-	"while read n; do i=0; while [ $i -lt $n ]; do "+
-	"(echo 100 > /proc/self/oom_score_adj; exec dd if=/dev/zero bs=%d count=1 >&3 2>/dev/null) & i=$((i+1)); "+
-	"done; done < /tmp/go; wait", holdBytes)
+const manyProcsScript = "busybox mkfifo /tmp/go /tmp/hold; exec 3<>/tmp/hold; " +
+	"while read n bs adj; do i=0; while [ $i -lt $n ]; do " +
+	"(echo $adj > /proc/self/oom_score_adj; exec dd if=/dev/zero bs=$bs count=1 >&3 2>/dev/null) & i=$((i+1)); " +
+	"done; done < /tmp/go; wait"
 
 // dockerManyProcs: many small processes fill a Docker container up to its
 // 32 MiB limit, as a fork bomb or a pool of workers does, until the OOM
-// killer takes one of them: the largest of many nearly equal ones. None is
-// started after that kill, and the holder it frees is room for the one
-// that was starting: it is the only kill.
+// killer takes one of them.
 func dockerManyProcs(g *guest) error {
 	ctx, cancel := scenarioContext()
 	defer cancel()
@@ -241,16 +247,17 @@ func dockerManyProcs(g *guest) error {
 	if err != nil {
 		return err
 	}
-	// The holders but the one killed, and the shell.
+	// The processes started but the one killed, and the shell.
 	return waitKilledThen(cg, 1, n)
 }
 
-// startHolders has the shell of manyProcsScript in cgroup cg start holders
-// until the kernel OOM-kills a process in it, and returns how many it
-// started. A batch starts once every holder before it has filled its
-// buffer; it is half of those there is room for, by what each took so far,
-// less two; then one. (One batch of all there seemed room for overshot:
-// three holders were killed as they filled.)
+// startHolders has the shell of manyProcsScript in cgroup cg start
+// processes until the kernel OOM-kills one, and returns how many it
+// started. A batch starts once every process before it has filled its
+// buffer: holders, half of those there is room for (by what each took so
+// far) less two, while there is room for three; then tiny ones, one at a
+// time. (One batch of all there seemed room for overshot: three holders
+// were killed as they filled.)
 func startHolders(cg string) (int, error) {
 	var fifo string
 	err := waitFor(2*time.Minute, func() error {
@@ -265,7 +272,7 @@ func startHolders(cg string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close() // the shell then waits for its holders
+	defer f.Close() // the shell then waits for its processes
 	base, err := readCgroupUint(cg, "memory.current")
 	if err != nil {
 		return 0, err
@@ -274,23 +281,31 @@ func startHolders(cg string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	started := 0
-	for started < 200 { // 32 MiB holds fewer than 80
-		n := 1
-		if started > 0 {
+	holders, tiny := 0, 0
+	for holders+tiny < 300 { // 32 MiB holds fewer than 100 of them
+		line := fmt.Sprintf("1 %d 0\n", tinyBytes)
+		room := 3
+		if holders > 0 {
 			used, err := readCgroupUint(cg, "memory.current")
 			if err != nil {
-				return started, err
+				return holders + tiny, err
 			}
-			if each := (used - min(used, base)) / uint64(started); each > 0 && limit > used {
-				n = max(1, (int((limit-used)/each)-2)/2)
+			room = 0
+			if each := (used - min(used, base)) / uint64(holders); each > 0 && limit > used {
+				room = int((limit - used) / each)
 			}
 		}
-		if _, err := fmt.Fprintf(f, "%d\n", n); err != nil {
-			return started, err
+		if room >= 3 {
+			n := max(1, (room-2)/2)
+			line = fmt.Sprintf("%d %d 100\n", n, holdBytes)
+			holders += n
+		} else {
+			tiny++
 		}
-		started += n
-		fmt.Printf("guest: %s: %d holders started\n", report.DockerManyProcs, started)
+		if _, err := f.WriteString(line); err != nil {
+			return holders + tiny, err
+		}
+		fmt.Printf("guest: %s: %d holders and %d tiny processes started\n", report.DockerManyProcs, holders, tiny)
 		killed, gone := false, error(nil)
 		err := waitFor(2*time.Minute, func() error {
 			ev, err := readEvents(cg)
@@ -304,21 +319,21 @@ func startHolders(cg string) (int, error) {
 			if killed = ev["oom_kill"] > 0; killed {
 				return nil
 			}
-			return holdersFilled(cg, started)
+			return holdersFilled(cg, holders+tiny)
 		})
 		if err == nil {
 			err = gone
 		}
 		if err != nil || killed {
-			return started, err
+			return holders + tiny, err
 		}
 	}
-	return started, fmt.Errorf("%s: no OOM kill after %d processes of %d bytes", cg, started, holdBytes)
+	return holders + tiny, fmt.Errorf("%s: no OOM kill after %d processes", cg, holders+tiny)
 }
 
 // holdersFilled says whether n processes in cgroup cg have filled their
-// buffer of holdBytes (the bytes they read, /proc/PID/io's rchar), and
-// the shell is the only other.
+// buffer (dd, and the bytes it read, /proc/PID/io's rchar: one read, of
+// tinyBytes at least), and the shell is the only other.
 func holdersFilled(cg string, n int) error {
 	b, err := os.ReadFile(filepath.Join(cgroupRoot, cg, "cgroup.procs"))
 	if err != nil {
@@ -327,13 +342,15 @@ func holdersFilled(cg string, n int) error {
 	pids := strings.Fields(string(b))
 	filled := 0
 	for _, pid := range pids {
+		// The shell reads more than tinyBytes itself (8 KiB, seen in the VM).
+		comm, _ := os.ReadFile(filepath.Join("/proc", pid, "comm"))
 		io, err := os.ReadFile(filepath.Join("/proc", pid, "io"))
-		if err != nil {
-			continue // gone
+		if err != nil || strings.TrimSpace(string(comm)) != "dd" {
+			continue // gone, the shell, or a holder not yet dd
 		}
 		for _, l := range strings.Split(string(io), "\n") {
 			if v, ok := strings.CutPrefix(l, "rchar: "); ok {
-				if r, _ := strconv.ParseUint(v, 10, 64); r >= holdBytes {
+				if r, _ := strconv.ParseUint(v, 10, 64); r >= tinyBytes {
 					filled++
 				}
 			}
