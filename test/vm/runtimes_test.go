@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,10 +25,11 @@ import (
 // here. The guest program (test/vm/guest) makes pods through containerd's
 // CRI plugin as the kubelet makes them (memory.oom.group=1 as kubelet 1.28+
 // sets it, and without, as singleProcessOOMKill), and Docker containers,
-// causes real OOM kills, runs the exporter twice — with the kernel log, as
-// its flags default, and without, as its Helm chart defaults — restarts
-// both, and reports what the kernel, the runtimes and the exporters showed;
-// this test checks that.
+// causes real OOM kills (of processes that need more than the limit, of a
+// tmpfs filled, among many small processes), runs the exporter twice — with
+// the kernel log, as its flags default, and without, as its Helm chart
+// defaults — restarts both, and reports what the kernel, the runtimes and
+// the exporters showed; this test checks that.
 //
 // Once per cgroup driver, each in a boot of its own:
 //   - systemd: systemd 252 is PID 1; containerd's runc runs with
@@ -312,6 +314,9 @@ func logReport(t *testing.T, r *report.Report) {
 		}
 		fmt.Fprintf(&b, "%s %s (attempt %d) %.25s…\n  cgroup %s\n  kernel %s\n  runtime %+v\n",
 			c.Scenario, c.Name, c.Attempt, c.ID, c.Cgroup, kernel, c.Runtime)
+		if c.Procs > 0 {
+			fmt.Fprintf(&b, "  %d processes started in it\n", c.Procs)
+		}
 		for _, e := range exporterNames {
 			fmt.Fprintf(&b, "  exporter %s: %v\n    after its restart: %v\n", e, r.Scrapes[e]["before"][c.ID], r.Scrapes[e]["after"][c.ID])
 		}
@@ -338,7 +343,8 @@ func checkRuntimes(t *testing.T, r *report.Report) {
 	for _, c := range r.Containers {
 		scenarios[c.Scenario] = append(scenarios[c.Scenario], c)
 	}
-	want := map[string]int{report.GroupKill: 2, report.SingleKill: 1, report.PodLimit: 2, report.DockerWorkers: 1, report.DockerMain: 1}
+	want := map[string]int{report.GroupKill: 2, report.SingleKill: 1, report.PodLimit: 2, report.DockerWorkers: 1, report.DockerMain: 1,
+		report.DockerTmpfs: 1, report.DockerManyProcs: 1}
 	for s, n := range want {
 		if len(scenarios[s]) != n {
 			t.Errorf("scenario %s: %d containers, want %d (it failed early?)", s, len(scenarios[s]), n)
@@ -586,22 +592,69 @@ func checkGroupRecords(t *testing.T, r *report.Report) {
 }
 
 // checkHeld checks what the kill records say held the memory, on cgroup v2's
-// report (its "Memory cgroup stats" lines and its task dump): every
-// container's victim here is a process that allocated more than its limit
-// (busybox's dd, a wrapper's child), so anonymous memory held most of it, and
-// the dump lists the container's tasks.
+// report (its "Memory cgroup stats" lines and its task dump), per scenario:
+// the tmpfs filler's kill says shmem, most of the limit; the many small
+// processes' says how many there were, their count in the dump, and lists
+// the largest ten; every other scenario's victim is a process that
+// allocated more than its limit (busybox's dd, a wrapper's child), so
+// anonymous memory held most of it, and the dump lists the container's
+// tasks. Every scenario's kills have their report: the VM's kernel prints
+// at most 10 in 5 s, and all its kills are the scenarios', fewer than that.
 func checkHeld(t *testing.T, r *report.Report) {
-	described := 0
+	byID := map[string]report.Container{}
+	for _, c := range r.Containers {
+		byID[c.ID] = c
+	}
+	described := map[string]int{}
 	for _, k := range r.Records[report.WithKmsg] {
 		if k.Place != "container" || k.LimitCgroup == "" {
-			continue // no report: the kernel's rate limit, or a kill in no container
+			continue // no report: a kill in no container (or, elsewhere, the kernel's rate limit)
 		}
-		described++
-		if !strings.HasPrefix(k.HeldBy, "anonymous memory") || k.Tasks == 0 || k.AnonBytes < 8<<20 {
-			t.Errorf("%s: held by %q, %d tasks, %d bytes anonymous; want anonymous memory, the tasks, most of the limit", k.ContainerID, k.HeldBy, k.Tasks, k.AnonBytes)
+		c := byID[k.ContainerID]
+		described[c.Scenario]++
+		t.Logf("%s/%s: held by %q; %d tasks of %d listed", c.Scenario, c.Name, k.HeldBy, k.Listed, k.Tasks)
+		switch c.Scenario {
+		case report.DockerTmpfs:
+			// dd and the shell that started it; the file is no process's.
+			if !strings.HasPrefix(k.HeldBy, "shmem ") || k.ShmemBytes < 16<<20 || k.Tasks != 2 || k.Listed != 2 {
+				t.Errorf("%s: held by %q, %d bytes of shmem, %d tasks of %d listed; want shmem, most of the 32 MiB, the 2 tasks",
+					c.Scenario, k.HeldBy, k.ShmemBytes, k.Listed, k.Tasks)
+			}
+		case report.DockerManyProcs:
+			checkManyHeld(t, c, k)
+		default:
+			if !strings.HasPrefix(k.HeldBy, "anonymous memory") || k.Tasks == 0 || k.AnonBytes < 8<<20 {
+				t.Errorf("%s: held by %q, %d tasks, %d bytes anonymous; want anonymous memory, the tasks, most of the limit", k.ContainerID, k.HeldBy, k.Tasks, k.AnonBytes)
+			}
 		}
 	}
-	if described == 0 {
-		t.Errorf("no kill record with the kernel's report: %+v", r.Records[report.WithKmsg])
+	for _, c := range r.Containers {
+		if c.Killed > 0 && described[c.Scenario] == 0 {
+			t.Errorf("scenario %s: no kill record with the kernel's report: %+v", c.Scenario, r.Records[report.WithKmsg])
+		}
+	}
+}
+
+// manyHeld is the sentence of many processes none of which holds a tenth;
+// the largest by RSS is the shell or a holder.
+var manyHeld = regexp.MustCompile(`^anonymous memory [0-9.]+ MiB of 32 MiB, in ([0-9]+) processes, the largest "(sh|dd)" \(pid [0-9]+\) with `)
+
+// checkManyHeld checks the record of the kill among many small processes:
+// the sentence counts the dump's tasks, which are the processes the
+// scenario started and the shell that started them (less the last process
+// where the kill came while it was being forked), and the record lists the
+// largest ten.
+func checkManyHeld(t *testing.T, c report.Container, k report.Record) {
+	m := manyHeld.FindStringSubmatch(k.HeldBy)
+	if m == nil {
+		t.Errorf("%s: held by %q, want %q", c.Scenario, k.HeldBy, manyHeld)
+		return
+	}
+	n, _ := strconv.Atoi(m[1])
+	if n != k.Tasks || (n != c.Procs && n != c.Procs+1) {
+		t.Errorf("%s: held by %q, in the dump %d tasks; the scenario started %d processes and the shell", c.Scenario, k.HeldBy, k.Tasks, c.Procs)
+	}
+	if k.Listed != 10 || k.AnonBytes < 16<<20 {
+		t.Errorf("%s: %d tasks listed, %d bytes anonymous; want the largest 10, most of the 32 MiB", c.Scenario, k.Listed, k.AnonBytes)
 	}
 }

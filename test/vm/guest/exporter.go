@@ -275,12 +275,14 @@ func (e *exporterProc) records() ([]report.Record, error) {
 			Members []struct {
 				Name string `json:"name"`
 			} `json:"members"`
-			GroupCgroup string `json:"group_cgroup"`
-			LimitCgroup string `json:"limit_cgroup"`
-			HeldBy      string `json:"held_by"`
-			TasksTotal  int    `json:"tasks_total"`
+			GroupCgroup string     `json:"group_cgroup"`
+			LimitCgroup string     `json:"limit_cgroup"`
+			HeldBy      string     `json:"held_by"`
+			TasksTotal  int        `json:"tasks_total"`
+			Tasks       []struct{} `json:"tasks"`
 			Held        *struct {
-				AnonBytes uint64 `json:"anon_bytes"`
+				AnonBytes  uint64 `json:"anon_bytes"`
+				ShmemBytes uint64 `json:"shmem_bytes"`
 			} `json:"held"`
 		} `json:"kills"`
 	}
@@ -289,9 +291,10 @@ func (e *exporterProc) records() ([]report.Record, error) {
 	}
 	out := make([]report.Record, 0, len(body.Kills))
 	for _, k := range body.Kills {
-		r := report.Record{Place: k.Place, Outcome: k.Outcome, Group: k.GroupCgroup, LimitCgroup: k.LimitCgroup, HeldBy: k.HeldBy, Tasks: k.TasksTotal}
+		r := report.Record{Place: k.Place, Outcome: k.Outcome, Group: k.GroupCgroup, LimitCgroup: k.LimitCgroup,
+			HeldBy: k.HeldBy, Tasks: k.TasksTotal, Listed: len(k.Tasks)}
 		if k.Held != nil {
-			r.AnonBytes = k.Held.AnonBytes
+			r.AnonBytes, r.ShmemBytes = k.Held.AnonBytes, k.Held.ShmemBytes
 		}
 		if k.Container != nil {
 			r.ContainerID = k.Container.ContainerID

@@ -52,6 +52,8 @@ var scenarios = []scenario{
 	{report.PodLimit, podLevelLimit},
 	{report.DockerWorkers, dockerWorkers},
 	{report.DockerMain, dockerMain},
+	{report.DockerTmpfs, dockerTmpfs},
+	{report.DockerManyProcs, dockerManyProcs},
 }
 
 func scenarioContext() (context.Context, context.CancelFunc) {
@@ -184,6 +186,195 @@ func dockerMain(g *guest) error {
 	})
 }
 
+// dockerTmpfs: a Docker container fills its /dev/shm, a tmpfs (Docker's
+// default 64 MiB), past its 32 MiB limit: what is written there is charged
+// to it as shmem and held by no process. dd, the largest process, is
+// killed; the shell removes the file and lives on.
+func dockerTmpfs(g *guest) error {
+	ctx, cancel := scenarioContext()
+	defer cancel()
+	script := "dd if=/dev/zero of=/dev/shm/fill bs=1M count=64; busybox rm -f /dev/shm/fill; echo survived; exec sleep 1000"
+	_, cg, err := g.dockerRun(ctx, report.DockerTmpfs, "tmpfs", script, 1, 32<<20)
+	if err != nil {
+		return err
+	}
+	return waitKilledThen(cg, 1, 1)
+}
+
+// What each small process of dockerManyProcs holds: busybox's dd fills a
+// buffer of that size from /dev/zero, then blocks writing it to a FIFO
+// that nothing reads. A holder holds holdBytes; near the limit a tiny one
+// tinyBytes, and whichever of them the kill comes in, the holder it takes
+// frees more than that one still needs, even before the victim has exited
+// (only its anonymous memory is reaped at once): it is the only kill.
+// Holders of the same size at the end were seen killed twice.
+const (
+	holdBytes = 400 << 10
+	tinyBytes = 8 << 10
+)
+
+// manyProcsScript is dockerManyProcs' shell: it holds the FIFO /tmp/hold
+// open for reading and writing (so that it opens at once, and nothing reads
+// it), and for each line "N BYTES ADJ" the guest writes to the FIFO /tmp/go
+// it starts N processes holding BYTES, with oom_score_adj ADJ. When the
+// guest closes /tmp/go it waits for them, for ever, with builtins only: at
+// the limit it allocates nothing more. The holders put themselves before
+// the shell and the tiny ones in the OOM killer's choice (oom_score_adj
+// 100, as a pool's workers often are): the shell's resident busybox is
+// larger than a holder's (1.7 MiB, 1.4 MiB), and its kill would end the
+// container.
+const manyProcsScript = "busybox mkfifo /tmp/go /tmp/hold; exec 3<>/tmp/hold; " +
+	"while read n bs adj; do i=0; while [ $i -lt $n ]; do " +
+	"(echo $adj > /proc/self/oom_score_adj; exec dd if=/dev/zero bs=$bs count=1 >&3 2>/dev/null) & i=$((i+1)); " +
+	"done; done < /tmp/go; wait"
+
+// dockerManyProcs: many small processes fill a Docker container up to its
+// 32 MiB limit, as a fork bomb or a pool of workers does, until the OOM
+// killer takes one of them.
+func dockerManyProcs(g *guest) error {
+	ctx, cancel := scenarioContext()
+	defer cancel()
+	id, cg, err := g.dockerRun(ctx, report.DockerManyProcs, "many", manyProcsScript, 1, 32<<20)
+	if err != nil {
+		return err
+	}
+	n, err := startHolders(cg)
+	for i := range g.rep.Containers {
+		if g.rep.Containers[i].ID == "docker://"+id {
+			g.rep.Containers[i].Procs = n
+		}
+	}
+	if err != nil {
+		return err
+	}
+	// The processes started but the one killed, and the shell.
+	return waitKilledThen(cg, 1, n)
+}
+
+// startHolders has the shell of manyProcsScript in cgroup cg start
+// processes until the kernel OOM-kills one, and returns how many it
+// started. A batch starts once every process before it has filled its
+// buffer: holders, half of those there is room for (by what each took so
+// far) less two, while there is room for three; then tiny ones, one at a
+// time. (One batch of all there seemed room for overshot: three holders
+// were killed as they filled.)
+func startHolders(cg string) (int, error) {
+	var fifo string
+	err := waitFor(2*time.Minute, func() error {
+		var err error
+		fifo, err = findFIFO(cg)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0) // once the shell reads it
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close() // the shell then waits for its processes
+	base, err := readCgroupUint(cg, "memory.current")
+	if err != nil {
+		return 0, err
+	}
+	limit, err := readCgroupUint(cg, "memory.max")
+	if err != nil {
+		return 0, err
+	}
+	holders, tiny := 0, 0
+	for holders+tiny < 300 { // 32 MiB holds fewer than 100 of them
+		line := fmt.Sprintf("1 %d 0\n", tinyBytes)
+		room := 3
+		if holders > 0 {
+			used, err := readCgroupUint(cg, "memory.current")
+			if err != nil {
+				return holders + tiny, err
+			}
+			room = 0
+			if each := (used - min(used, base)) / uint64(holders); each > 0 && limit > used {
+				room = int((limit - used) / each)
+			}
+		}
+		if room >= 3 {
+			n := max(1, (room-2)/2)
+			line = fmt.Sprintf("%d %d 100\n", n, holdBytes)
+			holders += n
+		} else {
+			tiny++
+		}
+		if _, err := f.WriteString(line); err != nil {
+			return holders + tiny, err
+		}
+		fmt.Printf("guest: %s: %d holders and %d tiny processes started\n", report.DockerManyProcs, holders, tiny)
+		killed, gone := false, error(nil)
+		err := waitFor(2*time.Minute, func() error {
+			ev, err := readEvents(cg)
+			if errors.Is(err, os.ErrNotExist) {
+				gone = err // the container ended: no use waiting
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if killed = ev["oom_kill"] > 0; killed {
+				return nil
+			}
+			return holdersFilled(cg, holders+tiny)
+		})
+		if err == nil {
+			err = gone
+		}
+		if err != nil || killed {
+			return holders + tiny, err
+		}
+	}
+	return holders + tiny, fmt.Errorf("%s: no OOM kill after %d processes", cg, holders+tiny)
+}
+
+// holdersFilled says whether n processes in cgroup cg have filled their
+// buffer (dd, and the bytes it read, /proc/PID/io's rchar: one read, of
+// tinyBytes at least), and the shell is the only other.
+func holdersFilled(cg string, n int) error {
+	b, err := os.ReadFile(filepath.Join(cgroupRoot, cg, "cgroup.procs"))
+	if err != nil {
+		return err
+	}
+	pids := strings.Fields(string(b))
+	filled := 0
+	for _, pid := range pids {
+		// The shell reads more than tinyBytes itself (8 KiB, seen in the VM).
+		comm, _ := os.ReadFile(filepath.Join("/proc", pid, "comm"))
+		io, err := os.ReadFile(filepath.Join("/proc", pid, "io"))
+		if err != nil || strings.TrimSpace(string(comm)) != "dd" {
+			continue // gone, the shell, or a holder not yet dd
+		}
+		for _, l := range strings.Split(string(io), "\n") {
+			if v, ok := strings.CutPrefix(l, "rchar: "); ok {
+				if r, _ := strconv.ParseUint(v, 10, 64); r >= tinyBytes {
+					filled++
+				}
+			}
+		}
+	}
+	if filled != n || len(pids) != n+1 {
+		return fmt.Errorf("%s: %d processes, %d of them filled, want %d and the shell", cg, len(pids), filled, n)
+	}
+	return nil
+}
+
+// readCgroupUint reads a cgroup file of one number, such as memory.current.
+func readCgroupUint(cg, file string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(cgroupRoot, cg, file))
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s/%s: %w", cg, file, err)
+	}
+	return v, nil
+}
+
 // dockerRun runs a busybox container with a memory limit and no swap, in
 // Docker's own cgroup parent; it returns its id and cgroup. killed is how
 // many processes the OOM killer is to kill in it.
@@ -245,20 +436,9 @@ func (g *guest) trigger(cg, containerID string, procs int) error {
 			return err
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(cgroupRoot, cg, "cgroup.procs"))
+	fifo, err := findFIFO(cg)
 	if err != nil {
 		return err
-	}
-	var fifo string
-	for _, pid := range strings.Fields(string(b)) {
-		p := filepath.Join("/proc", pid, "root/tmp/go")
-		if st, err := os.Stat(p); err == nil && st.Mode()&os.ModeNamedPipe != 0 {
-			fifo = p
-			break
-		}
-	}
-	if fifo == "" {
-		return fmt.Errorf("%s: no FIFO /tmp/go in the container", cg)
 	}
 	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 	if err != nil {
@@ -269,6 +449,22 @@ func (g *guest) trigger(cg, containerID string, procs int) error {
 		err = cerr
 	}
 	return err
+}
+
+// findFIFO is the path of the FIFO /tmp/go in the container of cgroup cg,
+// through one of its processes' root.
+func findFIFO(cg string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(cgroupRoot, cg, "cgroup.procs"))
+	if err != nil {
+		return "", err
+	}
+	for _, pid := range strings.Fields(string(b)) {
+		p := filepath.Join("/proc", pid, "root/tmp/go")
+		if st, err := os.Stat(p); err == nil && st.Mode()&os.ModeNamedPipe != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no FIFO /tmp/go in the container", cg)
 }
 
 // waitKilledThen waits until the kernel has counted kills OOM kills in the

@@ -53,6 +53,12 @@ const (
 	DockerWorkers = "docker-workers"
 	// DockerMain: a Docker container whose main process is killed.
 	DockerMain = "docker-main"
+	// DockerTmpfs: a Docker container that fills its /dev/shm, a tmpfs,
+	// past its limit: shmem held the memory, no process's own.
+	DockerTmpfs = "docker-tmpfs"
+	// DockerManyProcs: a Docker container that starts small processes
+	// until one is killed: many held the memory, none much of it.
+	DockerManyProcs = "docker-many-processes"
 )
 
 // Record is one kill record of /api/v1/kills, as the checks read it.
@@ -66,7 +72,9 @@ type Record struct {
 	LimitCgroup string
 	HeldBy      string // what held the memory, in a sentence
 	Tasks       int    // the tasks of the report's dump
+	Listed      int    // the tasks the record lists: the largest
 	AnonBytes   uint64 // the breakdown's anonymous memory
+	ShmemBytes  uint64 // the breakdown's shmem
 }
 
 // Step is a phase of the boot and its duration.
@@ -89,7 +97,10 @@ type Container struct {
 	// Killed is how many processes the scenario makes the OOM killer kill
 	// in it: one per worker killed alone, every process of it in a group
 	// kill (the kernel may count the chosen victim twice, see docs/design.md).
-	Killed  int
+	Killed int
+	// Procs is how many processes the scenario started in it besides its
+	// main process, where it counts them (DockerManyProcs).
+	Procs   int
 	Unified map[string]string // the CRI's unified resources it was made with
 	Runtime Runtime
 }
