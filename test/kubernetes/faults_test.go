@@ -142,6 +142,14 @@ func TestFaults(t *testing.T) {
 		if fault != nil {
 			fault()
 		}
+		// A round that fails still gives the node its daemon back: else
+		// every test after this one met a node without containerd.
+		recovered := recover == nil
+		defer func() {
+			if !recovered {
+				recover()
+			}
+		}()
 		for _, f := range []string{"work", "crash", "oom"} {
 			rec.touch(t, f)
 		}
@@ -156,7 +164,8 @@ func TestFaults(t *testing.T) {
 			}
 			return nil
 		})
-		if recover != nil {
+		if !recovered {
+			recovered = true
 			recover()
 		}
 		eventually(t, 3*time.Minute, func() error {
