@@ -232,7 +232,11 @@ const (
 	dashboardRateInterval = 8 * time.Second
 )
 
-var grafanaVar = regexp.MustCompile(`\$\{?(\w+)\}?`)
+var (
+	grafanaVar = regexp.MustCompile(`\$\{?(\w+)\}?`)
+	// dataField is a data link's ${__data.fields.NAME}: the row's field NAME.
+	dataField = regexp.MustCompile(`\$\{__data\.fields\.(\w+)\}`)
+)
 
 func (q dashboardQuery) expand(expr string) string {
 	return grafanaVar.ReplaceAllStringFunc(expr, func(v string) string {
@@ -429,8 +433,8 @@ func checkRecentKills(q dashboardQuery, p grafanaPanel, rs map[string]promResult
 		if at.Before(q.from) || at.After(q.to) {
 			return fmt.Errorf("newest kill of pod %s at %s, outside the range %s to %s", s.Metric["pod"], at, q.from, q.to)
 		}
-		link := regexp.MustCompile(`\$\{__data\.fields\.(\w+)\}`).ReplaceAllStringFunc(links[0], func(v string) string {
-			return s.Metric[strings.TrimSuffix(strings.TrimPrefix(v, "${__data.fields."), "}")]
+		link := dataField.ReplaceAllStringFunc(links[0], func(v string) string {
+			return s.Metric[dataField.FindStringSubmatch(v)[1]]
 		})
 		code, body, err := fetch(context.Background(), link, "", "", nil)
 		if err != nil || code != 200 {
