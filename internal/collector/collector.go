@@ -128,6 +128,14 @@ var families = []family{
 		},
 	},
 	{
+		name: "container_memory_pod_limit_hits_total", legacy: "container_memory_pod_limit_hits_total",
+		help: "Times the memory usage of the Kubernetes container's pod hit the pod's own limit (the pod's cgroup v2 memory.events.local max, v1 memory.failcnt), counted since the pod was made: the same for each container of the pod. A pod of one container hits its limit there, not in the container's cgroup: its sandbox's pause process is charged to the pod too.",
+		typ:  "counter",
+		value: func(c *store.Container) (float64, bool) {
+			return float64(c.Pressure.PodLimitHits), c.Pressure.HasPodLimitHits
+		},
+	},
+	{
 		name: "container_memory_high_hits_total", legacy: "container_memory_high_hits_total",
 		help: "Times the memory usage of the container's cgroup went over memory.high, and its tasks were throttled to reclaim (cgroup v2 memory.events high).",
 		typ:  "counter",

@@ -17,7 +17,8 @@ import (
 // What comes before an OOM kill, as a container's memory cgroup counts it:
 // how often its usage hit the limit (v2 memory.events max, v1
 // memory.failcnt and memory.memsw.failcnt) or memory.high (v2 memory.events high), and how long its
-// tasks stalled on memory (v2 memory.pressure, PSI). memory.events is read
+// tasks stalled on memory (v2 memory.pressure, PSI), and, for a Kubernetes
+// container, how often its pod's limit was hit. memory.events is read
 // with the OOM counters, whenever the kernel notifies a change of it; the
 // other files at most every pressureEvery and at least at every walk of
 // the hierarchy, and at once when a kill is counted.
@@ -71,7 +72,56 @@ func (c *cgroups) pressure(h Hierarchy, t *tracked, dir string, b []byte, at tim
 		c.log.Warn("cannot read a cgroup's memory pressure", "cgroup", t.c.Dir, "err", err)
 		return p, false
 	}
+	if pod, ok := podDir(t.c); ok {
+		p.PodLimitHits, p.HasPodLimitHits, err = readPodLimitHits(h, filepath.Join(h.Root, pod))
+		if err != nil {
+			c.log.Warn("cannot read the limit hits of a container's pod", "cgroup", pod, "err", err)
+			p.PodLimitHits, p.HasPodLimitHits = 0, false
+		}
+	}
 	return p, true
+}
+
+// podDir returns the cgroup of a Kubernetes container's pod: the parent of
+// its own, where that names the pod's UID, as the kubelet's pod<UID> (or
+// systemd's ...-pod<UID>.slice, with _ for -) does.
+func podDir(c ContainerCgroup) (string, bool) {
+	if c.PodUID == "" {
+		return "", false
+	}
+	parent := filepath.Dir(c.Dir)
+	base := strings.TrimSuffix(filepath.Base(parent), ".slice")
+	if !strings.HasSuffix(base, "pod"+c.PodUID) && !strings.HasSuffix(base, "pod"+strings.ReplaceAll(c.PodUID, "-", "_")) {
+		return "", false
+	}
+	return parent, true
+}
+
+// readPodLimitHits reads how often a pod's own limit was hit. Kubernetes
+// sets the pod's cgroup limit to the sum of its containers' (and the pod's
+// overhead): for a pod of one container, the same limit as the container's,
+// which the pod's cgroup, holding the sandbox's pause process too, reaches
+// first. Each charge counts a hit only in the cgroup whose limit it hit, so
+// such a container's own count stays 0 while it thrashes. v1:
+// memory.failcnt (and memsw's) of the pod's cgroup alone; v2:
+// memory.events.local max, the hits of the pod's own limit (memory.events
+// adds those of its containers).
+func readPodLimitHits(h Hierarchy, dir string) (uint64, bool, error) {
+	if !h.V2 {
+		return readFailcnt(dir)
+	}
+	b, err := readFile(filepath.Join(dir, "memory.events.local"))
+	if absent(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	n, ok, err := field(b, "max")
+	if err == nil && !ok {
+		err = errors.New("memory.events.local has no max")
+	}
+	return n, err == nil, err
 }
 
 // absent reports whether a cgroup file's read error says only that the

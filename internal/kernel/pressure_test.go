@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,4 +153,57 @@ func TestPressureV2WithoutPSI(t *testing.T) {
 		return p.HasLimitHits && p.LimitHits == 3 && p.HasHighHits && !p.HasStall
 	},
 		"memory.events' 3 limit hits and no stall")
+}
+
+// A Kubernetes container's pod has a limit of its own, which a pod of one
+// container reaches first: the pod's own hits are read beside the
+// container's, at the same times, and a restart (a new cgroup in the same
+// pod) does not add them up again. A parent that does not name the pod is
+// not taken for it.
+func TestPodLimitHits(t *testing.T) {
+	const uid = "3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60"
+	for _, tc := range []struct {
+		name     string
+		v2       bool
+		pod, dir string
+		hits     func(h *fakeHierarchy, dir string, n int)
+		own      uint64 // the container's own hits, as the fake makes its cgroup
+	}{
+		{"v1, cgroupfs driver", false, "/kubepods/burstable/pod" + uid, "/kubepods/burstable/pod" + uid + "/" + id1,
+			func(h *fakeHierarchy, dir string, n int) { h.write(dir+"/memory.failcnt", fmt.Sprintf("%d\n", n)) }, 0},
+		{"v2, systemd driver", true, "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice",
+			"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice/cri-containerd-" + id1 + ".scope",
+			func(h *fakeHierarchy, dir string, n int) {
+				// memory.events adds the hits of its children; .local has the pod's own.
+				h.write(dir+"/memory.events", fmt.Sprintf("low 0\nhigh 0\nmax %d\noom 0\noom_kill 0\n", n+1000))
+				h.write(dir+"/memory.events.local", fmt.Sprintf("low 0\nhigh 0\nmax %d\noom 0\noom_kill 0\n", n))
+			}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFakeHierarchy(t, tc.v2)
+			src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
+			tc.hits(h, tc.pod, 7)
+			h.mkdir(tc.dir, 0)
+			runCgroups(t, src)
+			key := "containerd://" + id1
+			wantPressure(t, st, key, func(p store.MemoryPressure) bool { return p.HasPodLimitHits && p.PodLimitHits == 7 }, "the pod's 7 limit hits")
+			if p := pressureOf(t, st, key); p.LimitHits != tc.own {
+				t.Errorf("the pod's hits counted as the container's: %+v", p)
+			}
+			tc.hits(h, tc.pod, 20)
+			src.cg.scan()
+			wantPressure(t, st, key, func(p store.MemoryPressure) bool { return p.PodLimitHits == 20 }, "20 pod limit hits, read at the walk")
+			h.rmdir(tc.dir) // a restart in place: the same pod, a new cgroup
+			h.mkdir(tc.dir, 0)
+			tc.hits(h, tc.pod, 23)
+			src.cg.scan()
+			wantPressure(t, st, key, func(p store.MemoryPressure) bool { return p.PodLimitHits == 23 }, "23 pod limit hits, the pod's count, not 20 + 23")
+		})
+	}
+	if _, ok := podDir(ContainerCgroup{Dir: "/kubepods/burstable/evil/" + id1, PodUID: uid}); ok {
+		t.Error("a parent that does not name the pod taken for its cgroup")
+	}
+	if _, ok := podDir(ContainerCgroup{Dir: "/docker/" + id1}); ok {
+		t.Error("a container in no pod given a pod cgroup")
+	}
 }

@@ -72,11 +72,13 @@ type APIKill struct {
 // APIBefore is what a container's memory cgroup counted between two
 // readings of its counters, from one a minute or more before the kill to
 // the first after it. A counter the kernel does not give is left out:
-// high hits and the stall on cgroup v1.
+// high hits and the stall on cgroup v1, the pod's limit hits of a
+// container in no Kubernetes pod.
 type APIBefore struct {
 	From           string   `json:"from"` // RFC 3339, UTC
 	To             string   `json:"to"`
 	LimitHits      *uint64  `json:"limit_hits,omitempty"`
+	PodLimitHits   *uint64  `json:"pod_limit_hits,omitempty"`
 	HighHits       *uint64  `json:"high_hits,omitempty"`
 	WaitingSeconds *float64 `json:"pressure_waiting_seconds,omitempty"`
 	StalledSeconds *float64 `json:"pressure_stalled_seconds,omitempty"`
@@ -87,6 +89,9 @@ func newAPIBefore(b *store.Before) *APIBefore {
 	a := &APIBefore{From: b.From.UTC().Format(time.RFC3339Nano), To: b.To.UTC().Format(time.RFC3339Nano)}
 	if b.HasLimitHits {
 		a.LimitHits = &b.LimitHits
+	}
+	if b.HasPodLimitHits {
+		a.PodLimitHits = &b.PodLimitHits
 	}
 	if b.HasHighHits {
 		a.HighHits = &b.HighHits

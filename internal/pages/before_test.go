@@ -60,6 +60,25 @@ func TestKillSaysWhatCameBefore(t *testing.T) {
 	if b := before(t, f)[0]; len(b) != 3 || b["limit_hits"] != 40.0 {
 		t.Errorf("API, cgroup v1: %v", b)
 	}
+
+	// A pod of one container, on cgroup v1: its pod's cgroup hit the limit.
+	f = newFill()
+	cg, in = f.container(m, 300)
+	for _, r := range []struct {
+		sec        int
+		pod, kills uint64
+	}{{5, 2, 0}, {75, 41, 1}} {
+		p := store.MemoryPressure{HasLimitHits: true, PodLimitHits: r.pod, HasPodLimitHits: true}
+		f.st.Apply(store.KernelOOMCount{Cgroup: cg, Instance: in, Born: at(0), BornExact: true, Kills: r.kills, At: at(r.sec), Pressure: p, PressureSampled: true})
+	}
+	f.st.AnnounceKills(at(100))
+	rows = rowsOf(t, get(t, Kills(f.st, site), "/kills").Body.String())
+	if want := "In the 70 s before the kill the container did not hit its limit and saw its pod hit the pod's limit 39 times (cgroup v1 counts no stall)."; len(rows) != 1 || !strings.Contains(rows[0], want) {
+		t.Errorf("rows:\n%s", strings.Join(rows, "\n"))
+	}
+	if b := before(t, f)[0]; len(b) != 4 || b["limit_hits"] != 0.0 || b["pod_limit_hits"] != 39.0 {
+		t.Errorf("API, a pod's limit hits: %v", b)
+	}
 }
 
 // before is the "before" object of each record of /api/v1/kills.

@@ -29,9 +29,14 @@ type MemoryPressure struct {
 	// memory.pressure): some task waited (some), every task that was not
 	// idle waited at once (full).
 	Waiting, Stalled time.Duration
+	// PodLimitHits: usage of a Kubernetes container's pod hit the pod's
+	// limit (its own hits, v1 memory.failcnt, v2 memory.events.local max).
+	// The pod's cgroup outlives the container's instances: its count is
+	// the highest reading, never a sum over them.
+	PodLimitHits uint64
 	// Which of them were read; the flags together, so that the 10,000
 	// containers' counts and samples take no padding after each.
-	HasLimitHits, HasHighHits, HasStall bool
+	HasLimitHits, HasHighHits, HasStall, HasPodLimitHits bool
 }
 
 // merge takes the highest of each counter of p and q that q has.
@@ -45,17 +50,23 @@ func (p *MemoryPressure) merge(q MemoryPressure) {
 	if q.HasStall {
 		p.Waiting, p.Stalled, p.HasStall = max(p.Waiting, q.Waiting), max(p.Stalled, q.Stalled), true
 	}
+	if q.HasPodLimitHits {
+		p.PodLimitHits, p.HasPodLimitHits = max(p.PodLimitHits, q.PodLimitHits), true
+	}
 }
 
-// add adds q's counters to p.
+// add adds q's counters, those of another instance of the container's
+// cgroup, to p; of the pod's, which both read, it keeps the highest.
 func (p *MemoryPressure) add(q MemoryPressure) {
 	p.LimitHits += q.LimitHits
 	p.HighHits += q.HighHits
 	p.Waiting += q.Waiting
 	p.Stalled += q.Stalled
+	p.PodLimitHits = max(p.PodLimitHits, q.PodLimitHits)
 	p.HasLimitHits = p.HasLimitHits || q.HasLimitHits
 	p.HasHighHits = p.HasHighHits || q.HasHighHits
 	p.HasStall = p.HasStall || q.HasStall
+	p.HasPodLimitHits = p.HasPodLimitHits || q.HasPodLimitHits
 }
 
 // since is what p counted beyond an earlier reading of the same counters;
@@ -66,7 +77,8 @@ func (p MemoryPressure) since(earlier MemoryPressure) MemoryPressure {
 		LimitHits: sub(p.LimitHits, earlier.LimitHits), HasLimitHits: p.HasLimitHits && earlier.HasLimitHits,
 		HighHits: sub(p.HighHits, earlier.HighHits), HasHighHits: p.HasHighHits && earlier.HasHighHits,
 		Waiting: p.Waiting - min(p.Waiting, earlier.Waiting), Stalled: p.Stalled - min(p.Stalled, earlier.Stalled),
-		HasStall: p.HasStall && earlier.HasStall,
+		HasStall:     p.HasStall && earlier.HasStall,
+		PodLimitHits: sub(p.PodLimitHits, earlier.PodLimitHits), HasPodLimitHits: p.HasPodLimitHits && earlier.HasPodLimitHits,
 	}
 }
 
@@ -217,6 +229,9 @@ func (b *Before) Summary(kill time.Time) string {
 		parts = append(parts, "did not hit its limit")
 	case b.HasLimitHits:
 		parts = append(parts, "hit its limit "+times(b.LimitHits))
+	}
+	if b.HasPodLimitHits && b.PodLimitHits > 0 {
+		parts = append(parts, "saw its pod hit the pod's limit "+times(b.PodLimitHits))
 	}
 	if b.HasHighHits && b.HighHits > 0 {
 		parts = append(parts, "went over memory.high "+times(b.HighHits))

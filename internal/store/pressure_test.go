@@ -203,6 +203,9 @@ func TestBeforeSummary(t *testing.T) {
 			"In the 90 s up to 10 s before the kill the container hit its limit once (cgroup v1 counts no stall)."},
 		{Before{From: at(40_000), To: at(100_000), MemoryPressure: MemoryPressure{HasLimitHits: true, HighHits: 7, HasHighHits: true}},
 			"In the 60 s before the kill the container did not hit its limit and went over memory.high 7 times."},
+		// A pod of one container: its pod's cgroup reaches the limit.
+		{Before{From: at(40_000), To: at(100_000), MemoryPressure: MemoryPressure{HasLimitHits: true, PodLimitHits: 39, HasPodLimitHits: true}},
+			"In the 60 s before the kill the container did not hit its limit and saw its pod hit the pod's limit 39 times (cgroup v1 counts no stall)."},
 		{Before{From: at(40_000), To: at(100_000)}, ""},
 	} {
 		if got := tc.b.Summary(kill); got != tc.want {
