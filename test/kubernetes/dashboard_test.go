@@ -348,20 +348,25 @@ func stat(want float64) panelCheck {
 	}
 }
 
-// showsOnly: the series above 0 by label are exactly want (values rounded;
-// a value of 0 in want: any above 0, as a rate is).
+// showsOnly: the series of query A above 0 by label are exactly want
+// (values rounded; a value of 0 in want: any above 0, as a rate is).
 func showsOnly(label string, want map[string]float64) panelCheck {
+	return queryShowsOnly("A", label, want)
+}
+
+// queryShowsOnly is showsOnly of the panel's query ref.
+func queryShowsOnly(ref, label string, want map[string]float64) panelCheck {
 	return func(_ dashboardQuery, _ grafanaPanel, rs map[string]promResult) error {
-		got := rs["A"].shown(label)
+		got := rs[ref].shown(label)
 		for k, w := range want {
 			g, ok := got[k]
 			if !ok || (w != 0 && math.Round(g) != w) {
-				return fmt.Errorf("%s=%q: %v (shown: %v), want %v", label, k, g, got, w)
+				return fmt.Errorf("query %s, %s=%q: %v (shown: %v), want %v", ref, label, k, g, got, w)
 			}
 		}
 		for k := range got {
 			if _, ok := want[k]; !ok {
-				return fmt.Errorf("shows %s=%q, which it should not (shown: %v)", label, k, got)
+				return fmt.Errorf("query %s shows %s=%q, which it should not (shown: %v)", ref, label, k, got)
 			}
 		}
 		return nil
@@ -394,11 +399,16 @@ var panelWants = map[string]panelCheck{
 	"Killed processes":                           showsOnly("process", map[string]float64{"fluentd-worker": 1, "dd": 1}),
 	"Recent OOM kills: what was killed, and why": checkRecentKills,
 	"Memory in use (cAdvisor's working set)":     showsOnly("pod", map[string]float64{"fluentd": 0, "hog": 0}),
-	// Neither pod: each hit its pod's limit (the kernel's report says
-	// scope pod), which is its container's, and which the pod's cgroup
-	// reaches first, as it also holds the sandbox's pause process. A
-	// container's limit hits are its own cgroup's: a pod's count in none.
-	"Memory limit hits": showsOnly("pod", map[string]float64{}),
+	// Each pod hit its pod's limit (the kernel's report says scope pod),
+	// which is its container's, and which the pod's cgroup reaches first,
+	// as it also holds the sandbox's pause process: the pods' hits (B)
+	// show both, the containers' own (A) neither.
+	"Memory limit hits": func(q dashboardQuery, p grafanaPanel, rs map[string]promResult) error {
+		if err := queryShowsOnly("A", "pod", map[string]float64{})(q, p, rs); err != nil {
+			return err
+		}
+		return queryShowsOnly("B", "pod", map[string]float64{"fluentd": 0, "hog": 0})(q, p, rs)
+	},
 	// cgroup v2's PSI: this node's memory controller is v1.
 	"Memory stall (cgroup v2)":          showsOnly("pod", map[string]float64{}),
 	"Restarts by pod and container":     showsOnly("pod", map[string]float64{"hog": 0}),

@@ -153,7 +153,10 @@ func TestFaults(t *testing.T) {
 		for _, f := range []string{"work", "crash", "oom"} {
 			rec.touch(t, f)
 		}
-		eventually(t, time.Minute, func() error {
+		// Quiet, a round takes 2.5 s; a minute was once not enough in CI,
+		// while containerd was stopped: what the workload did is in the
+		// error.
+		err := waitFor(3*time.Minute, func() error {
 			if r := rounds(t, rec); r == r0 {
 				return fmt.Errorf("the worker has not done its round yet")
 			}
@@ -164,6 +167,10 @@ func TestFaults(t *testing.T) {
 			}
 			return nil
 		})
+		if err != nil {
+			log, _ := os.ReadFile(filepath.Join(string(rec), "log"))
+			t.Fatalf("%s: %v\nthe workload's log:\n%s\nthe pod: %s", what, err, lastLines(string(log), 20), describeStatuses(getPod(t, ns, "workload")))
+		}
 		if !recovered {
 			recovered = true
 			recover()
@@ -352,4 +359,10 @@ func nodeContainers(t *testing.T, uid string) []string {
 		ids = append(ids, "containerd://"+id)
 	}
 	return ids
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -128,7 +128,7 @@ func (e *exporterProc) scrape() (map[string]report.Series, error) {
 	}
 	out := map[string]report.Series{}
 	for _, name := range []string{report.OOMs, report.GroupKills, report.Restarts, report.ExitCode, report.ByProcess,
-		report.HostKills, report.ByScope, report.OOMLimit} {
+		report.HostKills, report.ByScope, report.OOMLimit, report.PodLimitHits} {
 		extra, hasExtra := report.Labelled(name)
 		for _, m := range fams[name].GetMetric() {
 			var id, value, reason string

@@ -49,12 +49,13 @@ func main() {
 
 	g := &guest{driver: *driver, exporter: *exporter, began: time.Now(), last: time.Now()}
 	g.rep = report.Report{
-		Driver:   *driver,
-		Versions: map[string]string{},
-		Cgroups:  map[string]report.Events{},
-		Scrapes:  map[string]map[string]map[string]report.Series{},
-		Records:  map[string][]report.Record{},
-		Logs:     map[string]string{},
+		Driver:    *driver,
+		Versions:  map[string]string{},
+		Cgroups:   map[string]report.Events{},
+		PodEvents: map[string]report.Events{},
+		Scrapes:   map[string]map[string]map[string]report.Series{},
+		Records:   map[string][]report.Record{},
+		Logs:      map[string]string{},
 	}
 	if err := g.run(); err != nil {
 		g.fail("%v", err)

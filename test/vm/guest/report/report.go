@@ -23,6 +23,9 @@ type Report struct {
 	// once the scenarios were over (and, for a container's cgroup that is
 	// removed at its exit, never): by path from the hierarchy's root.
 	Cgroups map[string]Events
+	// PodEvents holds memory.events.local of every pod's cgroup, read
+	// with Cgroups: the hits of the pod's own limit (max).
+	PodEvents map[string]Events
 	// Scrapes are the exporters' series by container_id
 	// (host_oom_kills_total under ""), by exporter (WithKmsg, WithoutKmsg)
 	// and by when: "before" the exporters restarted, and "after".
@@ -143,6 +146,8 @@ const (
 	// (oom_killed, signal, exited): "container_last_exit_reason/REASON" is 1.
 	ExitReason = "container_last_exit_reason"
 	OOMLimit   = "container_last_oom_memory_limit_bytes"
+	// PodLimitHits is the pod's own limit hits, each of its containers'.
+	PodLimitHits = "container_memory_pod_limit_hits_total"
 )
 
 // labelled are the metrics with a label besides the container's, and that
