@@ -59,9 +59,10 @@ func kernelFixture() *store.Store {
 	s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(store.Meta{Runtime: "docker", ID: fluentd.ID}), Instance: 7, Kills: 3, Born: t0, BornExact: true, At: t0.Add(3 * time.Second),
 		Pressure: store.MemoryPressure{LimitHits: 1204, HasLimitHits: true}, PressureSampled: true})
 	grouped := store.Meta{Runtime: "cri-o", ID: "fedcba9876543210"}
-	// cgroup v2: memory.events max and high, and PSI.
+	// cgroup v2: memory.events max and high, and PSI; its pod's own limit hits.
 	s.Apply(store.KernelOOMCount{Cgroup: cgroupOf(grouped), Instance: 9, Kills: 4, GroupKills: 1, HasGroup: true, Born: t0, At: t0.Add(5 * time.Second),
-		Pressure: store.MemoryPressure{LimitHits: 40, HasLimitHits: true, HighHits: 5, HasHighHits: true, Waiting: 1500 * time.Millisecond, Stalled: 250 * time.Millisecond, HasStall: true}, PressureSampled: true})
+		Pressure: store.MemoryPressure{LimitHits: 40, HasLimitHits: true, HighHits: 5, HasHighHits: true, Waiting: 1500 * time.Millisecond, Stalled: 250 * time.Millisecond, HasStall: true,
+			PodLimitHits: 310, HasPodLimitHits: true}, PressureSampled: true})
 	s.Apply(store.OOMVictim{Host: true, HostCgroup: "/user.slice", Process: "java", At: t0, Seq: 10, Live: true, Details: store.KillDetails{Scope: store.ScopeNode}})
 	s.Apply(store.OOMVictim{Host: true, HostCgroup: "/system.slice/backup.service", Process: "restic", At: t0, Seq: 11, Live: true,
 		Details: store.KillDetails{Scope: store.ScopeCgroup, LimitCgroup: "/system.slice/backup.service"}})
