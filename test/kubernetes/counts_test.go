@@ -64,10 +64,15 @@ func TestCrashLoop(t *testing.T) {
 		container("app", startCount+`[ "$n" -lt 4 ] && exit $((10 + n)); exec sleep 100000`)))
 	waitSettled(t, ns, "crasher", "app", 4)
 	// The kubelet may show the fifth run before the exit of the fourth in
-	// its lastState (seen once in the full suite): wait for both.
-	p := waitPod(t, ns, "crasher", time.Minute, func(p *corev1.Pod) error {
-		if st := status(p, "app"); st == nil || st.LastTerminationState.Terminated == nil {
-			return fmt.Errorf("no lastState yet: %s", describeStatuses(p))
+	// its lastState (seen in the full suite, once for over a minute while
+	// Kubernetes and CRI-O were being built beside it): wait for both.
+	p := waitPod(t, ns, "crasher", 3*time.Minute, func(p *corev1.Pod) error {
+		st := status(p, "app")
+		if st == nil {
+			return fmt.Errorf("no status of app yet: %s", describeStatuses(p))
+		}
+		if st.LastTerminationState.Terminated == nil {
+			return fmt.Errorf("no lastState yet: %s; lastState %+v", describeStatuses(p), st.LastTerminationState)
 		}
 		return nil
 	})
