@@ -83,18 +83,9 @@ func (c *cgroups) pressure(h Hierarchy, t *tracked, dir string, b []byte, at tim
 }
 
 // podDir returns the cgroup of a Kubernetes container's pod: the parent of
-// its own, where that names the pod's UID, as the kubelet's pod<UID> (or
-// systemd's ...-pod<UID>.slice, with _ for -) does.
+// its own, which ParseContainerPath found named as the pod's (PodUID).
 func podDir(c ContainerCgroup) (string, bool) {
-	if c.PodUID == "" {
-		return "", false
-	}
-	parent := filepath.Dir(c.Dir)
-	base := strings.TrimSuffix(filepath.Base(parent), ".slice")
-	if !strings.HasSuffix(base, "pod"+c.PodUID) && !strings.HasSuffix(base, "pod"+strings.ReplaceAll(c.PodUID, "-", "_")) {
-		return "", false
-	}
-	return parent, true
+	return filepath.Dir(c.Dir), c.PodUID != ""
 }
 
 // readPodLimitHits reads how often a pod's own limit was hit. Kubernetes
@@ -117,11 +108,8 @@ func readPodLimitHits(h Hierarchy, dir string) (uint64, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	n, ok, err := field(b, "max")
-	if err == nil && !ok {
-		err = errors.New("memory.events.local has no max")
-	}
-	return n, err == nil, err
+	p, err := ParseLimitEvents(b) // the same keys as memory.events
+	return p.LimitHits, err == nil, err
 }
 
 // absent reports whether a cgroup file's read error says only that the

@@ -200,10 +200,10 @@ func TestPodLimitHits(t *testing.T) {
 			wantPressure(t, st, key, func(p store.MemoryPressure) bool { return p.PodLimitHits == 23 }, "23 pod limit hits, the pod's count, not 20 + 23")
 		})
 	}
-	if _, ok := podDir(ContainerCgroup{Dir: "/kubepods/burstable/evil/" + id1, PodUID: uid}); ok {
-		t.Error("a parent that does not name the pod taken for its cgroup")
-	}
-	if _, ok := podDir(ContainerCgroup{Dir: "/docker/" + id1}); ok {
-		t.Error("a container in no pod given a pod cgroup")
+	for _, path := range []string{"/kubepods/burstable/evil/" + id1, "/docker/" + id1} {
+		c, parsed := ParseContainerPath(path, nil)
+		if _, ok := podDir(c); !parsed || ok {
+			t.Errorf("%s: a parent that does not name a pod taken for its cgroup (parsed %v)", path, parsed)
+		}
 	}
 }
