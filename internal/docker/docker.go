@@ -15,6 +15,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/missing-container-metrics/missing-container-metrics/internal/source"
 	"github.com/missing-container-metrics/missing-container-metrics/internal/store"
@@ -63,8 +64,12 @@ func NewPodman(host string, st *store.Store, log *slog.Logger) (*Source, error) 
 
 func newSource(runtime, host string, st *store.Store, log *slog.Logger) (*Source, error) {
 	// The TLS option replaces the transport: before the host configures it.
-	// The client negotiates the API version with dockerd.
-	cli, err := client.New(client.WithTLSClientConfigFromEnv(), client.WithHost(host))
+	// The client negotiates the API version with dockerd. It wraps its
+	// transport in OpenTelemetry's, which records a span and metrics of
+	// every request; the exporter exports no traces, and its filter passes
+	// every request straight to the transport beneath.
+	cli, err := client.New(client.WithTLSClientConfigFromEnv(), client.WithHost(host),
+		client.WithTraceOptions(otelhttp.WithFilter(func(*http.Request) bool { return false })))
 	if err != nil {
 		return nil, fmt.Errorf("%s client for %q: %w", runtime, host, err)
 	}
