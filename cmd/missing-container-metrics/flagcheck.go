@@ -17,6 +17,7 @@ var flagWants = map[string]string{
 	"kills.kept":         "a whole number, 0 or more",
 	"max-containers":     "a whole number, 0 or more",
 	"kernel.max-watches": "a whole number, 0 or more",
+	"runtime.gomaxprocs": "a whole number, 1 or more",
 }
 
 // legacyEnvars are the earlier tool's environment variables of flags whose

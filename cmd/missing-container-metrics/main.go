@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,6 +55,7 @@ type config struct {
 	killsKept   int
 	pprof       bool
 	legacyNames bool
+	maxProcs    int // GOMAXPROCS
 	log         promslog.Config
 
 	containerd           bool
@@ -87,6 +89,8 @@ func run(args []string) int {
 	}
 	logger := promslog.New(&cfg.log)
 	logger.Info("starting", "program", program, "version", version.Info(), "build", version.BuildContext())
+	runtime.GOMAXPROCS(cfg.maxProcs)
+	logger.Debug("Go runs on", "gomaxprocs", runtime.GOMAXPROCS(0))
 	if !cfg.docker && !cfg.containerd && !cfg.kernel {
 		logger.Warn(noSources)
 	}
@@ -399,6 +403,8 @@ func parseFlags(args []string) (*config, error) {
 		Default("10000").IntVar(&cfg.maxTracked)
 	app.Flag("web.enable-pprof", "Serve Go's profiler at /debug/pprof/ (behind the same TLS and auth as /metrics). For profiling only: it shows the process's internals.").
 		Default("false").BoolVar(&cfg.pprof)
+	app.Flag("runtime.gomaxprocs", "How many CPUs run the exporter's Go code at once (GOMAXPROCS). 1, as node_exporter's: the exporter's work is short steps between waits on I/O, and a second CPU costs more in waking threads than it saves (docs/performance.md).").
+		Envar("GOMAXPROCS").Default("1").IntVar(&cfg.maxProcs)
 	app.Flag("compat.legacy-metric-names", "Export the earlier tool's metric names (container_ooms, container_restarts) instead of container_ooms_total and container_restarts_total.").
 		Default("false").BoolVar(&cfg.legacyNames)
 	promslogflag.AddFlags(app, &cfg.log)
@@ -443,6 +449,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.kernelCfg.MaxWatches < 0 {
 		return nil, fmt.Errorf("--kernel.max-watches must not be negative, got %d", cfg.kernelCfg.MaxWatches)
+	}
+	if cfg.maxProcs < 1 {
+		return nil, fmt.Errorf("--runtime.gomaxprocs must be 1 or more, got %d", cfg.maxProcs)
 	}
 	if cfg.maxTracked < 0 {
 		return nil, fmt.Errorf("--max-containers must not be negative, got %d", cfg.maxTracked)

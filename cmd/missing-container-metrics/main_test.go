@@ -38,6 +38,38 @@ func TestFlagDefaults(t *testing.T) {
 	}
 }
 
+// The exporter runs on one CPU unless told otherwise, by the flag or by
+// Go's own GOMAXPROCS, which then means the same to the exporter as to Go.
+func TestGOMAXPROCS(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		args []string
+		want int
+	}{{"", nil, 1}, {"3", nil, 3}, {"3", []string{"--runtime.gomaxprocs=2"}, 2}} {
+		t.Setenv("GOMAXPROCS", c.env)
+		cfg, err := parseFlags(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.maxProcs != c.want {
+			t.Errorf("GOMAXPROCS=%q %v: %d CPUs, want %d", c.env, c.args, cfg.maxProcs, c.want)
+		}
+	}
+	for _, c := range []struct{ env, arg, want string }{
+		{"", "--runtime.gomaxprocs=0", "--runtime.gomaxprocs must be 1 or more"},
+		{"many", "", `GOMAXPROCS="many" (--runtime.gomaxprocs): want a whole number, 1 or more`},
+	} {
+		t.Setenv("GOMAXPROCS", c.env)
+		var args []string
+		if c.arg != "" {
+			args = []string{c.arg}
+		}
+		if _, err := parseFlags(args); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("GOMAXPROCS=%q %q: error %v, want %q", c.env, c.arg, err, c.want)
+		}
+	}
+}
+
 // The earlier tool's environment variables keep working.
 func TestEarlierToolsEnvironment(t *testing.T) {
 	t.Setenv("BIND_ADDRESS", ":9999")

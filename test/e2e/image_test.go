@@ -106,6 +106,9 @@ func TestImage(t *testing.T) {
 			if _, _, ok := s.series("missing_container_metrics_build_info", map[string]string{"version": version}); !ok {
 				t.Errorf("build_info has no version=%q: the Makefile's ldflags did not reach the binary", version)
 			}
+			if _, procs, ok := s.series("go_sched_gomaxprocs_threads", nil); !ok || procs != 1 {
+				t.Errorf("GOMAXPROCS of the image as run by default: %v (exported %v), want 1 (--runtime.gomaxprocs)", procs, ok)
+			}
 			if got := inspect(t, id, "{{.State.Running}}"); got != "true" {
 				t.Errorf("exporter container running: %s", got)
 			}
