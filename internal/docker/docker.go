@@ -40,6 +40,9 @@ type Source struct {
 	mu      sync.Mutex
 	pending map[string]inspectRequest // by container id
 	wake    chan struct{}
+
+	// images spares the inspect at a Docker container's creation.
+	images *imageIDs
 }
 
 // New returns a source for the dockerd at host (e.g. unix:///var/run/docker.sock).
@@ -81,6 +84,7 @@ func newSource(runtime, host string, st *store.Store, log *slog.Logger) (*Source
 		log:     log.With("runtime", runtime),
 		pending: map[string]inspectRequest{},
 		wake:    make(chan struct{}, 1),
+		images:  newImageIDs(time.Now()),
 	}, nil
 }
 
@@ -110,7 +114,8 @@ func (s *Source) session(ctx context.Context, up func()) error {
 	if err := s.checkEngine(ctx); err != nil {
 		return err
 	}
-	opts := client.EventsListOptions{Filters: make(client.Filters).Add("type", string(events.ContainerEventType))}
+	// Image events say when a name may mean another image (s.images).
+	opts := client.EventsListOptions{Filters: make(client.Filters).Add("type", string(events.ContainerEventType), string(events.ImageEventType))}
 	if !s.lastEvent.IsZero() {
 		opts.Since = fmt.Sprintf("%d.%09d", s.lastEvent.Unix(), s.lastEvent.Nanosecond())
 	}
@@ -193,6 +198,9 @@ func (s *Source) inspect(ctx context.Context, id string) (store.Observed, error)
 	}
 	o, err := observed(s.runtime, res.Container)
 	o.At = asked
+	if c := res.Container; err == nil && c.Config != nil {
+		s.images.learn(c.Config.Image, c.Image, o.State.CreatedAt)
+	}
 	return o, err
 }
 
@@ -202,6 +210,11 @@ func (s *Source) handle(it item) {
 	m := it.msg
 	if it.at.After(s.lastEvent) {
 		s.lastEvent = it.at
+	}
+	if m.Type == events.ImageEventType {
+		s.images.changed(it.at)
+		s.store.CountEvent(s.runtime, false)
+		return
 	}
 	if isSandbox(m.Actor.Attributes) {
 		s.store.CountEvent(s.runtime, false)
@@ -217,7 +230,18 @@ func (s *Source) handle(it item) {
 	if t.event != nil {
 		s.store.Apply(t.event)
 	}
-	if t.refresh || (t.inspect && !s.store.Known(store.Key(s.runtime, "", m.Actor.ID))) {
+	if !t.refresh && t.inspect && s.store.Known(store.Key(s.runtime, "", m.Actor.ID)) {
+		return
+	}
+	if t.created && s.podman == nil {
+		// Podman's containers are inspected: whether one is its pod's
+		// infra container takes Podman's own API.
+		if image, ok := s.images.lookup(m.Actor.Attributes["image"]); ok {
+			s.store.Apply(created(s.runtime, m, it.at, image))
+			return
+		}
+	}
+	if t.refresh || t.inspect {
 		s.requestInspect(m.Actor.ID, inspectRequest{attrs: m.Actor.Attributes, refresh: t.refresh})
 	}
 }

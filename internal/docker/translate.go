@@ -107,6 +107,17 @@ type translation struct {
 	event   store.Event // nil: nothing to count
 	inspect bool        // inspect the container if the store does not know it yet
 	refresh bool        // inspect it anyway: its metadata changed
+	created bool        // its creation: the event names it, its image and its labels
+}
+
+// created is what the create event m, at the runtime's time at, says of the
+// container: what its inspect would, given the id of the image its
+// attribute "image" names (dockerd copies the container's labels into the
+// attributes, then sets "image" and "name" itself). Created, not started:
+// the inspect at its start tells the rest.
+func created(runtime string, m events.Message, at time.Time, imageID string) store.Observed {
+	a := m.Actor.Attributes
+	return store.Observed{Meta: meta(runtime, m.Actor.ID, a["name"], imageID, a), State: store.State{CreatedAt: at}, At: at}
 }
 
 // actionRemove is Podman's removal of a container, Docker's destroy.
@@ -136,8 +147,9 @@ func translate(runtime string, m events.Message) (translation, error) {
 	switch m.Action {
 	case events.ActionCreate:
 		// Its labels (pod, namespace) before it runs: a crash loop's kill
-		// at start is read before the start's inspect answers.
-		return translation{inspect: true}, nil
+		// at start is read before the start's inspect answers. The event
+		// carries them; an inspect, unless its image's id is known.
+		return translation{inspect: true, created: true}, nil
 	case events.ActionRename:
 		return translation{refresh: true}, nil
 	case events.ActionStart:

@@ -25,7 +25,7 @@ func TestTranslate(t *testing.T) {
 	when := time.Unix(0, msg(events.ActionStart, nil).TimeNano)
 	key := "docker://" + id
 	checkTranslations(t, store.RuntimeDocker, []translationCase{
-		{"create: inspected for its labels", msg(events.ActionCreate, nil), translation{inspect: true}},
+		{"create: its labels, from the event or an inspect", msg(events.ActionCreate, nil), translation{inspect: true, created: true}},
 		{"start", msg(events.ActionStart, nil), translation{event: store.Started{Key: key, At: when}, refresh: true}},
 		{"die", msg(events.ActionDie, map[string]string{"exitCode": "3"}), translation{event: store.Exited{Key: key, At: when, Code: 3}, inspect: true}},
 		{"oom", msg(events.ActionOOM, nil), translation{event: store.OOMKilled{Key: key, At: when}, inspect: true}},
