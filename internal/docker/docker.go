@@ -84,7 +84,7 @@ func newSource(runtime, host string, st *store.Store, log *slog.Logger) (*Source
 		log:     log.With("runtime", runtime),
 		pending: map[string]inspectRequest{},
 		wake:    make(chan struct{}, 1),
-		images:  newImageIDs(time.Now()),
+		images:  &imageIDs{byRef: map[string]string{}},
 	}, nil
 }
 
@@ -114,7 +114,11 @@ func (s *Source) session(ctx context.Context, up func()) error {
 	if err := s.checkEngine(ctx); err != nil {
 		return err
 	}
-	// Image events say when a name may mean another image (s.images).
+	// Image events say when a name may mean another image (s.images). Those
+	// of a break may be beyond what dockerd replays, and the creates it
+	// replays may be of containers gone since: what a name meant before
+	// now is forgotten, and such a container is inspected.
+	s.images.changed(time.Now())
 	opts := client.EventsListOptions{Filters: make(client.Filters).Add("type", string(events.ContainerEventType), string(events.ImageEventType))}
 	if !s.lastEvent.IsZero() {
 		opts.Since = fmt.Sprintf("%d.%09d", s.lastEvent.Unix(), s.lastEvent.Nanosecond())

@@ -14,16 +14,12 @@ const imagesKept = 256
 // digest or an id), as the inspect of a container created from that name
 // said. A name's id is taken only from a container created after the last
 // image event (a tag moved, an image pulled, loaded or removed) and after
-// the source began: what the name meant then is what it means now. An image
-// event forgets every name.
+// the source's session began: what the name meant then is what it means
+// now. An image event, and a new session, forget every name.
 type imageIDs struct {
 	mu    sync.Mutex
-	since time.Time // the runtime's time of the last image event, or when the source began
+	since time.Time // the runtime's time of the last image event, or of the session's start
 	byRef map[string]string
-}
-
-func newImageIDs(now time.Time) *imageIDs {
-	return &imageIDs{since: now, byRef: map[string]string{}}
 }
 
 // learn records that the container created at created from the image
@@ -51,7 +47,8 @@ func (c *imageIDs) lookup(ref string) (string, bool) {
 	return id, ok
 }
 
-// changed forgets every name: an image event at the runtime's time at.
+// changed forgets every name: an image event at the runtime's time at, or
+// a new session.
 func (c *imageIDs) changed(at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

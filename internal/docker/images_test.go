@@ -16,10 +16,11 @@ import (
 
 func TestImageIDs(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	c := newImageIDs(t0)
+	c := &imageIDs{byRef: map[string]string{}}
+	c.changed(t0) // the session began
 	c.learn("busybox:latest", "sha256:old", t0.Add(-time.Second))
 	if _, ok := c.lookup("busybox:latest"); ok {
-		t.Error("learned from a container created before the source began: the tag may have moved since")
+		t.Error("learned from a container created before the session began: the tag may have moved since")
 	}
 	c.learn("busybox:latest", "sha256:a", t0.Add(time.Second))
 	if id, ok := c.lookup("busybox:latest"); !ok || id != "sha256:a" {
@@ -48,7 +49,7 @@ func TestImageIDs(t *testing.T) {
 // A container created from an image whose id an earlier inspect told is
 // tracked from its create event alone, with the labels and image id an
 // inspect would give; after an image event (the tag may have moved), the
-// next one is inspected again.
+// next one is inspected again, and so after a new session.
 func TestCreateOfAKnownImageIsNotInspected(t *testing.T) {
 	f := newFakeDockerd(t)
 	st := store.New(time.Minute)
@@ -102,5 +103,17 @@ func TestCreateOfAKnownImageIsNotInspected(t *testing.T) {
 	exported("third")
 	if n := f.inspected(); n != 2 {
 		t.Errorf("%d inspects after an image event and the third create, want 2: the tag may have moved", n)
+	}
+
+	// dockerd goes away and comes back: image events of the break may be
+	// beyond its replay, so the next create is inspected again.
+	f.breakStreams()
+	waitFor(t, st, "", "the second session", func(src store.SourceStatus, _ store.Container) bool { return src.Up && src.Reconnects == 1 })
+	before := f.inspected() // the second session's listing inspects the three
+	createdNow("fourth")
+	create("fourth")
+	exported("fourth")
+	if n := f.inspected(); n != before+1 {
+		t.Errorf("%d inspects after a reconnect and the fourth create, want %d: names are forgotten at a new session", n, before+1)
 	}
 }
