@@ -712,3 +712,80 @@ func TestGroupMembersPlacedByTheReportsTaskDump(t *testing.T) {
 	f.stop()
 	<-done
 }
+
+// A removed directory lets go of every container's cgroup below it, also
+// when its containers' own removals were not seen (an inotify queue that
+// overflowed), and a container's own removal of that one alone; nothing is
+// left counted below a directory once its cgroups are gone.
+func TestRemovalLetsGoOfWhatIsBelow(t *testing.T) {
+	h := newFakeHierarchy(t, false)
+	podA, podB := "/kubepods/burstable/podaaaa", "/kubepods/burstable/podbbbb"
+	a1, a2, b1 := podA+"/"+id1, podA+"/"+id2, podB+"/"+strings.Repeat("b", 64)
+	for _, dir := range []string{a1, a2, b1} {
+		h.mkdir(dir, 0)
+	}
+	c := newCgroups(Config{SysFS: h.sys, ProcFS: t.TempDir()}, store.New(time.Minute), nil, slog.New(slog.DiscardHandler))
+	c.h, c.found = Hierarchy{Root: h.root}, true
+	c.scan()
+	if n := c.count(); n != 3 {
+		t.Fatalf("%d cgroups tracked, want 3", n)
+	}
+	h.rmdir(podA)
+	c.removedUnder(podA, time.Now())
+	if got := c.lookupDir(b1); got == nil || c.count() != 1 {
+		t.Fatalf("after %s was removed: %d tracked (%s tracked: %v), want %s alone", podA, c.count(), b1, got != nil, b1)
+	}
+	h.rmdir(b1)
+	c.removedUnder(b1, time.Now())
+	if n := c.count(); n != 0 {
+		t.Fatalf("%d cgroups tracked after every one was removed", n)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.below) != 0 {
+		t.Errorf("tracked cgroups still counted below %v", c.below)
+	}
+}
+
+// A cgroup whose name leaves its runtime a guess (a bare id under a
+// --cgroup-parent) counts for the container a runtime reports with that id,
+// whatever its shim suggests; for one no runtime reports, the shim tells
+// the runtime.
+func TestShimTellsTheRuntimeOfUnreportedContainersOnly(t *testing.T) {
+	h := newFakeHierarchy(t, false)
+	procfs := t.TempDir()
+	for name, content := range map[string]string{
+		"42/stat":    "42 (sleep) S 41 42 42 0 -1 4194560",
+		"41/cmdline": "conmon\x00--cid\x00x\x00", // CRI-O's shim
+	} {
+		p := filepath.Join(procfs, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reported, unreported := "/parent/"+id1, "/parent/"+id2
+	h.mkdir(reported, 2)
+	h.mkdir(unreported, 3)
+	h.write(reported+"/cgroup.procs", "42\n")
+	h.write(unreported+"/cgroup.procs", "42\n")
+	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: procfs, CgroupParents: []string{"/parent"}})
+	st.AddSource("docker")
+	st.SetUp("docker", true, nil)
+	st.Apply(store.Observed{Meta: store.Meta{Runtime: "docker", ID: id1, Name: "web"}, State: store.State{Running: true, StartedAt: time.Now()}})
+	runCgroups(t, src)
+	wantOOMs(t, st, "docker://"+id1, 2)
+	waitFor(t, func() error {
+		for _, c := range st.Snapshot().Containers {
+			if c.Meta.ID == id2 {
+				if c.Meta.Runtime != store.RuntimeCRIO || c.OOMs != 3 {
+					return fmt.Errorf("the unreported container: runtime %q, %d kills; want %q (its shim's), 3", c.Meta.Runtime, c.OOMs, store.RuntimeCRIO)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("the unreported container is not exported")
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -46,6 +47,9 @@ type cgroups struct {
 	capped bool                // the watch cap was reached, and logged
 	byDir  map[string]*tracked // by cgroup path (from the hierarchy's root)
 	byID   map[string]*tracked // by ContainerCgroup.key
+	// below counts the tracked cgroups under each directory that holds
+	// any: a removed directory is looked up, not searched for among them.
+	below map[string]int
 	// parents are the cgroups that hold containers' cgroups (v2), by path.
 	parents map[string]*parent
 	serial  uint64 // of the last instance seen
@@ -93,6 +97,7 @@ func newCgroups(cfg Config, st *store.Store, reports <-chan string, log *slog.Lo
 		rescan:  make(chan struct{}, 1),
 		byDir:   map[string]*tracked{},
 		byID:    map[string]*tracked{},
+		below:   map[string]int{},
 		parents: map[string]*parent{},
 	}
 }
@@ -348,6 +353,9 @@ func (c *cgroups) track(t *tracked) bool {
 	}
 	c.serial++
 	t.id = c.serial
+	if old == nil {
+		c.countBelow(t.c.Dir, 1)
+	}
 	c.byDir[t.c.Dir], c.byID[t.c.key()] = t, t
 	v2, dir := c.h.V2, filepath.Join(c.h.Root, t.c.Dir)
 	c.mu.Unlock()
@@ -423,10 +431,35 @@ func (c *cgroups) check(t *tracked, now time.Time) {
 	}
 }
 
+// removedUnder lets go of the tracked cgroup at rel and of those below it:
+// rel was removed. A container's own cgroup, the usual case, has nothing
+// tracked below it, and is found without going through the others.
 func (c *cgroups) removedUnder(rel string, now time.Time) {
+	c.mu.Lock()
+	t, nested := c.byDir[rel], c.below[rel] > 0
+	c.mu.Unlock()
+	if t != nil {
+		c.gone(t, now)
+	}
+	if !nested {
+		return
+	}
 	for _, t := range c.all() {
-		if t.c.Dir == rel || strings.HasPrefix(t.c.Dir, rel+"/") {
+		if strings.HasPrefix(t.c.Dir, rel+"/") {
 			c.gone(t, now)
+		}
+	}
+}
+
+// countBelow adds n to the count of tracked cgroups of each directory
+// above dir, with c.mu held.
+func (c *cgroups) countBelow(dir string, n int) {
+	for p := path.Dir(dir); ; p = path.Dir(p) {
+		if c.below[p] += n; c.below[p] == 0 {
+			delete(c.below, p)
+		}
+		if p == "/" || p == "." {
+			return
 		}
 	}
 }
@@ -438,6 +471,7 @@ func (c *cgroups) gone(t *tracked, now time.Time) {
 		return
 	}
 	delete(c.byDir, t.c.Dir)
+	c.countBelow(t.c.Dir, -1)
 	if c.byID[t.c.key()] == t {
 		delete(c.byID, t.c.key())
 	}
@@ -502,7 +536,9 @@ func (c *cgroups) read(rel string) {
 	if rose && c.onRise != nil {
 		c.onRise()
 	}
-	if refine {
+	// The shim is asked only for a container no runtime reports: the store
+	// counts the cgroup of a reported one as that container's anyway.
+	if refine && !c.store.Reported(t.c.ID) {
 		if r, ok := guessRuntime(c.cfg.ProcFS, dir); ok {
 			c.mu.Lock()
 			t.runtime, t.refined = r, true

@@ -838,6 +838,15 @@ func (s *Store) Known(k string) bool {
 	return e != nil && e.observed
 }
 
+// Reported reports whether a runtime reports a container with the id. A
+// cgroup named after such a container is counted as its, whatever runtime
+// its name only suggests.
+func (s *Store) Reported(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.owners(id, "", true, "")) > 0
+}
+
 // Snapshot returns a copy of everything exported. Containers come in no
 // particular order; sources are sorted by name.
 func (s *Store) Snapshot() Snapshot {
