@@ -72,14 +72,22 @@ func (c *cgroups) pressure(h Hierarchy, t *tracked, dir string, b []byte, at tim
 		c.log.Warn("cannot read a cgroup's memory pressure", "cgroup", t.c.Dir, "err", err)
 		return p, false
 	}
-	if pod, ok := podDir(t.c); ok {
-		p.PodLimitHits, p.HasPodLimitHits, err = readPodLimitHits(h, filepath.Join(h.Root, pod))
-		if err != nil {
-			c.log.Warn("cannot read the limit hits of a container's pod", "cgroup", pod, "err", err)
-			p.PodLimitHits, p.HasPodLimitHits = 0, false
-		}
-	}
+	c.podPressure(h, t, &p)
 	return p, true
+}
+
+// podPressure reads the limit hits of a Kubernetes container's pod into p.
+func (c *cgroups) podPressure(h Hierarchy, t *tracked, p *store.MemoryPressure) {
+	pod, ok := podDir(t.c)
+	if !ok {
+		return
+	}
+	var err error
+	p.PodLimitHits, p.HasPodLimitHits, err = readPodLimitHits(h, filepath.Join(h.Root, pod))
+	if err != nil {
+		c.log.Warn("cannot read the limit hits of a container's pod", "cgroup", pod, "err", err)
+		p.PodLimitHits, p.HasPodLimitHits = 0, false
+	}
 }
 
 // podDir returns the cgroup of a Kubernetes container's pod: the parent of

@@ -93,8 +93,7 @@ func TestLimitHitsV1(t *testing.T) {
 		t.Errorf("cgroup v1 has no high and no PSI: %+v", p)
 	}
 	// A restart: a new cgroup whose failcnt counts from 0.
-	h.rmdir(a)
-	h.mkdir(a, 0)
+	remade(t, h, src, a)
 	h.write(a+"/memory.failcnt", "3\n")
 	src.cg.scan()
 	wantPressure(t, st, key, func(p store.MemoryPressure) bool { return p.LimitHits == 43 }, "43 limit hits: 40 before the restart and 3 since")
@@ -205,5 +204,39 @@ func TestPodLimitHits(t *testing.T) {
 		if _, ok := podDir(c); !parsed || ok {
 			t.Errorf("%s: a parent that does not name a pod taken for its cgroup (parsed %v)", path, parsed)
 		}
+	}
+}
+
+// A container's cgroup made while the reader watches is exported at once,
+// its own counters from 0 and its pod's limit hits as the pod counts them;
+// what its cgroup counts later is read at the next walk (cgroup v1
+// notifies no change) or at once (v2).
+func TestCgroupMadeWhileWatchedStartsFromZero(t *testing.T) {
+	const pod = "/kubepods/burstable/pod3f5c9a1e-8b2d-4c6e-9f0a-1b2c3d4e5f60"
+	for _, v2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cgroup v2 %v", v2), func(t *testing.T) {
+			h := newFakeHierarchy(t, v2)
+			if v2 {
+				h.write(pod+"/memory.events.local", "low 0\nhigh 0\nmax 7\noom 0\noom_kill 0\n")
+			} else {
+				h.write(pod+"/memory.failcnt", "7\n")
+			}
+			src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
+			runCgroups(t, src)
+			dir, key := pod+"/"+id1, "containerd://"+id1
+			h.mkdir(dir, 0)
+			wantPressure(t, st, key, func(p store.MemoryPressure) bool {
+				return p.HasLimitHits && p.HasPodLimitHits && p.PodLimitHits == 7
+			}, "its limit hits, and its pod's 7")
+			if v2 {
+				h.setKills(dir, 2) // memory.events: max 3
+			} else {
+				h.setKills(dir, 2)
+				h.write(dir+"/memory.failcnt", "3\n")
+				src.cg.scan()
+			}
+			wantOOMs(t, st, key, 2)
+			wantPressure(t, st, key, func(p store.MemoryPressure) bool { return p.LimitHits == 3 }, "3 limit hits")
+		})
 	}
 }

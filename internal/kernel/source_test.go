@@ -236,6 +236,9 @@ func (h *fakeHierarchy) mkdir(rel string, kills int) {
 	old := h.root
 	h.root = aside
 	h.setKills("", kills)
+	if !h.v2 {
+		h.write("/memory.failcnt", "0\n")
+	}
 	h.root = old
 	if err := os.Rename(aside, final); err != nil {
 		h.t.Fatal(err)
@@ -343,8 +346,8 @@ func TestCgroupsV1(t *testing.T) {
 	src.cg.readAll(time.Second) // v1 notifies no kill: read at the next walk, kill record or report
 	wantOOMs(t, st, "docker://"+id2, 3)
 
-	h.rmdir(a) // the container stops: its cgroup goes
-	h.mkdir(a, 1)
+	remade(t, h, src, a) // the container stops: its cgroup goes, and is made again
+	h.setKills(a, 1)
 	src.cg.readAll(time.Second)
 	wantOOMs(t, st, "docker://"+id1, 3) // 2 of the old instance + 1 of the new
 
@@ -787,5 +790,31 @@ func TestShimTellsTheRuntimeOfUnreportedContainersOnly(t *testing.T) {
 			}
 		}
 		return fmt.Errorf("the unreported container is not exported")
+	})
+}
+
+// remade removes the cgroup rel and makes it again, as a restart does, and
+// waits until the reader has taken in the new instance, made with its
+// counters at 0 (a walk that comes first finds it made at an unknown time,
+// and takes what it counts then as counted before the reader looked; one at
+// the same time as the reader takes it in may leave its limit hits to the
+// next). The fake's file system may give the new directory the old one's
+// inode number, which cgroupfs does not: the reader's instance id tells.
+func remade(t *testing.T, h *fakeHierarchy, src *Source, rel string) {
+	t.Helper()
+	old := src.cg.lookupDir(rel)
+	if old == nil {
+		t.Fatalf("%s is not tracked", rel)
+	}
+	h.rmdir(rel)
+	h.mkdir(rel, 0)
+	waitFor(t, func() error {
+		tr := src.cg.lookupDir(rel)
+		src.cg.mu.Lock()
+		defer src.cg.mu.Unlock()
+		if tr == nil || tr.id == old.id || !tr.read || tr.pressureAt.IsZero() {
+			return fmt.Errorf("%s made again: not taken in", rel)
+		}
+		return nil
 	})
 }

@@ -328,7 +328,12 @@ func (c *cgroups) appeared(rel string, born time.Time, exact bool) bool {
 	if !exact {
 		born = st.ctime // an estimate: the directory's change time
 	}
-	if c.track(&tracked{c: ct, ino: st.ino, born: born, bornExact: exact, runtime: ct.Runtime}) {
+	t := &tracked{c: ct, ino: st.ino, born: born, bornExact: exact, runtime: ct.Runtime}
+	switch {
+	case !c.track(t):
+	case exact && !c.v2():
+		c.born(t)
+	default:
 		c.read(rel)
 	}
 	return true
@@ -545,6 +550,29 @@ func (c *cgroups) read(rel string) {
 			c.mu.Unlock()
 		}
 	}
+	c.report(t, n, p, sampled, at)
+}
+
+// born tells the store of a cgroup seen made on cgroup v1, without reading
+// it: a memory cgroup's counters are all 0 when it is made. They are read,
+// as any v1 cgroup's (v1 notifies no change), when the kernel log names a
+// kill in it, when a runtime reports one, and at the next walk. A
+// Kubernetes container's pod is older than it: the pod's limit hits are
+// read. On cgroup v2 the first reading is needed: the kernel notifies only
+// the changes after the watch was set.
+func (c *cgroups) born(t *tracked) {
+	at := time.Now()
+	c.mu.Lock()
+	h := c.h
+	t.read, t.pressureAt = true, at
+	c.mu.Unlock()
+	p := store.MemoryPressure{HasLimitHits: true}
+	c.podPressure(h, t, &p)
+	c.report(t, Counters{}, p, true, at)
+}
+
+// report sends a reading of the tracked cgroup's counters to the store.
+func (c *cgroups) report(t *tracked, n Counters, p store.MemoryPressure, sampled bool, at time.Time) {
 	c.mu.Lock()
 	ev := store.KernelOOMCount{Cgroup: c.cgroupLocked(t), Instance: t.id, Born: t.born, BornExact: t.bornExact,
 		Kills: n.Kills, GroupKills: n.GroupKills, HasGroup: n.HasGroup, Pressure: p, PressureSampled: sampled, At: at}
