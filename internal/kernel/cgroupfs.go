@@ -320,23 +320,33 @@ func readFile(path string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	b := make([]byte, 0, 512)
+	// Most of these files are a few dozen bytes: read on the stack, and
+	// kept in a slice of their size (a walk reads three of each container's).
+	var first [512]byte
+	var b []byte
 	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+		buf := first[:]
+		if b != nil {
+			if len(b) == cap(b) {
+				b = append(b, 0)[:len(b)]
+			}
+			buf = b[len(b):cap(b)]
 		}
-		n, err := unix.Read(fd, b[len(b):cap(b)])
+		n, err := unix.Read(fd, buf)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
 			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		case b == nil && n < len(first):
+			return bytes.Clone(first[:n]), nil // the whole file: the first read was short
+		case b == nil:
+			b = append(make([]byte, 0, 2*len(first)), first[:n]...)
 		case n == 0:
 			return b, nil
-		case len(b) == 0 && n < cap(b):
-			return b[:n], nil // the whole file: the first read was short
+		default:
+			b = b[:len(b)+n]
 		}
-		b = b[:len(b)+n]
 	}
 }
 

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -264,6 +265,16 @@ func TestReadFile(t *testing.T) {
 	}
 	if b, err := readFile(filepath.Join(dir, "short")); err != nil || string(b) != short {
 		t.Fatalf("read %q, %v; want %q", b, err, short)
+	}
+	// The edges of the first read's buffer: empty, and filling it exactly.
+	for _, content := range []string{"", strings.Repeat("x", 511) + "\n"} {
+		p := filepath.Join(dir, fmt.Sprintf("edge%d", len(content)))
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := readFile(p); err != nil || string(b) != content {
+			t.Fatalf("a file of %d bytes: read %d, %v", len(content), len(b), err)
+		}
 	}
 	// procfs and cgroupfs, as the reader reads them: the same as os.ReadFile.
 	// mountinfo: many pages here.
