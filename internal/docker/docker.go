@@ -119,7 +119,12 @@ func (s *Source) session(ctx context.Context, up func()) error {
 	// replays may be of containers gone since: what a name meant before
 	// now is forgotten, and such a container is inspected.
 	s.images.changed(time.Now())
-	opts := client.EventsListOptions{Filters: make(client.Filters).Add("type", string(events.ContainerEventType), string(events.ImageEventType))}
+	filters := make(client.Filters).Add("type", string(events.ContainerEventType), string(events.ImageEventType))
+	if s.podman == nil {
+		// Podman's actions differ (init, cleanup, remove): it sends all.
+		filters = filters.Add("event", dockerActions...)
+	}
+	opts := client.EventsListOptions{Filters: filters}
 	if !s.lastEvent.IsZero() {
 		opts.Since = fmt.Sprintf("%d.%09d", s.lastEvent.Unix(), s.lastEvent.Nanosecond())
 	}

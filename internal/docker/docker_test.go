@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +195,50 @@ func TestDockerAPIOfTheOtherEngineIsRefused(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		cancel()
+	}
+}
+
+// dockerd is asked only for the events that change a count or a name: an
+// exec's three events (a health check is an exec) and a health status are
+// not sent, so not received, decoded or counted.
+func TestOnlyEventsThatCountAreAskedFor(t *testing.T) {
+	f := newFakeDockerd(t)
+	const id = "c0ffee"
+	started := time.Now()
+	f.add(container.InspectResponse{ID: id, Name: "/web", State: &container.State{Status: "running", Running: true,
+		StartedAt: started.UTC().Format(time.RFC3339Nano), FinishedAt: "0001-01-01T00:00:00Z"}, Config: &container.Config{}})
+	st := store.New(time.Minute)
+	s, err := New(f.host(), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	base := started.Add(time.Hour).UnixNano()
+	for i, a := range []events.Action{events.ActionExecCreate, events.ActionExecStart, events.ActionExecDie,
+		events.ActionHealthStatusHealthy, events.ActionKill, events.ActionStop} {
+		f.send(event(a, id, base+int64(i), map[string]string{"exitCode": "0"}))
+	}
+	f.send(event(events.ActionDie, id, base+1e9, map[string]string{"exitCode": "3"}))
+	waitFor(t, st, id, "the exit applied, and only its event received", func(s store.SourceStatus, c store.Container) bool {
+		return c.Exited && c.ExitCode == 3 && s.Events == 1
+	})
+}
+
+// Every action the source acts on is one it asks dockerd for.
+func TestEveryActionTranslatedIsAskedFor(t *testing.T) {
+	for _, a := range []events.Action{events.ActionCreate, events.ActionStart, events.ActionRestart, events.ActionStop,
+		events.ActionCheckpoint, events.ActionPause, events.ActionUnPause, events.ActionAttach, events.ActionDetach,
+		events.ActionResize, events.ActionUpdate, events.ActionRename, events.ActionKill, events.ActionDie,
+		events.ActionOOM, events.ActionDestroy, events.ActionRemove, events.ActionCommit, events.ActionTop,
+		events.ActionCopy, events.ActionArchivePath, events.ActionExtractToDir, events.ActionExport,
+		events.ActionExecCreate, events.ActionExecStart, events.ActionExecDie, events.ActionExecDetach,
+		events.ActionHealthStatus, events.ActionHealthStatusHealthy, events.ActionHealthStatusUnhealthy} {
+		tr, err := translate(store.RuntimeDocker, event(a, "c0ffee", 1, map[string]string{"exitCode": "0"}))
+		acts := err == nil && (tr.event != nil || tr.inspect || tr.refresh || tr.created)
+		if asked := slices.Contains(dockerActions, string(a)); acts && !asked && a != actionRemove {
+			t.Errorf("%s: translated, but not asked of dockerd", a)
+		}
 	}
 }

@@ -77,13 +77,14 @@ func newFakeDockerd(t *testing.T) *fakeDockerd {
 			f.streams++
 			history, broken := f.history, f.broken
 			f.mu.Unlock()
+			asked := wanted(r)
 			w.WriteHeader(http.StatusOK)
 			if since := r.URL.Query().Get("since"); since != "" {
 				sec, nsec, _ := strings.Cut(since, ".")
 				s, _ := strconv.ParseInt(sec, 10, 64)
 				ns, _ := strconv.ParseInt(nsec, 10, 64)
 				for _, m := range history {
-					if m.TimeNano > s*1e9+ns {
+					if m.TimeNano > s*1e9+ns && asked(m) {
 						_ = json.NewEncoder(w).Encode(m)
 					}
 				}
@@ -98,7 +99,7 @@ func newFakeDockerd(t *testing.T) *fakeDockerd {
 				case ev := <-f.events:
 					if raw, ok := ev.(string); ok {
 						_, _ = w.Write([]byte(raw + "\n"))
-					} else {
+					} else if m, ok := ev.(events.Message); !ok || asked(m) {
 						_ = json.NewEncoder(w).Encode(ev)
 					}
 					w.(http.Flusher).Flush()
@@ -111,6 +112,22 @@ func newFakeDockerd(t *testing.T) *fakeDockerd {
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// wanted reads an event stream request's filters as dockerd does: an
+// event passes when, for each term given, one of its values matches (type
+// and event, the terms the sources use).
+func wanted(r *http.Request) func(events.Message) bool {
+	var filters map[string]map[string]bool
+	_ = json.Unmarshal([]byte(r.URL.Query().Get("filters")), &filters)
+	return func(m events.Message) bool {
+		for term, field := range map[string]string{"type": string(m.Type), "event": string(m.Action)} {
+			if values := filters[term]; len(values) > 0 && !values[field] {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 // host is the fake's address as --docker.host takes it.

@@ -123,6 +123,20 @@ func created(runtime string, m events.Message, at time.Time, imageID string) sto
 // actionRemove is Podman's removal of a container, Docker's destroy.
 const actionRemove events.Action = "remove"
 
+// dockerActions are the events the Docker source asks dockerd for: those of
+// a container that translate counts or inspects for, and every image event
+// that can change what an image's name means (images.go). The others change
+// no count: exec_create, exec_start and exec_die for each exec (a health
+// check is one, every 30 s by default), health_status, attach, kill, stop,
+// update and more.
+var dockerActions = []string{
+	string(events.ActionCreate), string(events.ActionStart), string(events.ActionDie),
+	string(events.ActionOOM), string(events.ActionDestroy), string(events.ActionRename),
+	string(events.ActionPull), string(events.ActionTag), string(events.ActionUnTag),
+	string(events.ActionDelete), string(events.ActionImport), string(events.ActionLoad),
+	string(events.ActionPrune),
+}
+
 // translate turns one container event of runtime into a store event. Events
 // the exporter does not count (exec_die, Podman's exec_died: an exec never
 // changes the exit code; Podman's restart, which its start follows) translate

@@ -321,3 +321,50 @@ func TestBasicAuthFromWebConfig(t *testing.T) {
 		}
 	}
 }
+
+// A container created from an image name that dockerd has since moved to
+// another image (docker tag) gets the other image's id: the source, which
+// takes a known name's id without an inspect, hears of the tag (the events it
+// asks dockerd for include every image event that moves a name). A created
+// container is not inspected again until it starts.
+func TestImageNameMovedToAnotherImage(t *testing.T) {
+	t.Parallel()
+	e := startExporter(t, "--compat.legacy-metric-names", "--no-kernel")
+	name := "mcm-moved-" + randomID(6) + ":1"
+	docker(t, "tag", env.image, name)
+	t.Cleanup(func() { _, _ = dockerErr("rmi", name) })
+	imageOf := func(id string) {
+		t.Helper()
+		want := inspect(t, id, "{{.Image}}")
+		eventually(t, 30*time.Second, func() error {
+			s, err := e.scrape()
+			if err != nil {
+				return err
+			}
+			labels, _, ok := s.series("container_ooms", map[string]string{"docker_container_id": id})
+			if !ok {
+				return fmt.Errorf("%.12s not exported yet", id)
+			}
+			if labels["image_id"] != want {
+				return fmt.Errorf("%.12s: image_id %q, want %q", id, labels["image_id"], want)
+			}
+			return nil
+		})
+	}
+	create := func() string {
+		t.Helper()
+		id := docker(t, "create", "--network", "none", name, "sleep", "1")
+		t.Cleanup(func() { _, _ = dockerErr("rm", "-f", id) })
+		return id
+	}
+	first := create()
+	imageOf(first)
+	other := docker(t, "commit", first) // another image, then the name moved to it
+	t.Cleanup(func() { _, _ = dockerErr("rmi", "-f", other) })
+	docker(t, "tag", other, name)
+	second := create()
+	if got := inspect(t, second, "{{.Image}}"); got != other {
+		t.Fatalf("dockerd made %.12s from %s, want %s", second, got, other)
+	}
+	imageOf(second)
+}
