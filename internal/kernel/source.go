@@ -269,12 +269,16 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 	var (
 		backlog []queued
 		once    sync.Once
+		// buffered: a victim of the buffer was placed, and no counter was
+		// read for it (place reads one only for a prompt record).
+		buffered bool
 	)
 	apply := func(q queued, prompt bool) {
 		if q.v == nil {
 			s.store.Apply(store.ReportEnd{Seq: q.ended})
 			return
 		}
+		buffered = buffered || !prompt
 		s.victim(*q.v, q.at, q.live, prompt)
 	}
 	// flush applies the queued victims, before any later one: the store
@@ -304,6 +308,14 @@ func (s *Source) follow(ctx context.Context, r recordReader, up func()) error {
 			}
 			flush()
 			caughtUp, s.everLive = true, true
+			if buffered && !s.cg.v2() {
+				// A kill between the walk's reading and now is in the
+				// buffer, but its victim alone cannot raise the count (the
+				// counter also counts kills the buffer may not hold), and
+				// v1 notifies none: read every counter again, before a
+				// runtime removes a cgroup (v2 notifies each change).
+				s.readAllSoon()
+			}
 			up()
 		})
 	}

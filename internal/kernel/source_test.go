@@ -818,3 +818,42 @@ func remade(t *testing.T, h *fakeHierarchy, src *Source, rel string) {
 		return nil
 	})
 }
+
+// A restarted exporter reads each container's counter at its walk, and
+// then the kernel log's buffer. A kill between the two is in the buffer, but
+// its victim alone cannot raise the count (the counter counts the earlier
+// kills too, which the buffer may not hold), and cgroup v1 notifies no kill:
+// the counters are read again once the buffer's victims are placed, before a
+// runtime removes the cgroup of a container stopped a second later.
+func TestKillBetweenTheWalkAndTheBufferIsCounted(t *testing.T) {
+	h := newFakeHierarchy(t, false)
+	src, st := testSource(t, Config{SysFS: h.sys, ProcFS: t.TempDir()})
+	docker, key := "/docker/"+id1, "docker://"+id1
+	h.mkdir(docker, 5) // five kills before the exporter started
+	runCgroups(t, src)
+	wantOOMs(t, st, key, 5)
+	src.walkDone()
+	h.setKills(docker, 6) // the sixth, after the walk read the counter
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // as Run does
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-src.readAll:
+				src.cg.readAll(time.Second)
+			}
+		}
+	}()
+	f := &fakeLog{stopped: make(chan struct{}), drained: make(chan struct{}), items: []fakeRecord{
+		{text: oomKill(1, docker, 10)},
+		{text: killed(2, 10, "worker")}, // the buffer holds the sixth only
+	}}
+	done := make(chan error, 1)
+	go func() { done <- src.follow(ctx, f, func() {}) }()
+	wantOOMs(t, st, key, 6)
+	cancel()
+	f.stop()
+	<-done
+}
