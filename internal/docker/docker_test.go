@@ -125,10 +125,10 @@ func TestTCPHostWithTLSFromEnvironment(t *testing.T) {
 	}
 }
 
-// A malformed event is logged, counted, and skipped, and the stream goes on:
-// the events after it are applied, on the same stream, not after a
-// reconnect.
-func TestMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
+// followRunning follows a fake dockerd with one running container, and
+// returns the fake, the store and the container's id.
+func followRunning(t *testing.T) (*fakeDockerd, *store.Store, string) {
+	t.Helper()
 	f := newFakeDockerd(t)
 	const id = "c0ffee"
 	started := time.Now()
@@ -140,10 +140,18 @@ func TestMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	go s.Run(ctx)
+	return f, st, id
+}
+
+// A malformed event is logged, counted, and skipped, and the stream goes on:
+// the events after it are applied, on the same stream, not after a
+// reconnect.
+func TestMalformedEventsAreCountedAndTheStreamGoesOn(t *testing.T) {
+	f, st, id := followRunning(t)
 	// Events after the listing: dockerd's clock is the host's.
-	base := started.Add(time.Hour).UnixNano()
+	base := time.Now().Add(time.Hour).UnixNano()
 	f.send(event(events.ActionDie, id, base, map[string]string{"exitCode": "not a number"}))
 	f.send(`{"Type":"container","Action":"die","Actor":{"ID":"a/b"},"timeNano":1}`) // an id that is no id
 	f.send(event(events.ActionDie, id, base+1e9, map[string]string{"exitCode": "3"}))
@@ -202,20 +210,8 @@ func TestDockerAPIOfTheOtherEngineIsRefused(t *testing.T) {
 // exec's three events (a health check is an exec) and a health status are
 // not sent, so not received, decoded or counted.
 func TestOnlyEventsThatCountAreAskedFor(t *testing.T) {
-	f := newFakeDockerd(t)
-	const id = "c0ffee"
-	started := time.Now()
-	f.add(container.InspectResponse{ID: id, Name: "/web", State: &container.State{Status: "running", Running: true,
-		StartedAt: started.UTC().Format(time.RFC3339Nano), FinishedAt: "0001-01-01T00:00:00Z"}, Config: &container.Config{}})
-	st := store.New(time.Minute)
-	s, err := New(f.host(), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.Run(ctx)
-	base := started.Add(time.Hour).UnixNano()
+	f, st, id := followRunning(t)
+	base := time.Now().Add(time.Hour).UnixNano()
 	for i, a := range []events.Action{events.ActionExecCreate, events.ActionExecStart, events.ActionExecDie,
 		events.ActionHealthStatusHealthy, events.ActionKill, events.ActionStop} {
 		f.send(event(a, id, base+int64(i), map[string]string{"exitCode": "0"}))
