@@ -323,30 +323,21 @@ func readFile(path string) ([]byte, error) {
 	// Most of these files are a few dozen bytes: read on the stack, and
 	// kept in a slice of their size (a walk reads three of each container's).
 	var first [512]byte
-	var b []byte
+	b := first[:0]
 	for {
-		buf := first[:]
-		if b != nil {
-			if len(b) == cap(b) {
-				b = append(b, 0)[:len(b)]
-			}
-			buf = b[len(b):cap(b)]
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
 		}
-		n, err := unix.Read(fd, buf)
+		n, err := unix.Read(fd, b[len(b):cap(b)])
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
 			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-		case b == nil && n < len(first):
-			return bytes.Clone(first[:n]), nil // the whole file: the first read was short
-		case b == nil:
-			b = append(make([]byte, 0, 2*len(first)), first[:n]...)
-		case n == 0:
-			return b, nil
-		default:
-			b = b[:len(b)+n]
+		case n == 0, len(b) == 0 && n < cap(b): // the end, or the whole file at once
+			return bytes.Clone(b[:len(b)+n]), nil
 		}
+		b = b[:len(b)+n]
 	}
 }
 
