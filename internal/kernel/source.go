@@ -128,14 +128,7 @@ func (s *Source) Run(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.readAll:
-				s.cg.readAll(time.Second)
-			}
-		}
+		s.serveReadAll(ctx)
 	}()
 	if s.logReader != LogNone {
 		s.log.Info("reading the kernel log", "reader", s.logReader, "why", s.logWhy)
@@ -153,6 +146,19 @@ func (s *Source) Run(ctx context.Context) {
 	})
 	s.walkDone()
 	wg.Wait()
+}
+
+// serveReadAll reads every cgroup's counters each time readAllSoon asks,
+// until ctx ends.
+func (s *Source) serveReadAll(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.readAll:
+			s.cg.readAll(time.Second)
+		}
+	}
 }
 
 // walkedYet reports whether walked is closed.

@@ -836,16 +836,7 @@ func TestKillBetweenTheWalkAndTheBufferIsCounted(t *testing.T) {
 	h.setKills(docker, 6) // the sixth, after the walk read the counter
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { // as Run does
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-src.readAll:
-				src.cg.readAll(time.Second)
-			}
-		}
-	}()
+	go src.serveReadAll(ctx) // as Run does
 	f := &fakeLog{stopped: make(chan struct{}), drained: make(chan struct{}), items: []fakeRecord{
 		{text: oomKill(1, docker, 10)},
 		{text: killed(2, 10, "worker")}, // the buffer holds the sixth only
