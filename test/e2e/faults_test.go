@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,17 +266,75 @@ func (c *faultContainer) cgroupInParent() string {
 // waitStarts waits until the container started more than n times.
 func (c *faultContainer) waitStarts(t *testing.T, n int) { c.waitLines(t, "starts", "start", n) }
 
+// waitRestarted waits until the container started more than n times and
+// its runtime has done starting it. Its process logs the start before the
+// runtime's call to start it returns: a daemon killed in between (seen:
+// containerd, while dockerd 20.10 restarted a container by its policy)
+// fails the start, and dockerd then shows the container stopped for good
+// ("restartmanger wait error: transport is closing").
+func (c *faultContainer) waitRestarted(t *testing.T, n int) {
+	t.Helper()
+	c.waitStarts(t, n)
+	err := waitFor(60*time.Second, func() error {
+		if status, _, _ := c.state(t); status != "running" {
+			return fmt.Errorf("%s logged its start, but its runtime shows it %s", c.name, status)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, c.whereNow(t))
+	}
+}
+
 // waitOOMs waits until more than n of the container's processes were OOM-killed.
 func (c *faultContainer) waitOOMs(t *testing.T, n int) { c.waitLines(t, "ooms", "oom", n) }
 
 func (c *faultContainer) waitLines(t *testing.T, ext, word string, n int) {
 	t.Helper()
-	eventually(t, 60*time.Second, func() error {
+	err := waitFor(60*time.Second, func() error {
 		if got := c.lines(t, ext, word); got <= n {
 			return fmt.Errorf("%s logged %q %d times, waiting for the %d. time", c.name, word, got, n+1)
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, c.whereNow(t))
+	}
+}
+
+// whereNow tells what the test knows of the container when a wait for it
+// failed: whether it took its trigger, the processes in its cgroup, what
+// its runtime shows, and the lines of the runtimes' logs that name it.
+func (c *faultContainer) whereNow(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	_, err := os.Stat(filepath.Join(c.wl.dir, c.name+".go"))
+	fmt.Fprintf(&b, "%s: trigger pending: %t\n", c.name, err == nil)
+	procs, err := os.ReadFile(filepath.Join(c.cgroup(), "cgroup.procs"))
+	fmt.Fprintf(&b, "%s: processes in its cgroup: %q (%v)\n", c.name, strings.Fields(string(procs)), err)
+	status, code, restarts := c.state(t)
+	fmt.Fprintf(&b, "%s: its runtime shows it %s, exit code %d, restart count %d\n", c.name, status, code, restarts)
+	for _, d := range []string{"dockerd", "containerd"} {
+		fmt.Fprintf(&b, "%s's log, its last errors and lines naming %s:\n%s\n", d, c.id,
+			linesWith(daemonOf(t, d).LogPath(), 40, c.id, "level=error"))
+	}
+	return b.String()
+}
+
+// linesWith is the last n lines of the file at path that contain any of
+// the strings.
+func linesWith(path string, n int, subs ...string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if slices.ContainsFunc(subs, func(s string) bool { return strings.Contains(l, s) }) {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // waitExited waits until the runtime shows the container exited with code.
@@ -290,7 +349,7 @@ func (c *faultContainer) waitExited(t *testing.T, code int) {
 }
 
 // crash makes each Docker container exit once and waits until its restart
-// policy started it again.
+// policy started it again, and its runtime is done starting it.
 func crash(t *testing.T, cs ...*faultContainer) {
 	t.Helper()
 	before := make([]int, len(cs))
@@ -299,7 +358,7 @@ func crash(t *testing.T, cs ...*faultContainer) {
 		c.trigger(t)
 	}
 	for i, c := range cs {
-		c.waitStarts(t, before[i])
+		c.waitRestarted(t, before[i])
 	}
 }
 
@@ -510,7 +569,7 @@ func runtimeKills(t *testing.T, daemons ...string) {
 
 		waitSourcesUp(t, e, kills)
 		for i, c := range away {
-			c.waitStarts(t, starts[i]) // by their restart policy
+			c.waitRestarted(t, starts[i]) // by their restart policy
 		}
 		worker.waitOOMs(t, ooms)
 		kworker.waitOOMs(t, kooms)

@@ -97,10 +97,13 @@ func (h *Harness) StartRuntimes(ctx context.Context) (*Runtimes, error) {
 		return nil, err
 	}
 	h.noteHostDirs("/run/docker", "/run/docker/plugins")
+	// --debug: dockerd logs what it does with each container (restore,
+	// start, why a restart by its policy failed) only at debug level, and
+	// a failed test prints those lines from its log.
 	dockerd := h.newProcess("dockerd", "dockerd", "--config-file", d+"/daemon.json", "--data-root", d+"/data",
 		"--exec-root", d+"/exec", "-H", r.DockerHost, "--pidfile", d+"/docker.pid", "--containerd", c.address,
 		"--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false", "--bridge=none",
-		"--userland-proxy=false", "--storage-driver=vfs", "--exec-opt", "native.cgroupdriver=cgroupfs")
+		"--userland-proxy=false", "--storage-driver=vfs", "--exec-opt", "native.cgroupdriver=cgroupfs", "--debug")
 	dockerd.Ready = Readiness{URL: "http://docker/_ping", Unix: d + "/docker.sock"}
 	if err := dockerd.Start(ctx); err != nil {
 		return nil, err
