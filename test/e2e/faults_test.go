@@ -159,7 +159,7 @@ func (c *faultContainer) replace(t *testing.T) *faultContainer {
 // looks for its processes.
 func (c *faultContainer) waitCgroup(t *testing.T) {
 	t.Helper()
-	eventually(t, 60*time.Second, func() error {
+	c.eventually(t, func() error {
 		_, err := os.Stat(filepath.Join(c.cgroup(), "cgroup.procs"))
 		return err
 	})
@@ -237,7 +237,7 @@ func (c *faultContainer) trigger(t *testing.T) {
 func waitGone(t *testing.T, cs ...*faultContainer) {
 	t.Helper()
 	for _, c := range cs {
-		eventually(t, 60*time.Second, func() error {
+		c.eventually(t, func() error {
 			if _, err := os.Stat(filepath.Join(c.wl.dir, c.name+".go")); err == nil {
 				return fmt.Errorf("%s has not taken its trigger yet", c.name)
 			}
@@ -275,15 +275,12 @@ func (c *faultContainer) waitStarts(t *testing.T, n int) { c.waitLines(t, "start
 func (c *faultContainer) waitRestarted(t *testing.T, n int) {
 	t.Helper()
 	c.waitStarts(t, n)
-	err := waitFor(60*time.Second, func() error {
+	c.eventually(t, func() error {
 		if status, _, _ := c.state(t); status != "running" {
 			return fmt.Errorf("%s logged its start, but its runtime shows it %s", c.name, status)
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, c.whereNow(t))
-	}
 }
 
 // waitOOMs waits until more than n of the container's processes were OOM-killed.
@@ -291,14 +288,22 @@ func (c *faultContainer) waitOOMs(t *testing.T, n int) { c.waitLines(t, "ooms", 
 
 func (c *faultContainer) waitLines(t *testing.T, ext, word string, n int) {
 	t.Helper()
-	err := waitFor(60*time.Second, func() error {
+	c.eventually(t, func() error {
 		if got := c.lines(t, ext, word); got <= n {
 			return fmt.Errorf("%s logged %q %d times, waiting for the %d. time", c.name, word, got, n+1)
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, c.whereNow(t))
+}
+
+// eventually waits up to 60 s until f returns nil. If it does not, the
+// test fails with f's error and then logs where the container is now.
+func (c *faultContainer) eventually(t *testing.T, f func() error) {
+	t.Helper()
+	if err := waitFor(60*time.Second, f); err != nil {
+		t.Error(err) // first: whereNow itself can fail the test
+		t.Log(c.whereNow(t))
+		t.FailNow()
 	}
 }
 
@@ -340,7 +345,7 @@ func linesWith(path string, n int, subs ...string) string {
 // waitExited waits until the runtime shows the container exited with code.
 func (c *faultContainer) waitExited(t *testing.T, code int) {
 	t.Helper()
-	eventually(t, 60*time.Second, func() error {
+	c.eventually(t, func() error {
 		if status, got, _ := c.state(t); status != "exited" || got != code {
 			return fmt.Errorf("%s is %s with exit code %d, want exited with %d", c.name, status, got, code)
 		}
@@ -370,7 +375,7 @@ func (wl *faultWorkload) finish(t *testing.T, cs ...*faultContainer) {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		eventually(t, 60*time.Second, func() error {
+		c.eventually(t, func() error {
 			b, err := os.ReadFile(filepath.Join(wl.dir, c.name+".starts"))
 			if err != nil {
 				return err
